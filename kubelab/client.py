@@ -1,0 +1,156 @@
+"""The Python SDK: typed objects in, typed objects out, over the apiserver's gRPC API.
+
+    async with Client.connect() as api:
+        svc, result = await api.apply(service)
+        items, rv = await api.list("svc", label_selector="app=shop")
+
+Errors arrive as `ApiError` carrying the gRPC status code, so callers branch
+on meaning (`NOT_FOUND`, `ABORTED`, ...) rather than on text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+
+import grpc
+from google.protobuf.message import Message
+
+from kubelab import home
+from kubelab.core import kinds
+from kubelab.v1 import api_pb2, api_pb2_grpc
+
+
+class ApiError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code.name}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: str
+    object: Message | None
+    resource_version: str
+
+
+def _api_error(err: grpc.aio.AioRpcError) -> ApiError:
+    return ApiError(err.code(), err.details() or "")
+
+
+class Client:
+    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(target)
+        self._stub = api_pb2_grpc.ApiStub(self._channel)
+
+    @classmethod
+    def connect(cls, target: str | None = None, *, timeout: float = 10.0) -> Client:
+        return cls(target or home.api_address(), timeout=timeout)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until the channel connects (the apiserver is listening)."""
+        await asyncio.wait_for(self._channel.channel_ready(), timeout)
+
+    async def create(self, obj: Message) -> Message:
+        try:
+            out = await self._stub.Create(
+                api_pb2.CreateRequest(object=kinds.wrap(obj)), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        return kinds.unwrap(out)[1]
+
+    async def update(self, obj: Message) -> Message:
+        try:
+            out = await self._stub.Update(
+                api_pb2.UpdateRequest(object=kinds.wrap(obj)), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        return kinds.unwrap(out)[1]
+
+    async def apply(self, obj: Message) -> tuple[Message, str]:
+        """Create or update; returns the stored object and kubectl's word for what happened."""
+        try:
+            out = await self._stub.Apply(
+                api_pb2.ApplyRequest(object=kinds.wrap(obj)), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        return kinds.unwrap(out.object)[1], out.result
+
+    async def get(self, kind: str, name: str, namespace: str = "default") -> Message:
+        key = api_pb2.ObjectKey(kind=kind, namespace=namespace, name=name)
+        try:
+            out = await self._stub.Get(api_pb2.GetRequest(key=key), timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        return kinds.unwrap(out)[1]
+
+    async def list(
+        self, kind: str, namespace: str = "", label_selector: str = ""
+    ) -> tuple[list[Message], str]:
+        """Objects of a kind (every namespace when `namespace` is empty) and the list's revision."""
+        request = api_pb2.ListRequest(
+            kind=kind, namespace=namespace, label_selector=label_selector
+        )
+        try:
+            out = await self._stub.List(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        return [kinds.unwrap(item)[1] for item in out.items], out.resource_version
+
+    async def delete(
+        self, kind: str, name: str, namespace: str = "default", resource_version: str = ""
+    ) -> Message:
+        key = api_pb2.ObjectKey(kind=kind, namespace=namespace, name=name)
+        request = api_pb2.DeleteRequest(key=key, resource_version=resource_version)
+        try:
+            out = await self._stub.Delete(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        return kinds.unwrap(out)[1]
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        resource_version: str = "",
+    ) -> AsyncIterator[WatchEvent]:
+        """Stream changes. Without a resourceVersion the current objects come first as
+        ADDED, then a BOOKMARK, then changes as they happen."""
+        request = api_pb2.WatchRequest(
+            kind=kind,
+            namespace=namespace,
+            label_selector=label_selector,
+            resource_version=resource_version,
+        )
+        call = self._stub.Watch(request)
+        try:
+            async for event in call:
+                obj = kinds.unwrap(event.object)[1] if event.HasField("object") else None
+                yield WatchEvent(event.type, obj, event.resource_version)
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        finally:
+            call.cancel()

@@ -1,0 +1,102 @@
+"""The kinds kubelab serves, and how their names are spelled.
+
+One `KindInfo` per kind: its resource name (`services`), the names a user may
+type (`svc`, `service`), its Kubernetes apiVersion and kind, whether it is
+namespaced, its message class and which field of `kubelab.v1.Object` holds it.
+Everything that maps between "what the user typed" and "which proto message"
+goes through here, so adding a kind is one entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from kubelab.v1 import api_pb2, objects_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    resource: str
+    kind: str
+    api_version: str
+    namespaced: bool
+    message: type[Message]
+    oneof_field: str
+    aliases: tuple[str, ...]
+
+
+SERVICES = KindInfo(
+    "services", "Service", "v1", True, objects_pb2.Service, "service", ("svc", "service")
+)
+PODS = KindInfo("pods", "Pod", "v1", True, objects_pb2.Pod, "pod", ("po", "pod"))
+DEPLOYMENTS = KindInfo(
+    "deployments",
+    "Deployment",
+    "apps/v1",
+    True,
+    objects_pb2.Deployment,
+    "deployment",
+    ("deploy", "deployment"),
+)
+ENDPOINTSLICES = KindInfo(
+    "endpointslices",
+    "EndpointSlice",
+    "discovery.k8s.io/v1",
+    True,
+    objects_pb2.EndpointSlice,
+    "endpoint_slice",
+    ("endpointslice", "eps"),
+)
+NODES = KindInfo("nodes", "Node", "v1", False, objects_pb2.Node, "node", ("no", "node"))
+
+ALL_KINDS: tuple[KindInfo, ...] = (SERVICES, PODS, DEPLOYMENTS, ENDPOINTSLICES, NODES)
+
+_BY_NAME: dict[str, KindInfo] = {}
+for _info in ALL_KINDS:
+    for _name in (_info.resource, _info.kind.lower(), *_info.aliases):
+        _BY_NAME[_name] = _info
+_BY_KIND = {info.kind: info for info in ALL_KINDS}
+_BY_FIELD = {info.oneof_field: info for info in ALL_KINDS}
+
+
+class UnknownKindError(ValueError):
+    pass
+
+
+def kind_info(name: str) -> KindInfo:
+    """Resolve what a user typed (`svc`, `Service`, `services`) to a kind."""
+    info = _BY_NAME.get(name.lower()) or _BY_KIND.get(name)
+    if info is None:
+        known = ", ".join(i.resource for i in ALL_KINDS)
+        raise UnknownKindError(f'unknown kind "{name}"; known kinds: {known}')
+    return info
+
+
+def kind_of_manifest(api_version: str, kind: str) -> KindInfo | None:
+    """The kind a manifest's apiVersion/kind names, or None when unsupported."""
+    info = _BY_KIND.get(kind)
+    if info is None or info.api_version != api_version:
+        return None
+    return info
+
+
+def wrap(obj: Message) -> api_pb2.Object:
+    """Put a typed object into the `Object` oneof."""
+    for info in ALL_KINDS:
+        if isinstance(obj, info.message):
+            wrapped = api_pb2.Object()
+            getattr(wrapped, info.oneof_field).CopyFrom(obj)
+            return wrapped
+    raise UnknownKindError(f"not an API object: {type(obj).__name__}")
+
+
+def unwrap(wrapped: api_pb2.Object) -> tuple[KindInfo, Message]:
+    """The kind and the typed object held by an `Object`."""
+    field = wrapped.WhichOneof("kind")
+    if field is None:
+        raise UnknownKindError("object: Required value: exactly one kind must be set")
+    info = _BY_FIELD[field]
+    message: Message = getattr(wrapped, field)
+    return info, message
