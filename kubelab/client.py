@@ -110,9 +110,7 @@ class Client:
         self, kind: str, namespace: str = "", label_selector: str = ""
     ) -> tuple[list[Message], str]:
         """Objects of a kind (every namespace when `namespace` is empty) and the list's revision."""
-        request = api_pb2.ListRequest(
-            kind=kind, namespace=namespace, label_selector=label_selector
-        )
+        request = api_pb2.ListRequest(kind=kind, namespace=namespace, label_selector=label_selector)
         try:
             out = await self._stub.List(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as err:

@@ -7,6 +7,7 @@ the committed code is not stale.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,8 +17,17 @@ PROTO_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PROTO_ROOT.parent
 
 
+def _plugin(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found: install the dev extra (mypy-protobuf)")
+    return found
+
+
 def generate(out: Path) -> None:
-    sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "kubelab/v1").glob("*.proto"))
+    sources = sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "kubelab/v1").glob("*.proto")
+    )
     include = str(Path(protoc.__file__).parent / "_proto")
     args = [
         "protoc",
@@ -26,6 +36,9 @@ def generate(out: Path) -> None:
         f"--python_out={out}",
         f"--pyi_out={out}",
         f"--grpc_python_out={out}",
+        # Typed stubs for the gRPC modules (mypy-protobuf), so mypy --strict checks callers.
+        f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
+        f"--mypy_grpc_out={out}",
         *sources,
     ]
     if protoc.main(args) != 0:

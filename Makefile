@@ -1,0 +1,44 @@
+# The two commands a new user needs: `make up` (a running cluster) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: up down status test test-fast lint proto bench clean
+
+$(BIN)/kubelab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+up: $(BIN)/kubelab            ## start the embedded cluster in the background
+	$(BIN)/kubelab up
+
+down: $(BIN)/kubelab
+	$(BIN)/kubelab down
+
+status: $(BIN)/kubelab
+	$(BIN)/kubelab status
+
+test: $(BIN)/kubelab          ## the whole suite: lint, types, unit, integration
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+test-fast: $(BIN)/kubelab
+	$(BIN)/pytest -q tests/unit
+
+lint: $(BIN)/kubelab
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+proto: $(BIN)/kubelab         ## regenerate kubelab/v1 from proto/
+	$(BIN)/python proto/generate.py
+
+bench: $(BIN)/kubelab
+	$(BIN)/python bench/api.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

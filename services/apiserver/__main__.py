@@ -1,0 +1,95 @@
+"""The apiserver process: `python -m services.apiserver --etcd 127.0.0.1:2379 --listen ...`.
+
+Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation view has
+synced) and reflection; optionally Prometheus metrics. SIGTERM/SIGINT stop it
+gracefully: health flips to NOT_SERVING, in-flight calls get a grace period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+from pathlib import Path
+
+from kubelab.core.allocators import ClusterIPAllocator, NodePortAllocator, PortRange
+from kubelab.obs.logs import setup_logging
+from kubelab.obs.metrics import serve_metrics
+from kubelab.rpc.server import start_server
+from kubelab.store import Store
+from services.apiserver import servicer
+from services.apiserver.allocation_view import AllocationView
+from services.apiserver.registry import AllocationConfig, Registry
+
+log = logging.getLogger("apiserver")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="apiserver", description=__doc__)
+    parser.add_argument("--listen", default="127.0.0.1:6443", help="host:port (port 0: any)")
+    parser.add_argument("--etcd", default="127.0.0.1:2379", help="etcd client host:port")
+    parser.add_argument("--service-cidr", default="127.96.0.0/16")
+    parser.add_argument("--node-port-range", default="30000-32767")
+    parser.add_argument(
+        "--dns-ip",
+        default=None,
+        help="ClusterIP kept for cluster DNS (default: the CIDR's 10th address)",
+    )
+    parser.add_argument("--address-file", type=Path, help="write the bound host:port here")
+    parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
+    parser.add_argument("--log-level", default=None)
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    network = ipaddress.IPv4Network(args.service_cidr, strict=False)
+    dns_ip = args.dns_ip or str(network.network_address + 10)
+    allocation = AllocationConfig(
+        ips=ClusterIPAllocator(args.service_cidr, reserved=[dns_ip]),
+        ports=NodePortAllocator(PortRange.parse(args.node_port_range)),
+    )
+    store = Store(args.etcd)
+    view = AllocationView(store)
+    registry = Registry(store, view, allocation)
+    server = await start_server(args.listen, [servicer.register(registry)], [servicer.SERVICE_NAME])
+    metrics = None
+    if args.metrics:
+        host, _, port = args.metrics.rpartition(":")
+        metrics = await serve_metrics(host or "127.0.0.1", int(port))
+    if args.address_file:
+        args.address_file.write_text(server.address)
+    log.info("listening on %s; syncing allocations from etcd %s", server.address, args.etcd)
+    await view.start()
+    await server.set_serving(True)
+    log.info("serving", extra={"service_cidr": str(network), "node_ports": args.node_port_range})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop(grace=5)
+    if metrics:
+        metrics.close()
+    await view.stop()
+    await store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging("apiserver", args.log_level)
+    try:
+        asyncio.run(run(args))
+    except OSError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from None
+    except ValueError as err:
+        log.error("bad configuration: %s", err)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

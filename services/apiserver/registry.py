@@ -1,0 +1,325 @@
+"""The apiserver's operations: default, validate, allocate, store (DESIGN §2.1).
+
+`Registry` turns an API call into at most one etcd transaction. For a
+Service, the object and every claim it takes or releases (ClusterIP,
+NodePorts) are written in that same transaction, so no allocation can be
+duplicated or leaked, whichever of several apiservers answers. Order of work:
+
+1. defaults (Kubernetes'), then validation: bad input stops here and nothing
+   is written;
+2. for Services, fill in clusterIP / nodePorts: requested values are checked
+   against the ranges, missing ones are picked from what `AllocationView`
+   believes is free;
+3. one transaction. A requested value someone else holds is refused with
+   Kubernetes' words (`provided port is already allocated`); a value this
+   process picked that turns out taken (another apiserver won the race) is
+   picked again, a bounded number of times.
+
+Updates without a resourceVersion (apply, label) read, change and
+compare-and-swap, retrying on conflict; with one, a conflict is the caller's
+(ABORTED).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kubelab.core import errors, kinds, validation
+from kubelab.core.allocators import (
+    Claim,
+    ClaimKind,
+    ClusterIPAllocator,
+    NodePortAllocator,
+    assign_service,
+    keep_allocated_values,
+    service_claims,
+)
+from kubelab.core.errors import FieldError, InvalidObjectError
+from kubelab.core.kinds import KindInfo
+from kubelab.store import (
+    AlreadyExistsError,
+    ClaimTakenError,
+    ConflictError,
+    NotFoundError,
+    Store,
+)
+from kubelab.v1 import objects_pb2
+from services.apiserver.allocation_view import AllocationView
+
+log = logging.getLogger(__name__)
+
+_ALLOCATION_ATTEMPTS = 16
+_CAS_ATTEMPTS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationConfig:
+    ips: ClusterIPAllocator
+    ports: NodePortAllocator
+
+
+def _meta(obj: Message) -> Any:
+    return obj.metadata  # type: ignore[attr-defined]
+
+
+def _now() -> Timestamp:
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    stamp.nanos = 0
+    return stamp
+
+
+def _copy(obj: Message) -> Any:
+    out = obj.__class__()
+    out.CopyFrom(obj)
+    return out
+
+
+def _spec_or_none(obj: Message) -> Message | None:
+    return obj.spec if obj.HasField("spec") else None  # type: ignore[attr-defined]
+
+
+def _same_content(a: Message, b: Message) -> bool:
+    """True when an update would change nothing a user wrote (spec, labels, annotations)."""
+    meta_a, meta_b = _meta(a), _meta(b)
+    if dict(meta_a.labels) != dict(meta_b.labels):
+        return False
+    if dict(meta_a.annotations) != dict(meta_b.annotations):
+        return False
+    rest_a, rest_b = _copy(a), _copy(b)
+    for obj in (rest_a, rest_b):
+        obj.ClearField("metadata")
+        if obj.DESCRIPTOR.fields_by_name.get("status") is not None:
+            obj.ClearField("status")
+    return bool(rest_a == rest_b)
+
+
+def _requested_field(svc: objects_pb2.Service, claim: Claim) -> tuple[str, object, str]:
+    if claim.kind is ClaimKind.CLUSTER_IP:
+        return "spec.clusterIP", svc.spec.cluster_ip, "provided IP is already allocated"
+    protocol, _, number = claim.name.partition("/")
+    for index, port in enumerate(svc.spec.ports):
+        if port.node_port == int(number) and (port.protocol or "TCP") == protocol:
+            return (
+                f"spec.ports[{index}].nodePort",
+                port.node_port,
+                ("provided port is already allocated"),
+            )
+    return "spec.ports", claim.name, "provided port is already allocated"
+
+
+class Registry:
+    def __init__(
+        self,
+        store: Store,
+        view: AllocationView,
+        allocation: AllocationConfig,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.view = view
+        self.allocation = allocation
+        self.rng = rng or random.Random()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _prepare(self, info: KindInfo, obj: Message) -> Any:
+        """A defaulted copy of what the client sent, with server-owned metadata cleared."""
+        prepared = _copy(obj)
+        validation.apply_defaults(info, prepared)
+        meta = _meta(prepared)
+        if not info.namespaced:
+            meta.namespace = ""
+        return prepared
+
+    def _check(self, info: KindInfo, obj: Message, found: list[FieldError]) -> None:
+        if found:
+            raise InvalidObjectError(info.kind, _meta(obj).name, found)
+
+    async def _write_service(
+        self,
+        svc: objects_pb2.Service,
+        *,
+        current: objects_pb2.Service | None,
+    ) -> objects_pb2.Service:
+        """Allocate and write a Service (create when `current` is None)."""
+        held = service_claims(current) if current is not None else frozenset()
+        requested = service_claims(svc)
+        base = _copy(svc)
+        for _ in range(_ALLOCATION_ATTEMPTS):
+            attempt = _copy(base)
+            assignment = assign_service(
+                attempt,
+                ips=self.allocation.ips,
+                ports=self.allocation.ports,
+                is_taken=self.view.is_taken,
+                held=held,
+                rng=self.rng,
+            )
+            self._check(SERVICE, attempt, list(assignment.errors))
+            new_claims = assignment.claims - held
+            self.view.hold(new_claims)
+            try:
+                if current is None:
+                    written: objects_pb2.Service = await self.store.create(attempt, new_claims)
+                else:
+                    written = await self.store.update(
+                        attempt,
+                        expected_revision=int(current.metadata.resource_version),
+                        claim=new_claims,
+                        release=held - assignment.claims,
+                    )
+            except ClaimTakenError as err:
+                refused = [c for c in err.claims if c in requested]
+                if refused:
+                    problems = []
+                    for claim in refused:
+                        field, value, detail = _requested_field(attempt, claim)
+                        problems.append(errors.invalid(field, value, detail))
+                    raise InvalidObjectError("Service", attempt.metadata.name, problems) from None
+                self.view.learn_taken(err.claims)
+                continue
+            finally:
+                self.view.drop(new_claims)
+            self.view.learn_taken(new_claims)
+            return written
+        raise ConflictError(
+            "could not allocate after several attempts (heavy contention); retry", 0
+        )
+
+    async def _write(self, info: KindInfo, obj: Message, current: Message | None) -> Message:
+        if isinstance(obj, objects_pb2.Service):
+            cur = current if isinstance(current, objects_pb2.Service) else None
+            return await self._write_service(obj, current=cur)
+        if current is None:
+            return await self.store.create(obj)
+        return await self.store.update(obj, expected_revision=int(_meta(current).resource_version))
+
+    # ------------------------------------------------------------------ operations
+
+    async def create(self, obj: Message) -> Message:
+        info = kinds.unwrap(kinds.wrap(obj))[0]
+        new = self._prepare(info, obj)
+        meta = _meta(new)
+        meta.uid = str(uuid.uuid4())
+        meta.resource_version = ""
+        meta.generation = 1
+        meta.creation_timestamp.CopyFrom(_now())
+        meta.ClearField("deletion_timestamp")
+        if info.message in (objects_pb2.Service, objects_pb2.Pod, objects_pb2.Deployment):
+            new.ClearField("status")
+        self._check(info, new, validation.validate_object(info, new))
+        written = await self._write(info, new, None)
+        log.info("created", extra={info.resource: f"{meta.namespace}/{meta.name}"})
+        return written
+
+    async def update(self, obj: Message) -> tuple[Message, bool]:
+        """Replace spec, labels and annotations. Returns the stored object and whether
+        anything changed. With metadata.resourceVersion set, only at that version."""
+        info = kinds.unwrap(kinds.wrap(obj))[0]
+        wanted_revision = _meta(obj).resource_version
+        for _ in range(_CAS_ATTEMPTS):
+            new = self._prepare(info, obj)
+            meta = _meta(new)
+            current = await self.store.get(info, meta.namespace, meta.name)
+            current_meta = _meta(current)
+            if wanted_revision and wanted_revision != current_meta.resource_version:
+                raise ConflictError(
+                    f'Operation cannot be fulfilled on {info.resource} "{meta.name}": the '
+                    "object has been modified; please apply your changes to the latest "
+                    "version and try again",
+                    int(current_meta.resource_version),
+                )
+            if isinstance(new, objects_pb2.Service) and isinstance(current, objects_pb2.Service):
+                keep_allocated_values(current, new)
+            _carry_server_metadata(current_meta, meta)
+            meta.resource_version = current_meta.resource_version
+            if new.DESCRIPTOR.fields_by_name.get("status") is not None:
+                if current.HasField("status"):
+                    new.status.CopyFrom(current.status)  # type: ignore[attr-defined]
+                else:
+                    new.ClearField("status")
+            if _same_content(new, current):
+                return current, False
+            if _spec_or_none(new) != _spec_or_none(current):
+                meta.generation = current_meta.generation + 1
+            found = validation.validate_update(info, current, new)
+            found += validation.validate_object(info, new)
+            self._check(info, new, found)
+            try:
+                written = await self._write(info, new, current)
+            except ConflictError:
+                if wanted_revision:
+                    raise
+                continue
+            log.info("updated", extra={info.resource: f"{meta.namespace}/{meta.name}"})
+            return written, True
+        raise ConflictError(f'{info.resource} "{_meta(obj).name}" keeps changing; retry', 0)
+
+    async def apply(self, obj: Message) -> tuple[Message, str]:
+        info = kinds.unwrap(kinds.wrap(obj))[0]
+        meta = _meta(obj)
+        namespace = (meta.namespace or "default") if info.namespaced else ""
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                await self.store.get(info, namespace, meta.name)
+            except NotFoundError:
+                try:
+                    return await self.create(obj), "created"
+                except AlreadyExistsError:
+                    continue
+            try:
+                written, changed = await self.update(obj)
+            except NotFoundError:
+                continue
+            return written, "configured" if changed else "unchanged"
+        raise ConflictError(f'{info.resource} "{meta.name}" keeps changing; retry', 0)
+
+    async def delete(
+        self, info: KindInfo, namespace: str, name: str, resource_version: str = ""
+    ) -> Message:
+        namespace = (namespace or "default") if info.namespaced else ""
+        for _ in range(_CAS_ATTEMPTS):
+            current = await self.store.get(info, namespace, name)
+            current_revision = _meta(current).resource_version
+            if resource_version and resource_version != current_revision:
+                raise ConflictError(
+                    f'Operation cannot be fulfilled on {info.resource} "{name}": the object '
+                    "has been modified; please apply your changes to the latest version "
+                    "and try again",
+                    int(current_revision),
+                )
+            release = service_claims(current) if isinstance(current, objects_pb2.Service) else ()
+            try:
+                await self.store.delete(
+                    info, namespace, name, expected_revision=int(current_revision), release=release
+                )
+            except ConflictError:
+                if resource_version:
+                    raise
+                continue
+            log.info("deleted", extra={info.resource: f"{namespace}/{name}"})
+            return current
+        raise ConflictError(f'{info.resource} "{name}" keeps changing; retry', 0)
+
+
+def _carry_server_metadata(current: Any, new: Any) -> None:
+    """Fields the server owns survive an update whatever the client sent."""
+    new.uid = current.uid
+    new.generation = current.generation
+    new.creation_timestamp.CopyFrom(current.creation_timestamp)
+    if current.HasField("deletion_timestamp"):
+        new.deletion_timestamp.CopyFrom(current.deletion_timestamp)
+    else:
+        new.ClearField("deletion_timestamp")
+
+
+SERVICE = kinds.SERVICES

@@ -1,0 +1,248 @@
+"""The `kubelab.v1.Api` gRPC servicer: requests in, `Registry` calls, status codes out.
+
+Status codes carry the meaning (DESIGN §4), mapped in one place (`_status_of`):
+invalid input → INVALID_ARGUMENT whose message names the field path (and the
+trailing metadata `kubelab-field-errors` lists them as JSON for programs);
+NOT_FOUND; ALREADY_EXISTS; stale resourceVersion → ABORTED; a watch from a
+compacted revision → OUT_OF_RANGE (relist); etcd down → UNAVAILABLE; a full
+allocation range → RESOURCE_EXHAUSTED. Anything else is a bug: logged with its
+traceback, answered INTERNAL.
+
+Watch follows Kubernetes' filtered-watch semantics: with a label selector, an
+object that stops matching is sent as DELETED and one that starts matching as
+ADDED.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from prometheus_client import Counter, Histogram
+
+from kubelab.core import kinds, selectors
+from kubelab.core.allocators import RangeFullError
+from kubelab.core.errors import InvalidObjectError
+from kubelab.core.kinds import UnknownKindError
+from kubelab.store import (
+    AlreadyExistsError,
+    ClaimTakenError,
+    CompactedError,
+    ConflictError,
+    EventType,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from kubelab.v1 import api_pb2, api_pb2_grpc
+from services.apiserver.registry import Registry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+REQUESTS = Counter("kubelab_apiserver_requests_total", "API requests", ["method", "code"])
+LATENCY = Histogram(
+    "kubelab_apiserver_request_seconds",
+    "API request latency",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+
+
+def _status_of(err: Exception) -> tuple[grpc.StatusCode, str] | None:
+    match err:
+        case InvalidObjectError():
+            return grpc.StatusCode.INVALID_ARGUMENT, str(err)
+        case UnknownKindError() | selectors.SelectorSyntaxError():
+            return grpc.StatusCode.INVALID_ARGUMENT, str(err)
+        case NotFoundError():
+            return grpc.StatusCode.NOT_FOUND, str(err)
+        case AlreadyExistsError():
+            return grpc.StatusCode.ALREADY_EXISTS, str(err)
+        case ConflictError():
+            return grpc.StatusCode.ABORTED, str(err)
+        case CompactedError():
+            return grpc.StatusCode.OUT_OF_RANGE, f"too old resource version: {err}; relist"
+        case StoreUnavailableError():
+            return grpc.StatusCode.UNAVAILABLE, f"storage is unavailable: {err}"
+        case RangeFullError():
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, "failed to allocate: range is full"
+        case ClaimTakenError():
+            return grpc.StatusCode.ABORTED, str(err)
+    return None
+
+
+async def _answer(
+    method: str, context: Context, call: Callable[[], Awaitable[T]]
+) -> T:
+    started = time.perf_counter()
+    code = grpc.StatusCode.OK
+    try:
+        return await call()
+    except Exception as err:
+        mapped = _status_of(err)
+        if mapped is None:
+            log.exception("internal error in %s", method)
+            mapped = (grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
+        code = mapped[0]
+        trailing: tuple[tuple[str, str], ...] = ()
+        if isinstance(err, InvalidObjectError):
+            fields = json.dumps([e.as_dict() for e in err.errors])
+            trailing = (("kubelab-field-errors", fields),)
+        await context.abort(mapped[0], mapped[1], trailing_metadata=trailing)
+        raise  # abort raises; this is for the type checker
+    finally:
+        REQUESTS.labels(method, code.name).inc()
+        LATENCY.labels(method).observe(time.perf_counter() - started)
+
+
+def _object_of(request_object: api_pb2.Object) -> Message:
+    return kinds.unwrap(request_object)[1]
+
+
+def _labels(obj: Message | None) -> dict[str, str]:
+    if obj is None:
+        return {}
+    return dict(obj.metadata.labels)  # type: ignore[attr-defined]
+
+
+class ApiServicer(api_pb2_grpc.ApiServicer):
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def Create(
+        self, request: api_pb2.CreateRequest, context: Context
+    ) -> api_pb2.Object:
+        async def call() -> api_pb2.Object:
+            return kinds.wrap(await self.registry.create(_object_of(request.object)))
+
+        return await _answer("Create", context, call)
+
+    async def Update(
+        self, request: api_pb2.UpdateRequest, context: Context
+    ) -> api_pb2.Object:
+        async def call() -> api_pb2.Object:
+            written, _ = await self.registry.update(_object_of(request.object))
+            return kinds.wrap(written)
+
+        return await _answer("Update", context, call)
+
+    async def Apply(
+        self, request: api_pb2.ApplyRequest, context: Context
+    ) -> api_pb2.ApplyResponse:
+        async def call() -> api_pb2.ApplyResponse:
+            written, result = await self.registry.apply(_object_of(request.object))
+            return api_pb2.ApplyResponse(object=kinds.wrap(written), result=result)
+
+        return await _answer("Apply", context, call)
+
+    async def Get(
+        self, request: api_pb2.GetRequest, context: Context
+    ) -> api_pb2.Object:
+        async def call() -> api_pb2.Object:
+            info = kinds.kind_info(request.key.kind)
+            namespace = (request.key.namespace or "default") if info.namespaced else ""
+            obj = await self.registry.store.get(info, namespace, request.key.name)
+            return kinds.wrap(obj)
+
+        return await _answer("Get", context, call)
+
+    async def List(
+        self, request: api_pb2.ListRequest, context: Context
+    ) -> api_pb2.ListResponse:
+        async def call() -> api_pb2.ListResponse:
+            info = kinds.kind_info(request.kind)
+            selector = selectors.parse_selector(request.label_selector)
+            items, revision = await self.registry.store.list(info, request.namespace)
+            return api_pb2.ListResponse(
+                items=[kinds.wrap(i) for i in items if selector.matches(_labels(i))],
+                resource_version=str(revision),
+            )
+
+        return await _answer("List", context, call)
+
+    async def Delete(
+        self, request: api_pb2.DeleteRequest, context: Context
+    ) -> api_pb2.Object:
+        async def call() -> api_pb2.Object:
+            info = kinds.kind_info(request.key.kind)
+            deleted = await self.registry.delete(
+                info, request.key.namespace, request.key.name, request.resource_version
+            )
+            return kinds.wrap(deleted)
+
+        return await _answer("Delete", context, call)
+
+    async def Watch(
+        self, request: api_pb2.WatchRequest, context: Context
+    ) -> AsyncIterator[api_pb2.WatchEvent]:
+        try:
+            info = kinds.kind_info(request.kind)
+            selector = selectors.parse_selector(request.label_selector)
+            if request.resource_version:
+                try:
+                    start = int(request.resource_version)
+                except ValueError:
+                    raise UnknownKindError(
+                        f'resourceVersion: Invalid value: "{request.resource_version}": '
+                        "must be an integer"
+                    ) from None
+            else:
+                items, start = await self.registry.store.list(info, request.namespace)
+                for item in items:
+                    if selector.matches(_labels(item)):
+                        yield api_pb2.WatchEvent(
+                            type="ADDED",
+                            object=kinds.wrap(item),
+                            resource_version=_rv(item),
+                        )
+                yield api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(start))
+            async for event in self.registry.store.watch(
+                info, request.namespace, from_revision=start
+            ):
+                now = selector.matches(_labels(event.object))
+                before = event.previous is not None and selector.matches(_labels(event.previous))
+                if event.type is EventType.DELETED:
+                    kind = "DELETED" if now else None
+                elif now and (
+                    before or (event.type is EventType.MODIFIED and event.previous is None)
+                ):
+                    kind = "MODIFIED"
+                elif now:
+                    kind = "ADDED"
+                elif before:
+                    kind = "DELETED"
+                else:
+                    kind = None
+                if kind is not None:
+                    yield api_pb2.WatchEvent(
+                        type=kind,
+                        object=kinds.wrap(event.object),
+                        resource_version=str(event.revision),
+                    )
+        except Exception as err:
+            mapped = _status_of(err)
+            if mapped is None:
+                log.exception("internal error in Watch")
+                mapped = (grpc.StatusCode.INTERNAL, f"internal error: {err}")
+            await context.abort(mapped[0], mapped[1])
+
+
+def _rv(obj: Any) -> str:
+    return str(obj.metadata.resource_version)
+
+
+def register(registry: Registry) -> Callable[[grpc.aio.Server], None]:
+    def add(server: grpc.aio.Server) -> None:
+        api_pb2_grpc.add_ApiServicer_to_server(ApiServicer(registry), server)
+
+    return add
+
+
+SERVICE_NAME = api_pb2.DESCRIPTOR.services_by_name["Api"].full_name
