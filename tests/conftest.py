@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from kubelab.testing.processes import ApiServerProcess, EtcdServer  # noqa: E402
+from kubelab.testing.processes import ApiServerProcess, EtcdServer
 
 
 @pytest.fixture

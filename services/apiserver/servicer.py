@@ -59,7 +59,7 @@ def _status_of(err: Exception) -> tuple[grpc.StatusCode, str] | None:
     match err:
         case InvalidObjectError():
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
-        case UnknownKindError() | selectors.SelectorSyntaxError():
+        case UnknownKindError() | selectors.SelectorError():
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
         case NotFoundError():
             return grpc.StatusCode.NOT_FOUND, str(err)
