@@ -45,7 +45,8 @@ class Client:
     def __init__(self, target: str, *, timeout: float = 10.0) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(target)
+        # A user's http_proxy must not capture calls to a local cluster.
+        self._channel = grpc.aio.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)])
         self._stub = api_pb2_grpc.ApiStub(self._channel)
 
     @classmethod

@@ -253,10 +253,24 @@ def assign_service(
 
 
 def keep_allocated_values(old: objects_pb2.Service, new: objects_pb2.Service) -> None:
-    """On update, carry the old clusterIP and nodePorts into a manifest that leaves them out,
-    as Kubernetes does (`kubectl apply` of the same file twice changes nothing)."""
+    """On update, reconcile a manifest with what the server allocated, as Kubernetes does.
+
+    A manifest that leaves out clusterIP or nodePorts keeps the allocated ones
+    (`kubectl apply` of the same file twice changes nothing). When the type
+    changes, values that only the old type uses and that the user left as they
+    were are dropped (Kubernetes' `dropTypeDependentFields`), so re-applying
+    `get -o yaml` output with a new type works.
+    """
     if needs_cluster_ip(new) and needs_cluster_ip(old) and not new.spec.cluster_ip:
         new.spec.cluster_ip = old.spec.cluster_ip
+    if new.spec.cluster_ip == old.spec.cluster_ip and not new.spec.cluster_ips:
+        new.spec.cluster_ips.extend(old.spec.cluster_ips)
+    if not needs_cluster_ip(new) and needs_cluster_ip(old):
+        if new.spec.cluster_ip == old.spec.cluster_ip:
+            new.spec.cluster_ip = ""
+        if list(new.spec.cluster_ips) == list(old.spec.cluster_ips):
+            del new.spec.cluster_ips[:]
+    old_ports = {p.node_port for p in old.spec.ports if p.node_port}
     if needs_node_ports(new) and needs_node_ports(old):
         by_port = {(p.port, p.protocol): p.node_port for p in old.spec.ports if p.node_port}
         by_name = {p.name: p.node_port for p in old.spec.ports if p.node_port and p.name}
@@ -268,3 +282,15 @@ def keep_allocated_values(old: objects_pb2.Service, new: objects_pb2.Service) ->
             if kept and kept not in used:
                 port.node_port = kept
                 used.add(kept)
+    elif not needs_node_ports(new):
+        for port in new.spec.ports:
+            if port.node_port in old_ports:
+                port.node_port = 0
+        external = ("NodePort", "LoadBalancer")
+        if old.spec.type in external and not new.spec.external_ips:
+            if new.spec.external_traffic_policy == old.spec.external_traffic_policy:
+                new.spec.external_traffic_policy = ""
+    if new.spec.type != "LoadBalancer" and (
+        new.spec.health_check_node_port == old.spec.health_check_node_port
+    ):
+        new.spec.health_check_node_port = 0

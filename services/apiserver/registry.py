@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 _ALLOCATION_ATTEMPTS = 16
 _CAS_ATTEMPTS = 16
+# Kubernetes' generateName alphabet: no vowels (no accidental words), no look-alikes.
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,10 @@ class Registry:
         info = kinds.unwrap(kinds.wrap(obj))[0]
         new = self._prepare(info, obj)
         meta = _meta(new)
+        if not meta.name and meta.generate_name:
+            meta.name = meta.generate_name + "".join(
+                self.rng.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5)
+            )
         meta.uid = str(uuid.uuid4())
         meta.resource_version = ""
         meta.generation = 1

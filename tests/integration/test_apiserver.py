@@ -136,6 +136,29 @@ async def test_bad_service_name_is_refused(api: Client) -> None:
     assert "metadata.name" in caught.value.message
 
 
+async def test_generate_name_gets_a_random_suffix(api: Client) -> None:
+    svc = service("")
+    svc.metadata.generate_name = "shop-"
+    created = await api.create(svc)
+    assert created.metadata.name.startswith("shop-")  # type: ignore[attr-defined]
+    assert len(created.metadata.name) == len("shop-") + 5  # type: ignore[attr-defined]
+
+
+async def test_reapplying_get_output_with_a_new_type_drops_node_ports(api: Client) -> None:
+    created = await api.create(service("shop", type="NodePort"))
+    assert isinstance(created, objects_pb2.Service)
+    edited = objects_pb2.Service()
+    edited.CopyFrom(created)
+    edited.spec.type = "ClusterIP"
+    edited.metadata.resource_version = ""
+    changed, result = await api.apply(edited)
+    assert result == "configured"
+    assert isinstance(changed, objects_pb2.Service)
+    assert changed.spec.ports[0].node_port == 0
+    assert changed.spec.external_traffic_policy == ""
+    assert changed.spec.cluster_ip == created.spec.cluster_ip
+
+
 async def test_create_twice_is_already_exists(api: Client) -> None:
     await api.create(service("shop"))
     with pytest.raises(ApiError) as caught:
@@ -274,6 +297,7 @@ async def test_watch_from_a_compacted_revision_is_out_of_range(
     await api.create(service("a"))
     _, old = await api.list("svc")
     await api.create(service("b"))
+    await api.create(service("c"))
     _, now = await api.list("svc")
     etcdctl = Path(etcd_binary()).with_name("etcdctl")
     compact = await asyncio.create_subprocess_exec(

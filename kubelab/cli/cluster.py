@@ -1,0 +1,193 @@
+"""`kubelab up`, `down`, `status`: the thin click layer over `kubelab.lab`.
+
+The launcher decides; this module only turns options into a `LabConfig`,
+draws progress with rich (on stderr, so stdout stays the summary a script can
+read), and turns `LabError` into one message plus the failing actor's log tail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from kubelab import lab
+from kubelab.cli.errors import CliError
+from kubelab.cli.printers import render
+
+DEFAULT_HOME = Path("~/.kubelab").expanduser()
+
+
+class ProgressReporter:
+    """One spinner line per actor, ticked when it is ready."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            SpinnerColumn(finished_text="[green]✓[/]"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> ProgressReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(
+            f"[yellow]![/] {escape(message)}", highlight=False, soft_wrap=True
+        )
+
+    def starting(self, spec: lab.ProcessSpec, address: str) -> None:
+        self.tasks[spec.name] = self.progress.add_task(
+            escape(f"Starting {spec.title} on {address}"), total=1
+        )
+
+    def ready(self, spec: lab.ProcessSpec, address: str, seconds: float) -> None:
+        self.progress.update(
+            self.tasks[spec.name],
+            completed=1,
+            description=escape(f"{spec.title} ready on {address}"),
+        )
+
+
+def _lab_error(err: lab.LabError) -> CliError:
+    tail = err.log_tail()
+    hint = f"Last lines of {err.log}:\n{tail}" if tail else None
+    return CliError(f"error: {err.message}", hint=hint)
+
+
+def _home_hint(home: Path) -> list[str]:
+    """Other shells find a non-default cluster only through $KUBELAB_HOME."""
+    if home == DEFAULT_HOME.resolve():
+        return []
+    return [f"  export KUBELAB_HOME={home}"]
+
+
+def _summary(state: lab.ClusterState, home: Path) -> list[str]:
+    api = state.address("api") or "?"
+    rows = [[p.name, p.address, f"pid {p.pid}"] for p in state.processes]
+    return [
+        f"kubelab is running (state and logs in {home}):",
+        *("  " + line for line in render(rows)),
+        "",
+        "Try:",
+        *_home_hint(home),
+        "  kubelab get svc",
+        "  kubelab apply -f examples/shop-service.yaml",
+        f"  grpcurl -plaintext {api} list kubelab.v1.Api",
+        "Stop it with: kubelab down   (--purge also deletes etcd data and logs)",
+    ]
+
+
+@click.command("up")
+@click.option("--api-port", type=click.IntRange(0, 65535), help="apiserver port (0: any free).")
+@click.option("--etcd-port", type=click.IntRange(0, 65535), help="etcd client port (0: any free).")
+@click.option(
+    "--etcd-peer-port", type=click.IntRange(0, 65535), help="etcd peer port (0: any free)."
+)
+@click.option(
+    "--service-cidr",
+    default=lab.DEFAULT_SERVICE_CIDR,
+    show_default=True,
+    help="Range ClusterIPs come from.",
+)
+@click.option(
+    "--node-port-range",
+    default=lab.DEFAULT_NODE_PORT_RANGE,
+    show_default=True,
+    help="Range NodePorts come from.",
+)
+def up(
+    api_port: int | None,
+    etcd_port: int | None,
+    etcd_peer_port: int | None,
+    service_cidr: str,
+    node_port_range: str,
+) -> None:
+    """Start an embedded cluster in the background, wait until it is ready.
+
+    Default ports: apiserver 6443, etcd 2379/2380; a default port that is taken
+    is replaced by a free one. State lives in $KUBELAB_HOME (default ~/.kubelab).
+    """
+    ports = {
+        lab.API.name: api_port,
+        lab.ETCD_CLIENT.name: etcd_port,
+        lab.ETCD_PEER.name: etcd_peer_port,
+    }
+    config = lab.default_config(
+        ports=ports, service_cidr=service_cidr, node_port_range=node_port_range
+    )
+    try:
+        with ProgressReporter(Console(stderr=True)) as reporter:
+            result = lab.up(config, reporter)
+    except lab.LabError as err:
+        raise _lab_error(err) from None
+    except OSError as err:  # e.g. KUBELAB_HOME not writable
+        raise CliError(f"error: {err}") from None
+    if result.already_running:
+        api = result.state.address("api") or "?"
+        click.echo(f"kubelab is already running in {config.home} (apiserver {api}).")
+        click.echo("Stop it with: kubelab down")
+        return
+    for line in _summary(result.state, config.home):
+        click.echo(line)
+
+
+@click.command("down")
+@click.option("--purge", is_flag=True, help="Also delete the etcd data and the logs.")
+def down(purge: bool) -> None:
+    """Stop the embedded cluster (SIGTERM, then SIGKILL after 10s)."""
+    config = lab.default_config()
+    try:
+        outcomes = lab.down(config, purge=purge)
+    except lab.LabError as err:
+        raise _lab_error(err) from None
+    except OSError as err:
+        raise CliError(f"error: {err}") from None
+    if not outcomes:
+        click.echo(f"No kubelab cluster is running in {config.home}.")
+    for record, outcome in outcomes:
+        click.echo(f"{record.name} (pid {record.pid}): {outcome}")
+    if purge:
+        click.echo(f"Deleted etcd data and logs in {config.home}.")
+
+
+@click.command("status")
+def status() -> None:
+    """Show the embedded cluster's processes (exit 1 unless all run)."""
+    config = lab.default_config()
+    try:
+        found = lab.status(config)
+    except (OSError, ValueError) as err:
+        raise CliError(f"error: cannot read {config.state_file}: {err}") from None
+    if found is None:
+        raise CliError(
+            f"No kubelab cluster is running in {config.home}.", hint="Start one with: kubelab up"
+        )
+    state, processes = found
+    rows = [["NAME", "PID", "ALIVE", "ADDRESS", "LOG"]]
+    rows += [
+        [
+            p.record.name,
+            str(p.record.pid),
+            "yes" if p.alive else "no",
+            p.record.address,
+            p.record.log,
+        ]
+        for p in processes
+    ]
+    click.echo(f"kubelab cluster in {config.home}, started {state.started}")
+    for line in render(rows):
+        click.echo(line)
+    dead = [p.record.name for p in processes if not p.alive]
+    if dead or not state.ready:
+        why = f"not running: {', '.join(dead)}" if dead else "startup has not finished"
+        raise CliError(f"The cluster is not healthy ({why}).", hint="Restart it with: kubelab up")

@@ -1,0 +1,98 @@
+"""What the user reads when a command fails: one line on stderr, never a traceback.
+
+Commands raise `CliError` for their own failures (bad arguments, unknown
+kinds, bad selectors). API failures arrive as `kubelab.client.ApiError` and
+are worded here the way kubectl words them, keyed on the gRPC status code (the
+meaning), not on the server's text:
+
+    Error from server (NotFound): services "x" not found
+    The Service "shop" is invalid: spec.ports[0].nodePort: Invalid value: ...
+    The connection to the server 127.0.0.1:6443 was refused - did you specify ...
+
+A client that cannot reach the server also sees UNAVAILABLE; grpc's own
+message ("failed to connect", "errors resolving") tells that apart from an
+apiserver answering UNAVAILABLE because its store is down.
+"""
+
+from __future__ import annotations
+
+import re
+
+import grpc
+
+from kubelab.client import ApiError
+
+UP_HINT = "Is a cluster running? Start one with: kubelab up"
+
+
+class CliError(Exception):
+    """A failure the user can act on: `message` (and `hint`) go to stderr, then exit `code`."""
+
+    def __init__(self, message: str, *, hint: str | None = None, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.code = code
+
+
+# kubectl's StatusReason for each code (the HTTP status Kubernetes would send).
+_REASONS = {
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.ABORTED: "Conflict",
+    grpc.StatusCode.FAILED_PRECONDITION: "Conflict",
+    grpc.StatusCode.INVALID_ARGUMENT: "Invalid",
+    grpc.StatusCode.OUT_OF_RANGE: "Expired",
+    grpc.StatusCode.UNAVAILABLE: "ServiceUnavailable",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "Timeout",
+    grpc.StatusCode.PERMISSION_DENIED: "Forbidden",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthorized",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "TooManyRequests",
+    grpc.StatusCode.UNIMPLEMENTED: "NotImplemented",
+}
+
+_CONNECT_FAILURES = ("failed to connect", "errors resolving", "dns resolution failed")
+_INVALID_PREFIX = re.compile(r'^[A-Z][A-Za-z]* "[^"]*" is invalid: ')
+
+
+def not_found(resource: str, name: str) -> str:
+    return f'Error from server (NotFound): {resource} "{name}" not found'
+
+
+def from_api_error(
+    err: ApiError, server: str, *, kind: str = "", resource: str = "", name: str = ""
+) -> CliError:
+    """kubectl's wording for an API failure. `kind`/`resource`/`name` name the
+    object the call was about, when the caller knows it."""
+    code, message = err.code, err.message.strip()
+    if is_connection_error(err):
+        if "connection refused" in message.lower():
+            return CliError(
+                f"The connection to the server {server} was refused - "
+                "did you specify the right host or port?",
+                hint=UP_HINT,
+            )
+        return CliError(f"Unable to connect to the server {server}: {message}", hint=UP_HINT)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CliError(f"Unable to connect to the server {server}: timeout ({message})")
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return CliError(
+            f"error: the server at {server} does not serve the kubelab API ({message})",
+            hint="Check --server / KUBELAB_SERVER, or run: kubelab status",
+        )
+    if code == grpc.StatusCode.NOT_FOUND and resource and name:
+        return CliError(not_found(resource, name))
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        # The server's message already reads `Service "shop" is invalid: <field>: ...`.
+        if _INVALID_PREFIX.match(message):
+            return CliError(f"The {message}")
+        if kind and name:
+            return CliError(f'The {kind} "{name}" is invalid: {message}')
+    reason = _REASONS.get(code, "InternalError")
+    return CliError(f"Error from server ({reason}): {message or code.name}")
+
+
+def is_connection_error(err: ApiError) -> bool:
+    """The client never reached an apiserver: nothing later will either."""
+    message = err.message.lower()
+    return err.code == grpc.StatusCode.UNAVAILABLE and any(f in message for f in _CONNECT_FAILURES)

@@ -1,0 +1,185 @@
+"""Defaulting and static validation of API objects: the apiserver's gate.
+
+This module owns what an object must look like before it is stored, for every
+kind kubelab serves. The apiserver calls, in this order:
+
+1. `apply_defaults(info, obj)`: fills in what Kubernetes fills in (Service
+   type ClusterIP, port protocol TCP, targetPort = port, Pod restartPolicy
+   Always, probe periods, Deployment replicas 1 and a 25%/25% rolling update,
+   namespace "default", apiVersion/kind from the kind). It only fills empty
+   fields, so it is idempotent, and it never refuses anything.
+2. `validate_object(info, obj)`: every static rule, on create and on update.
+   Returns all problems at once, each a `FieldError` whose path and wording are
+   Kubernetes' (`spec.ports[1].port: Invalid value: 0: must be between 1 and
+   65535, inclusive`), so the apiserver answers INVALID_ARGUMENT naming fields.
+3. On update, also `validate_update(info, old, new)`: only what may not change
+   (a Service's clusterIP, a Deployment's selector, a Pod's spec but images).
+
+"Static" means decidable from the object alone: no store lookups, no ranges.
+Whether a clusterIP lies in the service CIDR, a nodePort in 30000-32767, or an
+address is free is the allocator's answer (`kubelab.core.allocators`), given
+after these checks pass. Before validating an update, the apiserver carries
+allocated values into a manifest that leaves them out
+(`allocators.keep_allocated_values`); an empty clusterIP in `new` is read as
+"unchanged" here either way.
+
+Failure is data: the validators return errors and never raise on any field
+content. Handing them an object whose type is not `info`'s kind is a
+programming error and raises TypeError.
+
+The generic syntax checks (`is_dns1123_label`, `is_qualified_name`,
+`is_port_name`, `is_cidr`, ...) are re-exported from
+`kubelab.core.validation_syntax` for other modules to reuse; the per-kind rules
+live in `validation_services`, `validation_pods` (Pod, Deployment),
+`validation_cluster` (EndpointSlice, Node) and `validation_meta` (what every
+kind shares).
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from google.protobuf.message import Message
+
+from kubelab.core.errors import FieldError
+from kubelab.core.kinds import KindInfo
+from kubelab.core.validation_cluster import (
+    validate_endpoint_slice,
+    validate_endpoint_slice_update,
+    validate_node,
+    validate_node_update,
+)
+from kubelab.core.validation_meta import validate_meta_update
+from kubelab.core.validation_pods import (
+    default_deployment,
+    default_pod_spec,
+    validate_deployment,
+    validate_deployment_update,
+    validate_pod,
+    validate_pod_update,
+)
+from kubelab.core.validation_services import (
+    default_service,
+    validate_service,
+    validate_service_update,
+)
+from kubelab.core.validation_syntax import (
+    is_cidr,
+    is_dns1035_label,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_env_var_name,
+    is_http_header_name,
+    is_ip,
+    is_ipv4,
+    is_ipv6,
+    is_label_value,
+    is_percent,
+    is_port_name,
+    is_port_num,
+    is_qualified_name,
+    parse_int_or_string,
+    parse_ip,
+)
+from kubelab.v1 import objects_pb2
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "apply_defaults",
+    "is_cidr",
+    "is_dns1035_label",
+    "is_dns1123_label",
+    "is_dns1123_subdomain",
+    "is_env_var_name",
+    "is_http_header_name",
+    "is_ip",
+    "is_ipv4",
+    "is_ipv6",
+    "is_label_value",
+    "is_percent",
+    "is_port_name",
+    "is_port_num",
+    "is_qualified_name",
+    "parse_int_or_string",
+    "parse_ip",
+    "validate_object",
+    "validate_update",
+]
+
+DEFAULT_NAMESPACE = "default"
+
+_ApiObject: TypeAlias = (
+    objects_pb2.Service
+    | objects_pb2.Pod
+    | objects_pb2.Deployment
+    | objects_pb2.EndpointSlice
+    | objects_pb2.Node
+)
+_API_TYPES = (
+    objects_pb2.Service,
+    objects_pb2.Pod,
+    objects_pb2.Deployment,
+    objects_pb2.EndpointSlice,
+    objects_pb2.Node,
+)
+
+
+def _typed(info: KindInfo, obj: Message) -> _ApiObject:
+    if not isinstance(obj, info.message) or not isinstance(obj, _API_TYPES):
+        raise TypeError(f"expected a {info.kind}, got {type(obj).__name__}")
+    return obj
+
+
+def apply_defaults(info: KindInfo, obj: Message) -> None:
+    """Fill in Kubernetes' defaults, in place. Only empty fields are touched."""
+    typed = _typed(info, obj)
+    # The kind is known from the request, as Kubernetes sets the GVK on decode.
+    typed.api_version = info.api_version
+    typed.kind = info.kind
+    if info.namespaced:
+        typed.metadata.namespace = typed.metadata.namespace or DEFAULT_NAMESPACE
+    else:
+        # Kubernetes' BeforeCreate clears the namespace of a cluster-scoped object.
+        typed.metadata.namespace = ""
+    if isinstance(typed, objects_pb2.Service):
+        default_service(typed)
+    elif isinstance(typed, objects_pb2.Pod):
+        default_pod_spec(typed.spec)
+    elif isinstance(typed, objects_pb2.Deployment):
+        default_deployment(typed)
+
+
+def validate_object(info: KindInfo, obj: Message) -> list[FieldError]:
+    """Every static rule for `obj`'s kind; empty when `obj` may be stored."""
+    typed = _typed(info, obj)
+    if isinstance(typed, objects_pb2.Service):
+        return validate_service(typed)
+    if isinstance(typed, objects_pb2.Pod):
+        return validate_pod(typed)
+    if isinstance(typed, objects_pb2.Deployment):
+        return validate_deployment(typed)
+    if isinstance(typed, objects_pb2.EndpointSlice):
+        return validate_endpoint_slice(typed)
+    return validate_node(typed)
+
+
+def validate_update(info: KindInfo, old: Message, new: Message) -> list[FieldError]:
+    """What `new` may not change relative to the stored `old`; run with `validate_object(new)`.
+
+    Labels and annotations are always mutable; name, namespace and uid never.
+    """
+    before, after = _typed(info, old), _typed(info, new)
+    found = validate_meta_update(before.metadata, after.metadata)
+    if isinstance(before, objects_pb2.Service) and isinstance(after, objects_pb2.Service):
+        found += validate_service_update(before, after)
+    elif isinstance(before, objects_pb2.Pod) and isinstance(after, objects_pb2.Pod):
+        found += validate_pod_update(before, after)
+    elif isinstance(before, objects_pb2.Deployment) and isinstance(after, objects_pb2.Deployment):
+        found += validate_deployment_update(before, after)
+    elif isinstance(before, objects_pb2.EndpointSlice) and isinstance(
+        after, objects_pb2.EndpointSlice
+    ):
+        found += validate_endpoint_slice_update(before, after)
+    elif isinstance(before, objects_pb2.Node) and isinstance(after, objects_pb2.Node):
+        found += validate_node_update(before, after)
+    return found

@@ -1,0 +1,273 @@
+"""`kubelab up` / `status` / `down` for real: etcd and the apiserver as detached processes.
+
+Every test runs the real CLI as a subprocess in its own KUBELAB_HOME (tmp_path)
+on free ports, and its fixture ends with `kubelab down --purge`, so nothing
+outlives a test and neither ~/.kubelab nor the default ports are touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubelab import lab
+from kubelab.testing.processes import health_serving, wait_until
+
+pytestmark = pytest.mark.integration
+
+FREE_PORTS = ("--api-port", "0", "--etcd-port", "0", "--etcd-peer-port", "0")
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop-service.yaml"
+
+
+class Kubelab:
+    """The `kubelab` command against one KUBELAB_HOME."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "KUBELAB_HOME": str(home)}
+        self.env.pop("KUBELAB_SERVER", None)
+
+    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kubelab.cli.main", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def state(self) -> dict[str, object]:
+        data = json.loads((self.home / "cluster.json").read_text())
+        assert isinstance(data, dict)
+        return data
+
+    def records(self) -> list[lab.ProcessRecord]:
+        state = lab.read_state(self.home / "cluster.json")
+        assert state is not None
+        return state.processes
+
+
+@pytest.fixture
+def kubelab(tmp_path: Path) -> Iterator[Kubelab]:
+    k = Kubelab(tmp_path / "home")
+    yield k
+    k("down", "--purge")
+
+
+def all_gone(records: list[lab.ProcessRecord]) -> bool:
+    return not any(lab.process_alive(r) for r in records)
+
+
+def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
+    up = kubelab("up", *FREE_PORTS)
+    assert up.returncode == 0, up.stderr
+    assert "Traceback" not in up.stderr
+    state = kubelab.state()
+    assert state["ready"] is True
+    records = kubelab.records()
+    assert [r.name for r in records] == ["etcd", "apiserver"]
+    assert all(lab.process_alive(r) for r in records)
+    assert state["api"] == records[1].address and state["etcd"] == records[0].address
+    assert health_serving(str(state["api"]))
+    assert f"grpcurl -plaintext {state['api']}" in up.stdout
+    assert "kubelab get svc" in up.stdout
+    for record in records:
+        assert Path(record.log).parent == kubelab.home / "logs"
+        # Detached: each actor leads its own session, so a Ctrl-C in the shell misses it.
+        assert os.getsid(record.pid) == record.pid
+
+    status = kubelab("status")
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[1].split() == ["NAME", "PID", "ALIVE", "ADDRESS", "LOG"]
+    assert lines[2].split()[:4] == ["etcd", str(records[0].pid), "yes", records[0].address]
+    assert lines[3].split()[:4] == ["apiserver", str(records[1].pid), "yes", records[1].address]
+
+    again = kubelab("up", *FREE_PORTS)
+    assert again.returncode == 0
+    assert "already running" in again.stdout
+    assert [r.pid for r in kubelab.records()] == [r.pid for r in records]
+
+    down = kubelab("down")
+    assert down.returncode == 0, down.stderr
+    assert "apiserver (pid" in down.stdout and "stopped" in down.stdout
+    assert all_gone(records)
+    assert not (kubelab.home / "cluster.json").exists()
+    assert (kubelab.home / "etcd").is_dir(), "plain down keeps the data"
+
+    assert kubelab("status").returncode == 1
+    purge = kubelab("down", "--purge")
+    assert purge.returncode == 0
+    assert not kubelab.home.exists()
+
+
+def test_data_survives_down_and_up(kubelab: Kubelab) -> None:
+    assert kubelab("up", *FREE_PORTS).returncode == 0
+    assert kubelab("apply", "-f", str(EXAMPLE)).returncode == 0
+    assert kubelab("down").returncode == 0
+    assert kubelab("up", *FREE_PORTS).returncode == 0
+    get = kubelab("get", "svc", "shop", "-o", "name")
+    assert get.returncode == 0, get.stderr
+    assert get.stdout == "service/shop\n"
+
+
+def test_stale_state_after_kill_9_is_cleaned_and_a_fresh_cluster_starts(kubelab: Kubelab) -> None:
+    assert kubelab("up", *FREE_PORTS).returncode == 0
+    assert kubelab("apply", "-f", str(EXAMPLE)).returncode == 0
+    old = kubelab.records()
+    for record in old:
+        os.kill(record.pid, signal.SIGKILL)
+    wait_until(lambda: all_gone(old), 10, "killed actors to exit")
+
+    status = kubelab("status")
+    assert status.returncode == 1
+    assert "not healthy" in status.stderr
+
+    refused = kubelab("get", "svc")
+    assert refused.returncode == 1
+    assert "was refused - did you specify the right host or port?" in refused.stderr
+    assert "kubelab up" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    up = kubelab("up", *FREE_PORTS)
+    assert up.returncode == 0, up.stderr
+    assert "stale" in up.stderr
+    new = kubelab.records()
+    assert {r.pid for r in new}.isdisjoint(r.pid for r in old)
+    assert all(lab.process_alive(r) for r in new)
+    assert kubelab("get", "svc", "shop", "-o", "name").stdout == "service/shop\n"
+
+
+def test_a_reused_pid_is_not_ours_and_is_left_alone(kubelab: Kubelab, tmp_path: Path) -> None:
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        kubelab.home.mkdir(parents=True)
+        record = {
+            "name": "etcd",
+            "pid": stranger.pid,
+            "address": "127.0.0.1:1",
+            "log": str(tmp_path / "x.log"),
+            "command": ["/nonexistent/etcd", "--data-dir", "x"],
+            "started": "",
+        }
+        state = {"api": "127.0.0.1:1", "ready": True, "processes": [record]}
+        (kubelab.home / "cluster.json").write_text(json.dumps(state))
+
+        status = kubelab("status")
+        assert status.returncode == 1
+        assert " no " in status.stdout.splitlines()[2]
+
+        up = kubelab("up", *FREE_PORTS)
+        assert up.returncode == 0, up.stderr
+        assert "stale" in up.stderr
+        assert stranger.poll() is None, "up must not signal a process that is not its own"
+        assert kubelab("down").returncode == 0
+        assert stranger.poll() is None, "down must not signal a process that is not its own"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_an_actor_that_fails_to_start_is_reported_with_its_log(kubelab: Kubelab) -> None:
+    kubelab.home.mkdir(parents=True)
+    (kubelab.home / "etcd").write_text("not a directory")  # etcd cannot use its data dir
+    up = kubelab("up", *FREE_PORTS)
+    assert up.returncode == 1
+    assert "error: etcd exited with code" in up.stderr
+    assert f"Last lines of {kubelab.home / 'logs' / 'etcd.log'}:" in up.stderr
+    assert "Traceback" not in up.stderr
+    assert not (kubelab.home / "cluster.json").exists()
+
+
+def test_an_explicit_port_in_use_is_refused(kubelab: Kubelab) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        up = kubelab("up", "--api-port", str(port), "--etcd-port", "0", "--etcd-peer-port", "0")
+    assert up.returncode == 1
+    assert f"127.0.0.1:{port} (--api-port) is already in use" in up.stderr
+    assert not (kubelab.home / "cluster.json").exists()
+
+
+# ---------------------------------------------------------------- launcher pieces
+
+
+def test_a_taken_default_port_is_replaced_by_a_free_one(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        wish = lab.PortSpec("x", taken, "--x-port")
+        spec = lab.ProcessSpec(
+            name="x",
+            title="x",
+            ports=(wish,),
+            command=lambda _: [],
+            ready=lambda _: True,
+            address="x",
+        )
+        notes: list[str] = []
+        ports = lab.resolve_ports(lab.LabConfig(home=tmp_path), [spec], notes.append)
+    assert ports["x"] != taken
+    assert notes == [
+        f"port {taken} is in use; x will use 127.0.0.1:{ports['x']} instead (--x-port to choose)"
+    ]
+
+
+def test_ports_picked_in_one_plan_are_distinct(tmp_path: Path) -> None:
+    config = lab.LabConfig(home=tmp_path, ports={"etcd": 0, "etcd-peer": 0, "api": 0})
+    specs = [s for stage in lab.cluster_stages(config) for s in stage]
+    ports = lab.resolve_ports(config, specs, lambda _: None)
+    assert set(ports) == {"etcd", "etcd-peer", "api"}
+    assert len(set(ports.values())) == 3
+
+
+def test_cluster_state_round_trips(tmp_path: Path) -> None:
+    record = lab.ProcessRecord("etcd", 42, "127.0.0.1:2379", "/l", ["etcd", "--x"], "now")
+    state = lab.ClusterState([record], True, "now", {"api": "127.0.0.1:6443", "home": "/h"})
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps(state.to_json()))
+    assert lab.read_state(path) == state
+    assert state.address("api") == "127.0.0.1:6443"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("[]", id="not-an-object"),
+        pytest.param('{"processes": [{"pid": 1}]}', id="record-without-command"),
+        pytest.param('{"processes": [1]}', id="record-not-an-object"),
+    ],
+)
+def test_a_corrupt_state_file_is_a_value_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "cluster.json"
+    path.write_text(text)
+    with pytest.raises(ValueError):
+        lab.read_state(path)
+
+
+def test_process_alive_needs_the_same_command() -> None:
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        mine = lab.ProcessRecord("x", child.pid, "", "", ["sleep", "60"], "")
+        other = lab.ProcessRecord("x", child.pid, "", "", ["sleep", "61"], "")
+        # Right after exec the kernel may still show an empty cmdline: wait for it.
+        wait_until(lambda: lab.process_alive(mine), 5, "sleep to show its cmdline")
+        assert not lab.process_alive(other)
+        assert lab.stop_process(other) == "not running"
+        assert child.poll() is None
+        assert lab.stop_process(mine, grace=5) == "stopped"
+        assert not lab.process_alive(mine), "an unreaped child (zombie) counts as gone"
+    finally:
+        child.kill()
+        child.wait()
