@@ -138,13 +138,13 @@ async def main() -> None:
         try:
             # Warm both paths (connections, caches) before measuring.
             await bench_raw(etcd.endpoint, 50, 4)
-            async with Client(apiserver.address) as api:
+            async with Client(apiserver.address) as warm:
                 for i in range(50):
-                    await api.create(shop_service(100000 + i))
+                    await warm.create(shop_service(100000 + i))
             raw = row(
                 "raw etcd txn", *await bench_raw(etcd.endpoint, args.creates, args.concurrency)
             )
-            api = row(
+            through_api = row(
                 "apiserver", *await bench_api(apiserver.address, args.creates, args.concurrency)
             )
         finally:
@@ -153,9 +153,9 @@ async def main() -> None:
 
     print(f"Service creates: {args.creates} per path, concurrency {args.concurrency}")
     print(f"{'path':<14} {'creates/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, rate, p50, p99 in (raw, api):
+    for name, rate, p50, p99 in (raw, through_api):
         print(f"{name:<14} {rate:>10.0f} {p50:>8.2f} {p99:>8.2f}")
-    ratio = api[1] / raw[1]
+    ratio = through_api[1] / raw[1]
     print(f"apiserver / raw etcd rate: {ratio:.2f}x (goal >= 0.50x)")
 
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import grpc
-from google.protobuf.message import Message
 
 from kubelab import home
 from kubelab.core import kinds
+from kubelab.core.kinds import ApiObject, ObjectT
 from kubelab.v1 import api_pb2, api_pb2_grpc
 
 
@@ -33,7 +33,7 @@ class ApiError(Exception):
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     type: str
-    object: Message | None
+    object: ApiObject | None
     resource_version: str
 
 
@@ -71,25 +71,25 @@ class Client:
         """Wait until the channel connects (the apiserver is listening)."""
         await asyncio.wait_for(self._channel.channel_ready(), timeout)
 
-    async def create(self, obj: Message) -> Message:
+    async def create(self, obj: ObjectT) -> ObjectT:
         try:
             out = await self._stub.Create(
                 api_pb2.CreateRequest(object=kinds.wrap(obj)), timeout=self.timeout
             )
         except grpc.aio.AioRpcError as err:
             raise _api_error(err) from None
-        return kinds.unwrap(out)[1]
+        return kinds.unwrap_as(out, obj)
 
-    async def update(self, obj: Message) -> Message:
+    async def update(self, obj: ObjectT) -> ObjectT:
         try:
             out = await self._stub.Update(
                 api_pb2.UpdateRequest(object=kinds.wrap(obj)), timeout=self.timeout
             )
         except grpc.aio.AioRpcError as err:
             raise _api_error(err) from None
-        return kinds.unwrap(out)[1]
+        return kinds.unwrap_as(out, obj)
 
-    async def apply(self, obj: Message) -> tuple[Message, str]:
+    async def apply(self, obj: ObjectT) -> tuple[ObjectT, str]:
         """Create or update; returns the stored object and kubectl's word for what happened."""
         try:
             out = await self._stub.Apply(
@@ -97,9 +97,9 @@ class Client:
             )
         except grpc.aio.AioRpcError as err:
             raise _api_error(err) from None
-        return kinds.unwrap(out.object)[1], out.result
+        return kinds.unwrap_as(out.object, obj), out.result
 
-    async def get(self, kind: str, name: str, namespace: str = "default") -> Message:
+    async def get(self, kind: str, name: str, namespace: str = "default") -> ApiObject:
         key = api_pb2.ObjectKey(kind=kind, namespace=namespace, name=name)
         try:
             out = await self._stub.Get(api_pb2.GetRequest(key=key), timeout=self.timeout)
@@ -109,7 +109,7 @@ class Client:
 
     async def list(
         self, kind: str, namespace: str = "", label_selector: str = ""
-    ) -> tuple[list[Message], str]:
+    ) -> tuple[list[ApiObject], str]:
         """Objects of a kind (every namespace when `namespace` is empty) and the list's revision."""
         request = api_pb2.ListRequest(kind=kind, namespace=namespace, label_selector=label_selector)
         try:
@@ -120,7 +120,7 @@ class Client:
 
     async def delete(
         self, kind: str, name: str, namespace: str = "default", resource_version: str = ""
-    ) -> Message:
+    ) -> ApiObject:
         key = api_pb2.ObjectKey(kind=kind, namespace=namespace, name=name)
         request = api_pb2.DeleteRequest(key=key, resource_version=resource_version)
         try:

@@ -26,12 +26,13 @@ across an etcd restart; a start revision that etcd has compacted raises
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, cast
 
 import aetcd
 import aetcd.exceptions
@@ -42,11 +43,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from kubelab.core import kinds
 from kubelab.core.allocators import Claim, ClaimKind
-from kubelab.core.kinds import KindInfo
+from kubelab.core.kinds import ApiObject, KindInfo, ObjectT
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=Message)
 
 _REGISTRY = "/registry/"
 _ALLOCATIONS = "/registry/allocations/"
@@ -103,10 +103,10 @@ class EventType(StrEnum):
 class ObjectEvent:
     type: EventType
     info: KindInfo
-    object: Message
+    object: ApiObject
     revision: int
     # The object before this change (None for ADDED, or when etcd no longer has it).
-    previous: Message | None = None
+    previous: ApiObject | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +166,8 @@ def _encode(obj: Message) -> bytes:
         meta.resource_version = revision
 
 
-def _decode(info: KindInfo, value: bytes, revision: int) -> Message:
-    obj = info.message.FromString(value)
+def _decode(info: KindInfo, value: bytes, revision: int) -> ApiObject:
+    obj = cast(ApiObject, info.message.FromString(value))
     _meta(obj).resource_version = str(revision)
     return obj
 
@@ -266,7 +266,7 @@ class Store:
         )
         return int(response.header.revision)
 
-    async def get(self, info: KindInfo, namespace: str, name: str) -> Message:
+    async def get(self, info: KindInfo, namespace: str, name: str) -> ApiObject:
         response = await self._call(
             "Range", etcdrpc.RangeRequest(key=_object_key(info, namespace, name))
         )
@@ -275,7 +275,7 @@ class Store:
         kv = response.kvs[0]
         return _decode(info, kv.value, kv.mod_revision)
 
-    async def list(self, info: KindInfo, namespace: str = "") -> tuple[list[Message], int]:
+    async def list(self, info: KindInfo, namespace: str = "") -> tuple[list[ApiObject], int]:
         """Every object of a kind (in one namespace, or all), and the revision read at."""
         prefix = _kind_prefix(info, namespace)
         response = await self._call(
@@ -297,7 +297,7 @@ class Store:
 
     # ------------------------------------------------------------------ writes
 
-    async def create(self, obj: M, claims: Iterable[Claim] = ()) -> M:
+    async def create(self, obj: ObjectT, claims: Iterable[Claim] = ()) -> ObjectT:
         """Write a new object and its claims atomically.
 
         Raises AlreadyExistsError, or ClaimTakenError naming every claim that
@@ -323,19 +323,18 @@ class Store:
                 if op.response_range.kvs
             ]
             raise ClaimTakenError(taken)
-        created = obj.__class__()
-        created.CopyFrom(obj)
+        created = copy.deepcopy(obj)
         _meta(created).resource_version = str(response.header.revision)
         return created
 
     async def update(
         self,
-        obj: M,
+        obj: ObjectT,
         *,
         expected_revision: int,
         claim: Iterable[Claim] = (),
         release: Iterable[Claim] = (),
-    ) -> M:
+    ) -> ObjectT:
         """Replace an object if its mod revision is still `expected_revision`, taking new
         claims and releasing old ones in the same transaction.
 
@@ -374,8 +373,7 @@ class Store:
                 if op.response_range.kvs
             ]
             raise ClaimTakenError(taken)
-        updated = obj.__class__()
-        updated.CopyFrom(obj)
+        updated = copy.deepcopy(obj)
         _meta(updated).resource_version = str(response.header.revision)
         return updated
 

@@ -10,10 +10,22 @@ goes through here, so adding a kind is one entry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias, TypeVar, cast
 
 from google.protobuf.message import Message
 
 from kubelab.v1 import api_pb2, objects_pb2
+
+# Any API object. Every member has `.metadata`, so code can reach it untyped-free.
+ApiObject: TypeAlias = (
+    objects_pb2.Service
+    | objects_pb2.Pod
+    | objects_pb2.Deployment
+    | objects_pb2.EndpointSlice
+    | objects_pb2.Node
+)
+# A concrete kind: `create(service)` gives back a Service to the type checker.
+ObjectT = TypeVar("ObjectT", bound=ApiObject)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +104,18 @@ def wrap(obj: Message) -> api_pb2.Object:
     raise UnknownKindError(f"not an API object: {type(obj).__name__}")
 
 
-def unwrap(wrapped: api_pb2.Object) -> tuple[KindInfo, Message]:
+def unwrap(wrapped: api_pb2.Object) -> tuple[KindInfo, ApiObject]:
     """The kind and the typed object held by an `Object`."""
     field = wrapped.WhichOneof("kind")
     if field is None:
         raise UnknownKindError("object: Required value: exactly one kind must be set")
     info = _BY_FIELD[field]
-    message: Message = getattr(wrapped, field)
-    return info, message
+    return info, cast(ApiObject, getattr(wrapped, field))
+
+
+def unwrap_as(wrapped: api_pb2.Object, like: ObjectT) -> ObjectT:
+    """The object held by `wrapped`, which must be of the same kind as `like`."""
+    _, obj = unwrap(wrapped)
+    if not isinstance(obj, type(like)):
+        raise UnknownKindError(f"expected a {type(like).__name__}, got a {type(obj).__name__}")
+    return cast(ObjectT, obj)

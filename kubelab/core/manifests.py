@@ -100,7 +100,7 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class LoadedObject:
     info: kinds.KindInfo
-    object: Message
+    object: kinds.ApiObject
     # Paths of fields dropped because kubelab does not implement them.
     warnings: tuple[str, ...]
     source: str
@@ -263,7 +263,8 @@ def load_manifests(text: str, source: str = "-") -> list[LoadedObject]:
         where = f"{source}: document {number}"
         for item_where, item in _flatten_list(document, where, source, number):
             info, message, warnings = _decode(item, item_where, source, number)
-            loaded.append(LoadedObject(info, message, warnings, source, number))
+            obj = cast(kinds.ApiObject, message)
+            loaded.append(LoadedObject(info, obj, warnings, source, number))
     return loaded
 
 

@@ -26,7 +26,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -42,7 +42,7 @@ from kubelab.core.allocators import (
     service_claims,
 )
 from kubelab.core.errors import FieldError, InvalidObjectError
-from kubelab.core.kinds import KindInfo
+from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.store import (
     AlreadyExistsError,
     ClaimTakenError,
@@ -50,13 +50,14 @@ from kubelab.store import (
     NotFoundError,
     Store,
 )
-from kubelab.v1 import objects_pb2
+from kubelab.v1 import meta_pb2, objects_pb2
 from services.apiserver.allocation_view import AllocationView
 
 log = logging.getLogger(__name__)
 
 _ALLOCATION_ATTEMPTS = 16
 _CAS_ATTEMPTS = 16
+A = TypeVar("A", bound=Message)
 # Kubernetes' generateName alphabet: no vowels (no accidental words), no look-alikes.
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -67,8 +68,8 @@ class AllocationConfig:
     ports: NodePortAllocator
 
 
-def _meta(obj: Message) -> Any:
-    return obj.metadata  # type: ignore[attr-defined]
+def _meta(obj: ApiObject) -> meta_pb2.ObjectMeta:
+    return obj.metadata
 
 
 def _now() -> Timestamp:
@@ -78,17 +79,19 @@ def _now() -> Timestamp:
     return stamp
 
 
-def _copy(obj: Message) -> Any:
+def _copy(obj: A) -> A:
     out = obj.__class__()
     out.CopyFrom(obj)
     return out
 
 
-def _spec_or_none(obj: Message) -> Message | None:
-    return obj.spec if obj.HasField("spec") else None  # type: ignore[attr-defined]
+def _spec_or_none(obj: ApiObject) -> Message | None:
+    if isinstance(obj, objects_pb2.EndpointSlice) or not obj.HasField("spec"):
+        return None
+    return obj.spec
 
 
-def _same_content(a: Message, b: Message) -> bool:
+def _same_content(a: ApiObject, b: ApiObject) -> bool:
     """True when an update would change nothing a user wrote (spec, labels, annotations)."""
     meta_a, meta_b = _meta(a), _meta(b)
     if dict(meta_a.labels) != dict(meta_b.labels):
@@ -133,7 +136,7 @@ class Registry:
 
     # ------------------------------------------------------------------ helpers
 
-    def _prepare(self, info: KindInfo, obj: Message) -> Any:
+    def _prepare(self, info: KindInfo, obj: ApiObject) -> Any:
         """A defaulted copy of what the client sent, with server-owned metadata cleared."""
         prepared = _copy(obj)
         validation.apply_defaults(info, prepared)
@@ -142,7 +145,7 @@ class Registry:
             meta.namespace = ""
         return prepared
 
-    def _check(self, info: KindInfo, obj: Message, found: list[FieldError]) -> None:
+    def _check(self, info: KindInfo, obj: ApiObject, found: list[FieldError]) -> None:
         if found:
             raise InvalidObjectError(info.kind, _meta(obj).name, found)
 
@@ -197,7 +200,7 @@ class Registry:
             "could not allocate after several attempts (heavy contention); retry", 0
         )
 
-    async def _write(self, info: KindInfo, obj: Message, current: Message | None) -> Message:
+    async def _write(self, info: KindInfo, obj: ApiObject, current: ApiObject | None) -> ApiObject:
         if isinstance(obj, objects_pb2.Service):
             cur = current if isinstance(current, objects_pb2.Service) else None
             return await self._write_service(obj, current=cur)
@@ -207,7 +210,7 @@ class Registry:
 
     # ------------------------------------------------------------------ operations
 
-    async def create(self, obj: Message) -> Message:
+    async def create(self, obj: ApiObject) -> ApiObject:
         info = kinds.unwrap(kinds.wrap(obj))[0]
         new = self._prepare(info, obj)
         meta = _meta(new)
@@ -227,7 +230,7 @@ class Registry:
         log.info("created", extra={info.resource: f"{meta.namespace}/{meta.name}"})
         return written
 
-    async def update(self, obj: Message) -> tuple[Message, bool]:
+    async def update(self, obj: ApiObject) -> tuple[ApiObject, bool]:
         """Replace spec, labels and annotations. Returns the stored object and whether
         anything changed. With metadata.resourceVersion set, only at that version."""
         info = kinds.unwrap(kinds.wrap(obj))[0]
@@ -249,10 +252,7 @@ class Registry:
             _carry_server_metadata(current_meta, meta)
             meta.resource_version = current_meta.resource_version
             if new.DESCRIPTOR.fields_by_name.get("status") is not None:
-                if current.HasField("status"):
-                    new.status.CopyFrom(current.status)  # type: ignore[attr-defined]
-                else:
-                    new.ClearField("status")
+                _carry_status(current, new)
             if _same_content(new, current):
                 return current, False
             if _spec_or_none(new) != _spec_or_none(current):
@@ -270,7 +270,7 @@ class Registry:
             return written, True
         raise ConflictError(f'{info.resource} "{_meta(obj).name}" keeps changing; retry', 0)
 
-    async def apply(self, obj: Message) -> tuple[Message, str]:
+    async def apply(self, obj: ApiObject) -> tuple[ApiObject, str]:
         info = kinds.unwrap(kinds.wrap(obj))[0]
         meta = _meta(obj)
         namespace = (meta.namespace or "default") if info.namespaced else ""
@@ -291,7 +291,7 @@ class Registry:
 
     async def delete(
         self, info: KindInfo, namespace: str, name: str, resource_version: str = ""
-    ) -> Message:
+    ) -> ApiObject:
         namespace = (namespace or "default") if info.namespaced else ""
         for _ in range(_CAS_ATTEMPTS):
             current = await self.store.get(info, namespace, name)
@@ -315,6 +315,16 @@ class Registry:
             log.info("deleted", extra={info.resource: f"{namespace}/{name}"})
             return current
         raise ConflictError(f'{info.resource} "{name}" keeps changing; retry', 0)
+
+
+def _carry_status(current: ApiObject, new: ApiObject) -> None:
+    """Updates replace what the user owns; status belongs to controllers and agents."""
+    if isinstance(current, objects_pb2.EndpointSlice) or isinstance(new, objects_pb2.EndpointSlice):
+        return
+    if current.HasField("status"):
+        new.status.CopyFrom(current.status)  # type: ignore[arg-type]
+    else:
+        new.ClearField("status")
 
 
 def _carry_server_metadata(current: Any, new: Any) -> None:

@@ -28,7 +28,7 @@ from prometheus_client import Counter, Histogram
 from kubelab.core import kinds, selectors
 from kubelab.core.allocators import RangeFullError
 from kubelab.core.errors import InvalidObjectError
-from kubelab.core.kinds import UnknownKindError
+from kubelab.core.kinds import ApiObject, UnknownKindError
 from kubelab.store import (
     AlreadyExistsError,
     ClaimTakenError,
@@ -78,9 +78,7 @@ def _status_of(err: Exception) -> tuple[grpc.StatusCode, str] | None:
     return None
 
 
-async def _answer(
-    method: str, context: Context, call: Callable[[], Awaitable[T]]
-) -> T:
+async def _answer(method: str, context: Context, call: Callable[[], Awaitable[T]]) -> T:
     started = time.perf_counter()
     code = grpc.StatusCode.OK
     try:
@@ -102,7 +100,7 @@ async def _answer(
         LATENCY.labels(method).observe(time.perf_counter() - started)
 
 
-def _object_of(request_object: api_pb2.Object) -> Message:
+def _object_of(request_object: api_pb2.Object) -> ApiObject:
     return kinds.unwrap(request_object)[1]
 
 
@@ -116,35 +114,27 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    async def Create(
-        self, request: api_pb2.CreateRequest, context: Context
-    ) -> api_pb2.Object:
+    async def Create(self, request: api_pb2.CreateRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
             return kinds.wrap(await self.registry.create(_object_of(request.object)))
 
         return await _answer("Create", context, call)
 
-    async def Update(
-        self, request: api_pb2.UpdateRequest, context: Context
-    ) -> api_pb2.Object:
+    async def Update(self, request: api_pb2.UpdateRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
             written, _ = await self.registry.update(_object_of(request.object))
             return kinds.wrap(written)
 
         return await _answer("Update", context, call)
 
-    async def Apply(
-        self, request: api_pb2.ApplyRequest, context: Context
-    ) -> api_pb2.ApplyResponse:
+    async def Apply(self, request: api_pb2.ApplyRequest, context: Context) -> api_pb2.ApplyResponse:
         async def call() -> api_pb2.ApplyResponse:
             written, result = await self.registry.apply(_object_of(request.object))
             return api_pb2.ApplyResponse(object=kinds.wrap(written), result=result)
 
         return await _answer("Apply", context, call)
 
-    async def Get(
-        self, request: api_pb2.GetRequest, context: Context
-    ) -> api_pb2.Object:
+    async def Get(self, request: api_pb2.GetRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
             info = kinds.kind_info(request.key.kind)
             namespace = (request.key.namespace or "default") if info.namespaced else ""
@@ -153,9 +143,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
 
         return await _answer("Get", context, call)
 
-    async def List(
-        self, request: api_pb2.ListRequest, context: Context
-    ) -> api_pb2.ListResponse:
+    async def List(self, request: api_pb2.ListRequest, context: Context) -> api_pb2.ListResponse:
         async def call() -> api_pb2.ListResponse:
             info = kinds.kind_info(request.kind)
             selector = selectors.parse_selector(request.label_selector)
@@ -167,9 +155,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
 
         return await _answer("List", context, call)
 
-    async def Delete(
-        self, request: api_pb2.DeleteRequest, context: Context
-    ) -> api_pb2.Object:
+    async def Delete(self, request: api_pb2.DeleteRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
             info = kinds.kind_info(request.key.kind)
             deleted = await self.registry.delete(

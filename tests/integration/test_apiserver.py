@@ -13,6 +13,7 @@ from google.protobuf import json_format
 
 from kubelab.client import ApiError, Client
 from kubelab.core.allocators import Claim, ClaimKind
+from kubelab.core.kinds import ApiObject
 from kubelab.etcd_process import etcd_binary
 from kubelab.store import Store
 from kubelab.testing.processes import ApiServerProcess, EtcdServer
@@ -30,6 +31,11 @@ def service(name: str, **spec: Any) -> objects_pb2.Service:
     }
     body["spec"].update(spec)
     return json_format.ParseDict(body, objects_pb2.Service())
+
+
+def as_service(obj: ApiObject) -> objects_pb2.Service:
+    assert isinstance(obj, objects_pb2.Service)
+    return obj
 
 
 @pytest.fixture
@@ -82,10 +88,10 @@ async def test_list_filters_by_label_selector(api: Client) -> None:
         svc.metadata.labels["env"] = env
         await api.create(svc)
     items, revision = await api.list("svc", label_selector="env=prod")
-    assert sorted(i.metadata.name for i in items) == ["a", "c"]  # type: ignore[attr-defined]
+    assert sorted(i.metadata.name for i in items) == ["a", "c"]
     assert int(revision) > 0
     items, _ = await api.list("services", label_selector="env notin (prod),app")
-    assert [i.metadata.name for i in items] == ["b"]  # type: ignore[attr-defined]
+    assert [i.metadata.name for i in items] == ["b"]
     with pytest.raises(ApiError) as caught:
         await api.list("svc", label_selector="env in (prod")
     assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
@@ -140,8 +146,8 @@ async def test_generate_name_gets_a_random_suffix(api: Client) -> None:
     svc = service("")
     svc.metadata.generate_name = "shop-"
     created = await api.create(svc)
-    assert created.metadata.name.startswith("shop-")  # type: ignore[attr-defined]
-    assert len(created.metadata.name) == len("shop-") + 5  # type: ignore[attr-defined]
+    assert created.metadata.name.startswith("shop-")
+    assert len(created.metadata.name) == len("shop-") + 5
 
 
 async def test_reapplying_get_output_with_a_new_type_drops_node_ports(api: Client) -> None:
@@ -177,7 +183,7 @@ async def test_stale_resource_version_is_aborted(api: Client) -> None:
         await api.update(created)
     assert caught.value.code is grpc.StatusCode.ABORTED
     got = await api.get("svc", "shop")
-    assert got.metadata.labels["v"] == "1"  # type: ignore[attr-defined]
+    assert got.metadata.labels["v"] == "1"
 
 
 async def test_get_and_delete_missing_is_not_found(api: Client) -> None:
@@ -219,7 +225,7 @@ async def test_delete_releases_the_port_for_reuse(api: Client, store: Store) -> 
     await api.delete("svc", "a")
     assert (await store.list_claims())[0] == {}
     again = await api.create(service("b", type="NodePort", ports=[{"port": 80, "nodePort": 30080}]))
-    assert again.spec.ports[0].node_port == 30080  # type: ignore[attr-defined]
+    assert as_service(again).spec.ports[0].node_port == 30080
 
 
 async def test_type_change_releases_node_ports_and_keeps_cluster_ip(
@@ -230,8 +236,8 @@ async def test_type_change_releases_node_ports_and_keeps_cluster_ip(
     )
     changed, result = await api.apply(service("a", type="ClusterIP"))
     assert result == "configured"
-    assert changed.spec.cluster_ip == created.spec.cluster_ip  # type: ignore[attr-defined]
-    assert changed.spec.ports[0].node_port == 0  # type: ignore[attr-defined]
+    assert as_service(changed).spec.cluster_ip == as_service(created).spec.cluster_ip
+    assert as_service(changed).spec.ports[0].node_port == 0
     claims, _ = await store.list_claims()
     assert {c.kind for c in claims} == {ClaimKind.CLUSTER_IP}
     await api.create(service("b", type="NodePort", ports=[{"port": 80, "nodePort": 30080}]))
@@ -249,7 +255,7 @@ async def test_watch_resumes_from_a_resource_version(api: Client) -> None:
     async def consume() -> None:
         async for event in api.watch("svc", resource_version=revision):
             assert event.object is not None
-            seen.append((event.type, event.object.metadata.name))  # type: ignore[attr-defined]
+            seen.append((event.type, event.object.metadata.name))
             if len(seen) == 4:
                 return
 
@@ -268,7 +274,7 @@ async def test_watch_with_selector_turns_relabels_into_added_and_deleted(api: Cl
                 bookmark.set()
                 continue
             assert event.object is not None
-            events.append((event.type, event.object.metadata.name))  # type: ignore[attr-defined]
+            events.append((event.type, event.object.metadata.name))
             if len(events) == 2:
                 return
 
@@ -364,4 +370,4 @@ async def test_etcd_outage_is_unavailable_then_recovers_without_restart(
                 raise
             await asyncio.sleep(0.1)
     items, _ = await api.list("svc")
-    assert sorted(i.metadata.name for i in items) == ["after", "before"]  # type: ignore[attr-defined]
+    assert sorted(i.metadata.name for i in items) == ["after", "before"]
