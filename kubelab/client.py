@@ -11,7 +11,7 @@ on meaning (`NOT_FOUND`, `ABORTED`, ...) rather than on text.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -35,6 +35,13 @@ class WatchEvent:
     type: str
     object: ApiObject | None
     resource_version: str
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _status_code(number: int) -> grpc.StatusCode:
+    return _CODES.get(number, grpc.StatusCode.UNKNOWN)
 
 
 def _api_error(err: grpc.aio.AioRpcError) -> ApiError:
@@ -98,6 +105,27 @@ class Client:
         except grpc.aio.AioRpcError as err:
             raise _api_error(err) from None
         return kinds.unwrap_as(out.object, obj), out.result
+
+    async def apply_many(
+        self, objects: Iterable[ApiObject], *, chunk_size: int = 64
+    ) -> AsyncIterator[tuple[ApiObject | ApiError, str]]:
+        """Apply many objects over one stream; yields, in order, (stored object, result)
+        or (ApiError, "") for each. Much cheaper than one Apply call per object."""
+        wrapped = [kinds.wrap(obj) for obj in objects]
+        chunks = [
+            api_pb2.ApplyChunk(objects=wrapped[start : start + chunk_size])
+            for start in range(0, len(wrapped), chunk_size)
+        ]
+        call = self._stub.ApplyStream(iter(chunks))
+        try:
+            async for answer in call:
+                for result in answer.results:
+                    if result.code:
+                        yield ApiError(_status_code(result.code), result.message), ""
+                    else:
+                        yield kinds.unwrap(result.response.object)[1], result.response.result
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
 
     async def get(self, kind: str, name: str, namespace: str = "default") -> ApiObject:
         key = api_pb2.ObjectKey(kind=kind, namespace=namespace, name=name)

@@ -26,7 +26,6 @@ across an etcd restart; a start revision that etcd has compacted raises
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -44,6 +43,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from kubelab.core import kinds
 from kubelab.core.allocators import Claim, ClaimKind
 from kubelab.core.kinds import ApiObject, KindInfo, ObjectT
+from kubelab.store_batching import TxnBatcher, TxnResult
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +173,11 @@ def _decode(info: KindInfo, value: bytes, revision: int) -> ApiObject:
 
 
 def _owner_value(obj: Message) -> bytes:
-    info, _ = kinds.unwrap(kinds.wrap(obj))
+    info = kinds.info_of(obj)
     meta = _meta(obj)
     owner = f"{info.resource}/{meta.namespace}/{meta.name}"
-    return json.dumps({"uid": meta.uid, "owner": owner}).encode()
+    # uid and names are from fixed alphabets (validated), so no JSON escaping is needed.
+    return f'{{"uid": "{meta.uid}", "owner": "{owner}"}}'.encode()
 
 
 def _put(key: bytes, value: bytes) -> etcdrpc.RequestOp:
@@ -216,6 +217,7 @@ class Store:
         host, _, port = endpoint.rpartition(":")
         self.endpoint = endpoint
         self.timeout = timeout
+        self._batcher = TxnBatcher(self._send_txn)
         self._client = aetcd.Client(
             host=host or "127.0.0.1",
             port=int(port),
@@ -227,6 +229,9 @@ class Store:
                 "grpc.max_reconnect_backoff_ms": 1000,
             },
         )
+
+    async def _send_txn(self, request: etcdrpc.TxnRequest) -> Any:
+        return await self._call("Txn", request)
 
     async def close(self) -> None:
         await self._client.close()
@@ -254,9 +259,9 @@ class Store:
         compare: Sequence[etcdrpc.Compare],
         success: Sequence[etcdrpc.RequestOp],
         failure: Sequence[etcdrpc.RequestOp],
-    ) -> Any:
+    ) -> TxnResult:
         request = etcdrpc.TxnRequest(compare=compare, success=success, failure=failure)
-        return await self._call("Txn", request)
+        return await self._batcher.submit(request)
 
     # ------------------------------------------------------------------ reads
 
@@ -298,12 +303,13 @@ class Store:
     # ------------------------------------------------------------------ writes
 
     async def create(self, obj: ObjectT, claims: Iterable[Claim] = ()) -> ObjectT:
-        """Write a new object and its claims atomically.
+        """Write a new object and its claims atomically; returns `obj` itself with its
+        new resourceVersion set (the caller hands the object over).
 
         Raises AlreadyExistsError, or ClaimTakenError naming every claim that
         someone else holds; on either, nothing was written.
         """
-        info, _ = kinds.unwrap(kinds.wrap(obj))
+        info = kinds.info_of(obj)
         meta = _meta(obj)
         key = _object_key(info, meta.namespace, meta.name)
         claim_list = sorted(set(claims))
@@ -323,9 +329,8 @@ class Store:
                 if op.response_range.kvs
             ]
             raise ClaimTakenError(taken)
-        created = copy.deepcopy(obj)
-        _meta(created).resource_version = str(response.header.revision)
-        return created
+        meta.resource_version = str(response.revision)
+        return obj
 
     async def update(
         self,
@@ -336,12 +341,13 @@ class Store:
         release: Iterable[Claim] = (),
     ) -> ObjectT:
         """Replace an object if its mod revision is still `expected_revision`, taking new
-        claims and releasing old ones in the same transaction.
+        claims and releasing old ones in the same transaction. Returns `obj` itself with
+        its new resourceVersion set.
 
         Raises NotFoundError, ConflictError (someone wrote in between), or
         ClaimTakenError; on any of them nothing was written.
         """
-        info, _ = kinds.unwrap(kinds.wrap(obj))
+        info = kinds.info_of(obj)
         meta = _meta(obj)
         key = _object_key(info, meta.namespace, meta.name)
         claim_list = sorted(set(claim))
@@ -373,9 +379,8 @@ class Store:
                 if op.response_range.kvs
             ]
             raise ClaimTakenError(taken)
-        updated = copy.deepcopy(obj)
-        _meta(updated).resource_version = str(response.header.revision)
-        return updated
+        meta.resource_version = str(response.revision)
+        return obj
 
     async def delete(
         self,

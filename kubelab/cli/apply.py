@@ -9,6 +9,8 @@ An unreachable server stops at once: every later call would fail the same way.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import click
 
 from kubelab.cli.common import (
@@ -22,6 +24,8 @@ from kubelab.cli.common import (
 from kubelab.cli.errors import from_api_error, is_connection_error
 from kubelab.cli.printers import kind_ref, metadata
 from kubelab.client import ApiError, Client
+from kubelab.core.kinds import ApiObject
+from kubelab.core.manifests import LoadedObject
 
 
 @click.command("apply")
@@ -41,13 +45,11 @@ def apply(settings: Settings, filenames: tuple[str, ...]) -> None:
 
     async def body(client: Client) -> int:
         failures = 0
-        for item in loaded:
+        async for item, (_, result, err) in _apply_all(client, loaded):
             name = metadata(item.object).name
-            try:
-                _, result = await client.apply(item.object)
-            except ApiError as err:
+            if err is not None:
                 if is_connection_error(err):
-                    raise
+                    raise err
                 failures += 1
                 error = from_api_error(
                     err,
@@ -63,3 +65,33 @@ def apply(settings: Settings, filenames: tuple[str, ...]) -> None:
 
     if run(body, settings):
         raise click.exceptions.Exit(1)
+
+
+Outcome = tuple[ApiObject | None, str, ApiError | None]
+
+
+async def _apply_all(
+    client: Client, loaded: list[LoadedObject]
+) -> AsyncIterator[tuple[LoadedObject, Outcome]]:
+    """One ApplyStream for the lot (its objects are applied concurrently, in chunks);
+    one Apply at a time when a manifest names the same object twice, so the last
+    document wins as with kubectl."""
+    keys = [
+        (i.info.resource, metadata(i.object).namespace, metadata(i.object).name) for i in loaded
+    ]
+    if len(set(keys)) < len(keys):
+        for item in loaded:
+            try:
+                written, result = await client.apply(item.object)
+            except ApiError as err:
+                yield item, (None, "", err)
+                continue
+            yield item, (written, result, None)
+        return
+    answers = client.apply_many([item.object for item in loaded])
+    for item in loaded:
+        answer, result = await anext(answers)
+        if isinstance(answer, ApiError):
+            yield item, (None, "", answer)
+        else:
+            yield item, (answer, result, None)

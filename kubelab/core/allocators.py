@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -133,6 +134,11 @@ class NodePortAllocator:
         return first + index
 
 
+def _ipv4_text(value: int) -> str:
+    # ~10x cheaper than str(IPv4Address(value)); this is on every create's path.
+    return socket.inet_ntoa(value.to_bytes(4, "big"))
+
+
 class ClusterIPAllocator:
     """Addresses from a CIDR, minus the network and broadcast addresses and any reserved
     ones (the cluster DNS address, which Kubernetes reserves by giving kube-dns a fixed IP)."""
@@ -163,11 +169,10 @@ class ClusterIPAllocator:
 
     def pick(self, is_taken: Callable[[Claim], bool], rng: random.Random) -> str:
         def free(index: int) -> bool:
-            ip = str(ipaddress.IPv4Address(self._first + index))
+            ip = _ipv4_text(self._first + index)
             return ip not in self.reserved and not is_taken(Claim.cluster_ip(ip))
 
-        index = _pick(self._size, free, rng)
-        return str(ipaddress.IPv4Address(self._first + index))
+        return _ipv4_text(self._first + _pick(self._size, free, rng))
 
 
 def needs_cluster_ip(svc: objects_pb2.Service) -> bool:

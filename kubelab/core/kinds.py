@@ -94,6 +94,17 @@ def kind_of_manifest(api_version: str, kind: str) -> KindInfo | None:
     return info
 
 
+_BY_MESSAGE: dict[type[Message], KindInfo] = {info.message: info for info in ALL_KINDS}
+
+
+def info_of(obj: Message) -> KindInfo:
+    """The kind of a typed object, without copying it."""
+    info = _BY_MESSAGE.get(type(obj))
+    if info is None:
+        raise UnknownKindError(f"not an API object: {type(obj).__name__}")
+    return info
+
+
 def wrap(obj: Message) -> api_pb2.Object:
     """Put a typed object into the `Object` oneof."""
     for info in ALL_KINDS:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from kubelab.v1 import objects_pb2 as kubelab_dot_v1_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kubelab/v1/api.proto\x12\nkubelab.v1\x1a\x18kubelab/v1/objects.proto\"\xdd\x01\n\x06Object\x12&\n\x07service\x18\x01 \x01(\x0b\x32\x13.kubelab.v1.ServiceH\x00\x12\x1e\n\x03pod\x18\x02 \x01(\x0b\x32\x0f.kubelab.v1.PodH\x00\x12,\n\ndeployment\x18\x03 \x01(\x0b\x32\x16.kubelab.v1.DeploymentH\x00\x12\x33\n\x0e\x65ndpoint_slice\x18\x04 \x01(\x0b\x32\x19.kubelab.v1.EndpointSliceH\x00\x12 \n\x04node\x18\x05 \x01(\x0b\x32\x10.kubelab.v1.NodeH\x00\x42\x06\n\x04kind\":\n\tObjectKey\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"3\n\rCreateRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"3\n\rUpdateRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"2\n\x0c\x41pplyRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"C\n\rApplyResponse\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\x12\x0e\n\x06result\x18\x02 \x01(\t\"0\n\nGetRequest\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.kubelab.v1.ObjectKey\"F\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\"K\n\x0cListResponse\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.kubelab.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"M\n\rDeleteRequest\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.kubelab.v1.ObjectKey\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"a\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\"X\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\"\n\x06object\x18\x02 \x01(\x0b\x32\x12.kubelab.v1.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t2\x99\x03\n\x03\x41pi\x12\x37\n\x06\x43reate\x12\x19.kubelab.v1.CreateRequest\x1a\x12.kubelab.v1.Object\x12\x37\n\x06Update\x12\x19.kubelab.v1.UpdateRequest\x1a\x12.kubelab.v1.Object\x12<\n\x05\x41pply\x12\x18.kubelab.v1.ApplyRequest\x1a\x19.kubelab.v1.ApplyResponse\x12\x31\n\x03Get\x12\x16.kubelab.v1.GetRequest\x1a\x12.kubelab.v1.Object\x12\x39\n\x04List\x12\x17.kubelab.v1.ListRequest\x1a\x18.kubelab.v1.ListResponse\x12\x37\n\x06\x44\x65lete\x12\x19.kubelab.v1.DeleteRequest\x1a\x12.kubelab.v1.Object\x12;\n\x05Watch\x12\x18.kubelab.v1.WatchRequest\x1a\x16.kubelab.v1.WatchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kubelab/v1/api.proto\x12\nkubelab.v1\x1a\x18kubelab/v1/objects.proto\"\xdd\x01\n\x06Object\x12&\n\x07service\x18\x01 \x01(\x0b\x32\x13.kubelab.v1.ServiceH\x00\x12\x1e\n\x03pod\x18\x02 \x01(\x0b\x32\x0f.kubelab.v1.PodH\x00\x12,\n\ndeployment\x18\x03 \x01(\x0b\x32\x16.kubelab.v1.DeploymentH\x00\x12\x33\n\x0e\x65ndpoint_slice\x18\x04 \x01(\x0b\x32\x19.kubelab.v1.EndpointSliceH\x00\x12 \n\x04node\x18\x05 \x01(\x0b\x32\x10.kubelab.v1.NodeH\x00\x42\x06\n\x04kind\":\n\tObjectKey\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"3\n\rCreateRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"3\n\rUpdateRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"2\n\x0c\x41pplyRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"C\n\rApplyResponse\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\x12\x0e\n\x06result\x18\x02 \x01(\t\"1\n\nApplyChunk\x12#\n\x07objects\x18\x01 \x03(\x0b\x32\x12.kubelab.v1.Object\"<\n\x10\x41pplyChunkResult\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.kubelab.v1.ApplyResult\"Y\n\x0b\x41pplyResult\x12+\n\x08response\x18\x01 \x01(\x0b\x32\x19.kubelab.v1.ApplyResponse\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"0\n\nGetRequest\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.kubelab.v1.ObjectKey\"F\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\"K\n\x0cListResponse\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.kubelab.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"M\n\rDeleteRequest\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.kubelab.v1.ObjectKey\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"a\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\"X\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\"\n\x06object\x18\x02 \x01(\x0b\x32\x12.kubelab.v1.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t2\xe2\x03\n\x03\x41pi\x12\x37\n\x06\x43reate\x12\x19.kubelab.v1.CreateRequest\x1a\x12.kubelab.v1.Object\x12\x37\n\x06Update\x12\x19.kubelab.v1.UpdateRequest\x1a\x12.kubelab.v1.Object\x12<\n\x05\x41pply\x12\x18.kubelab.v1.ApplyRequest\x1a\x19.kubelab.v1.ApplyResponse\x12G\n\x0b\x41pplyStream\x12\x16.kubelab.v1.ApplyChunk\x1a\x1c.kubelab.v1.ApplyChunkResult(\x01\x30\x01\x12\x31\n\x03Get\x12\x16.kubelab.v1.GetRequest\x1a\x12.kubelab.v1.Object\x12\x39\n\x04List\x12\x17.kubelab.v1.ListRequest\x1a\x18.kubelab.v1.ListResponse\x12\x37\n\x06\x44\x65lete\x12\x19.kubelab.v1.DeleteRequest\x1a\x12.kubelab.v1.Object\x12;\n\x05Watch\x12\x18.kubelab.v1.WatchRequest\x1a\x16.kubelab.v1.WatchEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,18 +44,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPLYREQUEST']._serialized_end=502
   _globals['_APPLYRESPONSE']._serialized_start=504
   _globals['_APPLYRESPONSE']._serialized_end=571
-  _globals['_GETREQUEST']._serialized_start=573
-  _globals['_GETREQUEST']._serialized_end=621
-  _globals['_LISTREQUEST']._serialized_start=623
-  _globals['_LISTREQUEST']._serialized_end=693
-  _globals['_LISTRESPONSE']._serialized_start=695
-  _globals['_LISTRESPONSE']._serialized_end=770
-  _globals['_DELETEREQUEST']._serialized_start=772
-  _globals['_DELETEREQUEST']._serialized_end=849
-  _globals['_WATCHREQUEST']._serialized_start=851
-  _globals['_WATCHREQUEST']._serialized_end=948
-  _globals['_WATCHEVENT']._serialized_start=950
-  _globals['_WATCHEVENT']._serialized_end=1038
-  _globals['_API']._serialized_start=1041
-  _globals['_API']._serialized_end=1450
+  _globals['_APPLYCHUNK']._serialized_start=573
+  _globals['_APPLYCHUNK']._serialized_end=622
+  _globals['_APPLYCHUNKRESULT']._serialized_start=624
+  _globals['_APPLYCHUNKRESULT']._serialized_end=684
+  _globals['_APPLYRESULT']._serialized_start=686
+  _globals['_APPLYRESULT']._serialized_end=775
+  _globals['_GETREQUEST']._serialized_start=777
+  _globals['_GETREQUEST']._serialized_end=825
+  _globals['_LISTREQUEST']._serialized_start=827
+  _globals['_LISTREQUEST']._serialized_end=897
+  _globals['_LISTRESPONSE']._serialized_start=899
+  _globals['_LISTRESPONSE']._serialized_end=974
+  _globals['_DELETEREQUEST']._serialized_start=976
+  _globals['_DELETEREQUEST']._serialized_end=1053
+  _globals['_WATCHREQUEST']._serialized_start=1055
+  _globals['_WATCHREQUEST']._serialized_end=1152
+  _globals['_WATCHEVENT']._serialized_start=1154
+  _globals['_WATCHEVENT']._serialized_end=1242
+  _globals['_API']._serialized_start=1245
+  _globals['_API']._serialized_end=1727
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,11 @@ class ApiStub:
                 request_serializer=kubelab_dot_v1_dot_api__pb2.ApplyRequest.SerializeToString,
                 response_deserializer=kubelab_dot_v1_dot_api__pb2.ApplyResponse.FromString,
                 _registered_method=True)
+        self.ApplyStream = channel.stream_stream(
+                '/kubelab.v1.Api/ApplyStream',
+                request_serializer=kubelab_dot_v1_dot_api__pb2.ApplyChunk.SerializeToString,
+                response_deserializer=kubelab_dot_v1_dot_api__pb2.ApplyChunkResult.FromString,
+                _registered_method=True)
         self.Get = channel.unary_unary(
                 '/kubelab.v1.Api/Get',
                 request_serializer=kubelab_dot_v1_dot_api__pb2.GetRequest.SerializeToString,
@@ -88,6 +93,16 @@ class ApiServicer:
 
     def Apply(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyStream(self, request_iterator, context):
+        """Many applies over one stream (`kubelab apply -f DIR`, bulk loads), in chunks:
+        one ApplyChunkResult per ApplyChunk, in order. Each object is applied as with
+        Apply, but a new object is created without a read first, so a bulk create costs
+        one etcd transaction (sharing etcd round trips with its neighbours).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -133,6 +148,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Apply,
                     request_deserializer=kubelab_dot_v1_dot_api__pb2.ApplyRequest.FromString,
                     response_serializer=kubelab_dot_v1_dot_api__pb2.ApplyResponse.SerializeToString,
+            ),
+            'ApplyStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ApplyStream,
+                    request_deserializer=kubelab_dot_v1_dot_api__pb2.ApplyChunk.FromString,
+                    response_serializer=kubelab_dot_v1_dot_api__pb2.ApplyChunkResult.SerializeToString,
             ),
             'Get': grpc.unary_unary_rpc_method_handler(
                     servicer.Get,
@@ -236,6 +256,33 @@ class Api:
             '/kubelab.v1.Api/Apply',
             kubelab_dot_v1_dot_api__pb2.ApplyRequest.SerializeToString,
             kubelab_dot_v1_dot_api__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubelab.v1.Api/ApplyStream',
+            kubelab_dot_v1_dot_api__pb2.ApplyChunk.SerializeToString,
+            kubelab_dot_v1_dot_api__pb2.ApplyChunkResult.FromString,
             options,
             channel_credentials,
             insecure,

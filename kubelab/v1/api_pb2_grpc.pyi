@@ -39,6 +39,12 @@ class ApiStub:
     Create: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateRequest, _api_pb2.Object]
     Update: _grpc.UnaryUnaryMultiCallable[_api_pb2.UpdateRequest, _api_pb2.Object]
     Apply: _grpc.UnaryUnaryMultiCallable[_api_pb2.ApplyRequest, _api_pb2.ApplyResponse]
+    ApplyStream: _grpc.StreamStreamMultiCallable[_api_pb2.ApplyChunk, _api_pb2.ApplyChunkResult]
+    """Many applies over one stream (`kubelab apply -f DIR`, bulk loads), in chunks:
+    one ApplyChunkResult per ApplyChunk, in order. Each object is applied as with
+    Apply, but a new object is created without a read first, so a bulk create costs
+    one etcd transaction (sharing etcd round trips with its neighbours).
+    """
     Get: _grpc.UnaryUnaryMultiCallable[_api_pb2.GetRequest, _api_pb2.Object]
     List: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListRequest, _api_pb2.ListResponse]
     Delete: _grpc.UnaryUnaryMultiCallable[_api_pb2.DeleteRequest, _api_pb2.Object]
@@ -50,6 +56,12 @@ class ApiAsyncStub(ApiStub):
     Create: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateRequest, _api_pb2.Object]  # type: ignore[assignment]
     Update: _aio.UnaryUnaryMultiCallable[_api_pb2.UpdateRequest, _api_pb2.Object]  # type: ignore[assignment]
     Apply: _aio.UnaryUnaryMultiCallable[_api_pb2.ApplyRequest, _api_pb2.ApplyResponse]  # type: ignore[assignment]
+    ApplyStream: _aio.StreamStreamMultiCallable[_api_pb2.ApplyChunk, _api_pb2.ApplyChunkResult]  # type: ignore[assignment]
+    """Many applies over one stream (`kubelab apply -f DIR`, bulk loads), in chunks:
+    one ApplyChunkResult per ApplyChunk, in order. Each object is applied as with
+    Apply, but a new object is created without a read first, so a bulk create costs
+    one etcd transaction (sharing etcd round trips with its neighbours).
+    """
     Get: _aio.UnaryUnaryMultiCallable[_api_pb2.GetRequest, _api_pb2.Object]  # type: ignore[assignment]
     List: _aio.UnaryUnaryMultiCallable[_api_pb2.ListRequest, _api_pb2.ListResponse]  # type: ignore[assignment]
     Delete: _aio.UnaryUnaryMultiCallable[_api_pb2.DeleteRequest, _api_pb2.Object]  # type: ignore[assignment]
@@ -76,6 +88,18 @@ class ApiServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.ApplyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.ApplyResponse, _abc.Awaitable[_api_pb2.ApplyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ApplyStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_api_pb2.ApplyChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_api_pb2.ApplyChunkResult], _abc.AsyncIterator[_api_pb2.ApplyChunkResult]]:
+        """Many applies over one stream (`kubelab apply -f DIR`, bulk loads), in chunks:
+        one ApplyChunkResult per ApplyChunk, in order. Each object is applied as with
+        Apply, but a new object is created without a read first, so a bulk create costs
+        one etcd transaction (sharing etcd round trips with its neighbours).
+        """
 
     @_abc_1.abstractmethod
     def Get(

@@ -18,6 +18,7 @@ from kubelab.core.allocators import ClusterIPAllocator, NodePortAllocator, PortR
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
+from kubelab.runtime.loop import run_actor
 from kubelab.store import Store
 from services.apiserver import servicer
 from services.apiserver.allocation_view import AllocationView
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging("apiserver", args.log_level)
     try:
-        asyncio.run(run(args))
+        run_actor(run(args))
     except OSError as err:
         log.error("%s", err)
         raise SystemExit(1) from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ from kubelab.core.allocators import (
     ClaimKind,
     ClusterIPAllocator,
     NodePortAllocator,
+    RangeFullError,
     assign_service,
     keep_allocated_values,
     service_claims,
@@ -73,10 +75,8 @@ def _meta(obj: ApiObject) -> meta_pb2.ObjectMeta:
 
 
 def _now() -> Timestamp:
-    stamp = Timestamp()
-    stamp.GetCurrentTime()
-    stamp.nanos = 0
-    return stamp
+    # Whole seconds, as Kubernetes stores creationTimestamp.
+    return Timestamp(seconds=int(time.time()))
 
 
 def _copy(obj: A) -> A:
@@ -158,17 +158,26 @@ class Registry:
         """Allocate and write a Service (create when `current` is None)."""
         held = service_claims(current) if current is not None else frozenset()
         requested = service_claims(svc)
-        base = _copy(svc)
+        refreshed = False
         for _ in range(_ALLOCATION_ATTEMPTS):
-            attempt = _copy(base)
-            assignment = assign_service(
-                attempt,
-                ips=self.allocation.ips,
-                ports=self.allocation.ports,
-                is_taken=self.view.is_taken,
-                held=held,
-                rng=self.rng,
-            )
+            attempt = _copy(svc)
+            try:
+                assignment = assign_service(
+                    attempt,
+                    ips=self.allocation.ips,
+                    ports=self.allocation.ports,
+                    is_taken=self.view.is_taken,
+                    held=held,
+                    rng=self.rng,
+                )
+            except RangeFullError:
+                # The view may hold values others released since: only a fresh list
+                # may say "full".
+                if refreshed:
+                    raise
+                await self.view.refresh()
+                refreshed = True
+                continue
             self._check(SERVICE, attempt, list(assignment.errors))
             new_claims = assignment.claims - held
             self.view.hold(new_claims)
@@ -195,6 +204,7 @@ class Registry:
             finally:
                 self.view.drop(new_claims)
             self.view.learn_taken(new_claims)
+            self.view.learn_released(held - assignment.claims)
             return written
         raise ConflictError(
             "could not allocate after several attempts (heavy contention); retry", 0
@@ -211,7 +221,7 @@ class Registry:
     # ------------------------------------------------------------------ operations
 
     async def create(self, obj: ApiObject) -> ApiObject:
-        info = kinds.unwrap(kinds.wrap(obj))[0]
+        info = kinds.info_of(obj)
         new = self._prepare(info, obj)
         meta = _meta(new)
         if not meta.name and meta.generate_name:
@@ -227,13 +237,13 @@ class Registry:
             new.ClearField("status")
         self._check(info, new, validation.validate_object(info, new))
         written = await self._write(info, new, None)
-        log.info("created", extra={info.resource: f"{meta.namespace}/{meta.name}"})
+        log.debug("created", extra={info.resource: f"{meta.namespace}/{meta.name}"})
         return written
 
     async def update(self, obj: ApiObject) -> tuple[ApiObject, bool]:
         """Replace spec, labels and annotations. Returns the stored object and whether
         anything changed. With metadata.resourceVersion set, only at that version."""
-        info = kinds.unwrap(kinds.wrap(obj))[0]
+        info = kinds.info_of(obj)
         wanted_revision = _meta(obj).resource_version
         for _ in range(_CAS_ATTEMPTS):
             new = self._prepare(info, obj)
@@ -266,25 +276,34 @@ class Registry:
                 if wanted_revision:
                     raise
                 continue
-            log.info("updated", extra={info.resource: f"{meta.namespace}/{meta.name}"})
+            log.debug("updated", extra={info.resource: f"{meta.namespace}/{meta.name}"})
             return written, True
         raise ConflictError(f'{info.resource} "{_meta(obj).name}" keeps changing; retry', 0)
 
-    async def apply(self, obj: ApiObject) -> tuple[ApiObject, str]:
-        info = kinds.unwrap(kinds.wrap(obj))[0]
+    async def apply(self, obj: ApiObject, *, create_first: bool = False) -> tuple[ApiObject, str]:
+        """Create or update, as `kubectl apply`. `create_first` skips the read for objects
+        expected to be new (bulk loads): an existing one costs a failed create instead."""
+        info = kinds.info_of(obj)
         meta = _meta(obj)
         namespace = (meta.namespace or "default") if info.namespaced else ""
+        exists = False
         for _ in range(_CAS_ATTEMPTS):
-            try:
-                await self.store.get(info, namespace, meta.name)
-            except NotFoundError:
+            if not exists and not create_first:
+                try:
+                    await self.store.get(info, namespace, meta.name)
+                    exists = True
+                except NotFoundError:
+                    pass
+            if not exists:
                 try:
                     return await self.create(obj), "created"
                 except AlreadyExistsError:
-                    continue
+                    exists = True
             try:
                 written, changed = await self.update(obj)
             except NotFoundError:
+                exists = False
+                create_first = True
                 continue
             return written, "configured" if changed else "unchanged"
         raise ConflictError(f'{info.resource} "{meta.name}" keeps changing; retry', 0)
@@ -308,11 +327,12 @@ class Registry:
                 await self.store.delete(
                     info, namespace, name, expected_revision=int(current_revision), release=release
                 )
+                self.view.learn_released(release)
             except ConflictError:
                 if resource_version:
                     raise
                 continue
-            log.info("deleted", extra={info.resource: f"{namespace}/{name}"})
+            log.debug("deleted", extra={info.resource: f"{namespace}/{name}"})
             return current
         raise ConflictError(f'{info.resource} "{name}" keeps changing; retry', 0)
 

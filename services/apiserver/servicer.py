@@ -15,6 +15,7 @@ ADDED.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Context = grpc.aio.ServicerContext[Any, Any]
+# Chunks in flight per ApplyStream (each up to the client's chunk size).
+_STREAM_WINDOW = 8
 
 REQUESTS = Counter("kubelab_apiserver_requests_total", "API requests", ["method", "code"])
 LATENCY = Histogram(
@@ -133,6 +136,46 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             return api_pb2.ApplyResponse(object=kinds.wrap(written), result=result)
 
         return await _answer("Apply", context, call)
+
+    async def ApplyStream(
+        self, chunks: AsyncIterator[api_pb2.ApplyChunk], context: Context
+    ) -> AsyncIterator[api_pb2.ApplyChunkResult]:
+        """Every object of a chunk is applied concurrently (their etcd writes share round
+        trips); chunks are answered in order, at most `_STREAM_WINDOW` in flight."""
+        answers: asyncio.Queue[asyncio.Future[list[api_pb2.ApplyResult]] | None] = asyncio.Queue(
+            _STREAM_WINDOW
+        )
+
+        async def one(wrapped: api_pb2.Object) -> api_pb2.ApplyResult:
+            try:
+                written, result = await self.registry.apply(_object_of(wrapped), create_first=True)
+            except Exception as err:
+                mapped = _status_of(err)
+                if mapped is None:
+                    log.exception("internal error in ApplyStream")
+                    mapped = (grpc.StatusCode.INTERNAL, f"internal error: {err}")
+                REQUESTS.labels("ApplyStream", mapped[0].name).inc()
+                return api_pb2.ApplyResult(code=mapped[0].value[0], message=mapped[1])
+            REQUESTS.labels("ApplyStream", "OK").inc()
+            return api_pb2.ApplyResult(
+                response=api_pb2.ApplyResponse(object=kinds.wrap(written), result=result)
+            )
+
+        async def read() -> None:
+            try:
+                async for chunk in chunks:
+                    work = asyncio.gather(*(one(obj) for obj in chunk.objects))
+                    await answers.put(work)
+            finally:
+                await answers.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (answer := await answers.get()) is not None:
+                yield api_pb2.ApplyChunkResult(results=await answer)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
 
     async def Get(self, request: api_pb2.GetRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:

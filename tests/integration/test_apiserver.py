@@ -371,3 +371,54 @@ async def test_etcd_outage_is_unavailable_then_recovers_without_restart(
             await asyncio.sleep(0.1)
     items, _ = await api.list("svc")
     assert sorted(i.metadata.name for i in items) == ["after", "before"]
+
+
+async def test_a_port_freed_by_another_apiserver_is_found_when_the_range_looks_full(
+    etcd: EtcdServer, tmp_path: Path
+) -> None:
+    small = ("--node-port-range", "30000-30002")
+    first = ApiServerProcess(etcd.endpoint, tmp_path, name="a", extra_args=small)
+    second = ApiServerProcess(etcd.endpoint, tmp_path, name="b", extra_args=small)
+    first.start()
+    second.start()
+    try:
+        async with Client(first.address) as a, Client(second.address) as b:
+            for name in ("s0", "s1", "s2"):
+                await a.create(service(name, type="NodePort"))
+            with pytest.raises(ApiError) as caught:
+                await a.create(service("s3", type="NodePort"))
+            assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+            freed = as_service(await b.delete("svc", "s1")).spec.ports[0].node_port
+            again = await a.create(service("s3", type="NodePort"))
+            assert again.spec.ports[0].node_port == freed
+    finally:
+        first.stop()
+        second.stop()
+
+
+async def test_apply_stream_answers_in_order_with_per_object_errors(
+    api: Client, store: Store
+) -> None:
+    await api.create(service("existing", type="NodePort"))
+    objects: list[ApiObject] = [service(f"bulk-{i}") for i in range(150)]
+    objects[70] = service("bad", ports=[{"port": 0}])
+    objects[100] = service("existing", type="NodePort")
+    answers = [answer async for answer in api.apply_many(objects, chunk_size=16)]
+
+    assert len(answers) == 150
+    bad, _ = answers[70]
+    assert isinstance(bad, ApiError)
+    assert bad.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "spec.ports[0].port" in bad.message
+    assert answers[100][1] == "unchanged"
+    created = [a for i, (a, r) in enumerate(answers) if i not in (70, 100)]
+    assert all(r == "created" for i, (a, r) in enumerate(answers) if i not in (70, 100))
+    assert [as_service(a).metadata.name for a in created] == [
+        f"bulk-{i}" for i in range(150) if i not in (70, 100)
+    ]
+    items, _ = await api.list("svc")
+    assert len(items) == 149
+    ips = [as_service(i).spec.cluster_ip for i in items]
+    assert len(set(ips)) == 149
+    claims, _ = await store.list_claims()
+    assert len(claims) == 149 + 1  # every ClusterIP, and the one NodePort

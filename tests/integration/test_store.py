@@ -50,8 +50,9 @@ async def test_create_get_update_delete_round_trip(store: Store) -> None:
     assert got == created
 
     got.metadata.labels["env"] = "prod"
-    updated = await store.update(got, expected_revision=int(got.metadata.resource_version))
-    assert int(updated.metadata.resource_version) > int(got.metadata.resource_version)
+    read_at = int(got.metadata.resource_version)
+    updated = await store.update(got, expected_revision=read_at)
+    assert int(updated.metadata.resource_version) > read_at
     assert dict((await store.get(kinds.SERVICES, "default", "shop")).metadata.labels) == {
         "app": "shop",
         "env": "prod",

@@ -1,0 +1,121 @@
+"""Group commit: batches form under load, never write a key twice, keep per-key order."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aetcd.rpc as etcdrpc
+import pytest
+
+from kubelab.store_batching import TxnBatcher
+
+
+def put_txn(*keys: bytes) -> etcdrpc.TxnRequest:
+    return etcdrpc.TxnRequest(
+        success=[etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=k, value=b"v")) for k in keys]
+    )
+
+
+class FakeEtcd:
+    """Answers like etcd: nested txns succeed unless their first key is in `refuse`."""
+
+    def __init__(self, refuse: set[bytes] | None = None, fail: Exception | None = None) -> None:
+        self.requests: list[etcdrpc.TxnRequest] = []
+        self.refuse = refuse or set()
+        self.fail = fail
+        self.revision = 10
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send(self, request: etcdrpc.TxnRequest) -> Any:
+        self.requests.append(request)
+        await self.gate.wait()
+        if self.fail:
+            raise self.fail
+        self.revision += 1
+        response = etcdrpc.TxnResponse(succeeded=True)
+        response.header.revision = self.revision
+        nested = [op.request_txn for op in request.success if op.HasField("request_txn")]
+        written: list[bytes] = []
+        for txn in nested or [request]:
+            keys = [op.request_put.key for op in txn.success]
+            assert not set(keys) & set(written), "duplicate key in one request"
+            written += keys
+            ok = keys[0] not in self.refuse
+            if nested:
+                response.responses.add().response_txn.succeeded = ok
+            else:
+                response.succeeded = ok
+        return response
+
+
+async def test_a_lone_transaction_goes_out_alone_and_at_once() -> None:
+    etcd = FakeEtcd()
+    batcher = TxnBatcher(etcd.send)
+    result = await asyncio.wait_for(batcher.submit(put_txn(b"/a")), 1)
+    assert result.succeeded and result.revision == 11
+    assert len(etcd.requests) == 1 and not etcd.requests[0].success[0].HasField("request_txn")
+
+
+async def test_concurrent_transactions_share_one_request_with_their_own_outcomes() -> None:
+    etcd = FakeEtcd(refuse={b"/k3"})
+    batcher = TxnBatcher(etcd.send)
+    results = await asyncio.gather(*(batcher.submit(put_txn(f"/k{i}".encode())) for i in range(6)))
+    assert len(etcd.requests) == 1
+    assert [r.succeeded for r in results] == [True, True, True, False, True, True]
+    assert {r.revision for r in results} == {11}
+
+
+async def test_batches_form_while_one_is_in_flight() -> None:
+    etcd = FakeEtcd()
+    etcd.gate.clear()
+    batcher = TxnBatcher(etcd.send)
+    first = asyncio.ensure_future(batcher.submit(put_txn(b"/first")))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(batcher.submit(put_txn(f"/r{i}".encode()))) for i in range(5)]
+    await asyncio.sleep(0)
+    etcd.gate.set()
+    await asyncio.gather(first, *rest)
+    assert [len(r.success) for r in etcd.requests] == [1, 5]
+
+
+async def test_same_key_never_shares_a_request_and_keeps_its_order() -> None:
+    etcd = FakeEtcd()
+    batcher = TxnBatcher(etcd.send)
+    await asyncio.gather(
+        batcher.submit(put_txn(b"/a", b"/x")),
+        batcher.submit(put_txn(b"/b")),
+        batcher.submit(put_txn(b"/x")),
+        batcher.submit(put_txn(b"/c", b"/x")),
+    )
+    order = []
+    for request in etcd.requests:
+        for op in request.success:
+            txn = op.request_txn if op.HasField("request_txn") else request
+            order.append([p.request_put.key for p in txn.success])
+            if not op.HasField("request_txn"):
+                break
+    assert [keys for keys in order if b"/x" in keys] == [[b"/a", b"/x"], [b"/x"], [b"/c", b"/x"]]
+    assert len(etcd.requests) == 3
+
+
+@pytest.mark.parametrize("max_batch", [pytest.param(1, id="one"), pytest.param(3, id="three")])
+async def test_batches_respect_the_size_limit(max_batch: int) -> None:
+    etcd = FakeEtcd()
+    batcher = TxnBatcher(etcd.send, max_batch=max_batch)
+    await asyncio.gather(*(batcher.submit(put_txn(f"/k{i}".encode())) for i in range(7)))
+    assert max(len(r.success) for r in etcd.requests) <= max_batch
+    assert sum(len(r.success) for r in etcd.requests) == 7
+
+
+async def test_a_failed_request_fails_every_transaction_in_it() -> None:
+    etcd = FakeEtcd(fail=ConnectionError("etcd down"))
+    batcher = TxnBatcher(etcd.send)
+    results = await asyncio.gather(
+        *(batcher.submit(put_txn(f"/k{i}".encode())) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, ConnectionError) for r in results)
+    etcd.fail = None
+    assert (await batcher.submit(put_txn(b"/after"))).succeeded
