@@ -9,6 +9,8 @@ in interleaved rounds (so drift on the machine hits every path alike):
   (compare `version == 0` on the Service key, its ClusterIP claim and its
   NodePort claim; put all three, values of the same sizes), at 32 and at 256
   in flight; the better of the two is the reference;
+* no-op gRPC server — `bench/noop_api.py`, the same gRPC stack answering
+  Create without doing anything: the ceiling for any unary-call path;
 * apiserver Create — one unary `Create` call per NodePort Service (validation,
   defaults, ClusterIP + NodePort allocation, one transaction), 32 in flight;
 * apiserver ApplyStream — the same creates over one `ApplyStream` (what
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -34,7 +37,13 @@ import aetcd
 import aetcd.rpc as etcdrpc
 
 from kubelab.client import Client
-from kubelab.testing.processes import ApiServerProcess, EtcdServer
+from kubelab.testing.processes import (
+    ApiServerProcess,
+    EtcdServer,
+    free_port,
+    health_serving,
+    wait_until,
+)
 from kubelab.v1 import objects_pb2
 
 
@@ -156,6 +165,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     paths = {
+        "no-op gRPC server": str(args.concurrency),
         "raw etcd txn": str(args.concurrency),
         "raw etcd txn (deep)": "256",
         "apiserver Create": str(args.concurrency),
@@ -171,6 +181,11 @@ async def main() -> None:
             etcd.endpoint, Path(tmp), extra_args=("--node-port-range", "20000-39999")
         )
         apiserver.start()
+        noop_port = free_port()
+        noop = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).with_name("noop_api.py")), str(noop_port)
+        )
+        wait_until(lambda: health_serving(f"127.0.0.1:{noop_port}"), 30, "no-op server")
         try:
             await bench_raw(etcd.endpoint, 50, 4, run="warm")
             async with Client(apiserver.address) as warm:
@@ -180,6 +195,9 @@ async def main() -> None:
             for round_ in range(args.rounds):
                 base = round_ * args.creates
                 measured = {
+                    "no-op gRPC server": await bench_api(
+                        f"127.0.0.1:{noop_port}", args.creates, args.concurrency, base
+                    ),
                     "raw etcd txn": await bench_raw(
                         etcd.endpoint, args.creates, args.concurrency, run=f"c-{round_}"
                     ),
@@ -197,6 +215,8 @@ async def main() -> None:
                     rates[name].append(len(lat) / elapsed)
                     latencies[name].extend(lat)
         finally:
+            noop.kill()
+            await noop.wait()
             apiserver.stop()
             etcd.stop()
 
@@ -220,7 +240,9 @@ async def main() -> None:
     print(
         f"ratio = rate / best raw etcd rate; goal: apiserver >= 0.50x. "
         f"Create {median['apiserver Create'] / best_raw:.2f}x, "
-        f"ApplyStream {median['apiserver ApplyStream'] / best_raw:.2f}x"
+        f"ApplyStream {median['apiserver ApplyStream'] / best_raw:.2f}x; "
+        f"a no-op gRPC server (the ceiling for unary calls) "
+        f"{median['no-op gRPC server'] / best_raw:.2f}x"
     )
 
 

@@ -80,6 +80,15 @@ class ConflictError(StoreError):
         super().__init__(message)
         self.current_revision = current_revision
 
+    @classmethod
+    def modified(cls, resource: str, name: str, current_revision: int) -> ConflictError:
+        """Kubernetes' words for a stale resourceVersion."""
+        return cls(
+            f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
+            "modified; please apply your changes to the latest version and try again",
+            current_revision,
+        )
+
 
 class ClaimTakenError(StoreError):
     def __init__(self, claims: Sequence[Claim]) -> None:
@@ -178,6 +187,11 @@ def _owner_value(obj: Message) -> bytes:
     owner = f"{info.resource}/{meta.namespace}/{meta.name}"
     # uid and names are from fixed alphabets (validated), so no JSON escaping is needed.
     return f'{{"uid": "{meta.uid}", "owner": "{owner}"}}'.encode()
+
+
+def _held_by_others(claims: Sequence[Claim], reads: Sequence[Any]) -> list[Claim]:
+    """From a failed transaction's read-back of each claim key: the claims that exist."""
+    return [claim for claim, op in zip(claims, reads, strict=True) if op.response_range.kvs]
 
 
 def _put(key: bytes, value: bytes) -> etcdrpc.RequestOp:
@@ -323,12 +337,7 @@ class Store:
         if not response.succeeded:
             if response.responses[0].response_range.kvs:
                 raise AlreadyExistsError(f'{info.resource} "{meta.name}" already exists')
-            taken = [
-                claim
-                for claim, op in zip(claim_list, response.responses[1:], strict=True)
-                if op.response_range.kvs
-            ]
-            raise ClaimTakenError(taken)
+            raise ClaimTakenError(_held_by_others(claim_list, response.responses[1:]))
         meta.resource_version = str(response.revision)
         return obj
 
@@ -367,18 +376,8 @@ class Store:
             if not current:
                 raise NotFoundError(f'{info.resource} "{meta.name}" not found')
             if current[0].mod_revision != expected_revision:
-                raise ConflictError(
-                    f'Operation cannot be fulfilled on {info.resource} "{meta.name}": '
-                    "the object has been modified; please apply your changes to the "
-                    "latest version and try again",
-                    current[0].mod_revision,
-                )
-            taken = [
-                c
-                for c, op in zip(claim_list, response.responses[1:], strict=True)
-                if op.response_range.kvs
-            ]
-            raise ClaimTakenError(taken)
+                raise ConflictError.modified(info.resource, meta.name, current[0].mod_revision)
+            raise ClaimTakenError(_held_by_others(claim_list, response.responses[1:]))
         meta.resource_version = str(response.revision)
         return obj
 
@@ -402,12 +401,7 @@ class Store:
             current = response.responses[0].response_range.kvs
             if not current:
                 raise NotFoundError(f'{info.resource} "{name}" not found')
-            raise ConflictError(
-                f'Operation cannot be fulfilled on {info.resource} "{name}": '
-                "the object has been modified; please apply your changes to the "
-                "latest version and try again",
-                current[0].mod_revision,
-            )
+            raise ConflictError.modified(info.resource, name, current[0].mod_revision)
 
     async def release_claims(self, owned: dict[Claim, str]) -> int:
         """Delete claims whose value still names the given owner uid (repair); returns how

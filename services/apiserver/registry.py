@@ -251,11 +251,8 @@ class Registry:
             current = await self.store.get(info, meta.namespace, meta.name)
             current_meta = _meta(current)
             if wanted_revision and wanted_revision != current_meta.resource_version:
-                raise ConflictError(
-                    f'Operation cannot be fulfilled on {info.resource} "{meta.name}": the '
-                    "object has been modified; please apply your changes to the latest "
-                    "version and try again",
-                    int(current_meta.resource_version),
+                raise ConflictError.modified(
+                    info.resource, meta.name, int(current_meta.resource_version)
                 )
             if isinstance(new, objects_pb2.Service) and isinstance(current, objects_pb2.Service):
                 keep_allocated_values(current, new)
@@ -316,12 +313,7 @@ class Registry:
             current = await self.store.get(info, namespace, name)
             current_revision = _meta(current).resource_version
             if resource_version and resource_version != current_revision:
-                raise ConflictError(
-                    f'Operation cannot be fulfilled on {info.resource} "{name}": the object '
-                    "has been modified; please apply your changes to the latest version "
-                    "and try again",
-                    int(current_revision),
-                )
+                raise ConflictError.modified(info.resource, name, int(current_revision))
             release = service_claims(current) if isinstance(current, objects_pb2.Service) else ()
             try:
                 await self.store.delete(
