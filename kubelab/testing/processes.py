@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from kubelab.etcd_process import EtcdConfig
+from kubelab.rpc import health
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The one gRPC health probe (`kubelab.rpc.health`), by the name tests and bench import.
+health_serving = health.serving
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -184,14 +185,3 @@ class ApiServerProcess:
             self.process.kill()
             self.process.wait()
         self.process = None
-
-
-def health_serving(address: str, service: str = "") -> bool:
-    """One synchronous gRPC health check; True when SERVING."""
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
-        except grpc.RpcError:
-            return False
-        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)

@@ -1,0 +1,101 @@
+"""The embedded launcher: `kubelab up` / `down` / `status` without a container runtime.
+
+`up` starts etcd and the apiserver (later the controller and node agents) as
+detached local processes on loopback, waits until each is ready, and records
+them in `$KUBELAB_HOME/cluster.json`, where the CLI and SDK find the
+apiserver; `down` stops exactly those processes; `status` reports on them.
+The CLI (`kubelab.cli.cluster`) is a thin layer over the names exported here.
+
+The package is split by what each module holds, imports running one way
+(later ones import earlier ones, never the reverse):
+
+- `errors`: `LabError`, the one failure type, and the actor log tail it shows.
+- `probes`: readiness probes (etcd `/health`, gRPC health SERVING).
+- `specs`: `LabConfig`, `Layout`, `PortSpec`, `ProcessSpec`, the actors and
+  their start order (`cluster_stages`): the only place that names an actor.
+- `ports`: turning port wishes into a `Layout`'s ports.
+- `processes`: spawning actors detached, proving a pid is still ours,
+  waiting for readiness, stopping.
+- `state`: cluster.json read/write and stale-record cleanup.
+- `launcher`: `up`, `down`, `status` under the home's lock.
+"""
+
+from __future__ import annotations
+
+from kubelab.lab.errors import LOG_TAIL_LINES, LabError, tail_log
+from kubelab.lab.launcher import (
+    ProcessStatus,
+    QuietReporter,
+    Reporter,
+    UpResult,
+    down,
+    status,
+    up,
+)
+from kubelab.lab.ports import free_port, port_free, resolve_ports
+from kubelab.lab.probes import etcd_healthy, grpc_serving
+from kubelab.lab.processes import (
+    POLL_INTERVAL,
+    STOP_GRACE_SECONDS,
+    ProcessRecord,
+    process_alive,
+    stop_process,
+)
+from kubelab.lab.specs import (
+    API,
+    APISERVER,
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_SERVICE_CIDR,
+    ETCD,
+    ETCD_CLIENT,
+    ETCD_PEER,
+    LOOPBACK,
+    LabConfig,
+    Layout,
+    PortSpec,
+    ProcessSpec,
+    check_config,
+    cluster_stages,
+    default_config,
+)
+from kubelab.lab.state import ClusterState, read_state
+
+__all__ = [
+    "API",
+    "APISERVER",
+    "DEFAULT_NODE_PORT_RANGE",
+    "DEFAULT_SERVICE_CIDR",
+    "ETCD",
+    "ETCD_CLIENT",
+    "ETCD_PEER",
+    "LOG_TAIL_LINES",
+    "LOOPBACK",
+    "POLL_INTERVAL",
+    "STOP_GRACE_SECONDS",
+    "ClusterState",
+    "LabConfig",
+    "LabError",
+    "Layout",
+    "PortSpec",
+    "ProcessRecord",
+    "ProcessSpec",
+    "ProcessStatus",
+    "QuietReporter",
+    "Reporter",
+    "UpResult",
+    "check_config",
+    "cluster_stages",
+    "default_config",
+    "down",
+    "etcd_healthy",
+    "free_port",
+    "grpc_serving",
+    "port_free",
+    "process_alive",
+    "read_state",
+    "resolve_ports",
+    "status",
+    "stop_process",
+    "tail_log",
+    "up",
+]

@@ -1,0 +1,190 @@
+"""What an embedded cluster is made of: its config, its ports, its actors.
+
+A cluster is a list of *stages* of `ProcessSpec`s (`cluster_stages()`): every
+actor of a stage is spawned, then the launcher waits until each one's
+readiness check passes before the next stage starts (the apiserver needs etcd
+answering; later the controller and node agents need the apiserver). Adding an
+actor is adding a `ProcessSpec` to a stage: its ports, its argv (built from the
+resolved ports of every actor), its readiness check. Nothing else in
+`kubelab.lab` names an actor.
+
+`LabConfig` is what the user asked for (home, port wishes, ranges); `Layout`
+is that config with every port resolved (`kubelab.lab.ports`), the only thing
+an actor's argv is built from, so a command never sees an unresolved port.
+Everything here is a frozen value or a pure function of one; `check_config`
+refuses bad settings before anything is spawned.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubelab import home as kubelab_home
+from kubelab.core.allocators import ClusterIPAllocator, PortRange
+from kubelab.etcd_process import EtcdConfig
+from kubelab.lab.errors import LabError
+from kubelab.lab.probes import etcd_healthy, grpc_serving
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
+DEFAULT_NODE_PORT_RANGE = "30000-32767"
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    """A port an actor listens on. `name` is also the key in `LabConfig.ports`."""
+
+    name: str
+    default: int
+    option: str  # the `kubelab up` option that sets it, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class LabConfig:
+    home: Path
+    # Port wishes by PortSpec name: missing/None = default (or free if taken),
+    # 0 = any free port, N = exactly N.
+    ports: Mapping[str, int | None] = field(default_factory=dict)
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    host: str = LOOPBACK
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "cluster.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def etcd_dir(self) -> Path:
+        return self.home / "etcd"
+
+    def log_file(self, actor: str) -> Path:
+        return self.logs_dir / f"{actor}.log"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A config with every port resolved: what actor commands are built from."""
+
+    config: LabConfig
+    ports: Mapping[str, int]
+
+    def address(self, port: str) -> str:
+        return f"{self.config.host}:{self.ports[port]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """One actor of the embedded cluster.
+
+    `command` builds the argv from the layout (so an actor can point at another
+    actor's port); `ready` is ONE quick readiness probe (it must return within
+    about a second; the launcher polls it until `ready_timeout`). `address` names
+    the PortSpec shown as the actor's address; `state_key`, when set, also puts
+    that address at the top of cluster.json (`"api"`, `"etcd"`), where clients
+    look for it.
+    """
+
+    name: str
+    title: str
+    ports: tuple[PortSpec, ...]
+    command: Callable[[Layout], list[str]]
+    ready: Callable[[Layout], bool]
+    address: str
+    state_key: str | None = None
+    ready_timeout: float = 30.0
+
+
+def default_config(
+    *,
+    ports: Mapping[str, int | None] | None = None,
+    service_cidr: str = DEFAULT_SERVICE_CIDR,
+    node_port_range: str = DEFAULT_NODE_PORT_RANGE,
+) -> LabConfig:
+    """A config for `$KUBELAB_HOME` (absolute: actors run with it as their cwd)."""
+    return LabConfig(
+        home=kubelab_home.kubelab_home().expanduser().resolve(),
+        ports=dict(ports or {}),
+        service_cidr=service_cidr,
+        node_port_range=node_port_range,
+    )
+
+
+def check_config(config: LabConfig) -> None:
+    """Refuse settings an actor would only reject after starting (its log is no
+    place for a typo in a flag)."""
+    try:
+        ClusterIPAllocator(config.service_cidr)
+    except ValueError as err:
+        raise LabError(f'invalid --service-cidr "{config.service_cidr}": {err}') from None
+    try:
+        PortRange.parse(config.node_port_range)
+    except ValueError as err:
+        raise LabError(f"invalid --node-port-range: {err}") from None
+
+
+# ---------------------------------------------------------------- the actors
+
+ETCD_CLIENT = PortSpec("etcd", 2379, "--etcd-port")
+ETCD_PEER = PortSpec("etcd-peer", 2380, "--etcd-peer-port")
+API = PortSpec("api", 6443, "--api-port")
+
+
+def _etcd_config(layout: Layout) -> EtcdConfig:
+    return EtcdConfig(
+        data_dir=layout.config.etcd_dir,
+        client_port=layout.ports[ETCD_CLIENT.name],
+        peer_port=layout.ports[ETCD_PEER.name],
+        host=layout.config.host,
+    )
+
+
+ETCD = ProcessSpec(
+    name="etcd",
+    title="etcd (the store)",
+    ports=(ETCD_CLIENT, ETCD_PEER),
+    command=lambda layout: _etcd_config(layout).command(),
+    ready=lambda layout: etcd_healthy(layout.address(ETCD_CLIENT.name)),
+    address=ETCD_CLIENT.name,
+    state_key="etcd",
+    ready_timeout=30.0,
+)
+
+APISERVER = ProcessSpec(
+    name="apiserver",
+    title="apiserver (the gRPC API)",
+    ports=(API,),
+    command=lambda layout: [
+        sys.executable,
+        "-m",
+        "services.apiserver",
+        "--listen",
+        layout.address(API.name),
+        "--etcd",
+        layout.address(ETCD_CLIENT.name),
+        "--service-cidr",
+        layout.config.service_cidr,
+        "--node-port-range",
+        layout.config.node_port_range,
+    ],
+    ready=lambda layout: grpc_serving(layout.address(API.name)),
+    address=API.name,
+    state_key="api",
+    ready_timeout=30.0,
+)
+
+
+def cluster_stages(config: LabConfig) -> tuple[tuple[ProcessSpec, ...], ...]:
+    """The actors of an embedded cluster, in start order. A function of the config
+    so that later options (`--nodes N`) can add one spec per node."""
+    del config  # every current actor is fixed
+    return ((ETCD,), (APISERVER,))

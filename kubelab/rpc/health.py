@@ -1,0 +1,36 @@
+"""The client side of `grpc.health.v1`: is an actor SERVING yet?
+
+`kubelab.rpc.server` registers the health servicer every actor answers; this
+module is the one probe that asks it, shared by the embedded launcher
+(`kubelab.lab`, readiness before the next stage starts) and the test and bench
+helpers (`kubelab.testing.processes`), so both wait on the same signal.
+
+One call is one synchronous `Check` with a one-second deadline, on a fresh
+channel that goes straight to the address. It never raises for an actor that
+is down, starting or answering NOT_SERVING: every such case is False, and the
+caller polls against its own deadline.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+# Probes go straight to loopback: an http_proxy in the user's environment must
+# not carry them off (gRPC honours it by default).
+_GRPC_DIRECT = [("grpc.enable_http_proxy", 0)]
+
+
+def serving(address: str, service: str = "") -> bool:
+    """The actor's `grpc.health.v1` check answers SERVING for `service` ("" = the server)."""
+    # Imported on first use: most `kubelab` commands never probe.
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    # A fresh channel per probe: a long-lived channel backs off reconnects
+    # (1 s, 1.6 s, ...) after the first refusal and would answer late.
+    with grpc.insecure_channel(address, options=_GRPC_DIRECT) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
