@@ -8,7 +8,7 @@ from typing import Any
 import aetcd.rpc as etcdrpc
 import pytest
 
-from kubelab.store_batching import TxnBatcher
+from kubelab.store.batching import TxnBatcher
 
 
 def put_txn(*keys: bytes) -> etcdrpc.TxnRequest:

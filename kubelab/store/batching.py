@@ -19,7 +19,7 @@ Rules etcd imposes, which the batcher keeps:
 Failure: when the batch's request fails (etcd unreachable), every transaction
 in it receives that error; none of them was applied (a Txn is atomic).
 
-Private to `kubelab.store` (the only code that knows etcd): it knows etcd's
+Part of `kubelab.store` (the only code that knows etcd): it knows etcd's
 protobufs but not the key layout.
 """
 

@@ -1,0 +1,55 @@
+"""The only code that knows etcd: typed objects in, typed objects out (DESIGN §3).
+
+`Store` is one connection per actor process with every capability the actors
+need, each in its own module:
+
+* `objects` — objects of every kind and allocation claims, compare-and-swap,
+  watches, fenced writes;
+* `liveness` — node heartbeats and pod statuses, attached to node leases;
+* `election` — leader election and the fences that make it safe;
+* `etcd` — the shared connection: calls, group-committed transactions
+  (`batching`), resumable watches, leases;
+* `keys` — the key layout, private to this package.
+"""
+
+from __future__ import annotations
+
+from kubelab.store.election import ElectionStore
+from kubelab.store.errors import (
+    AlreadyExistsError,
+    ClaimTakenError,
+    CompactedError,
+    ConflictError,
+    NotFoundError,
+    NotLeaderError,
+    StoreError,
+    StoreUnavailableError,
+)
+from kubelab.store.etcd import Lease
+from kubelab.store.liveness import HeartbeatEvent, LivenessStore, PodKey, PodStatusEvent
+from kubelab.store.objects import ClaimEvent, EventType, Fence, ObjectEvent, ObjectStore
+
+
+class Store(ObjectStore, LivenessStore, ElectionStore):
+    """Typed access to the cluster state in etcd. One per actor process."""
+
+
+__all__ = [
+    "AlreadyExistsError",
+    "ClaimEvent",
+    "ClaimTakenError",
+    "CompactedError",
+    "ConflictError",
+    "EventType",
+    "Fence",
+    "HeartbeatEvent",
+    "Lease",
+    "NotFoundError",
+    "NotLeaderError",
+    "ObjectEvent",
+    "PodKey",
+    "PodStatusEvent",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+]

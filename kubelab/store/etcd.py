@@ -1,0 +1,242 @@
+"""The etcd connection every part of the store shares: calls, transactions, watches, leases.
+
+One aetcd client per `Store` (per actor process). Unary calls and
+transactions go through aetcd's raw KV stub, because the store needs the
+response header's revision (aetcd's high-level `transaction` drops it);
+transactions are group-committed by `TxnBatcher`. Any call that cannot reach
+etcd raises `StoreUnavailableError` at once.
+
+Watches (`watch_prefix`) reconnect by themselves with tenacity back-off and
+resume from the last revision they delivered, so a consumer sees every event
+exactly once across an etcd restart; a start revision that etcd has compacted
+raises `CompactedError` and the consumer relists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aetcd
+import aetcd.exceptions
+import aetcd.rpc as etcdrpc
+import grpc
+from google.protobuf.message import Message
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from kubelab.store.batching import TxnBatcher, TxnResult
+from kubelab.store.errors import CompactedError, StoreUnavailableError
+from kubelab.store.keys import REGISTRY, prefix_end
+
+log = logging.getLogger("kubelab.store")
+
+_UNAVAILABLE_CODES = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """An etcd lease: keys attached to it vanish when it is revoked or expires."""
+
+    id: int
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    deleted: bool
+    created: bool
+    key: bytes
+    value: bytes
+    revision: int
+    previous: bytes | None
+
+
+def put(key: bytes, value: bytes, lease: Lease | None = None) -> etcdrpc.RequestOp:
+    request = etcdrpc.PutRequest(key=key, value=value, lease=lease.id if lease else 0)
+    return etcdrpc.RequestOp(request_put=request)
+
+
+def delete(key: bytes) -> etcdrpc.RequestOp:
+    return etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(key=key))
+
+
+def read(key: bytes) -> etcdrpc.RequestOp:
+    return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=key))
+
+
+def version_is(key: bytes, version: int) -> etcdrpc.Compare:
+    return etcdrpc.Compare(
+        key=key, result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.VERSION, version=version
+    )
+
+
+def mod_revision_is(key: bytes, revision: int) -> etcdrpc.Compare:
+    return etcdrpc.Compare(
+        key=key, result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.MOD, mod_revision=revision
+    )
+
+
+def create_revision_is(key: bytes, revision: int) -> etcdrpc.Compare:
+    return etcdrpc.Compare(
+        key=key,
+        result=etcdrpc.Compare.EQUAL,
+        target=etcdrpc.Compare.CREATE,
+        create_revision=revision,
+    )
+
+
+class EtcdConnection:
+    def __init__(self, endpoint: str, *, timeout: float = 5.0) -> None:
+        host, _, port = endpoint.rpartition(":")
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._batcher = TxnBatcher(self._send_txn)
+        self._client = aetcd.Client(
+            host=host or "127.0.0.1",
+            port=int(port),
+            timeout=None,
+            # gRPC's default reconnect back-off grows to 120 s; after an etcd restart
+            # we want the channel back within a second.
+            options={
+                "grpc.initial_reconnect_backoff_ms": 100,
+                "grpc.max_reconnect_backoff_ms": 1000,
+            },
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _connected(self) -> None:
+        try:
+            await self._client.connect()
+        except aetcd.exceptions.ClientError as err:
+            raise StoreUnavailableError(f"etcd at {self.endpoint}: {err}") from None
+
+    async def _call(self, method: str, request: Message, *, stub: str = "kvstub") -> Any:
+        await self._connected()
+        try:
+            return await getattr(getattr(self._client, stub), method)(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in _UNAVAILABLE_CODES:
+                raise StoreUnavailableError(
+                    f"etcd at {self.endpoint} is unavailable: {err.details()}"
+                ) from None
+            raise
+
+    async def _send_txn(self, request: etcdrpc.TxnRequest) -> Any:
+        return await self._call("Txn", request)
+
+    async def _txn(
+        self,
+        compare: Sequence[etcdrpc.Compare],
+        success: Sequence[etcdrpc.RequestOp],
+        failure: Sequence[etcdrpc.RequestOp],
+    ) -> TxnResult:
+        request = etcdrpc.TxnRequest(compare=compare, success=success, failure=failure)
+        return await self._batcher.submit(request)
+
+    async def _range(self, prefix: bytes) -> Any:
+        return await self._call(
+            "Range", etcdrpc.RangeRequest(key=prefix, range_end=prefix_end(prefix))
+        )
+
+    async def _range_one(self, key: bytes) -> bytes | None:
+        response = await self._call("Range", etcdrpc.RangeRequest(key=key))
+        return bytes(response.kvs[0].value) if response.kvs else None
+
+    async def current_revision(self) -> int:
+        response = await self._call(
+            "Range", etcdrpc.RangeRequest(key=REGISTRY.encode(), limit=1, count_only=True)
+        )
+        return int(response.header.revision)
+
+    # ------------------------------------------------------------------ leases
+
+    async def grant_lease(self, ttl: int) -> Lease:
+        """A new lease; etcd grants at least its minimum TTL (2 s on etcd 3.5)."""
+        response = await self._call(
+            "LeaseGrant", etcdrpc.LeaseGrantRequest(TTL=ttl), stub="leasestub"
+        )
+        return Lease(int(response.ID), int(response.TTL))
+
+    async def keep_alive(self, lease: Lease) -> bool:
+        """Renew a lease once; False when it has already expired (its keys are gone)."""
+        await self._connected()
+        try:
+            reply = await self._client.refresh_lease(lease.id)
+        except aetcd.exceptions.ClientError as err:
+            raise StoreUnavailableError(f"etcd at {self.endpoint}: {err}") from None
+        return reply is not None and int(reply.TTL) > 0
+
+    async def revoke_lease(self, lease: Lease) -> None:
+        """Revoke a lease: every key attached to it is deleted at once."""
+        try:
+            await self._call(
+                "LeaseRevoke", etcdrpc.LeaseRevokeRequest(ID=lease.id), stub="leasestub"
+            )
+        except grpc.aio.AioRpcError as err:
+            if "requested lease not found" not in (err.details() or ""):
+                raise
+
+    # ------------------------------------------------------------------ watches
+
+    async def watch_prefix(self, prefix: bytes, from_revision: int) -> AsyncIterator[RawEvent]:
+        """Events under `prefix` after `from_revision`, in revision order; survives etcd
+        restarts by re-watching from the last delivered revision."""
+        last = from_revision
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(StoreUnavailableError),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            reraise=True,
+        )
+        while True:
+            watch = None
+            async for attempt in retrying:
+                with attempt:
+                    watch = await self._open_watch(prefix, last + 1)
+            assert watch is not None
+            try:
+                async for event in watch:
+                    kv = event.kv
+                    revision = int(kv.mod_revision)
+                    prev = event.prev_kv.value if event.prev_kv is not None else None
+                    if event.kind == aetcd.rtypes.EventKind.DELETE:
+                        yield RawEvent(True, False, kv.key, prev or b"", revision, prev)
+                    else:
+                        created = kv.create_revision == kv.mod_revision
+                        yield RawEvent(False, created, kv.key, kv.value, revision, prev)
+                    last = revision
+            except aetcd.exceptions.RevisionCompactedError as err:
+                raise CompactedError(err.compacted_revision) from None
+            except (aetcd.exceptions.ClientError, grpc.aio.AioRpcError) as err:
+                # aetcd opens a new stream on the next watch(); the channel reconnects itself.
+                log.info("watch %s interrupted (%s); resuming from %d", prefix, err, last)
+            finally:
+                await _cancel_quietly(watch)
+
+    async def _open_watch(self, prefix: bytes, start_revision: int) -> Any:
+        try:
+            await self._client.connect()
+            return await self._client.watch(
+                prefix,
+                range_end=prefix_end(prefix),
+                start_revision=start_revision,
+                prev_kv=True,
+            )
+        except aetcd.exceptions.RevisionCompactedError as err:
+            raise CompactedError(err.compacted_revision) from None
+        except aetcd.exceptions.ClientError as err:
+            raise StoreUnavailableError(str(err)) from None
+
+
+async def _cancel_quietly(watch: Any) -> None:
+    try:
+        await watch.cancel()
+    except Exception as err:  # the stream may already be gone with its channel
+        log.debug("cancelling watch: %s", err)

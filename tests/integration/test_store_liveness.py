@@ -1,0 +1,115 @@
+"""Leases, leased pod statuses and heartbeats, leader election and fencing, on a real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from kubelab.core.kinds import SERVICES
+from kubelab.store import NotLeaderError, Store
+from kubelab.testing.processes import EtcdServer
+from kubelab.v1 import objects_pb2
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def store(etcd: EtcdServer) -> AsyncIterator[Store]:
+    s = Store(etcd.endpoint, timeout=2.0)
+    yield s
+    await s.close()
+
+
+def running(ip: str) -> objects_pb2.PodStatus:
+    return objects_pb2.PodStatus(phase="Running", pod_ip=ip)
+
+
+async def test_revoking_a_lease_deletes_its_heartbeat_and_statuses_at_once(store: Store) -> None:
+    lease = await store.grant_lease(2)
+    await store.put_heartbeat("node-1", lease)
+    await store.put_pod_status("default", "a", running("127.244.1.2"), lease)
+    assert (await store.live_nodes())[0] == {"node-1"}
+    statuses, _ = await store.list_pod_statuses()
+    assert statuses == {("default", "a"): running("127.244.1.2")}
+
+    await store.revoke_lease(lease)
+    assert (await store.live_nodes())[0] == set()
+    assert (await store.list_pod_statuses())[0] == {}
+    assert await store.get_pod_status("default", "a") is None
+
+
+async def test_an_unrenewed_lease_expires_within_its_ttl(store: Store) -> None:
+    kept, dropped = await store.grant_lease(2), await store.grant_lease(2)
+    await store.put_heartbeat("kept", kept)
+    await store.put_heartbeat("dropped", dropped)
+    started = time.monotonic()
+    while "dropped" in (await store.live_nodes())[0]:
+        assert await store.keep_alive(kept)
+        assert time.monotonic() - started < 2 + 1.5, "lease outlived TTL + 1.5 s"
+        await asyncio.sleep(0.2)
+    assert (await store.live_nodes())[0] == {"kept"}
+    assert not await store.keep_alive(dropped)
+
+
+async def test_status_and_heartbeat_watches_see_the_node_die(store: Store) -> None:
+    start = await store.current_revision()
+    lease = await store.grant_lease(2)
+    await store.put_heartbeat("n", lease)
+    await store.put_pod_status("default", "p", running("127.244.1.9"), lease)
+    await store.revoke_lease(lease)
+
+    async def statuses() -> list[tuple[str, bool]]:
+        seen = []
+        async for event in store.watch_pod_statuses(from_revision=start):
+            seen.append((event.name, event.status is not None))
+            if len(seen) == 2:
+                return seen
+        raise AssertionError("watch ended")
+
+    async def beats() -> list[bool]:
+        seen = []
+        async for event in store.watch_heartbeats(from_revision=start):
+            seen.append(event.alive)
+            if len(seen) == 2:
+                return seen
+        raise AssertionError("watch ended")
+
+    assert await asyncio.wait_for(statuses(), 10) == [("p", True), ("p", False)]
+    assert await asyncio.wait_for(beats(), 10) == [True, False]
+
+
+async def test_one_leader_at_a_time_and_the_deposed_one_is_fenced(
+    etcd: EtcdServer, store: Store
+) -> None:
+    other = Store(etcd.endpoint, timeout=2.0)
+    try:
+        first_lease, second_lease = await store.grant_lease(2), await other.grant_lease(2)
+        first = await store.campaign("controller", "first", first_lease)
+        assert await store.leader("controller") == ("first", first.revision)
+
+        second_task = asyncio.create_task(other.campaign("controller", "second", second_lease))
+        await asyncio.sleep(0.3)
+        assert not second_task.done(), "a second leader was elected while the first leads"
+
+        svc = objects_pb2.Service(api_version="v1", kind="Service")
+        svc.metadata.name, svc.metadata.namespace, svc.metadata.uid = "s", "default", "u"
+        await store.create(svc, fence=first)
+
+        await store.revoke_lease(first_lease)
+        second = await asyncio.wait_for(second_task, 5)
+        assert second.revision > first.revision
+        assert not await store.still_leads(first)
+        assert await other.still_leads(second)
+
+        svc.metadata.name = "late"
+        with pytest.raises(NotLeaderError):
+            await store.create(svc, fence=first)
+        svc.metadata.name = "fresh"
+        await other.create(svc, fence=second)
+        names = {i.metadata.name for i in (await store.list(SERVICES))[0]}
+        assert names == {"s", "fresh"}
+    finally:
+        await other.close()
