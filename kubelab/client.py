@@ -147,10 +147,19 @@ class Client:
         return [kinds.unwrap(item)[1] for item in out.items], out.resource_version
 
     async def delete(
-        self, kind: str, name: str, namespace: str = "default", resource_version: str = ""
+        self,
+        kind: str,
+        name: str,
+        namespace: str = "default",
+        resource_version: str = "",
+        grace_period_seconds: int | None = None,
     ) -> ApiObject:
+        """Delete an object. A pod on a node is deleted gracefully (its node agent stops
+        it within its grace period); `grace_period_seconds=0` removes it at once."""
         key = api_pb2.ObjectKey(kind=kind, namespace=namespace, name=name)
         request = api_pb2.DeleteRequest(key=key, resource_version=resource_version)
+        if grace_period_seconds is not None:
+            request.grace_period_seconds = grace_period_seconds
         try:
             out = await self._stub.Delete(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as err:

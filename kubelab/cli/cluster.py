@@ -105,12 +105,38 @@ def _summary(state: lab.ClusterState, home: Path) -> list[str]:
     show_default=True,
     help="Range NodePorts come from.",
 )
+@click.option(
+    "--controller-port", type=click.IntRange(0, 65535), help="controller health port (0: any)."
+)
+@click.option(
+    "--nodes",
+    type=click.IntRange(0, 250),
+    default=lab.DEFAULT_NODES,
+    show_default=True,
+    help="Node agents to start (node N: IP 127.10.0.N, pods in 127.244.N.0/24).",
+)
+@click.option(
+    "--node-ip-base",
+    default=lab.DEFAULT_NODE_IP_BASE,
+    show_default=True,
+    help="Node N gets this address + N.",
+)
+@click.option(
+    "--pod-network",
+    default=lab.DEFAULT_POD_NETWORK,
+    show_default=True,
+    help="Node N's podCIDR is the N-th /24 of this network.",
+)
 def up(
     api_port: int | None,
     etcd_port: int | None,
     etcd_peer_port: int | None,
     service_cidr: str,
     node_port_range: str,
+    controller_port: int | None,
+    nodes: int,
+    node_ip_base: str,
+    pod_network: str,
 ) -> None:
     """Start an embedded cluster in the background, wait until it is ready.
 
@@ -121,9 +147,15 @@ def up(
         lab.API.name: api_port,
         lab.ETCD_CLIENT.name: etcd_port,
         lab.ETCD_PEER.name: etcd_peer_port,
+        lab.CONTROLLER_PORT.name: controller_port,
     }
     config = lab.default_config(
-        ports=ports, service_cidr=service_cidr, node_port_range=node_port_range
+        ports=ports,
+        service_cidr=service_cidr,
+        node_port_range=node_port_range,
+        nodes=nodes,
+        node_ip_base=node_ip_base,
+        pod_network=pod_network,
     )
     try:
         with ProgressReporter(Console(stderr=True)) as reporter:

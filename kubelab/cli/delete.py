@@ -3,6 +3,19 @@
 Prints kubectl's `service "shop" deleted` per object. A missing object is
 `Error from server (NotFound): ...` on stderr and exit 1, unless
 `--ignore-not-found`; the other objects are still deleted.
+
+A pod bound to a node is deleted gracefully by the server: it is marked, and
+its node agent stops it within the grace period, then removes it. The grace
+flags are kubectl's (`DeleteOptions.Complete`/`Validate`), settled by
+`settle_grace_period` before anything is sent:
+
+* none: the pod's own terminationGracePeriodSeconds (nothing is sent);
+* `--grace-period N`: N seconds; 0 without `--force` becomes 1, as kubectl
+  turns it, so a typo cannot skip the agent;
+* `--now`: 1 second (not together with `--grace-period`);
+* `--force`: 0, the object is removed at once without waiting for the agent,
+  with kubectl's warning, and each line says `force deleted`; `--force` with
+  a grace period above 0 is refused.
 """
 
 from __future__ import annotations
@@ -28,13 +41,45 @@ from kubelab.core.kinds import KindInfo
 
 Victim = tuple[KindInfo, str, str]  # kind, namespace, name
 
+FORCE_WARNING = (
+    "warning: Immediate deletion does not wait for confirmation that the running resource "
+    "has been terminated. The resource may continue to run on the cluster indefinitely."
+)
 
-async def delete_each(client: Client, victims: list[Victim], ignore_not_found: bool) -> int:
+
+def settle_grace_period(grace: int, force: bool, now: bool) -> tuple[int | None, str | None]:
+    """The grace period to send (None: the object's own) and a warning to print."""
+    if now:
+        if grace != -1:
+            raise CliError("error: --now and --grace-period cannot be specified together")
+        grace = 1
+    if grace == 0 and not force:
+        grace = 1  # kubectl: 0 only with --force, against accidental data loss
+    if force and grace < 0:
+        grace = 0
+    if force and grace > 0:
+        raise CliError(
+            "error: --force and --grace-period greater than 0 cannot be specified together"
+        )
+    if grace < 0:
+        return None, None
+    return grace, FORCE_WARNING if grace == 0 else None
+
+
+async def delete_each(
+    client: Client,
+    victims: list[Victim],
+    ignore_not_found: bool,
+    grace_period_seconds: int | None = None,
+) -> int:
     """Delete in order; returns how many failed (each already reported)."""
     failures = 0
+    done = "force deleted" if grace_period_seconds == 0 else "deleted"
     for info, namespace, name in victims:
         try:
-            await client.delete(info.resource, name, namespace)
+            await client.delete(
+                info.resource, name, namespace, grace_period_seconds=grace_period_seconds
+            )
         except ApiError as err:
             if is_connection_error(err):
                 raise
@@ -46,7 +91,7 @@ async def delete_each(client: Client, victims: list[Victim], ignore_not_found: b
             )
             click.echo(error.message, err=True)
             continue
-        click.echo(f'{kind_ref(info)} "{name}" deleted')
+        click.echo(f'{kind_ref(info)} "{name}" {done}')
     return failures
 
 
@@ -56,6 +101,21 @@ async def delete_each(client: Client, victims: list[Victim], ignore_not_found: b
 @click.option("-l", "--selector", metavar="SELECTOR", help="Delete what this selector picks.")
 @click.option("--all", "all_", is_flag=True, help="Delete every object of the kind.")
 @click.option("--ignore-not-found", is_flag=True, help="A missing object is not an error.")
+@click.option(
+    "--grace-period",
+    type=int,
+    default=-1,
+    metavar="SECONDS",
+    help="Seconds a pod gets to stop (default -1: the pod's terminationGracePeriodSeconds). "
+    "0 needs --force.",
+)
+@click.option("--now", is_flag=True, help="Stop pods at once: the same as --grace-period 1.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove at once, without waiting for the node agent to stop the pod "
+    "(implies --grace-period 0).",
+)
 @api_options
 @pass_settings
 def delete(
@@ -65,12 +125,19 @@ def delete(
     selector: str | None,
     all_: bool,
     ignore_not_found: bool,
+    grace_period: int,
+    now: bool,
+    force: bool,
 ) -> None:
     """Delete objects by name, selector or manifest.
 
-    kubelab delete svc shop; kubelab delete -f shop.yaml; kubelab delete svc -l app=shop
+    kubelab delete svc shop; kubelab delete -f shop.yaml; kubelab delete svc -l app=shop;
+    kubelab delete pod shop-x --grace-period 1
     """
     label_selector = check_selector(selector)
+    grace, warning = settle_grace_period(grace_period, force, now)
+    if warning:
+        click.echo(warning, err=True)
     if filenames:
         if args or label_selector or all_:
             raise CliError("error: -f cannot be combined with names, -l or --all")
@@ -78,7 +145,7 @@ def delete(
         victims = [(i.info, metadata(i.object).namespace, metadata(i.object).name) for i in loaded]
 
         async def by_file(client: Client) -> int:
-            return await delete_each(client, victims, ignore_not_found)
+            return await delete_each(client, victims, ignore_not_found, grace)
 
         failures = run(by_file, settings)
     else:
@@ -100,7 +167,7 @@ def delete(
                 found += [(target.info, namespace, name) for name in names]
             if not found:
                 click.echo("No resources found", err=True)
-            return await delete_each(client, found, ignore_not_found)
+            return await delete_each(client, found, ignore_not_found, grace)
 
         failures = run(by_name, settings)
     if failures:

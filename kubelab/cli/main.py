@@ -25,6 +25,8 @@ from kubelab.cli.describe import describe
 from kubelab.cli.errors import CliError, from_api_error
 from kubelab.cli.get import get
 from kubelab.cli.label import label
+from kubelab.cli.logs import logs
+from kubelab.cli.scale import scale
 from kubelab.client import ApiError
 
 
@@ -80,7 +82,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Settings)
 
 
-for command in (up, down, status, apply, get, describe, delete, label):
+for command in (up, down, status, apply, get, describe, delete, label, scale, logs):
     cli.add_command(command)
 
 

@@ -125,7 +125,7 @@ def up(config: LabConfig, reporter: Reporter | None = None) -> UpResult:
             for stage in stages:
                 started: list[tuple[ProcessSpec, subprocess.Popen[bytes], float]] = []
                 for spec in stage:
-                    address = layout.address(spec.address)
+                    address = spec.location(layout)
                     reporter.starting(spec, address)
                     proc, record = spawn(spec, layout)
                     children.append(proc)
@@ -136,7 +136,7 @@ def up(config: LabConfig, reporter: Reporter | None = None) -> UpResult:
                     started.append((spec, proc, time.monotonic()))
                 for spec, proc, began in started:
                     wait_ready(spec, layout, proc)
-                    reporter.ready(spec, layout.address(spec.address), time.monotonic() - began)
+                    reporter.ready(spec, spec.location(layout), time.monotonic() - began)
         except BaseException:
             # Includes KeyboardInterrupt: a half-started cluster is worse than none.
             for child in reversed(children):

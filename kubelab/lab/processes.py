@@ -152,7 +152,7 @@ def spawn(spec: ProcessSpec, layout: Layout) -> tuple[subprocess.Popen[bytes], P
     record = ProcessRecord(
         name=spec.name,
         pid=proc.pid,
-        address=layout.address(spec.address),
+        address=spec.location(layout),
         log=str(log),
         command=command,
         started=started,
@@ -175,7 +175,7 @@ def wait_ready(spec: ProcessSpec, layout: Layout, proc: subprocess.Popen[bytes])
 
     if not wait_until(ready_or_exited, spec.ready_timeout):
         raise LabError(
-            f"{spec.name} did not become ready at {layout.address(spec.address)} "
+            f"{spec.name} did not become ready at {spec.location(layout)} "
             f"within {spec.ready_timeout:.0f}s (log: {log})",
             log=log,
         )

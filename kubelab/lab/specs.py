@@ -17,6 +17,7 @@ refuses bad settings before anything is spawned.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from kubelab.lab.probes import etcd_healthy, grpc_serving
 LOOPBACK = "127.0.0.1"
 DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
+DEFAULT_NODES = 3
+DEFAULT_NODE_IP_BASE = "127.10.0.0"
+DEFAULT_POD_NETWORK = "127.244.0.0/16"
+NODE_AGENT_PORT = 10250
 
 
 # ---------------------------------------------------------------- configuration
@@ -54,6 +59,17 @@ class LabConfig:
     service_cidr: str = DEFAULT_SERVICE_CIDR
     node_port_range: str = DEFAULT_NODE_PORT_RANGE
     host: str = LOOPBACK
+    # Node agents: node N gets NODE_IP_BASE + N and the /24 number N of POD_NETWORK.
+    nodes: int = DEFAULT_NODES
+    node_ip_base: str = DEFAULT_NODE_IP_BASE
+    pod_network: str = DEFAULT_POD_NETWORK
+
+    def node_ip(self, number: int) -> str:
+        return str(ipaddress.IPv4Address(self.node_ip_base) + number)
+
+    def pod_cidr(self, number: int) -> str:
+        network = ipaddress.IPv4Network(self.pod_network)
+        return str(ipaddress.IPv4Network((int(network.network_address) + number * 256, 24)))
 
     @property
     def state_file(self) -> Path:
@@ -102,6 +118,12 @@ class ProcessSpec:
     address: str
     state_key: str | None = None
     ready_timeout: float = 30.0
+    # For actors that listen on an address of their own (a node agent on its node IP).
+    fixed_address: str | None = None
+
+    def location(self, layout: Layout) -> str:
+        """Where the actor listens."""
+        return self.fixed_address or layout.address(self.address)
 
 
 def default_config(
@@ -109,6 +131,9 @@ def default_config(
     ports: Mapping[str, int | None] | None = None,
     service_cidr: str = DEFAULT_SERVICE_CIDR,
     node_port_range: str = DEFAULT_NODE_PORT_RANGE,
+    nodes: int = DEFAULT_NODES,
+    node_ip_base: str = DEFAULT_NODE_IP_BASE,
+    pod_network: str = DEFAULT_POD_NETWORK,
 ) -> LabConfig:
     """A config for `$KUBELAB_HOME` (absolute: actors run with it as their cwd)."""
     return LabConfig(
@@ -116,6 +141,9 @@ def default_config(
         ports=dict(ports or {}),
         service_cidr=service_cidr,
         node_port_range=node_port_range,
+        nodes=nodes,
+        node_ip_base=node_ip_base,
+        pod_network=pod_network,
     )
 
 
@@ -130,6 +158,18 @@ def check_config(config: LabConfig) -> None:
         PortRange.parse(config.node_port_range)
     except ValueError as err:
         raise LabError(f"invalid --node-port-range: {err}") from None
+    if not 0 <= config.nodes <= 250:
+        raise LabError(f"invalid --nodes {config.nodes}: want 0 to 250")
+    try:
+        first = ipaddress.IPv4Address(config.node_ip_base)
+        network = ipaddress.IPv4Network(config.pod_network)
+    except ValueError as err:
+        raise LabError(f"invalid node network: {err}") from None
+    if not first.is_loopback or network.prefixlen > 16 or not network.is_loopback:
+        raise LabError(
+            "embedded mode keeps nodes and pods on loopback: --node-ip-base must be in "
+            "127.0.0.0/8 and --pod-network a /16 (or larger) inside it"
+        )
 
 
 # ---------------------------------------------------------------- the actors
@@ -183,8 +223,60 @@ APISERVER = ProcessSpec(
 )
 
 
+CONTROLLER_PORT = PortSpec("controller", 10257, "--controller-port")
+
+CONTROLLER = ProcessSpec(
+    name="controller",
+    title="controller (scheduler, Deployments, node lifecycle)",
+    ports=(CONTROLLER_PORT,),
+    command=lambda layout: [
+        sys.executable,
+        "-m",
+        "services.controller",
+        "--listen",
+        layout.address(CONTROLLER_PORT.name),
+        "--etcd",
+        layout.address(ETCD_CLIENT.name),
+    ],
+    ready=lambda layout: grpc_serving(layout.address(CONTROLLER_PORT.name)),
+    address=CONTROLLER_PORT.name,
+    ready_timeout=30.0,
+)
+
+
+def node_spec(config: LabConfig, number: int) -> ProcessSpec:
+    name = f"node-{number}"
+    address = f"{config.node_ip(number)}:{NODE_AGENT_PORT}"
+    return ProcessSpec(
+        name=name,
+        title=f"{name} (node agent, pods in {config.pod_cidr(number)})",
+        ports=(),
+        command=lambda layout: [
+            sys.executable,
+            "-m",
+            "node_agent",
+            "--name",
+            name,
+            "--node-ip",
+            config.node_ip(number),
+            "--pod-cidr",
+            config.pod_cidr(number),
+            "--agent-port",
+            str(NODE_AGENT_PORT),
+            "--etcd",
+            layout.address(ETCD_CLIENT.name),
+            "--data-dir",
+            str(config.home / "nodes" / name),
+        ],
+        ready=lambda layout: grpc_serving(address),
+        address="",
+        fixed_address=address,
+        ready_timeout=30.0,
+    )
+
+
 def cluster_stages(config: LabConfig) -> tuple[tuple[ProcessSpec, ...], ...]:
-    """The actors of an embedded cluster, in start order. A function of the config
-    so that later options (`--nodes N`) can add one spec per node."""
-    del config  # every current actor is fixed
-    return ((ETCD,), (APISERVER,))
+    """The actors of an embedded cluster, in start order: etcd; the apiserver; then the
+    controller and one node agent per node, side by side."""
+    nodes = tuple(node_spec(config, n) for n in range(1, config.nodes + 1))
+    return ((ETCD,), (APISERVER,), (CONTROLLER, *nodes))

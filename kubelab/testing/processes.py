@@ -185,3 +185,142 @@ class ApiServerProcess:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KUBELAB_LOG_FORMAT": "text", "PYTHONPATH": str(REPO_ROOT)}
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
+        )
+
+
+def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class NodeAgentProcess:
+    """`python -m node_agent` for node NUMBER: IP `ip_base + number`, pods in its /24."""
+
+    etcd_endpoint: str
+    workdir: Path
+    number: int
+    ip_base: str = "127.10.90"
+    pod_base: str = "127.247"
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"node-{self.number}"
+
+    @property
+    def ip(self) -> str:
+        return f"{self.ip_base}.{self.number}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:10250"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, timeout: float = 30.0) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "node_agent",
+            "--name",
+            self.name,
+            "--node-ip",
+            self.ip,
+            "--pod-cidr",
+            f"{self.pod_base}.{self.number}.0/24",
+            "--etcd",
+            self.etcd_endpoint,
+            "--data-dir",
+            str(self.workdir / self.name),
+            *self.extra_args,
+        ]
+        self.process = _spawn(command, self.log_path)
+
+        def serving() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
+            return health_serving(self.address)
+
+        try:
+            wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
+        except TimeoutError as err:
+            raise TimeoutError(f"{err}\n{_log_tail(self.log_path)}") from None
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies without a word (its lease expires on its own)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@dataclass
+class ControllerProcess:
+    etcd_endpoint: str
+    workdir: Path
+    name: str = "controller"
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    address: str = ""
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, timeout: float = 30.0) -> None:
+        address_file = self.workdir / f"{self.name}.address"
+        address_file.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "services.controller",
+            "--etcd",
+            self.etcd_endpoint,
+            "--identity",
+            self.name,
+            "--address-file",
+            str(address_file),
+            *self.extra_args,
+        ]
+        self.process = _spawn(command, self.log_path)
+
+        def serving() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
+            if not address_file.exists() or not address_file.read_text():
+                return False
+            self.address = address_file.read_text().strip()
+            return health_serving(self.address)
+
+        wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None

@@ -306,14 +306,39 @@ class Registry:
         raise ConflictError(f'{info.resource} "{meta.name}" keeps changing; retry', 0)
 
     async def delete(
-        self, info: KindInfo, namespace: str, name: str, resource_version: str = ""
+        self,
+        info: KindInfo,
+        namespace: str,
+        name: str,
+        resource_version: str = "",
+        grace_period_seconds: int | None = None,
     ) -> ApiObject:
+        """Delete an object. A pod bound to a node is deleted gracefully (Kubernetes): it
+        is marked with a deletionTimestamp and its node agent stops and removes it;
+        `grace_period_seconds=0` removes it at once."""
         namespace = (namespace or "default") if info.namespaced else ""
         for _ in range(_CAS_ATTEMPTS):
             current = await self.store.get(info, namespace, name)
             current_revision = _meta(current).resource_version
             if resource_version and resource_version != current_revision:
                 raise ConflictError.modified(info.resource, name, int(current_revision))
+            if (
+                isinstance(current, objects_pb2.Pod)
+                and current.spec.node_name
+                and grace_period_seconds != 0
+            ):
+                if current.metadata.HasField("deletion_timestamp"):
+                    return current
+                marked = _copy(current)
+                marked.metadata.deletion_timestamp.CopyFrom(_now())
+                if grace_period_seconds is not None:
+                    marked.spec.termination_grace_period_seconds = grace_period_seconds
+                try:
+                    return await self.store.update(marked, expected_revision=int(current_revision))
+                except ConflictError:
+                    if resource_version:
+                        raise
+                    continue
             release = service_claims(current) if isinstance(current, objects_pb2.Service) else ()
             try:
                 await self.store.delete(

@@ -40,6 +40,7 @@ from kubelab.store import (
     StoreUnavailableError,
 )
 from kubelab.v1 import api_pb2, api_pb2_grpc
+from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def _labels(obj: Message | None) -> dict[str, str]:
 class ApiServicer(api_pb2_grpc.ApiServicer):
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.views = LiveViews(registry.store)
 
     async def Create(self, request: api_pb2.CreateRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
@@ -182,7 +184,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             info = kinds.kind_info(request.key.kind)
             namespace = (request.key.namespace or "default") if info.namespaced else ""
             obj = await self.registry.store.get(info, namespace, request.key.name)
-            return kinds.wrap(obj)
+            return kinds.wrap(await self.views.one(info, obj))
 
         return await _answer("Get", context, call)
 
@@ -191,8 +193,9 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             info = kinds.kind_info(request.kind)
             selector = selectors.parse_selector(request.label_selector)
             items, revision = await self.registry.store.list(info, request.namespace)
+            chosen = await self.views.many(info, [i for i in items if selector.matches(_labels(i))])
             return api_pb2.ListResponse(
-                items=[kinds.wrap(i) for i in items if selector.matches(_labels(i))],
+                items=[kinds.wrap(i) for i in chosen],
                 resource_version=str(revision),
             )
 
@@ -201,8 +204,11 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
     async def Delete(self, request: api_pb2.DeleteRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
             info = kinds.kind_info(request.key.kind)
+            grace = (
+                request.grace_period_seconds if request.HasField("grace_period_seconds") else None
+            )
             deleted = await self.registry.delete(
-                info, request.key.namespace, request.key.name, request.resource_version
+                info, request.key.namespace, request.key.name, request.resource_version, grace
             )
             return kinds.wrap(deleted)
 
@@ -224,7 +230,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                     ) from None
             else:
                 items, start = await self.registry.store.list(info, request.namespace)
-                for item in items:
+                for item in await self.views.many(info, items):
                     if selector.matches(_labels(item)):
                         yield api_pb2.WatchEvent(
                             type="ADDED",
@@ -232,9 +238,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                             resource_version=_rv(item),
                         )
                 yield api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(start))
-            async for event in self.registry.store.watch(
-                info, request.namespace, from_revision=start
-            ):
+            async for event in self.views.watch(info, request.namespace, start):
                 now = selector.matches(_labels(event.object))
                 before = event.previous is not None and selector.matches(_labels(event.previous))
                 if event.type is EventType.DELETED:

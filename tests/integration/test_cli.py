@@ -58,7 +58,19 @@ class Kubelab:
 @pytest.fixture(scope="module")
 def kubelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelab]:
     k = Kubelab(tmp_path_factory.mktemp("cli") / "home")
-    up = k("up", "--api-port", "0", "--etcd-port", "0", "--etcd-peer-port", "0")
+    up = k(
+        "up",
+        "--api-port",
+        "0",
+        "--etcd-port",
+        "0",
+        "--etcd-peer-port",
+        "0",
+        "--controller-port",
+        "0",
+        "--nodes",
+        "0",
+    )
     try:
         assert up.returncode == 0, up.stderr
         yield k

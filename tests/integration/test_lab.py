@@ -23,7 +23,18 @@ from kubelab.testing.processes import health_serving, wait_until
 
 pytestmark = pytest.mark.integration
 
-FREE_PORTS = ("--api-port", "0", "--etcd-port", "0", "--etcd-peer-port", "0")
+FREE_PORTS = (
+    "--api-port",
+    "0",
+    "--etcd-port",
+    "0",
+    "--etcd-peer-port",
+    "0",
+    "--controller-port",
+    "0",
+    "--nodes",
+    "0",
+)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop-service.yaml"
 
 
@@ -74,7 +85,7 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     state = kubelab.state()
     assert state["ready"] is True
     records = kubelab.records()
-    assert [r.name for r in records] == ["etcd", "apiserver"]
+    assert [r.name for r in records] == ["etcd", "apiserver", "controller"]
     assert all(lab.process_alive(r) for r in records)
     assert state["api"] == records[1].address and state["etcd"] == records[0].address
     assert health_serving(str(state["api"]))
@@ -193,7 +204,7 @@ def test_an_explicit_port_in_use_is_refused(kubelab: Kubelab) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        up = kubelab("up", "--api-port", str(port), "--etcd-port", "0", "--etcd-peer-port", "0")
+        up = kubelab("up", "--api-port", str(port), *FREE_PORTS[2:])
     assert up.returncode == 1
     assert f"127.0.0.1:{port} (--api-port) is already in use" in up.stderr
     assert not (kubelab.home / "cluster.json").exists()
@@ -225,11 +236,12 @@ def test_a_taken_default_port_is_replaced_by_a_free_one(tmp_path: Path) -> None:
 
 
 def test_ports_picked_in_one_plan_are_distinct(tmp_path: Path) -> None:
-    config = lab.LabConfig(home=tmp_path, ports={"etcd": 0, "etcd-peer": 0, "api": 0})
+    wishes: dict[str, int | None] = {"etcd": 0, "etcd-peer": 0, "api": 0, "controller": 0}
+    config = lab.LabConfig(home=tmp_path, ports=wishes)
     specs = [s for stage in lab.cluster_stages(config) for s in stage]
     ports = lab.resolve_ports(config, specs, lambda _: None)
-    assert set(ports) == {"etcd", "etcd-peer", "api"}
-    assert len(set(ports.values())) == 3
+    assert set(ports) == set(wishes)
+    assert len(set(ports.values())) == len(wishes)
 
 
 def test_cluster_state_round_trips(tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""A keyed, de-duplicating work queue (Kubernetes' workqueue, STYLE habit 2).
+
+Event handlers only `add` keys; workers `get` a key, re-read current state
+from their caches (level-triggered), and call `done`. Guarantees:
+
+* a key waiting in the queue is held once, however often it is added;
+* a key is never handed to two workers at once: added while being processed,
+  it is queued again when that processing is `done`;
+* `retry` re-adds with per-key exponential back-off (5 ms doubling to 10 s),
+  `forget` resets it after a success;
+* `add_after` schedules a key for later (a timed wake-up, e.g. a grace
+  period ending) without anyone polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 10.0) -> None:
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._ready = asyncio.Event()
+        self._base = base_delay
+        self._max = max_delay
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: K) -> None:
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            self._ready.set()
+
+    def add_after(self, key: K, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        earlier = self._timers.get(key)
+        loop = asyncio.get_running_loop()
+        if earlier is not None:
+            if earlier.when() <= loop.time() + delay:
+                return
+            earlier.cancel()
+        self._timers[key] = loop.call_later(delay, self._fire, key)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    async def get(self) -> K:
+        while not self._queue:
+            self._ready.clear()
+            await self._ready.wait()
+        key = self._queue.popleft()
+        self._dirty.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._ready.set()
+
+    def retry(self, key: K) -> float:
+        """Re-add after this key's back-off; returns the delay chosen."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        delay: float = min(self._base * (2.0**failures), self._max)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

@@ -1,0 +1,50 @@
+"""Informers over the store's sources: objects of a kind, pod statuses, node heartbeats.
+
+Keys are `(namespace, name)` for namespaced things and the node name for
+heartbeats; values are typed protobuf messages (or True for a live node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from kubelab.core.kinds import ApiObject, KindInfo
+from kubelab.runtime.informer import Informer
+from kubelab.store import EventType, PodKey, Store
+from kubelab.v1 import objects_pb2
+
+
+def objects(store: Store, info: KindInfo, namespace: str = "") -> Informer[PodKey, ApiObject]:
+    async def lister() -> tuple[dict[PodKey, ApiObject], int]:
+        items, revision = await store.list(info, namespace)
+        return {(i.metadata.namespace, i.metadata.name): i for i in items}, revision
+
+    async def watcher(revision: int) -> AsyncIterator[tuple[PodKey, ApiObject | None, int]]:
+        async for event in store.watch(info, namespace, from_revision=revision):
+            key = (event.object.metadata.namespace, event.object.metadata.name)
+            value = None if event.type is EventType.DELETED else event.object
+            yield key, value, event.revision
+
+    return Informer(info.resource, lister, watcher)
+
+
+def pod_statuses(store: Store) -> Informer[PodKey, objects_pb2.PodStatus]:
+    async def watcher(
+        revision: int,
+    ) -> AsyncIterator[tuple[PodKey, objects_pb2.PodStatus | None, int]]:
+        async for event in store.watch_pod_statuses(from_revision=revision):
+            yield (event.namespace, event.name), event.status, event.revision
+
+    return Informer("podstatus", store.list_pod_statuses, watcher)
+
+
+def heartbeats(store: Store) -> Informer[str, bool]:
+    async def lister() -> tuple[dict[str, bool], int]:
+        names, revision = await store.live_nodes()
+        return dict.fromkeys(names, True), revision
+
+    async def watcher(revision: int) -> AsyncIterator[tuple[str, bool | None, int]]:
+        async for event in store.watch_heartbeats(from_revision=revision):
+            yield event.node, (True if event.alive else None), event.revision
+
+    return Informer("heartbeats", lister, watcher)

@@ -1,0 +1,92 @@
+"""A node agent process: `python -m node_agent --name node-1 --node-ip 127.10.0.1 ...`.
+
+Serves `kubelab.v1.NodeAgent` on NODE_IP:AGENT_PORT with gRPC health
+(SERVING once registered and synced) and reflection. SIGTERM/SIGINT: stop
+every pod gracefully, revoke the lease, exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from kubelab.obs.logs import setup_logging
+from kubelab.obs.metrics import serve_metrics
+from kubelab.rpc.server import start_server
+from kubelab.runtime.loop import run_actor
+from kubelab.store import Store
+from node_agent import servicer
+from node_agent.agent import NodeAgent, NodeConfig
+
+log = logging.getLogger("node_agent")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="node_agent", description=__doc__)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--node-ip", required=True)
+    parser.add_argument("--pod-cidr", required=True)
+    parser.add_argument("--etcd", default="127.0.0.1:2379")
+    parser.add_argument("--agent-port", type=int, default=10250)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--lease-ttl", type=int, default=2)
+    parser.add_argument("--restart-backoff", type=float, default=1.0)
+    parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
+    parser.add_argument("--log-level", default=None)
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    config = NodeConfig(
+        name=args.name,
+        node_ip=args.node_ip,
+        pod_cidr=args.pod_cidr,
+        agent_port=args.agent_port,
+        data_dir=args.data_dir,
+        lease_ttl=args.lease_ttl,
+        restart_backoff=args.restart_backoff,
+    )
+    store = Store(args.etcd)
+    agent = NodeAgent(store, config)
+    server = await start_server(
+        f"{args.node_ip}:{args.agent_port}", [servicer.register(agent)], [servicer.SERVICE_NAME]
+    )
+    metrics = None
+    if args.metrics:
+        host, _, port = args.metrics.rpartition(":")
+        metrics = await serve_metrics(host or args.node_ip, int(port))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.create_task(agent.start())
+    await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
+    if starting.done():
+        starting.result()
+        await server.set_serving(True)
+        await stop.wait()
+    log.info("shutting down", extra={"node": args.name})
+    await server.set_serving(False)
+    starting.cancel()
+    await agent.stop()
+    await server.stop(grace=2)
+    if metrics:
+        metrics.close()
+    await store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging(f"node/{args.name}", args.log_level)
+    try:
+        run_actor(run(args))
+    except OSError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The controller process: `python -m services.controller --etcd 127.0.0.1:2379`.
+
+Several may run: they elect a leader through etcd and only the leader
+reconciles (standbys wait to take over). Serves gRPC health (SERVING once
+connected, leader or standby) and reflection on --listen; the metric
+`kubelab_controller_leader` says whether this one leads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from prometheus_client import Gauge
+
+from kubelab.obs.logs import setup_logging
+from kubelab.obs.metrics import serve_metrics
+from kubelab.rpc.server import start_server
+from kubelab.runtime.loop import run_actor
+from kubelab.store import Fence, Store
+from services.controller.leader import lead_forever
+from services.controller.reconcilers import Controllers
+
+log = logging.getLogger("controller")
+LEADER = Gauge("kubelab_controller_leader", "1 while this controller leads")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="controller", description=__doc__)
+    parser.add_argument("--etcd", default="127.0.0.1:2379")
+    parser.add_argument("--listen", default="127.0.0.1:0", help="health/reflection host:port")
+    parser.add_argument("--address-file", type=Path, help="write the bound host:port here")
+    parser.add_argument("--identity", default=f"{socket.gethostname()}-{os.getpid()}")
+    parser.add_argument("--lease-ttl", type=int, default=2)
+    parser.add_argument(
+        "--node-grace",
+        type=float,
+        default=5.0,
+        help="seconds a node may be gone before its pods are evicted",
+    )
+    parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
+    parser.add_argument("--log-level", default=None)
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    store = Store(args.etcd)
+    server = await start_server(args.listen, [], [])
+    if args.address_file:
+        args.address_file.write_text(server.address)
+    metrics = None
+    if args.metrics:
+        host, _, port = args.metrics.rpartition(":")
+        metrics = await serve_metrics(host or "127.0.0.1", int(port))
+
+    async def lead(fence: Fence) -> None:
+        await Controllers(store, fence, node_grace=args.node_grace).run()
+
+    await server.set_serving(True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    election = asyncio.create_task(
+        lead_forever(store, args.identity, args.lease_ttl, lead, on_change=LEADER.set)
+    )
+    await asyncio.wait([election, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
+    log.info("shutting down", extra={"identity": args.identity})
+    election.cancel()
+    await asyncio.gather(election, return_exceptions=True)
+    await server.stop(grace=2)
+    if metrics:
+        metrics.close()
+    await store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging("controller", args.log_level)
+    try:
+        run_actor(run(args))
+    except OSError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""Nodes and pods end to end: real etcd, apiserver, controllers and node agent processes.
+
+Node agents run with test addresses (127.10.90.N, pods in 127.247.N.0/24) so
+they never meet a user's cluster on the defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from kubelab.client import ApiError, Client
+from kubelab.core.pods import is_ready
+from kubelab.store import Store
+from kubelab.testing.processes import (
+    ApiServerProcess,
+    ControllerProcess,
+    EtcdServer,
+    NodeAgentProcess,
+)
+from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
+
+pytestmark = pytest.mark.integration
+
+NODE_GRACE = 2.0
+LEASE_TTL = 2
+
+
+@dataclass
+class Cluster:
+    etcd: EtcdServer
+    apiserver: ApiServerProcess
+    controllers: list[ControllerProcess]
+    nodes: list[NodeAgentProcess]
+
+    def node(self, name: str) -> NodeAgentProcess:
+        return next(n for n in self.nodes if n.name == name)
+
+
+@pytest.fixture
+def cluster(etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path) -> Iterator[Cluster]:
+    controller = ControllerProcess(
+        etcd.endpoint, tmp_path, extra_args=("--node-grace", str(NODE_GRACE))
+    )
+    nodes = [
+        NodeAgentProcess(
+            etcd.endpoint,
+            tmp_path,
+            n,
+            extra_args=("--lease-ttl", str(LEASE_TTL), "--restart-backoff", "0.2"),
+        )
+        for n in (1, 2, 3)
+    ]
+    running: list[ControllerProcess | NodeAgentProcess] = []
+    everything: list[ControllerProcess | NodeAgentProcess] = [controller, *nodes]
+    try:
+        for process in everything:
+            process.start()
+            running.append(process)
+        yield Cluster(etcd, apiserver, [controller], nodes)
+    finally:
+        for process in reversed(running):
+            process.stop()
+
+
+@pytest.fixture
+async def api(apiserver: ApiServerProcess) -> AsyncIterator[Client]:
+    async with Client(apiserver.address, timeout=10) as client:
+        yield client
+
+
+def deployment(replicas: int, *, period: int = 1, failures: int = 3) -> objects_pb2.Deployment:
+    container = {
+        "name": "shop",
+        "image": "kubelab/echo",
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": period,
+            "failureThreshold": failures,
+        },
+    }
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "shop"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "shop", "env": "prod"}},
+            "template": {
+                "metadata": {"labels": {"app": "shop", "env": "prod"}},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": 2},
+            },
+        },
+    }
+    return json_format.ParseDict(body, objects_pb2.Deployment())
+
+
+async def pods(api: Client) -> list[objects_pb2.Pod]:
+    items, _ = await api.list("pods", label_selector="app=shop")
+    return [p for p in items if isinstance(p, objects_pb2.Pod)]
+
+
+async def eventually(
+    api: Client,
+    check: Callable[[list[objects_pb2.Pod]], bool],
+    timeout: float,
+    what: str,
+) -> list[objects_pb2.Pod]:
+    deadline = time.monotonic() + timeout
+    current: list[objects_pb2.Pod] = []
+    while time.monotonic() < deadline:
+        current = await pods(api)
+        if check(current):
+            return current
+        await asyncio.sleep(0.05)
+    summary = [(p.metadata.name, p.spec.node_name, p.status.phase, is_ready(p)) for p in current]
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {summary}")
+
+
+def ready_count(n: int) -> Callable[[list[objects_pb2.Pod]], bool]:
+    def check(items: list[objects_pb2.Pod]) -> bool:
+        live = [p for p in items if not p.metadata.HasField("deletion_timestamp")]
+        return len(live) == n and all(is_ready(p) for p in live)
+
+    return check
+
+
+def http_get(ip: str, port: int, path: str = "/") -> dict[str, Any]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://{ip}:{port}{path}", timeout=5) as answer:
+        return dict(json.loads(answer.read()))
+
+
+def http_post(ip: str, port: int, path: str) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://{ip}:{port}{path}", method="POST", data=b"")
+    with opener.open(request, timeout=5):
+        pass
+
+
+async def test_four_replicas_over_three_nodes_are_ready_and_answer(
+    cluster: Cluster, api: Client
+) -> None:
+    await api.create(deployment(4))
+    ready = await eventually(api, ready_count(4), 30, "4 ready replicas")
+    assert sorted(Counter(p.spec.node_name for p in ready).values()) == [1, 1, 2]
+    for pod in ready:
+        node = cluster.node(pod.spec.node_name)
+        assert pod.status.pod_ip.startswith(f"{node.pod_base}.{node.number}.")
+        assert pod.status.host_ip == node.ip
+        answer = await asyncio.to_thread(http_get, pod.status.pod_ip, 8080, "/hello")
+        assert answer["pod"] == pod.metadata.name
+        assert answer["node"] == pod.spec.node_name
+        assert answer["podIP"] == pod.status.pod_ip
+        assert answer["path"] == "/hello"
+    nodes, _ = await api.list("nodes")
+    assert {n.metadata.name for n in nodes} == {"node-1", "node-2", "node-3"}
+
+
+async def test_a_killed_pod_process_is_restarted_and_counted(cluster: Cluster, api: Client) -> None:
+    await api.create(deployment(1))
+    (pod,) = await eventually(api, ready_count(1), 30, "1 ready replica")
+    node = cluster.node(pod.spec.node_name)
+    async with grpc.aio.insecure_channel(node.address) as channel:
+        agent = node_pb2_grpc.NodeAgentStub(channel)
+        await agent.KillPod(node_pb2.KillPodRequest(namespace="default", name=pod.metadata.name))
+
+    def restarted(items: list[objects_pb2.Pod]) -> bool:
+        return (
+            len(items) == 1
+            and items[0].metadata.name == pod.metadata.name
+            and items[0].status.container_statuses[0].restart_count >= 1
+            and is_ready(items[0])
+        )
+
+    (again,) = await eventually(api, restarted, 20, "the pod restarted and ready again")
+    assert again.status.pod_ip == pod.status.pod_ip
+
+
+async def test_a_failing_readiness_probe_turns_ready_false_in_time(
+    cluster: Cluster, api: Client
+) -> None:
+    period, failures = 1, 3
+    await api.create(deployment(1, period=period, failures=failures))
+    (pod,) = await eventually(api, ready_count(1), 30, "1 ready replica")
+    started = time.monotonic()
+    await asyncio.to_thread(http_post, pod.status.pod_ip, 8080, "/healthz/fail")
+    await eventually(api, lambda items: not is_ready(items[0]), 10, "Ready to turn false")
+    elapsed = time.monotonic() - started
+    assert elapsed <= period * failures + period, f"took {elapsed:.2f}s"
+
+
+async def test_a_killed_node_loses_its_pods_and_they_come_back_elsewhere(
+    cluster: Cluster, api: Client, etcd: EtcdServer
+) -> None:
+    await api.create(deployment(4))
+    ready = await eventually(api, ready_count(4), 30, "4 ready replicas")
+    victim = Counter(p.spec.node_name for p in ready).most_common(1)[0][0]
+    on_victim = {p.metadata.name for p in ready if p.spec.node_name == victim}
+
+    store = Store(etcd.endpoint)
+    try:
+        cluster.node(victim).kill()
+        killed = time.monotonic()
+        while True:
+            statuses, _ = await store.list_pod_statuses()
+            if not on_victim & {name for _, name in statuses}:
+                break
+            assert time.monotonic() - killed < LEASE_TTL + 1, "statuses outlived TTL + 1 s"
+            await asyncio.sleep(0.05)
+    finally:
+        await store.close()
+
+    def replaced(items: list[objects_pb2.Pod]) -> bool:
+        return ready_count(4)(items) and all(p.spec.node_name != victim for p in items)
+
+    after = await eventually(api, replaced, 30, "4 ready replicas on the surviving nodes")
+    assert not on_victim & {p.metadata.name for p in after}
+
+
+async def test_the_standby_controller_takes_over_and_nothing_is_scheduled_twice(
+    cluster: Cluster, api: Client, etcd: EtcdServer, tmp_path: Path
+) -> None:
+    standby = ControllerProcess(etcd.endpoint, tmp_path, name="standby")
+    standby.start()
+    try:
+        store = Store(etcd.endpoint)
+        try:
+            leader = await store.leader("controller")
+            assert leader is not None and leader[0] == "controller"
+            bindings: Counter[str] = Counter()
+            start = await store.current_revision()
+
+            async def record() -> None:
+                from kubelab.core.kinds import PODS
+
+                async for event in store.watch(PODS, from_revision=start):
+                    previous = event.previous
+                    pod = event.object
+                    if isinstance(pod, objects_pb2.Pod) and pod.spec.node_name:
+                        if previous is None or not previous.spec.node_name:  # type: ignore[union-attr]
+                            bindings[pod.metadata.name] += 1
+
+            recorder = asyncio.create_task(record())
+            cluster.controllers[0].kill()
+            killed = time.monotonic()
+            while (await store.leader("controller") or ("", 0))[0] != "standby":
+                assert time.monotonic() - killed < 2 * LEASE_TTL + 1, "no failover"
+                await asyncio.sleep(0.05)
+            await api.create(deployment(3))
+            await eventually(api, ready_count(3), 30, "3 ready replicas under the new leader")
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+            assert len(bindings) == 3
+            assert set(bindings.values()) == {1}
+        finally:
+            await store.close()
+    finally:
+        standby.stop()
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        pytest.param({"containers": []}, "spec.containers", id="no-containers"),
+        pytest.param(
+            {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 70000}]}]},
+            "spec.containers[0].ports[0].containerPort",
+            id="port-out-of-range",
+        ),
+        pytest.param(
+            {"containers": [{"name": "c", "image": "x", "readinessProbe": {"periodSeconds": 1}}]},
+            "spec.containers[0].readinessProbe",
+            id="probe-without-handler",
+        ),
+    ],
+)
+async def test_bad_pod_specs_are_refused_with_the_field_named(
+    api: Client, spec: dict[str, Any], field: str
+) -> None:
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"}, "spec": spec}
+    with pytest.raises(ApiError) as caught:
+        await api.create(json_format.ParseDict(body, objects_pb2.Pod()))
+    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert field in caught.value.message
+    with pytest.raises(ApiError):
+        await api.get("pods", "bad")
