@@ -163,6 +163,7 @@ class AgentClient:
         follow: bool = False,
         tail_lines: int = 0,
         previous: bool = False,
+        container: str = "",
     ) -> AsyncIterator[bytes]:
         """The pod's output as it arrives, in chunks of raw bytes. `tail_lines=0` is
         every line; `follow` keeps streaming while the pod runs; `previous` is the
@@ -173,6 +174,7 @@ class AgentClient:
             follow=follow,
             tail_lines=max(tail_lines, 0),
             previous=previous,
+            container=container,
         )
         # The stream has no deadline (follow may last for hours): bound the connect alone.
         await self.wait_connected()

@@ -137,6 +137,7 @@ class NodeAgent:
         except AlreadyExistsError:
             current = await self.store.get(kinds.NODES, "", self.config.name)
             node.metadata.uid = current.metadata.uid
+            node.metadata.generation = current.metadata.generation
             node.metadata.creation_timestamp.CopyFrom(current.metadata.creation_timestamp)
             node.metadata.labels.update(current.metadata.labels)
             if node != _without_version(current):

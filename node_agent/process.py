@@ -6,8 +6,13 @@ A container is a plain child process of the node agent:
   container's helpers (`sh -c "a | b"`) are one group to signal, and a
   terminal's Ctrl-C on the agent does not reach pods directly;
 - it dies with the agent: the child asks the kernel for SIGKILL when its
-  parent goes (Linux `prctl(PR_SET_PDEATHSIG, SIGKILL)` in a preexec hook,
-  and it exits at once if the parent already went before that call). The
+  parent goes (Linux `PR_SET_PDEATHSIG`). It is armed by util-linux's
+  `setpriv --pdeathsig KILL`, which then execs the container's program: no
+  Python may run between fork and exec in the agent, because the agent has
+  gRPC's threads and a Python preexec hook there got children aborted
+  (SIGABRT, seen as restarts right after start). Only where `setpriv` is
+  missing does a preexec hook do it (and it exits at once if the parent
+  already went before that call). The
   kernel tracks the parent *thread*, so spawn only from the event loop's
   thread (everything in the runtime does). A node
   agent killed with SIGKILL must leave nothing running, because a dead node
@@ -33,8 +38,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -162,18 +169,30 @@ def spawn(
 ) -> Process:
     """Start `argv` as a container process, stdout and stderr appended to `log` (or
     discarded). Raises OSError when it cannot be executed (missing program, bad cwd)."""
+    program = argv[0] if argv else ""
+    if not shutil.which(program, path=env.get("PATH", os.defpath)) and not (
+        os.path.isabs(program) and os.access(program, os.X_OK)
+    ):
+        # Resolved here so a missing program is an OSError (StartError), not the
+        # wrapper's exit code.
+        raise FileNotFoundError(errno.ENOENT, "executable file not found", program)
+    wrapper = _DEATH_WRAPPER
     with contextlib.ExitStack() as stack:
         out: int | IO[bytes] = subprocess.DEVNULL
         if log is not None:
             out = stack.enter_context(log.open("ab"))
         popen = subprocess.Popen(
-            list(argv),
+            [*wrapper, *argv],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=die_with_parent_hook(),
+            preexec_fn=None if wrapper else die_with_parent_hook(),
         )
     return Process(popen)
+
+
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+_DEATH_WRAPPER: tuple[str, ...] = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()

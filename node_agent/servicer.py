@@ -50,16 +50,30 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
                 grpc.StatusCode.NOT_FOUND,
                 f'pod "{request.name}" is not running on node {self.agent.config.name}',
             )
-        pid = self.agent.runtime.kill(
-            request.namespace or "default", request.name, request.signal or signal.SIGKILL
-        )
+        try:
+            pid = self.agent.runtime.kill(
+                request.namespace or "default", request.name, request.signal or signal.SIGKILL
+            )
+        except (KeyError, ProcessLookupError):
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'pod "{request.name}" has no running process right now (starting or backing off)',
+            )
         return node_pb2.KillPodResponse(pid=pid)
 
     async def Logs(
         self, request: node_pb2.LogsRequest, context: Context
     ) -> AsyncIterator[node_pb2.LogChunk]:
         namespace = request.namespace or "default"
-        path = self.agent.runtime.log_path(namespace, request.name, previous=request.previous)
+        try:
+            path = self.agent.runtime.log_path(
+                namespace, request.name, request.container, previous=request.previous
+            )
+        except KeyError:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f'pod "{request.name}" is not running on node {self.agent.config.name}',
+            )
         if not path.exists():
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
@@ -71,7 +85,7 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
                 data = b"\n".join(data.splitlines()[-request.tail_lines :]) + b"\n"
             for start in range(0, len(data), _CHUNK):
                 yield node_pb2.LogChunk(data=data[start : start + _CHUNK])
-            while request.follow:
+            while request.follow and not request.previous:
                 more = logs.read(_CHUNK)
                 if more:
                     yield node_pb2.LogChunk(data=more)

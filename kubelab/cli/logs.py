@@ -15,13 +15,11 @@ What each failure says:
   `Error from server (NotFound): <the agent's words>`;
 * the agent cannot be reached: one line naming the node and its address.
 
-Containers: each container's output is its own file on the node, but the
-agent's `LogsRequest` has no container field yet and serves the pod's first
-container. So `-c` (or kubectl's positional `logs POD CONTAINER`) is checked
-against the pod, `error: container x is not valid for pod y` as kubectl says,
-and any container but the first is refused rather than answered with the
-wrong one's output. A pod with several containers gets kubectl's
-`Defaulted container "a" out of: a, b` note on stderr.
+Containers: each container's output is its own file on the node; `-c` (or
+kubectl's positional `logs POD CONTAINER`) picks one, checked against the pod
+(`error: container x is not valid for pod y`, as kubectl says). A pod with
+several containers and no `-c` gets kubectl's `Defaulted container "a" out
+of: a, b` note on stderr.
 
 `--tail` keeps kubectl's meaning (-1: everything, 0: nothing, N: the last N
 lines); the agent reads 0 as "everything", so `--tail 0` reads and discards,
@@ -118,11 +116,6 @@ def pick_container(pod: objects_pb2.Pod, container: str) -> tuple[str, str | Non
         return names[0], note
     if container not in names:
         raise CliError(f"error: container {container} is not valid for pod {pod.metadata.name}")
-    if container != names[0]:
-        raise CliError(
-            f'error: kubelab shows only the first container\'s logs ("{names[0]}") for now: '
-            "the node agent's Logs call takes no container yet"
-        )
     return container, None
 
 
@@ -181,7 +174,7 @@ async def stream_logs(
     """Find the pod's agent and copy its Logs stream to `out`."""
     tail_lines = request_tail(options.tail, options.follow)
     pod = await read_pod(api, namespace, options.pod)
-    _, note = pick_container(pod, options.container)
+    container, note = pick_container(pod, options.container)
     node = pod_node(pod)
     if note:
         click.echo(note, err=True)
@@ -194,6 +187,7 @@ async def stream_logs(
             follow=options.follow and not options.previous,
             tail_lines=tail_lines,
             previous=options.previous,
+            container=container,
         )
         async for data in chunks:
             streamed = True
@@ -214,8 +208,7 @@ async def stream_logs(
     "--container",
     default="",
     metavar="NAME",
-    help="The container. kubelab's node agent serves a pod's first container only for now, "
-    "so this may only name that one.",
+    help="The container (default: the pod's first).",
 )
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new output (Ctrl-C to stop).")
 @click.option(

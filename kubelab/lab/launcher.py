@@ -166,6 +166,7 @@ def down(config: LabConfig, *, purge: bool = False) -> list[tuple[ProcessRecord,
         if purge:
             shutil.rmtree(config.etcd_dir, ignore_errors=True)
             shutil.rmtree(config.logs_dir, ignore_errors=True)
+            shutil.rmtree(config.nodes_dir, ignore_errors=True)
     if purge:
         (config.home / ".lock").unlink(missing_ok=True)
         with contextlib.suppress(OSError):

@@ -83,6 +83,11 @@ class LabConfig:
     def etcd_dir(self) -> Path:
         return self.home / "etcd"
 
+    @property
+    def nodes_dir(self) -> Path:
+        """Node agents' data: their pods' logs."""
+        return self.home / "nodes"
+
     def log_file(self, actor: str) -> Path:
         return self.logs_dir / f"{actor}.log"
 
@@ -266,7 +271,7 @@ def node_spec(config: LabConfig, number: int) -> ProcessSpec:
             "--etcd",
             layout.address(ETCD_CLIENT.name),
             "--data-dir",
-            str(config.home / "nodes" / name),
+            str(config.nodes_dir / name),
         ],
         ready=lambda layout: grpc_serving(address),
         address="",

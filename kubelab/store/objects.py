@@ -18,6 +18,8 @@ applied.
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -174,10 +176,18 @@ class ObjectStore(EtcdConnection):
         new resourceVersion set (the caller hands the object over).
 
         Raises AlreadyExistsError, or ClaimTakenError naming every claim that
-        someone else holds; on either, nothing was written.
+        someone else holds; on either, nothing was written. Controllers and agents
+        create through here without the apiserver, so what the apiserver would stamp
+        on a new object (uid, creationTimestamp, generation) is filled in when missing.
         """
         info = kinds.info_of(obj)
         meta = _meta(obj)
+        if not meta.uid:
+            meta.uid = str(uuid.uuid4())
+        if not meta.HasField("creation_timestamp"):
+            meta.creation_timestamp.seconds = int(time.time())
+        if not meta.generation:
+            meta.generation = 1
         key = object_key(info, meta.namespace, meta.name)
         claim_list = sorted(set(claims))
         claim_keys = [claim_key(c) for c in claim_list]

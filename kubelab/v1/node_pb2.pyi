@@ -34,18 +34,20 @@ class KillPodResponse(_message.Message):
     def __init__(self, pid: _Optional[int] = ...) -> None: ...
 
 class LogsRequest(_message.Message):
-    __slots__ = ("namespace", "name", "follow", "tail_lines", "previous")
+    __slots__ = ("namespace", "name", "follow", "tail_lines", "previous", "container")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     name: str
     follow: bool
     tail_lines: int
     previous: bool
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., follow: _Optional[bool] = ..., tail_lines: _Optional[int] = ..., previous: _Optional[bool] = ...) -> None: ...
+    container: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., follow: _Optional[bool] = ..., tail_lines: _Optional[int] = ..., previous: _Optional[bool] = ..., container: _Optional[str] = ...) -> None: ...
 
 class LogChunk(_message.Message):
     __slots__ = ("data",)

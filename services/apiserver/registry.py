@@ -256,6 +256,11 @@ class Registry:
                 )
             if isinstance(new, objects_pb2.Service) and isinstance(current, objects_pb2.Service):
                 keep_allocated_values(current, new)
+            if isinstance(new, objects_pb2.Pod) and isinstance(current, objects_pb2.Pod):
+                # The binding is the scheduler's; a manifest that leaves it out keeps it
+                # (`kubectl apply` of a bare pod's file again changes nothing).
+                if not new.spec.node_name:
+                    new.spec.node_name = current.spec.node_name
             _carry_server_metadata(current_meta, meta)
             meta.resource_version = current_meta.resource_version
             if new.DESCRIPTOR.fields_by_name.get("status") is not None:

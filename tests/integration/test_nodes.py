@@ -297,3 +297,60 @@ async def test_bad_pod_specs_are_refused_with_the_field_named(
     assert field in caught.value.message
     with pytest.raises(ApiError):
         await api.get("pods", "bad")
+
+
+async def test_reapplying_a_bound_pods_manifest_changes_nothing(
+    cluster: Cluster, api: Client
+) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bare", "labels": {"app": "shop"}},
+        "spec": {"containers": [{"name": "c", "image": "kubelab/echo"}]},
+    }
+    manifest = json_format.ParseDict(body, objects_pb2.Pod())
+    await api.apply(manifest)
+    (bound,) = await eventually(
+        api, lambda items: len(items) == 1 and bool(items[0].spec.node_name), 20, "binding"
+    )
+    again, result = await api.apply(manifest)
+    assert result == "unchanged"
+    assert again.spec.node_name == bound.spec.node_name
+
+
+async def test_a_template_change_rolls_the_pods_within_surge_and_unavailability(
+    cluster: Cluster, api: Client, etcd: EtcdServer
+) -> None:
+    replicas = 4
+    original = deployment(replicas)
+    original.spec.strategy.type = "RollingUpdate"
+    original.spec.strategy.rolling_update.max_surge = "1"
+    original.spec.strategy.rolling_update.max_unavailable = "0"
+    await api.create(original)
+    first = await eventually(api, ready_count(replicas), 30, "4 ready replicas")
+    old_names = {p.metadata.name for p in first}
+
+    changed = objects_pb2.Deployment()
+    changed.CopyFrom(original)
+    changed.spec.template.spec.containers[0].image = "kubelab/echo:v2"
+    worst_ready, most_pods = replicas, replicas
+    await api.apply(changed)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        current = await pods(api)
+        live = [p for p in current if not p.metadata.HasField("deletion_timestamp")]
+        worst_ready = min(worst_ready, sum(is_ready(p) for p in live))
+        most_pods = max(most_pods, len(live))
+        if (
+            len(live) == replicas
+            and all(is_ready(p) for p in live)
+            and not old_names & {p.metadata.name for p in current}
+        ):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the rollout did not finish in 60 s")
+    assert worst_ready >= replicas, "maxUnavailable 0 was broken"
+    assert most_pods <= replicas + 1, "maxSurge 1 was broken"
+    images = {p.spec.containers[0].image for p in await pods(api)}
+    assert images == {"kubelab/echo:v2"}

@@ -494,7 +494,6 @@ def test_pick_container(
     ("asked", "message"),
     [
         pytest.param("db", "error: container db is not valid for pod web-1", id="unknown"),
-        pytest.param("side", "only the first container's logs", id="not-the-first"),
     ],
 )
 def test_pick_container_errors(asked: str, message: str) -> None:
@@ -766,7 +765,11 @@ def test_logs_command_failure_is_one_line(
     assert result.stderr == "error: pod shop-x is not scheduled to a node yet\n"
 
 
-def test_logs_help_says_what_c_can_name(runner: CliRunner) -> None:
+def test_a_second_container_can_be_picked() -> None:
+    assert pick_container(make_pod(containers=("web", "side")), "side") == ("side", None)
+
+
+def test_logs_help_says_what_c_defaults_to(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["logs", "--help"])
     assert result.exit_code == 0
-    assert "first container" in click.unstyle(result.output)
+    assert "default: the pod's first" in click.unstyle(result.output)
