@@ -354,3 +354,92 @@ async def test_a_template_change_rolls_the_pods_within_surge_and_unavailability(
     assert most_pods <= replicas + 1, "maxSurge 1 was broken"
     images = {p.spec.containers[0].image for p in await pods(api)}
     assert images == {"kubelab/echo:v2"}
+
+
+async def test_pods_get_the_service_variables_of_services_that_exist(
+    cluster: Cluster, api: Client
+) -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "shop-api"},
+        "spec": {"selector": {"app": "shop"}, "ports": [{"name": "http", "port": 80}]},
+    }
+    created = await api.create(json_format.ParseDict(service, objects_pb2.Service()))
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "env-dump", "labels": {"app": "shop"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "command": ["sh", "-c", "env; sleep 3600"],
+                    "env": [{"name": "GREETING", "value": "hello"}],
+                }
+            ]
+        },
+    }
+    await api.create(json_format.ParseDict(body, objects_pb2.Pod()))
+    (pod,) = await eventually(api, ready_count(1), 20, "the env pod running")
+    node = cluster.node(pod.spec.node_name)
+    log = Path(node.workdir) / node.name / "pods" / "default_env-dump" / "c.log"
+    deadline = time.monotonic() + 10
+    while "SHOP_API_SERVICE_HOST" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the pod printed no service variables"
+        await asyncio.sleep(0.05)
+    lines = set(log.read_text().splitlines())
+    assert f"SHOP_API_SERVICE_HOST={created.spec.cluster_ip}" in lines
+    assert "SHOP_API_SERVICE_PORT=80" in lines
+    assert "SHOP_API_SERVICE_PORT_HTTP=80" in lines
+    assert f"SHOP_API_PORT=tcp://{created.spec.cluster_ip}:80" in lines
+    assert f"POD_IP={pod.status.pod_ip}" in lines
+    assert "GREETING=hello" in lines
+
+
+async def test_a_cleanly_stopped_node_revokes_its_lease_at_once(
+    cluster: Cluster, api: Client, etcd: EtcdServer
+) -> None:
+    await api.create(deployment(3))
+    ready = await eventually(api, ready_count(3), 30, "3 ready replicas")
+    victim = ready[0].spec.node_name
+    store = Store(etcd.endpoint)
+    try:
+        started = time.monotonic()
+        await asyncio.to_thread(cluster.node(victim).stop)
+        live, _ = await store.live_nodes()
+        statuses, _ = await store.list_pod_statuses()
+        assert victim not in live
+        assert not {p.metadata.name for p in ready if p.spec.node_name == victim} & {
+            name for _, name in statuses
+        }
+        # Stopping waits for the pods' graceful exit (grace 2 s), then revokes: no TTL wait.
+        assert time.monotonic() - started < 2 + LEASE_TTL
+    finally:
+        await store.close()
+
+
+async def test_a_node_that_returns_runs_only_what_it_is_assigned(
+    cluster: Cluster, api: Client
+) -> None:
+    await api.create(deployment(3))
+    ready = await eventually(api, ready_count(3), 30, "3 ready replicas")
+    victim = ready[0].spec.node_name
+    agent = cluster.node(victim)
+    agent.kill()
+    await eventually(
+        api,
+        lambda items: ready_count(3)(items) and all(p.spec.node_name != victim for p in items),
+        30,
+        "replacements on the surviving nodes",
+    )
+    agent.start()
+    nodes, _ = await api.list("nodes")
+    back = next(n for n in nodes if n.metadata.name == victim)
+    assert isinstance(back, objects_pb2.Node)
+    assert {c.type: c.status for c in back.status.conditions}["Ready"] == "True"
+    async with grpc.aio.insecure_channel(agent.address) as channel:
+        listed = await node_pb2_grpc.NodeAgentStub(channel).ListPods(node_pb2.ListPodsRequest())
+    assigned = {p.metadata.name for p in await pods(api) if p.spec.node_name == victim}
+    assert {p.metadata.name for p in listed.pods} == assigned
