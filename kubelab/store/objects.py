@@ -17,6 +17,7 @@ applied.
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -279,7 +280,7 @@ class ObjectStore(EtcdConnection):
                 raise NotFoundError(f'{info.resource} "{name}" not found')
             raise ConflictError.modified(info.resource, name, current[0].mod_revision)
 
-    async def release_claims(self, owned: dict[Claim, str]) -> int:
+    async def release_claims(self, owned: dict[Claim, str], *, fence: Fence | None = None) -> int:
         """Delete claims whose value still names the given owner uid (repair); returns how
         many were released. A claim re-taken by someone else in between is left alone."""
         released = 0
@@ -289,10 +290,32 @@ class ObjectStore(EtcdConnection):
             if not current.kvs or json.loads(current.kvs[0].value).get("uid") != uid:
                 continue
             response = await self._txn(
-                [mod_revision_is(key, current.kvs[0].mod_revision)], [delete(key)], []
+                [mod_revision_is(key, current.kvs[0].mod_revision), *_fenced(fence)],
+                [delete(key)],
+                [*_fence_read(fence)],
             )
+            if not response.succeeded:
+                _check_fence(fence, response.responses)
             released += int(response.succeeded)
         return released
+
+    async def restore_claims(
+        self, obj: ApiObject, claims: Iterable[Claim], *, fence: Fence | None = None
+    ) -> builtins.list[Claim]:
+        """Write the claims `obj` holds but etcd lacks (repair); a claim that exists by
+        now (someone holds it) is left alone. Returns the claims written."""
+        owner = _owner_value(obj)
+        restored: builtins.list[Claim] = []
+        for claim in sorted(set(claims)):
+            key = claim_key(claim)
+            response = await self._txn(
+                [version_is(key, 0), *_fenced(fence)], [put(key, owner)], [*_fence_read(fence)]
+            )
+            if response.succeeded:
+                restored.append(claim)
+            else:
+                _check_fence(fence, response.responses)
+        return restored
 
     # ------------------------------------------------------------------ watches
 

@@ -43,6 +43,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=5.0,
         help="seconds a node may be gone before its pods are evicted",
     )
+    parser.add_argument(
+        "--max-endpoints-per-slice",
+        type=int,
+        default=100,
+        help="endpoints per EndpointSlice (Kubernetes' default: 100)",
+    )
+    parser.add_argument(
+        "--repair-period", type=float, default=30.0, help="seconds between allocation repairs"
+    )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     return parser.parse_args(argv)
@@ -59,7 +68,13 @@ async def run(args: argparse.Namespace) -> None:
         metrics = await serve_metrics(host or "127.0.0.1", int(port))
 
     async def lead(fence: Fence) -> None:
-        await Controllers(store, fence, node_grace=args.node_grace).run()
+        await Controllers(
+            store,
+            fence,
+            node_grace=args.node_grace,
+            max_endpoints=args.max_endpoints_per_slice,
+            repair_period=args.repair_period,
+        ).run()
 
     await server.set_serving(True)
     stop = asyncio.Event()

@@ -44,6 +44,8 @@ from kubelab.store import (
     StoreUnavailableError,
 )
 from kubelab.v1 import objects_pb2
+from services.controller.repair import repair_forever
+from services.controller.slices import SliceController
 
 log = logging.getLogger("controller")
 
@@ -59,12 +61,15 @@ class Controllers:
         fence: Fence,
         *,
         node_grace: float,
+        max_endpoints: int = 100,
+        repair_period: float = 30.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.fence = fence
         self.node_grace = node_grace
+        self.repair_period = repair_period
         self.clock = clock
         self.rng = rng or random.Random()
         self.pods = sources.objects(store, kinds.PODS)
@@ -72,6 +77,17 @@ class Controllers:
         self.nodes = sources.objects(store, kinds.NODES)
         self.heartbeats = sources.heartbeats(store)
         self.deployments = sources.objects(store, kinds.DEPLOYMENTS)
+        self.services = sources.objects(store, kinds.SERVICES)
+        self.slices = sources.objects(store, kinds.ENDPOINTSLICES)
+        self.endpoints = SliceController(
+            store,
+            fence,
+            pods=self.pods,
+            statuses=self.statuses,
+            services=self.services,
+            slices=self.slices,
+            max_endpoints=max_endpoints,
+        )
         self.scheduling: WorkQueue[PodKey] = WorkQueue()
         self.rollouts: WorkQueue[PodKey] = WorkQueue()
         self.lifecycle: WorkQueue[PodKey] = WorkQueue()
@@ -82,7 +98,15 @@ class Controllers:
     # ------------------------------------------------------------------ wiring
 
     async def run(self) -> None:
-        informers = (self.pods, self.statuses, self.nodes, self.heartbeats, self.deployments)
+        informers = (
+            self.pods,
+            self.statuses,
+            self.nodes,
+            self.heartbeats,
+            self.deployments,
+            self.services,
+            self.slices,
+        )
         self.pods.on_change(self._pod_changed)
         self.statuses.on_change(
             lambda key, old, new: self._enqueue_owner(key[0], self.pods.get(key))
@@ -102,18 +126,24 @@ class Controllers:
             self.lifecycle.add(_EVICT)
             for key in self.deployments.cache:
                 self.rollouts.add(key)
+            for key in self.services.cache:
+                self.endpoints.queue.add(key)
             workers = [
+                self._worker("endpointslices", self.endpoints.queue, self.endpoints.reconcile),
                 self._worker("scheduler", self.scheduling, lambda key: self._schedule()),
                 self._worker("deployments", self.rollouts, self._reconcile_deployment),
                 self._worker("node-lifecycle", self.lifecycle, lambda key: self._evict()),
             ]
             tasks += [asyncio.create_task(w) for w in workers]
+            tasks.append(
+                asyncio.create_task(repair_forever(self.store, self.fence, self.repair_period))
+            )
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for queue in (self.scheduling, self.rollouts, self.lifecycle):
+            for queue in (self.scheduling, self.rollouts, self.lifecycle, self.endpoints.queue):
                 queue.close()
 
     async def _worker(

@@ -11,8 +11,6 @@ import json
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,117 +22,20 @@ from kubelab.client import ApiError, Client
 from kubelab.core.pods import is_ready
 from kubelab.store import Store
 from kubelab.testing.processes import (
-    ApiServerProcess,
     ControllerProcess,
     EtcdServer,
-    NodeAgentProcess,
 )
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
+from tests.integration.conftest import (
+    LEASE_TTL,
+    Cluster,
+    deployment,
+    eventually,
+    pods,
+    ready_count,
+)
 
 pytestmark = pytest.mark.integration
-
-NODE_GRACE = 2.0
-LEASE_TTL = 2
-
-
-@dataclass
-class Cluster:
-    etcd: EtcdServer
-    apiserver: ApiServerProcess
-    controllers: list[ControllerProcess]
-    nodes: list[NodeAgentProcess]
-
-    def node(self, name: str) -> NodeAgentProcess:
-        return next(n for n in self.nodes if n.name == name)
-
-
-@pytest.fixture
-def cluster(etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path) -> Iterator[Cluster]:
-    controller = ControllerProcess(
-        etcd.endpoint, tmp_path, extra_args=("--node-grace", str(NODE_GRACE))
-    )
-    nodes = [
-        NodeAgentProcess(
-            etcd.endpoint,
-            tmp_path,
-            n,
-            extra_args=("--lease-ttl", str(LEASE_TTL), "--restart-backoff", "0.2"),
-        )
-        for n in (1, 2, 3)
-    ]
-    running: list[ControllerProcess | NodeAgentProcess] = []
-    everything: list[ControllerProcess | NodeAgentProcess] = [controller, *nodes]
-    try:
-        for process in everything:
-            process.start()
-            running.append(process)
-        yield Cluster(etcd, apiserver, [controller], nodes)
-    finally:
-        for process in reversed(running):
-            process.stop()
-
-
-@pytest.fixture
-async def api(apiserver: ApiServerProcess) -> AsyncIterator[Client]:
-    async with Client(apiserver.address, timeout=10) as client:
-        yield client
-
-
-def deployment(replicas: int, *, period: int = 1, failures: int = 3) -> objects_pb2.Deployment:
-    container = {
-        "name": "shop",
-        "image": "kubelab/echo",
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {
-            "httpGet": {"path": "/healthz", "port": "http"},
-            "periodSeconds": period,
-            "failureThreshold": failures,
-        },
-    }
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "shop"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "shop", "env": "prod"}},
-            "template": {
-                "metadata": {"labels": {"app": "shop", "env": "prod"}},
-                "spec": {"containers": [container], "terminationGracePeriodSeconds": 2},
-            },
-        },
-    }
-    return json_format.ParseDict(body, objects_pb2.Deployment())
-
-
-async def pods(api: Client) -> list[objects_pb2.Pod]:
-    items, _ = await api.list("pods", label_selector="app=shop")
-    return [p for p in items if isinstance(p, objects_pb2.Pod)]
-
-
-async def eventually(
-    api: Client,
-    check: Callable[[list[objects_pb2.Pod]], bool],
-    timeout: float,
-    what: str,
-) -> list[objects_pb2.Pod]:
-    deadline = time.monotonic() + timeout
-    current: list[objects_pb2.Pod] = []
-    while time.monotonic() < deadline:
-        current = await pods(api)
-        if check(current):
-            return current
-        await asyncio.sleep(0.05)
-    summary = [(p.metadata.name, p.spec.node_name, p.status.phase, is_ready(p)) for p in current]
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {summary}")
-
-
-def ready_count(n: int) -> Callable[[list[objects_pb2.Pod]], bool]:
-    def check(items: list[objects_pb2.Pod]) -> bool:
-        live = [p for p in items if not p.metadata.HasField("deletion_timestamp")]
-        return len(live) == n and all(is_ready(p) for p in live)
-
-    return check
 
 
 def http_get(ip: str, port: int, path: str = "/") -> dict[str, Any]:

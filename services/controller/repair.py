@@ -1,0 +1,67 @@
+"""The allocation repair loop (DESIGN §8 invariant 1), run by the leading controller.
+
+Every `period` seconds (and once at start): list claims, then Services
+(`kubelab.core.repair` explains why in that order), plan, and fix with
+fenced writes — orphaned claims released, missing ones restored, contested
+ones reported. Each finding is logged naming the Service and counted in
+`kubelab_allocation_repairs_total`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import Counter
+
+from kubelab.core import kinds
+from kubelab.core.repair import plan_repair
+from kubelab.store import Fence, Store, StoreUnavailableError
+from kubelab.v1 import objects_pb2
+
+log = logging.getLogger("controller")
+
+REPAIRS = Counter("kubelab_allocation_repairs_total", "allocation claims repaired", ["finding"])
+
+
+async def repair_once(store: Store, fence: Fence) -> None:
+    claims, _ = await store.list_claims()
+    items, _ = await store.list(kinds.SERVICES)
+    services = [s for s in items if isinstance(s, objects_pb2.Service)]
+    plan = plan_repair(services, claims)
+    if plan.empty:
+        return
+    if plan.orphaned:
+        released = await store.release_claims(dict(plan.orphaned), fence=fence)
+        REPAIRS.labels("orphaned").inc(released)
+        for claim, uid in plan.orphaned.items():
+            log.warning("released an orphaned claim", extra={"claim": claim.name, "owner": uid})
+    for svc, claim in plan.missing:
+        for restored in await store.restore_claims(svc, [claim], fence=fence):
+            REPAIRS.labels("missing").inc()
+            log.warning(
+                "restored a missing claim",
+                extra={
+                    "svc": f"{svc.metadata.namespace}/{svc.metadata.name}",
+                    "claim": restored.name,
+                },
+            )
+    for svc, claim, holder in plan.contested:
+        REPAIRS.labels("contested").inc()
+        log.error(
+            "claim held by another owner",
+            extra={
+                "svc": f"{svc.metadata.namespace}/{svc.metadata.name}",
+                "claim": claim.name,
+                "holder": holder,
+            },
+        )
+
+
+async def repair_forever(store: Store, fence: Fence, period: float) -> None:
+    while True:
+        try:
+            await repair_once(store, fence)
+        except StoreUnavailableError as err:
+            log.warning("allocation repair skipped: %s", err)
+        await asyncio.sleep(period)

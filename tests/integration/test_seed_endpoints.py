@@ -1,0 +1,157 @@
+"""The seed, end to end: "the Service's EndpointSlice should always be up to date with a list
+of healthy pods that the Service can route to" — with real etcd, apiserver, controller and
+node agents, each step against a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kubelab.client import Client
+from kubelab.core.manifests import load_manifest_files
+from kubelab.v1 import objects_pb2
+from tests.integration.conftest import LEASE_TTL, Cluster, eventually, ready_count
+
+pytestmark = pytest.mark.integration
+
+SEED = Path(__file__).resolve().parents[2] / "examples" / "shop.yaml"
+Endpoints = dict[str, tuple[str, bool, bool, bool]]
+
+
+async def endpoints(api: Client) -> Endpoints:
+    """Pod name → (address, ready, serving, terminating), over every slice of `shop`."""
+    items, _ = await api.list("endpointslices", label_selector="kubernetes.io/service-name=shop")
+    found: Endpoints = {}
+    for item in items:
+        assert isinstance(item, objects_pb2.EndpointSlice)
+        for endpoint in item.endpoints:
+            name = endpoint.target_ref.name
+            assert name not in found, f"{name} listed twice"
+            conditions = endpoint.conditions
+            found[name] = (
+                endpoint.addresses[0],
+                conditions.ready,
+                conditions.serving,
+                conditions.terminating,
+            )
+    return found
+
+
+async def slices_until(
+    api: Client, check: Callable[[Endpoints], bool], timeout: float, what: str
+) -> Endpoints:
+    deadline = time.monotonic() + timeout
+    current: Endpoints = {}
+    while time.monotonic() < deadline:
+        current = await endpoints(api)
+        if check(current):
+            return current
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {current}")
+
+
+def ready_names(found: Endpoints) -> set[str]:
+    return {name for name, (_, ready, _, _) in found.items() if ready}
+
+
+async def apply_seed(api: Client) -> set[str]:
+    """Apply the seed's example; the names of the pods the Service must select once Ready."""
+    for item in load_manifest_files([str(SEED)]):
+        await api.apply(item.object)
+    pods = await eventually(api, ready_count(6), 40, "the seed's 6 pods ready")
+    return {p.metadata.name for p in pods if p.metadata.labels.get("env") == "prod"}
+
+
+def post(ip: str, path: str) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://{ip}:8080{path}", method="POST", data=b"")
+    with opener.open(request, timeout=5):
+        pass
+
+
+async def test_the_slice_lists_exactly_the_prod_pods_including_extra_labels(
+    cluster: Cluster, api: Client
+) -> None:
+    prod = await apply_seed(api)
+    assert "shop-usd" in prod and "shop-dev" not in prod
+    found = await slices_until(
+        api, lambda f: ready_names(f) == prod and set(f) == prod, 10, "the prod pods"
+    )
+    pods, _ = await api.list("pods")
+    ips = {p.metadata.name: p.status.pod_ip for p in pods if isinstance(p, objects_pb2.Pod)}
+    assert {name: address for name, (address, *_) in found.items()} == {n: ips[n] for n in prod}
+
+
+async def test_relabel_moves_a_pod_out_and_back_in(cluster: Cluster, api: Client) -> None:
+    prod = await apply_seed(api)
+    await slices_until(api, lambda f: ready_names(f) == prod, 10, "the prod pods")
+    moved = sorted(prod - {"shop-usd"})[0]
+
+    async def relabel(env: str) -> float:
+        pod = await api.get("pods", moved)
+        assert isinstance(pod, objects_pb2.Pod)
+        pod.metadata.labels["env"] = env
+        started = time.monotonic()
+        await api.update(pod)
+        return started
+
+    started = await relabel("dev")
+    await slices_until(api, lambda f: moved not in f, 5, f"{moved} out of the slice")
+    assert time.monotonic() - started < 1.0
+    started = await relabel("prod")
+    await slices_until(api, lambda f: moved in ready_names(f), 5, f"{moved} back in")
+    assert time.monotonic() - started < 1.0
+
+
+async def test_a_failing_readiness_probe_turns_the_endpoint_not_ready_and_back(
+    cluster: Cluster, api: Client
+) -> None:
+    prod = await apply_seed(api)
+    found = await slices_until(api, lambda f: ready_names(f) == prod, 10, "the prod pods")
+    name = sorted(prod)[0]
+    address = found[name][0]
+    await asyncio.to_thread(post, address, "/healthz/fail")
+    after = await slices_until(api, lambda f: name in f and not f[name][1], 10, f"{name} not ready")
+    assert after[name][2] is False, "a failing pod is not serving either"
+    await asyncio.to_thread(post, address, "/healthz/pass")
+    await slices_until(api, lambda f: name in ready_names(f), 10, f"{name} ready again")
+
+
+async def test_new_replicas_appear_once_ready(cluster: Cluster, api: Client) -> None:
+    prod = await apply_seed(api)
+    await slices_until(api, lambda f: ready_names(f) == prod, 10, "the prod pods")
+    deployment = await api.get("deployments", "shop")
+    assert isinstance(deployment, objects_pb2.Deployment)
+    deployment.spec.replicas = 6
+    await api.update(deployment)
+    grown = await slices_until(
+        api, lambda f: len(ready_names(f)) == len(prod) + 2, 30, "two more ready endpoints"
+    )
+    assert prod <= set(grown)
+
+
+async def test_a_dead_nodes_pods_leave_the_slice(cluster: Cluster, api: Client) -> None:
+    prod = await apply_seed(api)
+    await slices_until(api, lambda f: ready_names(f) == prod, 10, "the prod pods")
+    pods, _ = await api.list("pods")
+    victim = next(
+        p.spec.node_name
+        for p in pods
+        if isinstance(p, objects_pb2.Pod) and p.metadata.name in prod and p.spec.node_name
+    )
+    on_victim = {
+        p.metadata.name
+        for p in pods
+        if isinstance(p, objects_pb2.Pod) and p.spec.node_name == victim
+    }
+    cluster.node(victim).kill()
+    killed = time.monotonic()
+    await slices_until(
+        api, lambda f: not on_victim & set(f), LEASE_TTL + 3, "the dead node's endpoints gone"
+    )
+    assert time.monotonic() - killed <= LEASE_TTL + 1.5
