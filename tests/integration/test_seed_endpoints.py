@@ -14,6 +14,8 @@ import pytest
 
 from kubelab.client import Client
 from kubelab.core.manifests import load_manifest_files
+from kubelab.store import Store
+from kubelab.testing.processes import ControllerProcess, EtcdServer
 from kubelab.v1 import objects_pb2
 from tests.integration.conftest import LEASE_TTL, Cluster, eventually, ready_count
 
@@ -155,3 +157,46 @@ async def test_a_dead_nodes_pods_leave_the_slice(cluster: Cluster, api: Client) 
         api, lambda f: not on_victim & set(f), LEASE_TTL + 3, "the dead node's endpoints gone"
     )
     assert time.monotonic() - killed <= LEASE_TTL + 1.5
+
+
+async def test_a_controller_restart_over_an_unchanged_cluster_writes_nothing(
+    cluster: Cluster, api: Client, etcd: EtcdServer, tmp_path: Path
+) -> None:
+    prod = await apply_seed(api)
+    await slices_until(api, lambda f: ready_names(f) == prod, 10, "the prod pods")
+    store = Store(etcd.endpoint)
+    successor = ControllerProcess(etcd.endpoint, tmp_path, name="successor")
+    try:
+        # Let the first controller finish its own writes (Deployment status, slices).
+        settled = await store.current_revision()
+        deadline = time.monotonic() + 10
+        while True:
+            await asyncio.sleep(1.0)
+            now = await store.current_revision()
+            if now == settled:
+                break
+            settled = now
+            assert time.monotonic() < deadline, "the cluster never settled"
+        changed: list[bytes] = []
+
+        async def collect() -> None:
+            async for raw in store.watch_prefix(b"/registry/", settled):
+                changed.append(raw.key)
+
+        collector = asyncio.create_task(collect())
+        cluster.controllers[0].kill()
+        successor.start()
+        deadline = time.monotonic() + 2 * LEASE_TTL + 2
+        while (await store.leader("controller") or ("", 0))[0] != "successor":
+            assert time.monotonic() < deadline, "no failover"
+            await asyncio.sleep(0.05)
+        # An absence can only be observed for a while: 3 s after taking over.
+        await asyncio.sleep(3.0)
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+        writes = [k for k in changed if not k.startswith(b"/registry/elections/")]
+        assert writes == [], f"the new leader rewrote {writes}"
+        assert ready_names(await endpoints(api)) == prod
+    finally:
+        successor.stop()
+        await store.close()
