@@ -29,16 +29,24 @@ class WorkQueue(Generic[K]):
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._base = base_delay
         self._max = max_delay
 
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being processed (timed adds may still be pending)."""
+        return not self._queue and not self._processing
+
     def add(self, key: K) -> None:
         if key in self._dirty:
             return
         self._dirty.add(key)
+        self._idle.clear()
         if key not in self._processing:
             self._queue.append(key)
             self._ready.set()
@@ -73,6 +81,14 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             self._queue.append(key)
             self._ready.set()
+        elif self.idle:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is queued or being processed."""
+        while not self.idle:
+            self._idle.clear()
+            await self._idle.wait()
 
     def retry(self, key: K) -> float:
         """Re-add after this key's back-off; returns the delay chosen."""

@@ -17,6 +17,7 @@ across an etcd leader change, DESIGN §7a).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -76,16 +77,19 @@ async def lead_forever(
         log.info("leading", extra={"identity": identity, "fence": fence.revision})
         on_change(True)
         leading = asyncio.create_task(lead(fence), name="lead")
-        await asyncio.wait({holder, leading}, return_when=asyncio.FIRST_COMPLETED)
-        leading.cancel()
-        holder.cancel()
-        await asyncio.gather(leading, holder, return_exceptions=True)
-        on_change(False)
+        try:
+            await asyncio.wait({holder, leading}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            leading.cancel()
+            holder.cancel()
+            await asyncio.gather(leading, holder, return_exceptions=True)
+            on_change(False)
+            # Step down at once rather than leave the standby waiting a whole TTL:
+            # revoking the lease deletes the election key. Shielded, so it also happens
+            # when this task is being cancelled (SIGTERM).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(store.revoke_lease(lease))
         if leading.done() and not leading.cancelled() and leading.exception() is not None:
             log.error("controllers failed: %r; campaigning again", leading.exception())
         else:
             log.warning("leadership lost; campaigning again", extra={"identity": identity})
-        try:
-            await store.revoke_lease(lease)
-        except StoreUnavailableError:
-            pass

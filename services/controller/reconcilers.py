@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import Gauge
+
 from kubelab.core import kinds
 from kubelab.core.deployments import plan_deployment
 from kubelab.core.kinds import ApiObject
@@ -48,6 +50,7 @@ from services.controller.repair import repair_forever
 from services.controller.slices import SliceController
 
 log = logging.getLogger("controller")
+SYNCED = Gauge("kubelab_controller_synced", "1 once this leader has reconciled everything once")
 
 _EXPECTATION_TIMEOUT = 30.0
 _SCHEDULE = ("", "schedule")
@@ -135,6 +138,7 @@ class Controllers:
                 self._worker("node-lifecycle", self.lifecycle, lambda key: self._evict()),
             ]
             tasks += [asyncio.create_task(w) for w in workers]
+            tasks.append(asyncio.create_task(self._report_synced(started=now)))
             tasks.append(
                 asyncio.create_task(repair_forever(self.store, self.fence, self.repair_period))
             )
@@ -145,6 +149,16 @@ class Controllers:
             await asyncio.gather(*tasks, return_exceptions=True)
             for queue in (self.scheduling, self.rollouts, self.lifecycle, self.endpoints.queue):
                 queue.close()
+
+    async def _report_synced(self, *, started: float) -> None:
+        """Log (and flag in metrics) the first moment every queue has drained: the
+        cluster has been reconciled once by this leader."""
+        queues = (self.scheduling, self.rollouts, self.lifecycle, self.endpoints.queue)
+        while not all(q.idle for q in queues):
+            for queue in queues:
+                await queue.wait_idle()
+        SYNCED.set(1)
+        log.info("synced", extra={"seconds": round(self.clock() - started, 3)})
 
     async def _worker(
         self, name: str, queue: WorkQueue[PodKey], handle: Callable[[PodKey], Awaitable[None]]

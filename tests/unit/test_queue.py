@@ -55,3 +55,15 @@ async def test_add_after_fires_once_at_the_earliest_time() -> None:
     queue.done("a")
     await asyncio.sleep(0.3)
     assert len(queue) == 0
+
+
+async def test_wait_idle_returns_once_everything_is_done() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    await asyncio.wait_for(queue.wait_idle(), 1)
+    queue.add("a")
+    waiter = asyncio.ensure_future(queue.wait_idle())
+    key = await queue.get()
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    queue.done(key)
+    await asyncio.wait_for(waiter, 1)
