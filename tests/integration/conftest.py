@@ -1,10 +1,12 @@
 """A whole cluster of real processes for end-to-end tests: etcd, apiserver, a controller and
-three node agents (127.10.90.N, pods in 127.247.N.0/24, so they never meet a user's cluster),
+three node agents (127.10.R.N, pods in 127.P.N.0/24 for random R and P, so they never meet a
+user's cluster or another test session),
 and helpers to wait for pods to converge."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -43,11 +45,17 @@ def cluster(etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path) -> It
     controller = ControllerProcess(
         etcd.endpoint, tmp_path, extra_args=("--node-grace", str(NODE_GRACE))
     )
+    # Random node and pod networks: test sessions running side by side on one machine
+    # (two developers, a benchmark) must not bind each other's node addresses.
+    ip_base = f"127.10.{random.randint(100, 254)}"
+    pod_base = f"127.{random.randint(200, 250)}"
     nodes = [
         NodeAgentProcess(
             etcd.endpoint,
             tmp_path,
             n,
+            ip_base=ip_base,
+            pod_base=pod_base,
             extra_args=("--lease-ttl", str(LEASE_TTL), "--restart-backoff", "0.2"),
         )
         for n in (1, 2, 3)

@@ -1,6 +1,6 @@
 """Nodes and pods end to end: real etcd, apiserver, controllers and node agent processes.
 
-Node agents run with test addresses (127.10.90.N, pods in 127.247.N.0/24) so
+Node agents run with random test addresses (see tests/integration/conftest.py) so
 they never meet a user's cluster on the defaults.
 """
 
