@@ -1,8 +1,9 @@
 """Where an embedded cluster keeps its state: `$KUBELAB_HOME` (default ~/.kubelab).
 
 `cluster.json` in there is written by `kubelab up` (kubelab.lab) and read by
-the CLI and SDK to find the apiserver. Its shape:
-`{"api": "127.0.0.1:6443", "etcd": "127.0.0.1:2379", "processes": [...]}`.
+the CLI and SDK to find the apiserver and the cluster DNS. Its shape:
+`{"api": "127.0.0.1:6443", "etcd": "127.0.0.1:2379", "dns": "127.96.0.10:53",
+"cluster_domain": "cluster.local", "processes": [...]}`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from pathlib import Path
 
 DEFAULT_API_ADDRESS = "127.0.0.1:6443"
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 
 def kubelab_home() -> Path:
@@ -22,14 +24,25 @@ def state_file() -> Path:
     return kubelab_home() / "cluster.json"
 
 
-def api_address() -> str:
-    """The apiserver address: $KUBELAB_SERVER, else the running cluster's, else the default."""
-    explicit = os.environ.get("KUBELAB_SERVER")
-    if explicit:
-        return explicit
+def _recorded(key: str) -> str | None:
+    """A string field of the running cluster's cluster.json, None when absent."""
     try:
         state = json.loads(state_file().read_text())
     except (OSError, ValueError):
-        return DEFAULT_API_ADDRESS
-    address = state.get("api") if isinstance(state, dict) else None
-    return address if isinstance(address, str) and address else DEFAULT_API_ADDRESS
+        return None
+    value = state.get(key) if isinstance(state, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def api_address() -> str:
+    """The apiserver address: $KUBELAB_SERVER, else the running cluster's, else the default."""
+    return os.environ.get("KUBELAB_SERVER") or _recorded("api") or DEFAULT_API_ADDRESS
+
+
+def dns_address() -> str | None:
+    """The cluster DNS address: $KUBELAB_DNS, else the running cluster's, else None."""
+    return os.environ.get("KUBELAB_DNS") or _recorded("dns")
+
+
+def cluster_domain() -> str:
+    return _recorded("cluster_domain") or DEFAULT_CLUSTER_DOMAIN

@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> int:
     config = NodeConfig(
         name=args.name,
         node_ip=args.node_ip,
@@ -58,6 +58,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
         metrics = await serve_metrics(host or args.node_ip, int(port))
+    exit_code = 0
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -67,7 +68,14 @@ async def run(args: argparse.Namespace) -> None:
     if starting.done():
         starting.result()
         await server.set_serving(True)
-        await stop.wait()
+        failed = asyncio.create_task(agent.wait())
+        await asyncio.wait(
+            [failed, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
+        )
+        if failed.done() and failed.exception() is not None:
+            log.error("agent failed: %r", failed.exception(), extra={"node": args.name})
+            exit_code = 1
+        failed.cancel()
     log.info("shutting down", extra={"node": args.name})
     await server.set_serving(False)
     starting.cancel()
@@ -76,16 +84,18 @@ async def run(args: argparse.Namespace) -> None:
     if metrics:
         metrics.close()
     await store.close()
+    return exit_code
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging(f"node/{args.name}", args.log_level)
     try:
-        run_actor(run(args))
+        code = run_actor(run(args))
     except OSError as err:
         log.error("%s", err)
         raise SystemExit(1) from None
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -129,8 +129,16 @@ class NodeAgent:
         self._work.close()
         self._reports.close()
 
+    async def wait(self) -> None:
+        """Return (raising its error) when one of the agent's loops dies: the process should
+        end then, not linger looking healthy."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+        raise RuntimeError(f"agent loop {next(iter(done)).get_name()} ended")
+
     async def _register(self) -> None:
-        self._lease = await self.store.grant_lease(self.config.lease_ttl)
+        lease = await self.store.grant_lease(self.config.lease_ttl)
         node = node_object(self.config)
         try:
             await self.store.create(node)
@@ -144,7 +152,9 @@ class NodeAgent:
                 await self.store.update(
                     node, expected_revision=int(current.metadata.resource_version)
                 )
-        await self.store.put_heartbeat(self.config.name, self._lease)
+        await self.store.put_heartbeat(self.config.name, lease)
+        # Only now: a lease whose heartbeat was never written must not look registered.
+        self._lease = lease
 
     async def _keep_lease(self) -> None:
         interval = max(self.config.lease_ttl / 3, 0.2)
@@ -161,8 +171,8 @@ class NodeAgent:
             log.warning("lease expired; registering again", extra={"node": self.config.name})
             try:
                 await self._register()
-            except StoreUnavailableError as err:
-                log.warning("re-registration failed: %s", err)
+            except Exception as err:  # a conflict on the Node, etcd away: next tick
+                log.warning("re-registration failed: %s; retrying", err)
                 continue
             self._written.clear()
             for key in self.runtime.running():
@@ -256,12 +266,16 @@ class NodeAgent:
             key = await self._reports.get()
             try:
                 status = self.runtime.status(*key)
+                if not self._mine(self.pods.get(key)) and key not in self._terminating:
+                    # No longer bound here (evicted and re-created elsewhere): the key may
+                    # be another node's now.
+                    status = None
                 if status is not None and status != self._written.get(key):
                     assert self._lease is not None
                     await self.store.put_pod_status(*key, status, self._lease)
                     self._written[key] = status
                 self._reports.forget(key)
-            except StoreUnavailableError as err:
+            except Exception as err:  # etcd away, or the lease expired under us
                 log.warning("status %s/%s: %s; retrying", *key, err)
                 self._reports.retry(key)
             finally:

@@ -82,6 +82,7 @@ def _summary(state: lab.ClusterState, home: Path) -> list[str]:
         *_home_hint(home),
         "  kubelab get svc",
         "  kubelab apply -f examples/shop-service.yaml",
+        "  kubelab dns shop",
         f"  grpcurl -plaintext {api} list kubelab.v1.Api",
         "Stop it with: kubelab down   (--purge also deletes etcd data and logs)",
     ]
@@ -109,6 +110,14 @@ def _summary(state: lab.ClusterState, home: Path) -> list[str]:
     "--controller-port", type=click.IntRange(0, 65535), help="controller health port (0: any)."
 )
 @click.option(
+    "--dns-port",
+    type=click.IntRange(0, 65535),
+    help="Cluster DNS port on the service CIDR's 10th address (default 53, else 10053; 0: any).",
+)
+@click.option(
+    "--dns-health-port", type=click.IntRange(0, 65535), help="DNS gRPC health port (0: any)."
+)
+@click.option(
     "--nodes",
     type=click.IntRange(0, 250),
     default=lab.DEFAULT_NODES,
@@ -134,20 +143,25 @@ def up(
     service_cidr: str,
     node_port_range: str,
     controller_port: int | None,
+    dns_port: int | None,
+    dns_health_port: int | None,
     nodes: int,
     node_ip_base: str,
     pod_network: str,
 ) -> None:
     """Start an embedded cluster in the background, wait until it is ready.
 
-    Default ports: apiserver 6443, etcd 2379/2380; a default port that is taken
-    is replaced by a free one. State lives in $KUBELAB_HOME (default ~/.kubelab).
+    Default ports: apiserver 6443, etcd 2379/2380, cluster DNS 127.96.0.10:53
+    (10053 without root); a default port that is taken is replaced by a free one.
+    State lives in $KUBELAB_HOME (default ~/.kubelab).
     """
     ports = {
         lab.API.name: api_port,
         lab.ETCD_CLIENT.name: etcd_port,
         lab.ETCD_PEER.name: etcd_peer_port,
         lab.CONTROLLER_PORT.name: controller_port,
+        lab.DNS_PORT.name: dns_port,
+        lab.DNS_HEALTH.name: dns_health_port,
     }
     config = lab.default_config(
         ports=ports,

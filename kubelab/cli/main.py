@@ -22,6 +22,7 @@ from kubelab.cli.cluster import down, status, up
 from kubelab.cli.common import Settings, namespace_option, server_option
 from kubelab.cli.delete import delete
 from kubelab.cli.describe import describe
+from kubelab.cli.dns import dns_command
 from kubelab.cli.errors import CliError, from_api_error
 from kubelab.cli.get import get
 from kubelab.cli.label import label
@@ -82,7 +83,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Settings)
 
 
-for command in (up, down, status, apply, get, describe, delete, label, scale, logs):
+for command in (up, down, status, apply, get, describe, delete, label, scale, logs, dns_command):
     cli.add_command(command)
 
 

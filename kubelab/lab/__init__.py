@@ -10,7 +10,7 @@ The package is split by what each module holds, imports running one way
 (later ones import earlier ones, never the reverse):
 
 - `errors`: `LabError`, the one failure type, and the actor log tail it shows.
-- `probes`: readiness probes (etcd `/health`, gRPC health SERVING).
+- `probes`: readiness probes (etcd `/health`, gRPC health SERVING, a DNS query).
 - `specs`: `LabConfig`, `Layout`, `PortSpec`, `ProcessSpec`, the actors and
   their start order (`cluster_stages`): the only place that names an actor.
 - `ports`: turning port wishes into a `Layout`'s ports.
@@ -33,7 +33,7 @@ from kubelab.lab.launcher import (
     up,
 )
 from kubelab.lab.ports import free_port, port_free, resolve_ports
-from kubelab.lab.probes import etcd_healthy, grpc_serving
+from kubelab.lab.probes import dns_answering, etcd_healthy, grpc_serving
 from kubelab.lab.processes import (
     POLL_INTERVAL,
     STOP_GRACE_SECONDS,
@@ -44,6 +44,7 @@ from kubelab.lab.processes import (
 from kubelab.lab.specs import (
     API,
     APISERVER,
+    CLUSTER_DOMAIN,
     CONTROLLER,
     CONTROLLER_PORT,
     DEFAULT_NODE_IP_BASE,
@@ -51,6 +52,10 @@ from kubelab.lab.specs import (
     DEFAULT_NODES,
     DEFAULT_POD_NETWORK,
     DEFAULT_SERVICE_CIDR,
+    DNS,
+    DNS_HEALTH,
+    DNS_PORT,
+    DNS_PROBE_NAME,
     ETCD,
     ETCD_CLIENT,
     ETCD_PEER,
@@ -64,12 +69,14 @@ from kubelab.lab.specs import (
     cluster_stages,
     default_config,
     node_spec,
+    port_hosts,
 )
 from kubelab.lab.state import ClusterState, read_state
 
 __all__ = [
     "API",
     "APISERVER",
+    "CLUSTER_DOMAIN",
     "CONTROLLER",
     "CONTROLLER_PORT",
     "DEFAULT_NODES",
@@ -77,6 +84,10 @@ __all__ = [
     "DEFAULT_NODE_PORT_RANGE",
     "DEFAULT_POD_NETWORK",
     "DEFAULT_SERVICE_CIDR",
+    "DNS",
+    "DNS_HEALTH",
+    "DNS_PORT",
+    "DNS_PROBE_NAME",
     "ETCD",
     "ETCD_CLIENT",
     "ETCD_PEER",
@@ -99,12 +110,14 @@ __all__ = [
     "check_config",
     "cluster_stages",
     "default_config",
+    "dns_answering",
     "down",
     "etcd_healthy",
     "free_port",
     "grpc_serving",
     "node_spec",
     "port_free",
+    "port_hosts",
     "process_alive",
     "read_state",
     "resolve_ports",

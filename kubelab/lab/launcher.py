@@ -44,7 +44,15 @@ from kubelab.lab.processes import (
     stop_process,
     wait_ready,
 )
-from kubelab.lab.specs import LabConfig, Layout, ProcessSpec, check_config, cluster_stages
+from kubelab.lab.specs import (
+    CLUSTER_DOMAIN,
+    LabConfig,
+    Layout,
+    ProcessSpec,
+    check_config,
+    cluster_stages,
+    port_hosts,
+)
 from kubelab.lab.state import ClusterState, clean_stale, read_state, write_state
 
 
@@ -108,7 +116,8 @@ def up(config: LabConfig, reporter: Reporter | None = None) -> UpResult:
             return UpResult(running, already_running=True)
         stages = cluster_stages(config)
         specs = [spec for stage in stages for spec in stage]
-        layout = Layout(config, resolve_ports(config, specs, reporter.note))
+        ports = resolve_ports(config, specs, reporter.note)
+        layout = Layout(config, ports, port_hosts(config, specs))
         config.logs_dir.mkdir(parents=True, exist_ok=True)
         state = ClusterState(
             processes=[],
@@ -118,6 +127,7 @@ def up(config: LabConfig, reporter: Reporter | None = None) -> UpResult:
                 "home": str(config.home),
                 "service_cidr": config.service_cidr,
                 "node_port_range": config.node_port_range,
+                "cluster_domain": CLUSTER_DOMAIN,
             },
         )
         children: list[subprocess.Popen[bytes]] = []

@@ -7,7 +7,9 @@ that is down or still starting. The launcher polls it against the spec's
 
 Each probe asks the actor's own notion of ready rather than "the port is
 open": etcd's `/health` (it has a leader and serves) and `grpc.health.v1`
-SERVING (the actor flips it once it can serve, see `kubelab.rpc.server`).
+SERVING (the actor flips it once it can serve, see `kubelab.rpc.server`),
+and for cluster DNS a real query: any answer to a name that cannot exist
+means it has synced and serves (it binds its port only then).
 The gRPC probe is `kubelab.rpc.health.serving`, the one shared with the
 test helpers, under the launcher's name for it.
 
@@ -22,7 +24,7 @@ import urllib.request
 
 from kubelab.rpc.health import serving as grpc_serving
 
-__all__ = ["etcd_healthy", "grpc_serving"]
+__all__ = ["dns_answering", "etcd_healthy", "grpc_serving"]
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -35,3 +37,20 @@ def etcd_healthy(address: str) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(body, dict) and body.get("health") == "true"
+
+
+def dns_answering(address: str, name: str) -> bool:
+    """The DNS server at `address` (ip:port) answers a UDP query for `name` at all
+    (NXDOMAIN is an answer)."""
+    # Imported on first use: most `kubelab` commands never probe DNS.
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    host, _, port = address.rpartition(":")
+    query = dns.message.make_query(name, "A")
+    try:
+        dns.query.udp(query, host, port=int(port), timeout=1.0)
+    except (OSError, dns.exception.DNSException):
+        return False
+    return True

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from kubelab import home as kubelab_home
 from kubelab.core.allocators import ClusterIPAllocator, PortRange
 from kubelab.etcd_process import EtcdConfig
 from kubelab.lab.errors import LabError
-from kubelab.lab.probes import etcd_healthy, grpc_serving
+from kubelab.lab.probes import dns_answering, etcd_healthy, grpc_serving
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
@@ -43,11 +43,22 @@ NODE_AGENT_PORT = 10250
 
 @dataclass(frozen=True, slots=True)
 class PortSpec:
-    """A port an actor listens on. `name` is also the key in `LabConfig.ports`."""
+    """A port an actor listens on. `name` is also the key in `LabConfig.ports`.
+
+    Most ports are TCP on the config's host; `host` names another address (DNS
+    listens on the service CIDR's 10th), `udp` asks that UDP be free on it too,
+    and `fallback` is taken instead of the default when the default needs a
+    privilege we lack (port 53 without root or CAP_NET_BIND_SERVICE)."""
 
     name: str
     default: int
     option: str  # the `kubelab up` option that sets it, for messages
+    host: Callable[[LabConfig], str] | None = None
+    udp: bool = False
+    fallback: int | None = None
+
+    def bind_host(self, config: LabConfig) -> str:
+        return self.host(config) if self.host is not None else config.host
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,13 @@ class LabConfig:
     nodes: int = DEFAULT_NODES
     node_ip_base: str = DEFAULT_NODE_IP_BASE
     pod_network: str = DEFAULT_POD_NETWORK
+
+    @property
+    def dns_ip(self) -> str:
+        """Cluster DNS's address: the service CIDR's 10th, which the apiserver keeps
+        out of ClusterIP allocation (its --dns-ip default), as kubeadm does."""
+        network = ipaddress.IPv4Network(self.service_cidr, strict=False)
+        return str(network.network_address + 10)
 
     def node_ip(self, number: int) -> str:
         return str(ipaddress.IPv4Address(self.node_ip_base) + number)
@@ -98,9 +116,11 @@ class Layout:
 
     config: LabConfig
     ports: Mapping[str, int]
+    # Ports that bind somewhere other than the config's host (`PortSpec.host`).
+    hosts: Mapping[str, str] = field(default_factory=dict)
 
     def address(self, port: str) -> str:
-        return f"{self.config.host}:{self.ports[port]}"
+        return f"{self.hosts.get(port, self.config.host)}:{self.ports[port]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +194,16 @@ def check_config(config: LabConfig) -> None:
         raise LabError(
             "embedded mode keeps nodes and pods on loopback: --node-ip-base must be in "
             "127.0.0.0/8 and --pod-network a /16 (or larger) inside it"
+        )
+    try:
+        dns_ip = ipaddress.IPv4Address(config.dns_ip)
+    except ValueError as err:
+        raise LabError(f'invalid --service-cidr "{config.service_cidr}": {err}') from None
+    if not dns_ip.is_loopback:
+        raise LabError(
+            f"embedded mode serves cluster DNS on the service CIDR's 10th address "
+            f"({config.dns_ip}), which must be on loopback: choose a --service-cidr "
+            "inside 127.0.0.0/8"
         )
 
 
@@ -280,8 +310,50 @@ def node_spec(config: LabConfig, number: int) -> ProcessSpec:
     )
 
 
+CLUSTER_DOMAIN = "cluster.local"
+# Kubernetes' DNS port; without the privilege for it, 10053 (kube-dns's own, behind dnsmasq).
+DNS_PORT = PortSpec(
+    "dns", 53, "--dns-port", host=lambda config: config.dns_ip, udp=True, fallback=10053
+)
+# gRPC health of the DNS actor; 8181 is CoreDNS's readiness port.
+DNS_HEALTH = PortSpec("dns-health", 8181, "--dns-health-port")
+# A name that must not exist: a DNS that answers it NXDOMAIN has synced and serves.
+DNS_PROBE_NAME = f"kubelab-probe.kube-system.svc.{CLUSTER_DOMAIN}"
+
+DNS = ProcessSpec(
+    name="dns",
+    title="dns (cluster DNS)",
+    ports=(DNS_PORT, DNS_HEALTH),
+    command=lambda layout: [
+        sys.executable,
+        "-m",
+        "services.dns",
+        "--listen",
+        layout.address(DNS_PORT.name),
+        "--fallback-port",
+        "0",  # the launcher chose the port already (and any fallback)
+        "--health",
+        layout.address(DNS_HEALTH.name),
+        "--etcd",
+        layout.address(ETCD_CLIENT.name),
+        "--domain",
+        CLUSTER_DOMAIN,
+    ],
+    ready=lambda layout: dns_answering(layout.address(DNS_PORT.name), DNS_PROBE_NAME),
+    address=DNS_PORT.name,
+    state_key="dns",
+    ready_timeout=30.0,
+)
+
+
 def cluster_stages(config: LabConfig) -> tuple[tuple[ProcessSpec, ...], ...]:
     """The actors of an embedded cluster, in start order: etcd; the apiserver; then the
-    controller and one node agent per node, side by side."""
+    controller, DNS (it needs only etcd, but serves what the API wrote) and one node
+    agent per node, side by side."""
     nodes = tuple(node_spec(config, n) for n in range(1, config.nodes + 1))
-    return ((ETCD,), (APISERVER,), (CONTROLLER, *nodes))
+    return ((ETCD,), (APISERVER,), (CONTROLLER, DNS, *nodes))
+
+
+def port_hosts(config: LabConfig, specs: Sequence[ProcessSpec]) -> dict[str, str]:
+    """The ports that bind somewhere other than the config's host, and where."""
+    return {p.name: p.bind_host(config) for spec in specs for p in spec.ports if p.host}

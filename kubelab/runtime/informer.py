@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Generic, TypeVar
 
-from kubelab.store import CompactedError, StoreUnavailableError
+from kubelab.store import CompactedError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,10 @@ class Informer(Generic[K, V]):
 
     def _emit(self, key: K, old: V | None, new: V | None) -> None:
         for handler in self._handlers:
-            handler(key, old, new)
+            try:
+                handler(key, old, new)
+            except Exception:  # one bad handler must not stop the cache for everyone
+                log.exception("informer %s: handler failed for %s", self.name, key)
 
     async def _relist(self) -> None:
         fresh, revision = await self._lister()
@@ -67,8 +70,8 @@ class Informer(Generic[K, V]):
         while True:
             try:
                 await self._relist()
-            except StoreUnavailableError as err:
-                log.warning("informer %s: list failed (%s); retrying", self.name, err)
+            except Exception as err:  # etcd away, a list too large, a bad value: retry
+                log.warning("informer %s: list failed (%r); retrying", self.name, err)
                 await asyncio.sleep(0.5)
                 continue
             self.synced.set()

@@ -69,8 +69,13 @@ class TxnBatcher:
         *,
         max_batch: int = 100,
         max_bytes: int = 1024 * 1024,
+        fatal: tuple[type[BaseException], ...] = (),
     ) -> None:
+        """`fatal` errors fail a whole batch at once (etcd unreachable); any other error
+        of a multi-transaction request is blamed on one of them, found by sending each
+        alone."""
         self._send = send
+        self._fatal = fatal
         self._max_batch = max_batch
         self._max_bytes = max_bytes
         self._pending: deque[_Pending] = deque()
@@ -118,9 +123,17 @@ class TxnBatcher:
                 batch = self._take_batch()
                 if not batch:
                     continue
-                await self._send_batch(batch)
+                try:
+                    await self._send_batch(batch)
+                except Exception as err:  # a bug here must not strand the submitters
+                    for item in batch:
+                        if not item.done.done():
+                            item.done.set_exception(err)
         finally:
             self._flushing = False
+
+    def _is_per_request(self, err: BaseException) -> bool:
+        return not isinstance(err, (asyncio.CancelledError, *self._fatal))
 
     async def _send_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -142,6 +155,12 @@ class TxnBatcher:
                     for op in response.responses
                 ]
         except BaseException as err:
+            if len(batch) > 1 and self._is_per_request(err):
+                # One transaction's fault (say, a put on an expired lease) fails the whole
+                # request: send them one by one so only the faulty one fails.
+                for item in batch:
+                    await self._send_batch([item])
+                return
             for item in batch:
                 if not item.done.done():
                     item.done.set_exception(err)

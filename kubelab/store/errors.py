@@ -54,3 +54,7 @@ class CompactedError(StoreError):
 
 class NotLeaderError(StoreError):
     """A fenced write was refused: the writer's leadership is over."""
+
+
+class LeaseExpiredError(StoreError):
+    """The lease a write was attached to no longer exists (it expired or was revoked)."""

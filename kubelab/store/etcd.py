@@ -14,6 +14,7 @@ raises `CompactedError` and the consumer relists.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from google.protobuf.message import Message
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from kubelab.store.batching import TxnBatcher, TxnResult
-from kubelab.store.errors import CompactedError, StoreUnavailableError
+from kubelab.store.errors import CompactedError, LeaseExpiredError, StoreUnavailableError
 from kubelab.store.keys import REGISTRY, prefix_end
 
 log = logging.getLogger("kubelab.store")
@@ -96,7 +97,7 @@ class EtcdConnection:
         host, _, port = endpoint.rpartition(":")
         self.endpoint = endpoint
         self.timeout = timeout
-        self._batcher = TxnBatcher(self._send_txn)
+        self._batcher = TxnBatcher(self._send_txn, fatal=(StoreUnavailableError,))
         self._client = aetcd.Client(
             host=host or "127.0.0.1",
             port=int(port),
@@ -127,6 +128,8 @@ class EtcdConnection:
                 raise StoreUnavailableError(
                     f"etcd at {self.endpoint} is unavailable: {err.details()}"
                 ) from None
+            if "requested lease not found" in (err.details() or ""):
+                raise LeaseExpiredError(err.details()) from None
             raise
 
     async def _send_txn(self, request: etcdrpc.TxnRequest) -> Any:
@@ -166,12 +169,18 @@ class EtcdConnection:
         return Lease(int(response.ID), int(response.TTL))
 
     async def keep_alive(self, lease: Lease) -> bool:
-        """Renew a lease once; False when it has already expired (its keys are gone)."""
+        """Renew a lease once; False when it has already expired (its keys are gone).
+        Bounded by a third of the TTL: a paused or cut-off etcd must read as
+        "unconfirmed" in time for the holder to act, not hang the renewal."""
         await self._connected()
         try:
-            reply = await self._client.refresh_lease(lease.id)
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(f"etcd at {self.endpoint}: {err}") from None
+            reply = await asyncio.wait_for(
+                self._client.refresh_lease(lease.id), min(self.timeout, max(lease.ttl / 3, 0.2))
+            )
+        except (aetcd.exceptions.ClientError, TimeoutError) as err:
+            raise StoreUnavailableError(
+                f"etcd at {self.endpoint}: lease renewal: {err!r}"
+            ) from None
         return reply is not None and int(reply.TTL) > 0
 
     async def revoke_lease(self, lease: Lease) -> None:

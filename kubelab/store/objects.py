@@ -135,6 +135,17 @@ def _owner_value(obj: Message) -> bytes:
     return f'{{"uid": "{meta.uid}", "owner": "{owner}"}}'.encode()
 
 
+def _owner_uid(value: bytes) -> str:
+    """The owner uid a claim's value names; "" (no owner: an orphan to repair) when the
+    value is not what kubelab writes (a hand edit, a corrupt restore)."""
+    try:
+        owner = json.loads(value)
+    except ValueError:
+        return ""
+    uid = owner.get("uid", "") if isinstance(owner, dict) else ""
+    return uid if isinstance(uid, str) else ""
+
+
 def _held_by_others(claims: Sequence[Claim], reads: Sequence[Any]) -> list[Claim]:
     """From a failed transaction's read-back of each claim key: the claims that exist."""
     return [claim for claim, op in zip(claims, reads, strict=True) if op.response_range.kvs]
@@ -163,9 +174,7 @@ class ObjectStore(EtcdConnection):
     async def list_claims(self, kind: ClaimKind | None = None) -> tuple[dict[Claim, str], int]:
         """Every claim (of one kind, or all) with its owner's uid, and the revision read at."""
         response = await self._range((ALLOCATIONS + (f"{kind.value}/" if kind else "")).encode())
-        claims = {
-            claim_from_key(kv.key): json.loads(kv.value).get("uid", "") for kv in response.kvs
-        }
+        claims = {claim_from_key(kv.key): _owner_uid(kv.value) for kv in response.kvs}
         return claims, int(response.header.revision)
 
     # ------------------------------------------------------------------ writes
@@ -287,7 +296,7 @@ class ObjectStore(EtcdConnection):
         for claim, uid in owned.items():
             key = claim_key(claim)
             current = await self._call("Range", etcdrpc.RangeRequest(key=key))
-            if not current.kvs or json.loads(current.kvs[0].value).get("uid") != uid:
+            if not current.kvs or _owner_uid(current.kvs[0].value) != uid:
                 continue
             response = await self._txn(
                 [mod_revision_is(key, current.kvs[0].mod_revision), *_fenced(fence)],
@@ -341,5 +350,5 @@ class ObjectStore(EtcdConnection):
 
     async def watch_claims(self, *, from_revision: int) -> AsyncIterator[ClaimEvent]:
         async for raw in self.watch_prefix(ALLOCATIONS.encode(), from_revision):
-            owner = None if raw.deleted else json.loads(raw.value).get("uid", "")
+            owner = None if raw.deleted else _owner_uid(raw.value)
             yield ClaimEvent(claim_from_key(raw.key), owner, raw.revision)

@@ -324,3 +324,79 @@ class ControllerProcess:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+@dataclass
+class DnsProcess:
+    """`python -m services.dns` on a free 127.0.0.1 port (UDP and TCP), health on another.
+
+    `start` returns once the address file holds both addresses (the server
+    writes it after its first full sync) and health answers SERVING."""
+
+    etcd_endpoint: str
+    workdir: Path
+    name: str = "dns"
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    address: str = ""
+    health: str = ""
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def address_file(self) -> Path:
+        return self.workdir / f"{self.name}.address"
+
+    @property
+    def host(self) -> str:
+        return self.address.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (see `wait_serving`)."""
+        self.address_file.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "services.dns",
+            "--etcd",
+            self.etcd_endpoint,
+            "--listen",
+            "127.0.0.1:0",
+            "--fallback-port",
+            "0",
+            "--health",
+            "127.0.0.1:0",
+            "--address-file",
+            str(self.address_file),
+            *self.extra_args,
+        ]
+        self.process = _spawn(command, self.log_path)
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        def serving() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
+            lines = self.address_file.read_text().split() if self.address_file.exists() else []
+            if len(lines) != 2:
+                return False
+            self.address, self.health = lines
+            return health_serving(self.health)
+
+        try:
+            wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
+        except TimeoutError as err:
+            raise TimeoutError(f"{err}\n{_log_tail(self.log_path)}") from None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.spawn()
+        self.wait_serving(timeout)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.process = None

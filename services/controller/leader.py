@@ -57,7 +57,7 @@ async def lead_forever(
     while True:
         try:
             lease = await store.grant_lease(ttl)
-        except StoreUnavailableError as err:
+        except Exception as err:
             log.warning("cannot reach etcd to campaign: %s", err)
             await asyncio.sleep(0.5)
             continue
@@ -70,9 +70,11 @@ async def lead_forever(
             continue
         try:
             fence = campaign.result()
-        except StoreUnavailableError:
+        except Exception as err:  # etcd away, a compacted watch, an expired lease
+            log.warning("campaign failed: %r; campaigning again", err)
             holder.cancel()
             await asyncio.gather(holder, return_exceptions=True)
+            await asyncio.sleep(0.2)
             continue
         log.info("leading", extra={"identity": identity, "fence": fence.revision})
         on_change(True)

@@ -286,6 +286,9 @@ class Controllers:
             await self._delete_orphans(key)
             return
         pending = self.expectations.get(key)
+        if pending is not None and not pending[0] and not pending[1]:
+            del self.expectations[key]
+            pending = None
         if pending is not None:
             if self.clock() < pending[2]:
                 self.rollouts.add_after(key, pending[2] - self.clock())
@@ -297,19 +300,26 @@ class Controllers:
             del self.expectations[key]
         now = self.clock()
         plan = plan_deployment(deployment, self._owned_pods(deployment), now=now, rng=self.rng)
+        # Registered before writing (the informer may deliver our writes mid-way); a name
+        # is only expected once its write succeeded, so a failed write cannot stall us.
+        adds: set[str] = set()
+        removes: set[str] = set()
         if not plan.empty:
-            self.expectations[key] = (
-                {p.metadata.name for p in plan.create},
-                set(plan.delete),
-                now + _EXPECTATION_TIMEOUT,
-            )
+            self.expectations[key] = (adds, removes, now + _EXPECTATION_TIMEOUT)
         for pod in plan.create:
             try:
                 await self.store.create(pod, fence=self.fence)
             except AlreadyExistsError:
-                pass
+                continue
+            if (key[0], pod.metadata.name) not in self.pods.cache:
+                adds.add(pod.metadata.name)
         for name in plan.delete:
             await self._delete_gracefully((key[0], name))
+            current = self.pods.get((key[0], name))
+            if isinstance(current, objects_pb2.Pod) and not is_terminating(current):
+                removes.add(name)
+        if not plan.empty and not adds and not removes:
+            del self.expectations[key]
         for name in plan.release:
             await self._release(key[0], name, deployment.metadata.uid)
         if plan.status != deployment.status:
@@ -379,13 +389,13 @@ class Controllers:
             if pod is None:
                 continue
             try:
+                # Its status key went with the dead node's lease; nothing else to remove.
                 await self.store.delete(
                     kinds.PODS,
                     *key,
                     expected_revision=int(pod.metadata.resource_version),
                     fence=self.fence,
                 )
-                await self.store.delete_pod_status(*key)
             except NotFoundError:
                 continue
             log.info(

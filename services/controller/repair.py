@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from kubelab.core import kinds
 from kubelab.core.repair import plan_repair
-from kubelab.store import Fence, Store, StoreUnavailableError
+from kubelab.store import Fence, NotLeaderError, Store
 from kubelab.v1 import objects_pb2
 
 log = logging.getLogger("controller")
@@ -62,6 +62,8 @@ async def repair_forever(store: Store, fence: Fence, period: float) -> None:
     while True:
         try:
             await repair_once(store, fence)
-        except StoreUnavailableError as err:
-            log.warning("allocation repair skipped: %s", err)
+        except NotLeaderError:
+            raise
+        except Exception as err:  # etcd away, or something unforeseen: try next period
+            log.warning("allocation repair skipped: %r", err)
         await asyncio.sleep(period)

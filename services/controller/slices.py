@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from kubelab.core import kinds
-from kubelab.core.endpointslices import SERVICE_NAME_LABEL, reconcile_slices
+from kubelab.core.endpointslices import SERVICE_NAME_LABEL, is_managed, reconcile_slices
 from kubelab.core.kinds import ApiObject
 from kubelab.core.live_state import pod_with_status
 from kubelab.runtime.informer import Informer
@@ -96,7 +96,7 @@ class SliceController:
                 continue
             service = (key[0], name)
             names = self.slices_of.setdefault(service, set())
-            (names.add if new is not None else names.discard)(key[1])
+            (names.add if obj is new else names.discard)(key[1])
             if not names:
                 del self.slices_of[service]
             waiting = self.expected.get(service)
@@ -123,6 +123,7 @@ class SliceController:
             s
             for name in sorted(self.slices_of.get(key, ()))
             if isinstance(s := self.slices.get((key[0], name)), objects_pb2.EndpointSlice)
+            and is_managed(s, key[1])
         ]
         if not isinstance(service, objects_pb2.Service):
             # A deleted Service takes its slices with it (Kubernetes' garbage collector).

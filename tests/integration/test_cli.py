@@ -68,6 +68,10 @@ def kubelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelab]:
         "0",
         "--controller-port",
         "0",
+        "--dns-port",
+        "0",
+        "--dns-health-port",
+        "0",
         "--nodes",
         "0",
     )

@@ -32,6 +32,11 @@ FREE_PORTS = (
     "0",
     "--controller-port",
     "0",
+    # Never the user's 53 (or 10053) on 127.96.0.10: any free port there.
+    "--dns-port",
+    "0",
+    "--dns-health-port",
+    "0",
     "--nodes",
     "0",
 )
@@ -85,7 +90,7 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     state = kubelab.state()
     assert state["ready"] is True
     records = kubelab.records()
-    assert [r.name for r in records] == ["etcd", "apiserver", "controller"]
+    assert [r.name for r in records] == ["etcd", "apiserver", "controller", "dns"]
     assert all(lab.process_alive(r) for r in records)
     assert state["api"] == records[1].address and state["etcd"] == records[0].address
     assert health_serving(str(state["api"]))
@@ -236,7 +241,14 @@ def test_a_taken_default_port_is_replaced_by_a_free_one(tmp_path: Path) -> None:
 
 
 def test_ports_picked_in_one_plan_are_distinct(tmp_path: Path) -> None:
-    wishes: dict[str, int | None] = {"etcd": 0, "etcd-peer": 0, "api": 0, "controller": 0}
+    wishes: dict[str, int | None] = {
+        "etcd": 0,
+        "etcd-peer": 0,
+        "api": 0,
+        "controller": 0,
+        "dns": 0,
+        "dns-health": 0,
+    }
     config = lab.LabConfig(home=tmp_path, ports=wishes)
     specs = [s for stage in lab.cluster_stages(config) for s in stage]
     ports = lab.resolve_ports(config, specs, lambda _: None)

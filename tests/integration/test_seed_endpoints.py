@@ -10,9 +10,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 
-from kubelab.client import Client
+from kubelab.client import ApiError, Client
 from kubelab.core.manifests import load_manifest_files
 from kubelab.store import Store
 from kubelab.testing.processes import ControllerProcess, EtcdServer
@@ -95,12 +96,21 @@ async def test_relabel_moves_a_pod_out_and_back_in(cluster: Cluster, api: Client
     moved = sorted(prod - {"shop-usd"})[0]
 
     async def relabel(env: str) -> float:
-        pod = await api.get("pods", moved)
-        assert isinstance(pod, objects_pb2.Pod)
-        pod.metadata.labels["env"] = env
-        started = time.monotonic()
-        await api.update(pod)
-        return started
+        # Read, change, compare-and-swap; ABORTED means someone wrote in between: again
+        # (what `kubelab label` does).
+        for _ in range(10):
+            pod = await api.get("pods", moved)
+            assert isinstance(pod, objects_pb2.Pod)
+            pod.metadata.labels["env"] = env
+            started = time.monotonic()
+            try:
+                await api.update(pod)
+            except ApiError as err:
+                if err.code is grpc.StatusCode.ABORTED:
+                    continue
+                raise
+            return started
+        raise AssertionError(f"{moved} kept changing")
 
     started = await relabel("dev")
     await slices_until(api, lambda f: moved not in f, 5, f"{moved} out of the slice")

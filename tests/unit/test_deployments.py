@@ -765,8 +765,14 @@ def _checked_step(world: World) -> None:
         surge, unavailable = resolve_fenceposts(d.spec.strategy.rolling_update, replicas)
         if step.create:
             assert len(active) + len(step.create) <= replicas + surge
+        # Only the rollout's deletions of old pods are bounded by maxUnavailable
+        # (scaleDownOldReplicaSetsForRollingUpdate). Deleting new pods beyond replicas is
+        # scaling (Kubernetes' `scale()` and the ReplicaSet controller), which is not: its
+        # ActivePods ranking puts Pending before Running, then not ready before ready, so it
+        # may take the only available pod. So count from what the scale-down leaves.
+        scaled = {n for n in step.delete if active[n].metadata.labels[POD_TEMPLATE_HASH] == current}
         kept = len(available - set(step.delete))
-        assert kept >= min(len(available), replicas - unavailable)
+        assert kept >= min(len(available - scaled), replicas - unavailable)
     elif step.create:
         running = [p for p in pods if p.status.phase not in ("Succeeded", "Failed")]
         assert all(p.metadata.labels[POD_TEMPLATE_HASH] == current for p in running)

@@ -119,3 +119,33 @@ async def test_a_failed_request_fails_every_transaction_in_it() -> None:
     assert all(isinstance(r, ConnectionError) for r in results)
     etcd.fail = None
     assert (await batcher.submit(put_txn(b"/after"))).succeeded
+
+
+async def test_one_bad_transaction_fails_alone_and_a_fatal_error_fails_all() -> None:
+    class Refused(Exception):
+        pass
+
+    class Down(Exception):
+        pass
+
+    async def send(request: etcdrpc.TxnRequest) -> Any:
+        keys = {
+            op.request_put.key
+            for nested in request.success
+            for op in (nested.request_txn.success if nested.HasField("request_txn") else [nested])
+        }
+        if b"/down" in keys:
+            raise Down()
+        if b"/bad" in keys:
+            raise Refused()
+        return await FakeEtcd().send(request)
+
+    batcher = TxnBatcher(send, fatal=(Down,))
+    results = await asyncio.gather(
+        *(batcher.submit(put_txn(k)) for k in (b"/a", b"/bad", b"/b")), return_exceptions=True
+    )
+    assert [type(r).__name__ for r in results] == ["TxnResult", "Refused", "TxnResult"]
+    results = await asyncio.gather(
+        *(batcher.submit(put_txn(k)) for k in (b"/c", b"/down")), return_exceptions=True
+    )
+    assert [type(r).__name__ for r in results] == ["Down", "Down"]

@@ -1,0 +1,474 @@
+"""Cluster DNS records: Kubernetes' DNS spec as a pure function of Services and EndpointSlices.
+
+`build_zone(services, slices, domain=..., ttl=...)` returns the `Zone` the DNS
+actor serves: every record of "Kubernetes DNS-Based Service Discovery"
+(kubernetes/dns docs/specification.md, schema 1.0.1, the records CoreDNS's
+kubernetes plugin serves), and `Zone.lookup(qname, qtype)` answers one
+question the way an authoritative server does. No I/O and no wire format here
+(the actor renders `Answer`s with dnspython); names are lowercase, absolute,
+in presentation form (`shop.default.svc.cluster.local.`).
+
+Records, for Service `<svc>` in namespace `<ns>` and zone `<zone>`:
+
+- ClusterIP (any type with a ClusterIP): `<svc>.<ns>.svc.<zone>` A (AAAA for
+  an IPv6 ClusterIP) → each of `spec.clusterIPs` (else `spec.clusterIP`); for
+  each *named* port `_<port>._<proto>.<svc>.<ns>.svc.<zone>` SRV
+  `0 100 <port> <svc>.<ns>.svc.<zone>.`; PTR from the ClusterIP's reverse name.
+- Headless (`clusterIP: None`): `<svc>.<ns>.svc.<zone>` A → every *ready*
+  endpoint address of its slices (label `kubernetes.io/service-name`; unset
+  `ready` counts as ready, `publishNotReadyAddresses` makes every endpoint
+  count); each ready endpoint also gets `<host>.<svc>.<ns>.svc.<zone>` A, where
+  `<host>` is its `hostname` or, without one, its address with dashes
+  (`127-244-1-5`, CoreDNS's choice of the spec's "system-assigned
+  identifier"), and a PTR from its address to that name; per named slice port
+  one SRV per ready endpoint, `0 100 <endpoint port> <host>.<svc>...`. With no
+  ready endpoint the name does not exist (NXDOMAIN: spec 2.4.1, as CoreDNS).
+- ExternalName: `<svc>.<ns>.svc.<zone>` CNAME `spec.externalName.`; no SRV.
+- The zone apex has an SOA (CoreDNS's shape: `ns.dns.<zone>.`
+  `hostmaster.<zone>.`, refresh 7200, retry 1800, expire 86400, minimum = TTL)
+  and `dns-version.<zone>` TXT "1.0.1" (spec 2.2).
+- `<a>-<b>-<c>-<d>.<ns>.pod.<zone>` A → a.b.c.d for any address (the spec's
+  deprecated pod records, CoreDNS's `pods insecure`): synthesized at lookup.
+
+Answers, like CoreDNS: a name that exists but has no record of the asked type
+is NOERROR with no answer (NODATA); a name under the zone that does not exist
+is NXDOMAIN; both carry the SOA in the authority section (RFC 2308), so
+resolvers cache the negative answer for the TTL. Empty non-terminals
+(`default.svc.cluster.local`, `_tcp.shop...`) exist. A CNAME is followed
+inside the zone (RFC 1034 4.3.2); SRV answers carry their targets' addresses
+in the additional section (spec 2.3.2). Names outside the zone, and reverse
+names that are not a ClusterIP's or an endpoint's, are REFUSED: kubelab's DNS
+is authoritative for the cluster only and never forwards or recurses.
+
+Not implemented: wildcard queries (`*.ns.svc...`, deprecated in CoreDNS),
+namespace existence checks (kubelab has no Namespace objects, so `<ns>.svc`
+exists only while it has a Service), FQDN-type slices, and `pod` records by
+pod name (`endpoint_pod_names`).
+
+Incremental rebuilds: `service_records` is the part owned by one Service and
+`assemble` merges such parts, so an actor may keep per-Service records and
+redo only the Service that changed; `Zone.answers()` lists every positive
+question with its `Answer` (frozen, comparable), so a server that pre-renders
+responses can re-render only the questions whose answer changed between two
+zones (`changed_answers`). Building the whole zone for 1,000 Services takes
+~25 ms on the project's 2-core machine, its answers ~15 ms more
+(tests/unit/test_dns_records.py bounds it), so the actor rebuilds it whole.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NamedTuple
+
+from kubelab.v1 import objects_pb2
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+SCHEMA_VERSION = "1.0.1"
+DEFAULT_DOMAIN = "cluster.local"
+DEFAULT_TTL = 5
+HEADLESS = "None"
+EXTERNAL_NAME = "ExternalName"
+# How many CNAMEs a lookup follows inside the zone before giving up (loops, long chains).
+MAX_CHAIN = 8
+
+
+class RType(IntEnum):
+    A = 1
+    NS = 2
+    CNAME = 5
+    SOA = 6
+    PTR = 12
+    TXT = 16
+    AAAA = 28
+    SRV = 33
+    ANY = 255
+
+
+class Rcode(IntEnum):
+    NOERROR = 0
+    FORMERR = 1
+    SERVFAIL = 2
+    NXDOMAIN = 3
+    NOTIMP = 4
+    REFUSED = 5
+    BADVERS = 16
+
+
+class Srv(NamedTuple):
+    priority: int
+    weight: int
+    port: int
+    target: str
+
+
+class Soa(NamedTuple):
+    mname: str
+    rname: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+
+# A/AAAA: the address; CNAME/PTR: the target name; TXT: the one string.
+RData = str | Srv | Soa
+
+
+class Record(NamedTuple):
+    name: str
+    rtype: RType
+    ttl: int
+    data: RData
+
+
+class Answer(NamedTuple):
+    rcode: Rcode
+    answer: tuple[Record, ...] = ()
+    authority: tuple[Record, ...] = ()
+    additional: tuple[Record, ...] = ()
+
+
+# ---------------------------------------------------------------- names
+
+
+def absolute(name: str) -> str:
+    """Lowercase with the trailing dot: the one spelling names take inside a zone."""
+    name = name.lower()
+    return name if name.endswith(".") else name + "."
+
+
+def service_name(name: str, namespace: str, domain: str) -> str:
+    return f"{name}.{namespace}.svc.{absolute(domain)}"
+
+
+def dashed(address: str) -> str:
+    """An address as one DNS label, the spec's system-assigned endpoint name (CoreDNS)."""
+    return address.replace(".", "-").replace(":", "-")
+
+
+def reverse_name(address: str) -> str:
+    if ":" not in address:
+        return ".".join(reversed(address.split("."))) + ".in-addr.arpa."
+    return ipaddress.ip_address(address).reverse_pointer + "."
+
+
+def under(name: str, domain: str) -> bool:
+    """`name` is `domain` or below it (both absolute). A dot escaped inside a label
+    (`a\\.cluster.local.`) is not a label boundary."""
+    if name == domain:
+        return True
+    if not name.endswith("." + domain):
+        return False
+    prefix = name[: -len(domain) - 1]
+    backslashes = len(prefix) - len(prefix.rstrip("\\"))
+    return backslashes % 2 == 0
+
+
+def _address(text: str) -> tuple[RType, str] | None:
+    """(A or AAAA, canonical text), None for what is not an address. inet_pton, not
+    ipaddress: this runs for every endpoint and ipaddress is most of a build's time."""
+    try:
+        if ":" not in text:
+            socket.inet_pton(socket.AF_INET, text)
+            return RType.A, text
+        packed = socket.inet_pton(socket.AF_INET6, text)
+        return RType.AAAA, socket.inet_ntop(socket.AF_INET6, packed)
+    except OSError:
+        return None
+
+
+def _sort_key(record: Record) -> tuple[int, bytes | int, str]:
+    data = record.data
+    if record.rtype == RType.A and isinstance(data, str):
+        return (record.rtype, socket.inet_pton(socket.AF_INET, data), "")
+    if record.rtype == RType.AAAA and isinstance(data, str):
+        return (record.rtype, socket.inet_pton(socket.AF_INET6, data), "")
+    if isinstance(data, Srv):
+        return (record.rtype, data.port, data.target)
+    return (record.rtype, 0, str(data))
+
+
+# ---------------------------------------------------------------- per Service
+
+
+def is_ready(endpoint: objects_pb2.Endpoint, publish_not_ready: bool) -> bool:
+    """Unset `ready` means ready (Kubernetes' consumers read it so)."""
+    if publish_not_ready:
+        return True
+    return not endpoint.conditions.HasField("ready") or endpoint.conditions.ready
+
+
+def service_records(
+    svc: objects_pb2.Service,
+    slices: Sequence[objects_pb2.EndpointSlice],
+    *,
+    domain: str = DEFAULT_DOMAIN,
+    ttl: int = DEFAULT_TTL,
+) -> list[Record]:
+    """Every record one Service owns (its slices: those labelled with its name)."""
+    spec = svc.spec
+    base = service_name(svc.metadata.name, svc.metadata.namespace, domain)
+    if spec.type == EXTERNAL_NAME:
+        if not spec.external_name:
+            return []
+        return [Record(base, RType.CNAME, ttl, absolute(spec.external_name))]
+    if spec.cluster_ip == HEADLESS:
+        return _headless_records(base, spec, slices, ttl)
+    records: list[Record] = []
+    for text in spec.cluster_ips or [spec.cluster_ip]:
+        parsed = _address(text)
+        if parsed is None:
+            continue
+        rtype, ip = parsed
+        records.append(Record(base, rtype, ttl, ip))
+        records.append(Record(reverse_name(ip), RType.PTR, ttl, base))
+    if not records:
+        return []  # no ClusterIP yet: nothing to answer with
+    for port in spec.ports:
+        if port.name:
+            proto = (port.protocol or "TCP").lower()
+            srv = Srv(0, 100, port.port, base)
+            records.append(Record(f"_{port.name.lower()}._{proto}.{base}", RType.SRV, ttl, srv))
+    return records
+
+
+def _headless_records(
+    base: str,
+    spec: objects_pb2.ServiceSpec,
+    slices: Sequence[objects_pb2.EndpointSlice],
+    ttl: int,
+) -> list[Record]:
+    records: list[Record] = []
+    for eps in sorted(slices, key=lambda s: s.metadata.name):
+        if eps.address_type not in ("IPv4", "IPv6", ""):
+            continue  # FQDN slices name no address
+        ports = [
+            (f"_{p.name.lower()}._{(p.protocol or 'TCP').lower()}.{base}", p.port)
+            for p in eps.ports
+            if p.name and p.HasField("port")
+        ]
+        for endpoint in eps.endpoints:
+            if not is_ready(endpoint, spec.publish_not_ready_addresses):
+                continue
+            for text in endpoint.addresses:
+                parsed = _address(text)
+                if parsed is None:
+                    continue
+                rtype, ip = parsed
+                host = f"{(endpoint.hostname or dashed(ip)).lower()}.{base}"
+                records.append(Record(base, rtype, ttl, ip))
+                records.append(Record(host, rtype, ttl, ip))
+                records.append(Record(reverse_name(ip), RType.PTR, ttl, host))
+                for owner, number in ports:
+                    records.append(Record(owner, RType.SRV, ttl, Srv(0, 100, number, host)))
+    return records
+
+
+def group_slices(
+    slices: Iterable[objects_pb2.EndpointSlice],
+) -> dict[tuple[str, str], list[objects_pb2.EndpointSlice]]:
+    """Slices by the (namespace, Service name) their label names."""
+    groups: dict[tuple[str, str], list[objects_pb2.EndpointSlice]] = defaultdict(list)
+    for eps in slices:
+        owner = eps.metadata.labels.get(SERVICE_NAME_LABEL)
+        if owner:
+            groups[(eps.metadata.namespace, owner)].append(eps)
+    return groups
+
+
+# ---------------------------------------------------------------- the zone
+
+
+def soa_record(domain: str, ttl: int, serial: int) -> Record:
+    apex = absolute(domain)
+    soa = Soa(f"ns.dns.{apex}", f"hostmaster.{apex}", serial % 2**32, 7200, 1800, 86400, ttl)
+    return Record(apex, RType.SOA, ttl, soa)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """The records of one cluster domain, and how questions about it are answered.
+
+    `rrsets` maps owner name → type → records (sorted, no duplicates); `names`
+    is every name that exists in the zone (owners and their ancestors down to
+    the apex: empty non-terminals answer NODATA, not NXDOMAIN; reverse names
+    with a PTR are in it too, though outside the zone); `aliases` are the
+    owners of a CNAME (they answer every type)."""
+
+    domain: str
+    ttl: int
+    serial: int
+    rrsets: Mapping[str, Mapping[RType, tuple[Record, ...]]]
+    names: frozenset[str]
+    aliases: frozenset[str] = field(default=frozenset())
+
+    @property
+    def soa(self) -> Record:
+        return self.rrsets[self.domain][RType.SOA][0]
+
+    def in_zone(self, name: str) -> bool:
+        return under(name, self.domain)
+
+    def refused(self) -> Answer:
+        return Answer(Rcode.REFUSED)
+
+    def nxdomain(self, answer: tuple[Record, ...] = ()) -> Answer:
+        return Answer(Rcode.NXDOMAIN, answer, (self.soa,))
+
+    def nodata(self, answer: tuple[Record, ...] = (), *, in_zone: bool = True) -> Answer:
+        return Answer(Rcode.NOERROR, answer, (self.soa,) if in_zone else ())
+
+    def lookup(self, qname: str, qtype: int) -> Answer:
+        """Answer one question. `qname` any case, absolute or not; `qtype` a type number."""
+        name = absolute(qname)
+        if not self.in_zone(name) and name not in self.rrsets:
+            return self.refused()
+        answer: list[Record] = []
+        seen = {name}
+        for _ in range(MAX_CHAIN):
+            node = self.rrsets.get(name)
+            if node is None:
+                node = self._pod_record(name)
+            if node is None:
+                if not self.in_zone(name):
+                    return Answer(Rcode.NOERROR, tuple(answer))  # a CNAME left the zone
+                if name in self.names or self._pod_subtree(name):
+                    return self.nodata(tuple(answer))
+                return self.nxdomain(tuple(answer))
+            if qtype == RType.ANY:
+                answer += [r for rrset in node.values() for r in rrset]
+                break
+            if qtype in node:
+                answer += node[RType(qtype)]
+                break
+            cname = node.get(RType.CNAME)
+            if not cname:
+                return self.nodata(tuple(answer), in_zone=self.in_zone(name))
+            answer += cname
+            if qtype == RType.CNAME:
+                break
+            target = cname[0].data
+            assert isinstance(target, str)
+            if target in seen or (not self.in_zone(target) and target not in self.rrsets):
+                break  # out of the zone (the client's resolver follows it), or a loop
+            seen.add(target)
+            name = target
+        return Answer(Rcode.NOERROR, tuple(answer), (), self._glue(answer))
+
+    def _glue(self, answer: Sequence[Record]) -> tuple[Record, ...]:
+        """Addresses of SRV targets, for the additional section (spec 2.3.2, 2.4.2)."""
+        glue: list[Record] = []
+        seen: set[str] = set()
+        for record in answer:
+            if isinstance(record.data, Srv) and record.data.target not in seen:
+                seen.add(record.data.target)
+                node = self.rrsets.get(record.data.target, {})
+                glue += node.get(RType.A, ()) + node.get(RType.AAAA, ())
+        return tuple(glue)
+
+    def _pod_subtree(self, name: str) -> bool:
+        """`pod.<zone>` and `<ns>.pod.<zone>` exist: the deprecated pod records live below."""
+        pods = "pod." + self.domain
+        return name == pods or (under(name, pods) and name[: -len(pods) - 1].count(".") == 0)
+
+    def _pod_record(self, name: str) -> dict[RType, tuple[Record, ...]] | None:
+        pods = "." + "pod." + self.domain
+        if not name.endswith(pods):
+            return None
+        labels = name[: -len(pods)].split(".")
+        if len(labels) != 2 or not labels[1]:
+            return None
+        octets = labels[0].split("-")
+        if len(octets) != 4 or not all(o.isdigit() and len(o) <= 3 for o in octets):
+            return None
+        if any(int(o) > 255 for o in octets):
+            return None
+        address = ".".join(str(int(o)) for o in octets)
+        return {RType.A: (Record(name, RType.A, self.ttl, address),)}
+
+    def answers(self) -> dict[tuple[str, RType], Answer]:
+        """Every positive question with its answer: each owner and type it has, and
+        for CNAME owners the types clients ask for most (A, AAAA, SRV). A server may
+        pre-render these; any other question goes through `lookup`."""
+        found: dict[tuple[str, RType], Answer] = {}
+        for name, node in self.rrsets.items():
+            for rtype in node:
+                found[(name, rtype)] = self.lookup(name, rtype)
+        for name in self.aliases:
+            for rtype in (RType.A, RType.AAAA, RType.SRV):
+                found[(name, rtype)] = self.lookup(name, rtype)
+        return found
+
+    def records(self) -> Iterator[Record]:
+        for node in self.rrsets.values():
+            for rrset in node.values():
+                yield from rrset
+
+
+def assemble(
+    records: Iterable[Record],
+    *,
+    domain: str = DEFAULT_DOMAIN,
+    ttl: int = DEFAULT_TTL,
+    serial: int = 1,
+) -> Zone:
+    """A zone from Services' records (`service_records`) plus the apex's own."""
+    apex = absolute(domain)
+    merged: dict[str, dict[RType, dict[Record, None]]] = defaultdict(lambda: defaultdict(dict))
+    extra = (
+        soa_record(apex, ttl, serial),
+        Record(f"dns-version.{apex}", RType.TXT, ttl, SCHEMA_VERSION),
+    )
+    for record in (*extra, *records):
+        merged[record.name][record.rtype][record] = None
+    rrsets: dict[str, dict[RType, tuple[Record, ...]]] = {}
+    names: set[str] = set()
+    aliases: set[str] = set()
+    for name, node in merged.items():
+        if RType.CNAME in node:
+            # A CNAME owner has nothing else (RFC 1034 3.6.2); only ExternalName makes one.
+            node = {RType.CNAME: dict.fromkeys([next(iter(node[RType.CNAME]))])}
+            aliases.add(name)
+        rrsets[name] = {
+            rtype: tuple(found) if len(found) == 1 else tuple(sorted(found, key=_sort_key))
+            for rtype, found in sorted(node.items())
+        }
+        if under(name, apex):
+            while name not in names and name != apex:
+                names.add(name)
+                name = name.partition(".")[2]
+        else:
+            names.add(name)
+    names.add(apex)
+    return Zone(apex, ttl, serial, rrsets, frozenset(names), frozenset(aliases))
+
+
+def build_zone(
+    services: Iterable[objects_pb2.Service],
+    slices: Iterable[objects_pb2.EndpointSlice],
+    *,
+    domain: str = DEFAULT_DOMAIN,
+    ttl: int = DEFAULT_TTL,
+    serial: int = 1,
+) -> Zone:
+    """The whole zone for these Services and slices (slices of other Services are ignored)."""
+    groups = group_slices(slices)
+    records: list[Record] = []
+    for svc in services:
+        key = (svc.metadata.namespace, svc.metadata.name)
+        records += service_records(svc, groups.get(key, []), domain=domain, ttl=ttl)
+    return assemble(records, domain=domain, ttl=ttl, serial=serial)
+
+
+def changed_answers(
+    old: Mapping[tuple[str, RType], Answer], new: Mapping[tuple[str, RType], Answer]
+) -> tuple[set[tuple[str, RType]], set[tuple[str, RType]]]:
+    """(questions whose answer is new or different, questions no longer answered)."""
+    changed = {key for key, answer in new.items() if old.get(key) != answer}
+    return changed, old.keys() - new.keys()
