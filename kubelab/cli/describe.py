@@ -156,7 +156,40 @@ def describe_service(svc: objects_pb2.Service, slices: Sequence[objects_pb2.Endp
         doc.field("HealthCheck NodePort", spec.health_check_node_port)
     if spec.publish_not_ready_addresses:
         doc.field("Publish Not Ready Addresses", "true")
+    _endpoint_table(doc, slices)
     return doc.render()
+
+
+def _condition(cond: objects_pb2.EndpointConditions, key: str) -> str:
+    return str(getattr(cond, key)).lower() if cond.HasField(key) else "<unset>"
+
+
+def _endpoint_table(doc: Doc, slices: Sequence[objects_pb2.EndpointSlice]) -> None:
+    """Every endpoint the slices list, with its pod, node and conditions (beyond kubectl:
+    this is where a lab user watches a pod fall out of Ready or off a dead node)."""
+    rows = [
+        ["SLICE", "POD", "ADDRESS", "NODE", "READY", "SERVING", "TERMINATING"],
+    ]
+    for eps in sorted(slices, key=lambda e: e.metadata.name):
+        for endpoint in sorted(eps.endpoints, key=lambda e: e.target_ref.name):
+            cond = endpoint.conditions
+            rows.append(
+                [
+                    eps.metadata.name,
+                    endpoint.target_ref.name or NONE,
+                    ",".join(endpoint.addresses),
+                    endpoint.node_name or NONE,
+                    _condition(cond, "ready"),
+                    _condition(cond, "serving"),
+                    _condition(cond, "terminating"),
+                ]
+            )
+    if len(rows) == 1:
+        doc.field("EndpointSlices", NONE)
+        return
+    doc.heading("EndpointSlices:")
+    for line in render(rows):
+        doc.heading(line, level=1)
 
 
 def _probe(probe: objects_pb2.Probe) -> str:

@@ -402,6 +402,11 @@ def test_describe_service() -> None:
         "Endpoints:                127.244.1.5:8080,127.244.2.3:8080",
         "Session Affinity:         None",
         "External Traffic Policy:  Cluster",
+        "EndpointSlices:",
+        "  SLICE      POD      ADDRESS       NODE     READY   SERVING   TERMINATING",
+        "  shop-abc   <none>   127.244.1.5   <none>   true    <unset>   <unset>",
+        "  shop-abc   <none>   127.244.2.3   <none>   true    <unset>   <unset>",
+        "  shop-abc   <none>   127.244.3.9   <none>   false   <unset>   <unset>",
     ]
 
 
