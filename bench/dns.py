@@ -14,9 +14,9 @@ Then DNS programming latency: LATENCY_CREATES more Services, one at a time,
 each timed from `Client.create` returning (the apiserver acknowledged it)
 until a UDP A query for its name, repeated in a tight loop, is answered
 NOERROR with its ClusterIP; p50/p99/max against the goal (p99 <= 25 ms).
-The server coalesces zone rebuilds (`services/dns/sync.py`: it waits
-`min_interval`, 50 ms, and at least as long as the last rebuild took, after a
-change), so this is that wait plus one rebuild plus the watch delivery.
+The server rebuilds at once after an idle period, and only the changed
+Service's records and answers (`services/dns/sync.py`), so this is the watch
+delivery plus one incremental rebuild.
 
 Needs `dnsperf` and `dnsmasq` on PATH (Debian: apt-get install dnsperf
 dnsmasq-base) unless --skip-qps (latency phase only). `.venv/bin/python

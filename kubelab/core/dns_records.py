@@ -46,13 +46,14 @@ exists only while it has a Service), FQDN-type slices, and `pod` records by
 pod name (`endpoint_pod_names`).
 
 Incremental rebuilds: `service_records` is the part owned by one Service and
-`assemble` merges such parts, so an actor may keep per-Service records and
-redo only the Service that changed; `Zone.answers()` lists every positive
-question with its `Answer` (frozen, comparable), so a server that pre-renders
-responses can re-render only the questions whose answer changed between two
-zones (`changed_answers`). Building the whole zone for 1,000 Services takes
-~25 ms on the project's 2-core machine, its answers ~15 ms more
-(tests/unit/test_dns_records.py bounds it), so the actor rebuilds it whole.
+`ZoneBuilder` keeps a zone from such parts, Service by Service: `update`
+replaces the changed Services' records and returns the new `Zone` (equal to
+`build_zone`'s, tests/unit/test_dns_records.py checks random sequences) with
+the answers of the questions they touch, so a server that pre-renders
+responses re-renders only those. `build_zone` (`assemble` over every
+Service) builds the zone whole: ~25 ms for 1,000 Services on the project's
+2-core machine, `Zone.answers()` ~15 ms more; `changed_answers` compares two
+zones' answers.
 """
 
 from __future__ import annotations
@@ -472,3 +473,158 @@ def changed_answers(
     """(questions whose answer is new or different, questions no longer answered)."""
     changed = {key for key, answer in new.items() if old.get(key) != answer}
     return changed, old.keys() - new.keys()
+
+
+ServiceKey = tuple[str, str]
+Question = tuple[str, RType]
+# Questions an alias (CNAME owner) is asked most, answered through the CNAME.
+ALIAS_TYPES = (RType.A, RType.AAAA, RType.SRV)
+
+
+class ZoneBuilder:
+    """A zone kept up to date Service by Service: what `build_zone` computes whole.
+
+    `update({(namespace, name): service_records(...)}, serial)` replaces those
+    Services' records (an empty list removes a Service) and returns the new
+    `Zone` (equal to `build_zone` over the same Services), the questions whose
+    answer may have changed with their answers, and the questions no longer
+    answered: the owners the changed records touch, the SRV owners whose targets
+    they touch (glue), every alias (a CNAME may lead anywhere, and its negative
+    answers carry the SOA) and the apex (the serial). Records are counted, so two
+    Services owning the same record both have to let go of it; a name exists
+    while some owner at or below it does (`names` is recomputed only when one
+    appears or disappears, e.g. a namespace's first or last Service)."""
+
+    def __init__(self, *, domain: str = DEFAULT_DOMAIN, ttl: int = DEFAULT_TTL) -> None:
+        self.domain = absolute(domain)
+        self.ttl = ttl
+        self.owned: dict[ServiceKey, list[Record]] = {}
+        self.answers: dict[Question, Answer] = {}
+        self.zone: Zone | None = None
+        self._merged: dict[str, dict[RType, dict[Record, int]]] = {}
+        self._rrsets: dict[str, dict[RType, tuple[Record, ...]]] = {}
+        self._below: dict[str, int] = {}  # name -> owners at or below it
+        self._names: frozenset[str] = frozenset()
+        self._aliases: set[str] = set()
+        self._srv_owners: dict[str, dict[str, int]] = {}  # SRV target -> SRV owners
+        self._soa: Record | None = None
+
+    def _add(self, record: Record) -> None:
+        node = self._merged.setdefault(record.name, {}).setdefault(record.rtype, {})
+        node[record] = node.get(record, 0) + 1
+        if isinstance(record.data, Srv):
+            owners = self._srv_owners.setdefault(record.data.target, {})
+            owners[record.name] = owners.get(record.name, 0) + 1
+
+    def _remove(self, record: Record) -> None:
+        node = self._merged[record.name]
+        found = node[record.rtype]
+        found[record] -= 1
+        if not found[record]:
+            del found[record]
+            if not found:
+                del node[record.rtype]
+                if not node:
+                    del self._merged[record.name]
+        if isinstance(record.data, Srv):
+            owners = self._srv_owners[record.data.target]
+            owners[record.name] -= 1
+            if not owners[record.name]:
+                del owners[record.name]
+                if not owners:
+                    del self._srv_owners[record.data.target]
+
+    def _exists(self, name: str, delta: int) -> bool:
+        """Count an owner in or out of `name` and its ancestors; whether `names` changed."""
+        changed = False
+        chain = [name]
+        if under(name, self.domain):
+            chain = []
+            while name != self.domain and name:
+                chain.append(name)
+                name = name.partition(".")[2]
+        for step in chain:
+            count = self._below.get(step, 0) + delta
+            if count:
+                self._below[step] = count
+            else:
+                del self._below[step]
+            changed = changed or (count == 0) != (count - delta == 0)
+        return changed
+
+    def _questions(self, name: str) -> list[Question]:
+        node = self._rrsets.get(name)
+        if node is None:
+            return []
+        keys = [(name, rtype) for rtype in node]
+        if name in self._aliases:
+            keys += [(name, rtype) for rtype in ALIAS_TYPES]
+        return keys
+
+    def update(
+        self, changed: Mapping[ServiceKey, Sequence[Record]], serial: int
+    ) -> tuple[Zone, dict[Question, Answer], set[Question]]:
+        touched: set[str] = set()
+        soa = soa_record(self.domain, self.ttl, serial)
+        if soa != self._soa:
+            if self._soa is None:
+                self._add(Record(f"dns-version.{self.domain}", RType.TXT, self.ttl, SCHEMA_VERSION))
+                touched.add(f"dns-version.{self.domain}")
+            else:
+                self._remove(self._soa)
+            self._add(soa)
+            self._soa = soa
+            touched.add(self.domain)
+        for key, records in changed.items():
+            for record in self.owned.pop(key, ()):
+                self._remove(record)
+                touched.add(record.name)
+            if records:
+                self.owned[key] = list(records)
+                for record in records:
+                    self._add(record)
+                    touched.add(record.name)
+        before: set[Question] = set()
+        names_changed = False
+        for name in touched:
+            before.update(self._questions(name))
+            existed = name in self._rrsets
+            merged = self._merged.get(name)
+            if not merged:
+                if existed:
+                    del self._rrsets[name]
+                    self._aliases.discard(name)
+                    names_changed |= self._exists(name, -1)
+                continue
+            if RType.CNAME in merged:
+                merged = {RType.CNAME: dict.fromkeys([next(iter(merged[RType.CNAME]))], 1)}
+                self._aliases.add(name)
+            else:
+                self._aliases.discard(name)
+            self._rrsets[name] = {
+                rtype: tuple(found) if len(found) == 1 else tuple(sorted(found, key=_sort_key))
+                for rtype, found in sorted(merged.items())
+            }
+            if not existed:
+                names_changed |= self._exists(name, 1)
+        if names_changed or self.zone is None:
+            self._names = frozenset(self._below) | {self.domain}
+        zone = Zone(
+            self.domain,
+            self.ttl,
+            serial,
+            dict(self._rrsets),
+            self._names,
+            frozenset(self._aliases),
+        )
+        self.zone = zone
+        affected = set(touched) | self._aliases
+        for name in touched:
+            affected.update(self._srv_owners.get(name, ()))
+        after = [key for name in affected for key in self._questions(name)]
+        answers = {key: zone.lookup(*key) for key in after}
+        removed = before - answers.keys()
+        for question in removed:
+            self.answers.pop(question, None)
+        self.answers.update(answers)
+        return zone, answers, removed

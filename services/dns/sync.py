@@ -1,25 +1,25 @@
 """Keeping the DNS table in step with etcd: two informers and one rebuild loop.
 
 Services and EndpointSlices come from etcd through informers (list + watch +
-cache, `kubelab.runtime.informer`). Their handlers only mark the zone dirty
-(STYLE habit 2); the rebuild reads both caches whole, computes the zone
-(`kubelab.core.dns_records.build_zone`, pure), renders the questions whose
-answer changed (`Table.build` reuses the rest) and hands the new table to the
-server, which swaps it in one assignment (habit 3, kube-proxy's
-`syncProxyRules`). Nothing is served before both informers have listed
-(`first_table`): a DNS server that answered NXDOMAIN for Services it had not
-read yet would be cached as "no such name" by every client.
+cache, `kubelab.runtime.informer`). Their handlers note which Service a change
+concerns (a slice's by its `kubernetes.io/service-name` label, old and new)
+and mark the zone dirty (STYLE habit 2); the rebuild recomputes only those
+Services' records (`kubelab.core.dns_records.service_records`, pure), merges
+them into the zone kept by `ZoneBuilder` (which also says which questions
+they touch), re-renders the questions whose answer changed (`Table.update`
+copies the rest) and hands the new table to the server, which swaps it in one
+assignment (habit 3, kube-proxy's `syncProxyRules`). Nothing is served before
+both informers have listed (`first_table`): a DNS server that answered
+NXDOMAIN for Services it had not read yet would be cached as "no such name"
+by every client.
 
-Rebuilds coalesce: after a change the loop waits `min_interval` (50 ms), and
-at least as long as the last rebuild took, for more changes to come along, so
-a burst of a thousand changes costs a few rebuilds, and a busy zone spends at
-most half the loop rebuilding. The rebuild runs on the event loop: queries
-wait for it (tens of milliseconds for a thousand Services), never see half of
-it.
-Measured on the project's 2-core machine with 1,000 Services (and 100
-headless ones): a rebuild after one Service changed takes 40-50 ms (the zone
-~25 ms, comparing every answer with the last table's ~15 ms, rendering the
-few that changed), the first full rendering 0.6-1 s (before the server
+A change after an idle spell is rebuilt at once; changes that arrive while a
+rebuild runs (their events wait on the event loop) make the next rebuild
+together, so a burst of a thousand changes costs a few rebuilds. The rebuild
+runs on the event loop: queries wait for it, never see half of it.
+An update after one Service changed costs about a millisecond (copying the
+table's two dicts, rendering the few questions), independent of the zone's
+size; the first full rendering of 1,000 Services 0.6-1 s (before the server
 binds). The SOA serial is the newest etcd revision either informer has seen.
 """
 
@@ -33,11 +33,17 @@ from collections.abc import Callable
 from prometheus_client import Gauge, Histogram
 
 from kubelab.core import kinds
-from kubelab.core.dns_records import build_zone
+from kubelab.core.dns_records import (
+    SERVICE_NAME_LABEL,
+    Record,
+    ServiceKey,
+    ZoneBuilder,
+    service_records,
+)
 from kubelab.runtime import sources
 from kubelab.store import Store
 from kubelab.v1 import objects_pb2
-from services.dns.wire import Table, summary
+from services.dns.wire import Table
 
 log = logging.getLogger("dns.sync")
 
@@ -50,17 +56,42 @@ QUESTIONS = Gauge("kubelab_dns_prerendered_questions", "Questions answered from 
 
 
 class ZoneSync:
-    def __init__(self, store: Store, *, domain: str, ttl: int, min_interval: float = 0.05) -> None:
+    def __init__(self, store: Store, *, domain: str, ttl: int) -> None:
         self.domain = domain
         self.ttl = ttl
-        self.min_interval = min_interval
         self.services = sources.objects(store, kinds.SERVICES)
         self.slices = sources.objects(store, kinds.ENDPOINTSLICES)
         self.table: Table | None = None
+        self.builder = ZoneBuilder(domain=domain, ttl=ttl)
+        # Slices by the Service their label names, kept by the handler.
+        self._groups: dict[ServiceKey, dict[ServiceKey, objects_pb2.EndpointSlice]] = {}
+        self._pending: set[ServiceKey] = set()
         self._dirty = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
-        for informer in (self.services, self.slices):
-            informer.on_change(lambda _key, _old, _new: self._dirty.set())
+        self.services.on_change(self._service_changed)
+        self.slices.on_change(self._slice_changed)
+
+    def _service_changed(self, key: ServiceKey, _old: object, _new: object) -> None:
+        self._pending.add(key)
+        self._dirty.set()
+
+    def _slice_changed(self, key: ServiceKey, old: object, new: object) -> None:
+        for value, keep in ((old, False), (new, True)):
+            if not isinstance(value, objects_pb2.EndpointSlice):
+                continue
+            owner = value.metadata.labels.get(SERVICE_NAME_LABEL)
+            if not owner:
+                continue
+            service = (value.metadata.namespace, owner)
+            group = self._groups.setdefault(service, {})
+            if keep:
+                group[key] = value
+            else:
+                group.pop(key, None)
+                if not group:
+                    del self._groups[service]
+            self._pending.add(service)
+        self._dirty.set()
 
     def start(self) -> None:
         self.tasks = [
@@ -75,40 +106,49 @@ class ZoneSync:
         self._dirty.clear()
         return self.rebuild()
 
+    def _records(self, key: ServiceKey) -> list[Record]:
+        svc = self.services.cache.get(key)
+        if not isinstance(svc, objects_pb2.Service):
+            return []
+        slices = list(self._groups.get(key, {}).values())
+        return service_records(svc, slices, domain=self.domain, ttl=self.ttl)
+
     def rebuild(self) -> Table:
+        """Redo the Services changed since the last rebuild, re-render their questions."""
         began = time.perf_counter()
-        services = [s for s in self.services.cache.values() if isinstance(s, objects_pb2.Service)]
-        slices = [s for s in self.slices.cache.values() if isinstance(s, objects_pb2.EndpointSlice)]
+        keys, self._pending = self._pending, set()
         serial = max(self.services.revision, self.slices.revision)
-        zone = build_zone(services, slices, domain=self.domain, ttl=self.ttl, serial=serial)
-        table = Table.build(zone, self.table)
+        zone, answers, removed = self.builder.update(
+            {key: self._records(key) for key in keys}, serial
+        )
+        if self.table is None:
+            table = Table.build(zone)
+        else:
+            table = Table.update(zone, self.table, answers, removed)
         self.table = table
         took = time.perf_counter() - began
         REBUILD_SECONDS.observe(took)
-        sizes = summary(table)
-        QUESTIONS.set(sizes["questions"])
+        QUESTIONS.set(len(table.positive))
         log.info(
-            "zone rebuilt",
+            "zone updated",
             extra={
-                "services": len(services),
-                "slices": len(slices),
+                "services": len(keys),
+                "questions": len(answers),
                 "serial": serial,
                 "ms": round(took * 1000, 1),
-                **sizes,
             },
         )
         return table
 
     async def run(self, swap: Callable[[Table], None]) -> None:
-        """Rebuild after changes, forever, handing each table to `swap`."""
-        took = 0.0
+        """Rebuild after changes, forever, handing each table to `swap`: at once after
+        an idle spell; changes that arrive during a rebuild (the informers' events wait
+        on the event loop) make the next one."""
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(max(self.min_interval, took))
             self._dirty.clear()
-            began = time.perf_counter()
             swap(self.rebuild())
-            took = time.perf_counter() - began
+            await asyncio.sleep(0)
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -43,14 +43,18 @@ queries, 0.7-0.8x with EDNS, 0.7-0.9x for NXDOMAIN.
 
 `Table.build(zone, previous)` reuses the previous table's rendering of every
 question whose `Answer` did not change, so a Service created in a zone of a
-thousand re-renders only its own few questions. A table is immutable once
-built; the server swaps whole tables.
+thousand re-renders only its own few questions; `Table.update(zone, previous,
+answers, removed)` does the same without looking at the other questions
+(`ZoneBuilder.update` says which may have changed), and keeps the previous
+table's name sets while the zone's names stay the same. A table is immutable
+once built; the server swaps whole tables.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import dns.message
@@ -138,6 +142,11 @@ def question_wire(owner: str, rtype: int) -> bytes:
     return name_wire(owner) + struct.pack("!HH", rtype, 1)
 
 
+def _render(key: tuple[str, RType], answer: Answer, domain: str) -> Rendered:
+    owner, rtype = key
+    return Rendered(answer, question_wire(owner, rtype), _variants(owner, rtype, answer, domain))
+
+
 @dataclass(frozen=True, slots=True)
 class Negative:
     """One negative answer as a template: header (without id) by [edns * 2 + rd],
@@ -177,20 +186,42 @@ def _rest(data: bytes, end: int, udp: bool) -> tuple[int, int] | None:
 class Table:
     """Everything a query is answered from, for one zone. Immutable once built."""
 
-    def __init__(self, zone: Zone, rendered: dict[tuple[str, RType], Rendered]) -> None:
+    def __init__(
+        self,
+        zone: Zone,
+        rendered: dict[tuple[str, RType], Rendered],
+        previous: Table | None = None,
+        positive: dict[bytes, tuple[bytes, ...]] | None = None,
+    ) -> None:
         self.zone = zone
         self.rendered = rendered
-        self.positive: dict[bytes, tuple[bytes, ...]] = {
-            r.question: r.variants for r in rendered.values()
-        }
-        # Names a template may answer NODATA for: they exist and own no CNAME.
-        self.names = frozenset(
-            name_wire(n) for n in zone.names if zone.in_zone(n) and n not in zone.aliases
+        self.positive: dict[bytes, tuple[bytes, ...]] = (
+            positive
+            if positive is not None
+            else {r.question: r.variants for r in rendered.values()}
         )
-        # Existing names the templates must leave to the slow path.
-        self.special = frozenset(
-            name_wire(n) for n in zone.names if n in zone.aliases or not zone.in_zone(n)
-        )
+        self.wires: dict[str, bytes]
+        self.names: frozenset[bytes]
+        self.special: frozenset[bytes]
+        if (
+            previous is not None
+            and previous.zone.names is zone.names
+            and previous.zone.aliases == zone.aliases
+        ):
+            self.wires = previous.wires
+            self.names = previous.names
+            self.special = previous.special
+        else:
+            known = previous.wires if previous is not None else {}
+            self.wires = {n: known.get(n) or name_wire(n) for n in zone.names}
+            # Names a template may answer NODATA for: they exist and own no CNAME.
+            self.names = frozenset(
+                self.wires[n] for n in zone.names if zone.in_zone(n) and n not in zone.aliases
+            )
+            # Existing names the templates must leave to the slow path.
+            self.special = frozenset(
+                self.wires[n] for n in zone.names if n in zone.aliases or not zone.in_zone(n)
+            )
         self.domain = name_wire(zone.domain)
         self.pods = name_wire("pod." + zone.domain)
         out = io.BytesIO()
@@ -207,13 +238,37 @@ class Table:
         rendered: dict[tuple[str, RType], Rendered] = {}
         for key, answer in zone.answers().items():
             before = old.get(key)
-            if before is not None and before.answer == answer:
-                rendered[key] = before
-            else:
-                owner, rtype = key
-                variants = _variants(owner, rtype, answer, zone.domain)
-                rendered[key] = Rendered(answer, question_wire(owner, rtype), variants)
-        return cls(zone, rendered)
+            rendered[key] = (
+                before
+                if before is not None and before.answer == answer
+                else (_render(key, answer, zone.domain))
+            )
+        return cls(zone, rendered, previous)
+
+    @classmethod
+    def update(
+        cls,
+        zone: Zone,
+        previous: Table,
+        answers: Mapping[tuple[str, RType], Answer],
+        removed: Iterable[tuple[str, RType]],
+    ) -> Table:
+        """`previous` with these questions' answers replaced (rendered again only when
+        they differ) and `removed` gone: `ZoneBuilder.update`'s results. The previous
+        table is left as it was (the server may still be answering from it)."""
+        rendered = dict(previous.rendered)
+        positive = dict(previous.positive)
+        for key in removed:
+            gone = rendered.pop(key, None)
+            if gone is not None:
+                positive.pop(gone.question, None)
+        for key, answer in answers.items():
+            before = rendered.get(key)
+            if before is None or before.answer != answer:
+                fresh = _render(key, answer, zone.domain)
+                rendered[key] = fresh
+                positive[fresh.question] = fresh.variants
+        return cls(zone, rendered, previous, positive)
 
     def template(self, data: bytes, udp: bool, turn: int) -> tuple[bytes, int] | None:
         """The reply to a one-question QUERY (header already checked) from the

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubelab.core.dns_records import (
     Answer,
@@ -15,8 +17,11 @@ from kubelab.core.dns_records import (
     RType,
     Srv,
     Zone,
+    ZoneBuilder,
     build_zone,
     changed_answers,
+    group_slices,
+    service_records,
     under,
 )
 from kubelab.v1 import objects_pb2
@@ -443,3 +448,82 @@ def test_a_thousand_services_build_in_well_under_a_second() -> None:
     assert len(answers) > 3000
     # ~40 ms on the project's 2-core machine; the bound leaves room for a loaded CI.
     assert took < 1.0, f"{took:.3f}s"
+
+
+# ---------------------------------------------------------------- incremental
+
+
+_KEYS = [(ns, name) for ns in ("a", "b") for name in ("web", "db")]
+_IPS = ["10.96.0.1", "10.96.0.2", "10.244.1.5", "10.244.1.6", "fd00::1"]
+
+
+def _random_service(key: tuple[str, str], kind: int, ip: str, target: str) -> objects_pb2.Service:
+    namespace, name = key
+    ports = [{"name": "http", "port": 80, "protocol": "TCP"}]
+    if kind == 0:
+        return service(name, namespace, clusterIP=ip, ports=ports)
+    if kind == 1:
+        return service(name, namespace, clusterIP="None", ports=ports)
+    if kind == 2:
+        return service(name, namespace, type="ExternalName", externalName=target)
+    return service(name, namespace)  # no ClusterIP yet
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["service", "slice", "delete-service", "delete-slice"]),
+        st.sampled_from(_KEYS),
+        st.integers(0, 3),
+        st.sampled_from(_IPS),
+        st.sampled_from(["example.com", "db.a.svc.cluster.local", "web.b.svc.cluster.local"]),
+        st.lists(
+            st.tuples(st.sampled_from(_IPS), st.sampled_from(["", "h0", "h1"]), st.booleans()),
+            max_size=3,
+        ),
+        st.integers(0, 1),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_OPS)
+def test_incremental_update_equals_full_build(ops: list[Any]) -> None:
+    services: dict[tuple[str, str], objects_pb2.Service] = {}
+    slices: dict[tuple[str, str], objects_pb2.EndpointSlice] = {}
+    builder = ZoneBuilder(domain=ZONE, ttl=5)
+    builder.update({}, 1)
+    for serial, (op, key, kind, ip, target, endpoints, which) in enumerate(ops, start=2):
+        namespace, name = key
+        slice_key = (namespace, f"{name}-{which}")
+        changed = {key}
+        if op == "service":
+            services[key] = _random_service(key, kind, ip, target)
+        elif op == "delete-service":
+            services.pop(key, None)
+        else:
+            old = slices.pop(slice_key, None)
+            if old is not None:
+                changed.add((namespace, old.metadata.labels["kubernetes.io/service-name"]))
+            if op == "slice":
+                body = [endpoint(a, hostname=h, ready=r) for a, h, r in endpoints]
+                owner = _KEYS[kind % 2][1]  # a slice may move to another Service
+                slices[slice_key] = endpoint_slice(
+                    slice_key[1], owner, body, namespace=namespace, address_type="IPv4"
+                )
+                changed.add((namespace, owner))
+        groups = group_slices(slices.values())
+        records = {
+            k: service_records(services[k], groups.get(k, []), domain=ZONE, ttl=5)
+            if k in services
+            else []
+            for k in changed
+        }
+        zone, _answers, _removed = builder.update(records, serial if which else serial - 1)
+        full = build_zone(
+            services.values(), slices.values(), domain=ZONE, ttl=5, serial=zone.serial
+        )
+        assert zone.rrsets == full.rrsets
+        assert zone.names == full.names
+        assert zone.aliases == full.aliases
+        assert builder.answers == full.answers()

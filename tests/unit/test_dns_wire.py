@@ -24,7 +24,15 @@ import dns.rdatatype
 import pytest
 from google.protobuf import json_format
 
-from kubelab.core.dns_records import Rcode, RType, Zone, build_zone
+from kubelab.core.dns_records import (
+    Rcode,
+    RType,
+    Zone,
+    ZoneBuilder,
+    build_zone,
+    group_slices,
+    service_records,
+)
 from kubelab.v1 import objects_pb2
 from services.dns import server as dns_server
 from services.dns.messages import slow_reply
@@ -372,6 +380,36 @@ def test_a_rebuild_renders_only_changed_answers() -> None:
     assert second.positive[b"\x03web\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01"]
     few = ("few.default.svc.cluster.local.", RType.A)
     assert len(second.rendered[few].variants) == 6 * min(3, MAX_ROTATIONS)
+
+
+def test_an_incremental_update_equals_a_full_build() -> None:
+    builder = ZoneBuilder(domain="cluster.local", ttl=5)
+    groups = group_slices(SLICES)
+
+    def records(svc: objects_pb2.Service) -> dict[tuple[str, str], list[Any]]:
+        key = (svc.metadata.namespace, svc.metadata.name)
+        return {key: service_records(svc, groups.get(key, []), domain="cluster.local", ttl=5)}
+
+    everything: dict[tuple[str, str], list[Any]] = {}
+    for svc in SERVICES:
+        everything.update(records(svc))
+    zone, _, _ = builder.update(everything, 1)
+    table = Table.build(zone)
+    web = service("web", clusterIP="127.96.0.30", ports=[{"name": "http", "port": 80}])
+    other = service("api", clusterIP="127.96.0.31", ports=[{"name": "grpc", "port": 81}])
+    steps = [
+        (records(web), [*SERVICES, web]),
+        (records(other), [*SERVICES, web, other]),
+        ({("default", "web"): []}, [*SERVICES, other]),
+        ({("default", "api"): []}, SERVICES),
+    ]
+    for serial, (changed, services) in enumerate(steps, start=2):
+        zone, answers, removed = builder.update(changed, serial)
+        table = Table.update(zone, table, answers, removed)
+        full = Table.build(build_zone(services, SLICES, domain="cluster.local", serial=serial))
+        assert table.positive == full.positive
+        assert (table.names, table.special) == (full.names, full.special)
+        assert table.nxdomain == full.nxdomain
 
 
 async def test_swap_changes_answers_at_once(server: tuple[Responder, int]) -> None:
