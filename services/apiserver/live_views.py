@@ -35,10 +35,14 @@ class LiveViews:
             return node_with_liveness(obj, obj.metadata.name in (await self.store.live_nodes())[0])
         return obj
 
-    async def many(self, info: KindInfo, items: Sequence[ApiObject]) -> list[ApiObject]:
+    async def many(
+        self, info: KindInfo, items: Sequence[ApiObject], namespace: str = ""
+    ) -> list[ApiObject]:
+        """`items` (all of one `namespace` when given) with their leased state merged in."""
         if info is kinds.PODS:
-            statuses, _ = await self.store.list_pod_statuses()
-            live, _ = await self.store.live_nodes()
+            (statuses, _), (live, _) = await asyncio.gather(
+                self.store.list_pod_statuses(namespace), self.store.live_nodes()
+            )
             return [
                 pod_with_status(i, statuses.get(_key(i)), live)
                 for i in items

@@ -240,15 +240,22 @@ class Registry:
         log.debug("created", extra={info.resource: f"{meta.namespace}/{meta.name}"})
         return written
 
-    async def update(self, obj: ApiObject) -> tuple[ApiObject, bool]:
+    async def update(
+        self, obj: ApiObject, *, read: ApiObject | None = None
+    ) -> tuple[ApiObject, bool]:
         """Replace spec, labels and annotations. Returns the stored object and whether
-        anything changed. With metadata.resourceVersion set, only at that version."""
+        anything changed. With metadata.resourceVersion set, only at that version.
+        `read` is the current object when the caller has just read it (apply): the first
+        attempt uses it instead of reading again; a conflict re-reads."""
         info = kinds.info_of(obj)
         wanted_revision = _meta(obj).resource_version
         for _ in range(_CAS_ATTEMPTS):
             new = self._prepare(info, obj)
             meta = _meta(new)
-            current = await self.store.get(info, meta.namespace, meta.name)
+            if read is not None:
+                current, read = read, None
+            else:
+                current = await self.store.get(info, meta.namespace, meta.name)
             current_meta = _meta(current)
             if wanted_revision and wanted_revision != current_meta.resource_version:
                 raise ConflictError.modified(
@@ -289,10 +296,11 @@ class Registry:
         meta = _meta(obj)
         namespace = (meta.namespace or "default") if info.namespaced else ""
         exists = False
+        current: ApiObject | None = None
         for _ in range(_CAS_ATTEMPTS):
             if not exists and not create_first:
                 try:
-                    await self.store.get(info, namespace, meta.name)
+                    current = await self.store.get(info, namespace, meta.name)
                     exists = True
                 except NotFoundError:
                     pass
@@ -302,11 +310,13 @@ class Registry:
                 except AlreadyExistsError:
                     exists = True
             try:
-                written, changed = await self.update(obj)
+                written, changed = await self.update(obj, read=current)
             except NotFoundError:
                 exists = False
                 create_first = True
                 continue
+            finally:
+                current = None
             return written, "configured" if changed else "unchanged"
         raise ConflictError(f'{info.resource} "{meta.name}" keeps changing; retry', 0)
 

@@ -193,7 +193,9 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             info = kinds.kind_info(request.kind)
             selector = selectors.parse_selector(request.label_selector)
             items, revision = await self.registry.store.list(info, request.namespace)
-            chosen = await self.views.many(info, [i for i in items if selector.matches(_labels(i))])
+            chosen = await self.views.many(
+                info, [i for i in items if selector.matches(_labels(i))], request.namespace
+            )
             return api_pb2.ListResponse(
                 items=[kinds.wrap(i) for i in chosen],
                 resource_version=str(revision),
@@ -230,7 +232,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                     ) from None
             else:
                 items, start = await self.registry.store.list(info, request.namespace)
-                for item in await self.views.many(info, items):
+                for item in await self.views.many(info, items, request.namespace):
                     if selector.matches(_labels(item)):
                         yield api_pb2.WatchEvent(
                             type="ADDED",
