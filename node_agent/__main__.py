@@ -1,7 +1,8 @@
 """A node agent process: `python -m node_agent --name node-1 --node-ip 127.10.0.1 ...`.
 
 Serves `kubelab.v1.NodeAgent` on NODE_IP:AGENT_PORT with gRPC health
-(SERVING once registered and synced) and reflection. SIGTERM/SIGINT: stop
+(SERVING once registered, synced and proxying) and reflection, and proxies
+Service traffic on this node (node_agent/proxy.py) unless `--no-proxy`. SIGTERM/SIGINT: stop
 every pod gracefully, revoke the lease, exit.
 """
 
@@ -18,8 +19,9 @@ from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import run_actor
 from kubelab.store import Store
-from node_agent import servicer
+from node_agent import proxy_metrics, servicer
 from node_agent.agent import NodeAgent, NodeConfig
+from node_agent.proxy import ServiceProxy
 
 log = logging.getLogger("node_agent")
 
@@ -34,6 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--lease-ttl", type=int, default=2)
     parser.add_argument("--restart-backoff", type=float, default=1.0)
+    parser.add_argument(
+        "--no-proxy", action="store_true", help="do not proxy Service traffic on this node"
+    )
+    parser.add_argument("--connect-timeout", type=float, default=0.5, help="proxy to endpoint")
+    parser.add_argument("--udp-idle-timeout", type=float, default=30.0)
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     return parser.parse_args(argv)
@@ -51,6 +58,16 @@ async def run(args: argparse.Namespace) -> int:
     )
     store = Store(args.etcd)
     agent = NodeAgent(store, config)
+    proxy = None
+    if not args.no_proxy:
+        proxy = ServiceProxy(
+            store,
+            node_name=args.name,
+            node_ips=[args.node_ip],
+            connect_timeout=args.connect_timeout,
+            udp_idle_timeout=args.udp_idle_timeout,
+        )
+        proxy_metrics.register(proxy)
     server = await start_server(
         f"{args.node_ip}:{args.agent_port}", [servicer.register(agent)], [servicer.SERVICE_NAME]
     )
@@ -63,12 +80,12 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    starting = asyncio.create_task(agent.start())
+    starting = asyncio.create_task(_start(agent, proxy))
     await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
     if starting.done():
         starting.result()
         await server.set_serving(True)
-        failed = asyncio.create_task(agent.wait())
+        failed = asyncio.create_task(_wait(agent, proxy))
         await asyncio.wait(
             [failed, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
         )
@@ -79,12 +96,33 @@ async def run(args: argparse.Namespace) -> int:
     log.info("shutting down", extra={"node": args.name})
     await server.set_serving(False)
     starting.cancel()
+    if proxy is not None:
+        await proxy.stop()
     await agent.stop()
     await server.stop(grace=2)
     if metrics:
         metrics.close()
     await store.close()
     return exit_code
+
+
+async def _start(agent: NodeAgent, proxy: ServiceProxy | None) -> None:
+    await agent.start()
+    if proxy is not None:
+        await proxy.start()
+
+
+async def _wait(agent: NodeAgent, proxy: ServiceProxy | None) -> None:
+    """Until a loop of the agent or the proxy dies (raising its error)."""
+    waits = [asyncio.create_task(agent.wait())]
+    if proxy is not None:
+        waits.append(asyncio.create_task(proxy.wait()))
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        next(iter(done)).result()
+    finally:
+        for task in waits:
+            task.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:

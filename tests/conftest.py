@@ -20,9 +20,15 @@ def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
 
 
 @pytest.fixture
-def apiserver(etcd: EtcdServer, tmp_path: Path) -> Iterator[ApiServerProcess]:
+def service_cidr() -> str:
+    """The apiserver's Service range; integration tests that run proxies override it."""
+    return "127.96.0.0/16"
+
+
+@pytest.fixture
+def apiserver(etcd: EtcdServer, tmp_path: Path, service_cidr: str) -> Iterator[ApiServerProcess]:
     """A real apiserver process on a free port, talking to the test's etcd."""
-    process = ApiServerProcess(etcd.endpoint, tmp_path)
+    process = ApiServerProcess(etcd.endpoint, tmp_path, extra_args=("--service-cidr", service_cidr))
     process.start()
     yield process
     process.stop()

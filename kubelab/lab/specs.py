@@ -36,6 +36,7 @@ DEFAULT_NODES = 3
 DEFAULT_NODE_IP_BASE = "127.10.0.0"
 DEFAULT_POD_NETWORK = "127.244.0.0/16"
 NODE_AGENT_PORT = 10250
+NODE_METRICS_PORT = 10249  # kube-proxy's metrics port
 
 
 # ---------------------------------------------------------------- configuration
@@ -302,6 +303,8 @@ def node_spec(config: LabConfig, number: int) -> ProcessSpec:
             layout.address(ETCD_CLIENT.name),
             "--data-dir",
             str(config.nodes_dir / name),
+            "--metrics",
+            f"{config.node_ip(number)}:{NODE_METRICS_PORT}",
         ],
         ready=lambda layout: grpc_serving(address),
         address="",

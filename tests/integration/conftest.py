@@ -27,6 +27,7 @@ from kubelab.v1 import objects_pb2
 
 NODE_GRACE = 2.0
 LEASE_TTL = 2
+METRICS_PORT = 10249
 
 
 @dataclass
@@ -38,6 +39,13 @@ class Cluster:
 
     def node(self, name: str) -> NodeAgentProcess:
         return next(n for n in self.nodes if n.name == name)
+
+
+@pytest.fixture
+def service_cidr() -> str:
+    """A random Service range: node proxies bind every ClusterIP with SO_REUSEPORT, and must
+    never join the listening group of a user's cluster (127.96.0.0/16) or another session's."""
+    return f"127.{random.randint(100, 199)}.0.0/16"
 
 
 @pytest.fixture
@@ -56,7 +64,10 @@ def cluster(etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path) -> It
             n,
             ip_base=ip_base,
             pod_base=pod_base,
-            extra_args=("--lease-ttl", str(LEASE_TTL), "--restart-backoff", "0.2"),
+            extra_args=(
+                *("--lease-ttl", str(LEASE_TTL), "--restart-backoff", "0.2"),
+                *("--metrics", f"{ip_base}.{n}:{METRICS_PORT}"),
+            ),
         )
         for n in (1, 2, 3)
     ]

@@ -39,6 +39,12 @@ def as_service(obj: ApiObject) -> objects_pb2.Service:
 
 
 @pytest.fixture
+def service_cidr() -> str:
+    """These tests read the default range; they bind no ClusterIP."""
+    return "127.96.0.0/16"
+
+
+@pytest.fixture
 async def api(apiserver: ApiServerProcess) -> AsyncIterator[Client]:
     client = Client(apiserver.address, timeout=5)
     yield client

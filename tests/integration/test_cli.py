@@ -55,6 +55,12 @@ class Kubelab:
         return result.stdout
 
 
+@pytest.fixture
+def service_cidr() -> str:
+    """These tests read the default range; they bind no ClusterIP."""
+    return "127.96.0.0/16"
+
+
 @pytest.fixture(scope="module")
 def kubelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelab]:
     k = Kubelab(tmp_path_factory.mktemp("cli") / "home")

@@ -1,0 +1,432 @@
+"""The node proxy: NodePort and ClusterIP traffic to the Service's endpoints (DESIGN §2.4).
+
+It watches Services, EndpointSlices and Nodes (informers), and once all three
+are synced (STYLE habit 3: it serves nothing from a half-read world) it programs
+itself per Service: `service_rules` gives the Service's whole desired state on
+this node, and the sync applies only the difference. A change to one Service
+never touches another's listeners; a change of endpoints only swaps the port's
+endpoint set, the listeners stay bound.
+
+Listeners (`kubelab.relay`): a ClusterIP:port listener and, for NodePort and
+LoadBalancer Services, a listener per node address on the nodePort. In embedded
+mode every node agent shares one network namespace, so every agent binds the
+same ClusterIP:port with SO_REUSEPORT and the kernel spreads new connections
+(and UDP flows) over them: any agent can serve any ClusterIP, and a node that
+dies takes only its own sockets with it. ClusterIP sockets are also bound with
+IP_FREEBIND, so a proxy can listen on a ClusterIP no interface carries (lab
+mode routes the Service range to the node).
+
+Per port (`_Port`): one `Balancer` (round robin, ClientIP affinity, suspects),
+the connections and flows per endpoint, and the counters behind the metrics.
+When a terminating endpoint leaves the Service (a deleted pod) its connections
+are reset; an endpoint that turned not ready, or left for another reason, keeps
+the connections it has until they end (drain). Flows to an endpoint that left
+are closed. An endpoint that failed a connect is
+suspect; a probe connects to it every `probe_interval` until it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from kubelab.core import kinds
+from kubelab.core.endpoint_choice import Backend, Balancer, Target
+from kubelab.core.endpointslices import SERVICE_NAME_LABEL
+from kubelab.core.proxy_rules import (
+    CLUSTER_IP,
+    Frontend,
+    NodeAddresses,
+    PortRules,
+    ServiceKey,
+    service_rules,
+)
+from kubelab.relay import Connection, Flow, UdpListener, serve_tcp, serve_udp
+from kubelab.runtime import sources
+from kubelab.runtime.queue import WorkQueue
+from kubelab.store import Store
+from kubelab.v1 import objects_pb2
+
+log = logging.getLogger("node_agent.proxy")
+
+OnProgrammed = Callable[[ServiceKey, tuple[Backend, ...]], None]
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    """Counters for one endpoint of one port: plain ints on the hot path, read by the
+    metrics collector at scrape time."""
+
+    connections: int = 0
+    failures: int = 0
+    closed_bytes_in: int = 0
+    closed_bytes_out: int = 0
+    open: set[Connection] = field(default_factory=set)
+    flows: set[Flow] = field(default_factory=set)
+    flows_total: int = 0
+
+    def bytes_in(self) -> int:
+        return (
+            self.closed_bytes_in
+            + sum(c.bytes_from_client for c in self.open)
+            + sum(f.bytes_from_client for f in self.flows)
+        )
+
+    def bytes_out(self) -> int:
+        return (
+            self.closed_bytes_out
+            + sum(c.bytes_to_client for c in self.open)
+            + sum(f.bytes_to_client for f in self.flows)
+        )
+
+
+class _Port:
+    """One Service port on this node: its endpoints, their choice and their counters."""
+
+    def __init__(self, proxy: ServiceProxy, service: ServiceKey, rules: PortRules) -> None:
+        self.proxy = proxy
+        self.service = service
+        self.rules = rules
+        self.balancer = Balancer(affinity_timeout=rules.affinity_timeout)
+        self.balancer.update(rules.backends, affinity_timeout=rules.affinity_timeout)
+        self.stats: dict[Target, EndpointStats] = {
+            b.target: EndpointStats() for b in rules.backends
+        }
+        self.refused = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.service[0]}/{self.service[1]}:{self.rules.name or self.rules.port}"
+
+    def update(self, rules: PortRules) -> bool:
+        """Take new rules; True when the endpoint set changed.
+
+        An endpoint that leaves the Service while terminating is a deleted pod: its
+        connections are reset now. One that leaves otherwise (relabelled out, its node
+        lost) keeps its connections until they end, as conntrack keeps them under
+        kube-proxy. UDP flows to any endpoint that left are closed, so the client's
+        next datagram picks again (kube-proxy clears those conntrack entries)."""
+        before = {b.target: b for b in self.rules.backends}
+        changed = rules.backends != self.rules.backends
+        self.rules = rules
+        self.balancer.update(rules.backends, affinity_timeout=rules.affinity_timeout)
+        self.targets = frozenset(b.target for b in rules.backends)
+        for target, stats in list(self.stats.items()):
+            if target in self.targets:
+                continue
+            for flow in list(stats.flows):
+                flow.reset()
+            old = before.get(target)
+            if old is None or old.terminating:
+                for conn in list(stats.open):
+                    conn.reset()
+            self.forget_if_idle(target)
+        for target in self.targets:
+            self.stats.setdefault(target, EndpointStats())
+        return changed
+
+    def forget_if_idle(self, target: Target) -> None:
+        stats = self.stats.get(target)
+        if stats is not None and target not in self.targets and not stats.open and not stats.flows:
+            del self.stats[target]
+
+    def close(self) -> None:
+        for stats in self.stats.values():
+            for conn in list(stats.open):
+                conn.reset()
+            for flow in list(stats.flows):
+                flow.reset()
+        self.stats.clear()
+
+
+class _Route:
+    """What one frontend's listener asks: the port's balancer, seen from this frontend."""
+
+    def __init__(self, port: _Port, frontend: Frontend) -> None:
+        self.port = port
+        self.frontend = frontend
+        self.connect_timeout = port.proxy.connect_timeout
+
+    def _local_node(self, client_ip: str) -> str | None:
+        proxy, rules = self.port.proxy, self.port.rules
+        if self.frontend.scope == CLUSTER_IP:
+            if not rules.internal_local:
+                return None
+            # The client's node: in embedded mode every agent may accept a ClusterIP
+            # connection, so "local" is read off the client's address.
+            return proxy.addresses.node_of(client_ip) or proxy.node_name
+        return proxy.node_name if rules.external_local else None
+
+    def pick(self, client_ip: str, tried: Sequence[Target]) -> Target | None:
+        target = self.port.balancer.pick(client_ip, node=self._local_node(client_ip), exclude=tried)
+        if target is None and not tried:
+            self.port.refused += 1
+        return target
+
+    def source_ip(self, client_ip: str) -> str | None:
+        # externalTrafficPolicy: Local keeps the client's address visible to the pod.
+        if self.frontend.scope != CLUSTER_IP and self.port.rules.external_local:
+            return client_ip
+        return None
+
+    def connect_failed(self, target: Target, error: BaseException) -> None:
+        self.port.balancer.connect_failed(target)
+        stats = self.port.stats.get(target)
+        if stats is not None:
+            stats.failures += 1
+        self.port.proxy.probe_later(self.port, target)
+
+    def opened(self, conn: Connection) -> None:
+        assert conn.target is not None
+        # The endpoint may have left while we connected: the connect succeeded, so the
+        # pod is there; the connection drains like the endpoint's others.
+        stats = self.port.stats.setdefault(conn.target, EndpointStats())
+        self.port.balancer.connected(conn.target)
+        stats.connections += 1
+        stats.open.add(conn)
+
+    def closed(self, conn: Connection) -> None:
+        assert conn.target is not None
+        stats = self.port.stats.get(conn.target)
+        if stats is not None and conn in stats.open:
+            stats.open.discard(conn)
+            stats.closed_bytes_in += conn.bytes_from_client
+            stats.closed_bytes_out += conn.bytes_to_client
+            self.port.forget_if_idle(conn.target)
+
+    def flow_opened(self, flow: Flow) -> None:
+        stats = self.port.stats.get(flow.target)
+        if stats is None or flow.target not in self.port.targets:
+            flow.reset()
+            return
+        stats.flows_total += 1
+        stats.flows.add(flow)
+
+    def flow_closed(self, flow: Flow) -> None:
+        stats = self.port.stats.get(flow.target)
+        if stats is not None and flow in stats.flows:
+            stats.flows.discard(flow)
+            stats.closed_bytes_in += flow.bytes_from_client
+            stats.closed_bytes_out += flow.bytes_to_client
+            self.port.forget_if_idle(flow.target)
+
+
+Listener = asyncio.Server | UdpListener
+
+
+@dataclass(slots=True)
+class _Service:
+    ports: dict[tuple[str, str], _Port] = field(default_factory=dict)
+    listeners: dict[Frontend, tuple[Listener, _Port]] = field(default_factory=dict)
+
+
+class BindError(OSError):
+    """Some of a Service's frontends could not be bound (the address or port is taken by
+    something else): the sync retries with back-off."""
+
+
+class ServiceProxy:
+    """The proxy half of a node agent."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        node_name: str,
+        node_ips: Sequence[str],
+        connect_timeout: float = 0.5,
+        probe_interval: float = 1.0,
+        udp_idle_timeout: float = 30.0,
+        on_programmed: OnProgrammed | None = None,
+    ) -> None:
+        self.store = store
+        self.node_name = node_name
+        self.node_ips = tuple(node_ips)
+        self.connect_timeout = connect_timeout
+        self.probe_interval = probe_interval
+        self.udp_idle_timeout = udp_idle_timeout
+        self.on_programmed = on_programmed
+        self.services_informer = sources.objects(store, kinds.SERVICES)
+        self.slices_informer = sources.objects(store, kinds.ENDPOINTSLICES)
+        self.nodes_informer = sources.objects(store, kinds.NODES)
+        self.addresses = NodeAddresses()
+        self.services: dict[ServiceKey, _Service] = {}
+        self.bind_failures = 0
+        self._slices_by_service: dict[ServiceKey, set[tuple[str, str]]] = {}
+        self._work: WorkQueue[ServiceKey] = WorkQueue()
+        self._probes: dict[tuple[int, Target], asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.services_informer.on_change(self._service_changed)
+        self.slices_informer.on_change(self._slice_changed)
+        self.nodes_informer.on_change(self._node_changed)
+        informers = (self.services_informer, self.slices_informer, self.nodes_informer)
+        for informer in informers:
+            self._tasks.append(asyncio.create_task(informer.run(), name=f"proxy {informer.name}"))
+        for informer in informers:
+            await informer.synced.wait()
+        self._tasks.append(asyncio.create_task(self._worker(), name="proxy sync"))
+        await self._work.wait_idle()
+        self.ready.set()
+        log.info("proxy synced", extra={"node": self.node_name, "services": len(self.services)})
+
+    async def wait(self) -> None:
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+        raise RuntimeError(f"proxy loop {next(iter(done)).get_name()} ended")
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *self._probes.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._probes.values(), return_exceptions=True)
+        for key in list(self.services):
+            await self._apply(key, ())
+        self._work.close()
+
+    # ------------------------------------------------------------------ events
+
+    def _service_changed(
+        self, key: ServiceKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
+    ) -> None:
+        self._work.add(key)
+
+    def _slice_changed(
+        self, key: tuple[str, str], old: kinds.ApiObject | None, new: kinds.ApiObject | None
+    ) -> None:
+        for obj, present in ((old, False), (new, True)):
+            if obj is None:
+                continue
+            service = obj.metadata.labels.get(SERVICE_NAME_LABEL)
+            if not service:
+                continue
+            owner = (key[0], service)
+            members = self._slices_by_service.setdefault(owner, set())
+            if present:
+                members.add(key)
+            else:
+                members.discard(key)
+            self._work.add(owner)
+
+    def _node_changed(
+        self, key: tuple[str, str], old: kinds.ApiObject | None, new: kinds.ApiObject | None
+    ) -> None:
+        nodes = [n for n in self.nodes_informer.cache.values() if isinstance(n, objects_pb2.Node)]
+        self.addresses = NodeAddresses(nodes)
+
+    # ------------------------------------------------------------------ sync
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._work.get()
+            try:
+                await self._sync(key)
+                self._work.forget(key)
+            except BindError as err:
+                delay = self._work.retry(key)
+                log.error("svc=%s/%s: %s; retrying in %.1fs", *key, err, delay)
+            except Exception:
+                log.exception("svc=%s/%s: proxy sync failed; retrying", *key)
+                self._work.retry(key)
+            finally:
+                self._work.done(key)
+
+    def _desired(self, key: ServiceKey) -> tuple[PortRules, ...]:
+        service = self.services_informer.get(key)
+        if not isinstance(service, objects_pb2.Service):
+            return ()
+        slices = [
+            s
+            for s in (self.slices_informer.get(k) for k in self._slices_by_service.get(key, ()))
+            if isinstance(s, objects_pb2.EndpointSlice)
+        ]
+        return service_rules(service, slices, self.node_ips)
+
+    async def _sync(self, key: ServiceKey) -> None:
+        await self._apply(key, self._desired(key))
+
+    async def _apply(self, key: ServiceKey, desired: tuple[PortRules, ...]) -> None:
+        current = self.services.setdefault(key, _Service())
+        changed = False
+        wanted = {rules.identity: rules for rules in desired}
+        for identity in [i for i in current.ports if i not in wanted]:
+            current.ports.pop(identity).close()
+            changed = True
+        for identity, rules in wanted.items():
+            port = current.ports.get(identity)
+            if port is None:
+                port = current.ports[identity] = _Port(self, key, rules)
+                changed = True
+            else:
+                changed |= port.update(rules)
+        want = {f: current.ports[r.identity] for r in desired for f in r.frontends}
+        for frontend, (_, port) in list(current.listeners.items()):
+            if want.get(frontend) is not port:
+                self._close_listener(key, current, frontend)
+        failed: list[str] = []
+        for frontend, port in want.items():
+            if frontend in current.listeners:
+                continue
+            try:
+                listener = await self._listen(frontend, _Route(port, frontend))
+            except OSError as err:
+                self.bind_failures += 1
+                failed.append(f"{frontend} ({err.strerror or err})")
+                continue
+            current.listeners[frontend] = (listener, port)
+            log.info("svc=%s/%s: listening on %s", *key, frontend)
+        if not current.ports and not current.listeners:
+            del self.services[key]
+        if changed and self.on_programmed is not None:
+            backends = tuple(b for p in current.ports.values() for b in p.rules.backends)
+            self.on_programmed(key, backends)
+        if failed:
+            raise BindError(f"cannot listen on {', '.join(failed)}")
+
+    async def _listen(self, frontend: Frontend, route: _Route) -> Listener:
+        shared = frontend.scope == CLUSTER_IP
+        if frontend.protocol == "UDP":
+            return await serve_udp(
+                route,
+                frontend.ip,
+                frontend.port,
+                reuse_port=shared,
+                free_bind=shared,
+                idle_timeout=self.udp_idle_timeout,
+            )
+        return await serve_tcp(
+            route, frontend.ip, frontend.port, reuse_port=shared, free_bind=shared
+        )
+
+    def _close_listener(self, key: ServiceKey, service: _Service, frontend: Frontend) -> None:
+        listener, _ = service.listeners.pop(frontend)
+        listener.close()
+        log.info("svc=%s/%s: stopped listening on %s", *key, frontend)
+
+    # ------------------------------------------------------------------ suspects
+
+    def probe_later(self, port: _Port, target: Target) -> None:
+        key = (id(port), target)
+        if key not in self._probes:
+            self._probes[key] = asyncio.create_task(self._probe(port, target, key))
+
+    async def _probe(self, port: _Port, target: Target, key: tuple[int, Target]) -> None:
+        try:
+            while target in port.balancer.suspects and target in port.stats:
+                await asyncio.sleep(self.probe_interval)
+                if port.rules.protocol != "TCP":
+                    return
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(self.connect_timeout):
+                        _, writer = await asyncio.open_connection(target.ip, target.port)
+                    writer.close()
+                    port.balancer.connected(target)
+        finally:
+            self._probes.pop(key, None)
