@@ -11,8 +11,9 @@ $(BIN)/kubelab: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-up: $(BIN)/kubelab            ## start the embedded cluster in the background
+up: $(BIN)/kubelab            ## start the embedded cluster in the background, with the seed's shop
 	$(BIN)/kubelab up
+	$(BIN)/kubelab apply -f examples/shop.yaml
 
 down: $(BIN)/kubelab
 	$(BIN)/kubelab down

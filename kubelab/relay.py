@@ -259,11 +259,14 @@ class Connection:
     def reset(self) -> None:
         """End the connection now, with a reset on both sockets (an endpoint went away,
         or there was none to go to)."""
+        if self.target is None:
+            self.closed = True  # a connect still under way sees it and gives up
         for side in (self.client, self.upstream):
             if side is not None and side.transport is not None and not side.transport.is_closing():
                 _set_linger_reset(side.transport)
                 side.transport.abort()
-        self.closed = True  # a connect still under way sees it and gives up
+        # A relayed connection is finished (and reported closed) by its sides'
+        # connection_lost, which the aborts bring.
 
 
 async def _connect_from(
@@ -498,12 +501,14 @@ class UdpListener:
 
     async def _sweep(self) -> None:
         # Coarse idleness: each flow notes the sweep generation it last moved a datagram
-        # in; two sweeps later with no traffic it has been idle at least `idle_timeout`.
-        period = self.idle_timeout / 2
+        # in, and sweeps come four per timeout. A flow last seen in generation g was
+        # active at most until sweep g+1 began, so at sweep g+5 it has been idle at
+        # least four periods (the timeout) and at most five.
+        period = self.idle_timeout / 4
         while True:
             await asyncio.sleep(period)
             self.generation += 1
-            cutoff = self.generation - 2
+            cutoff = self.generation - 5
             for flow in [f for f in self.flows.values() if f.seen <= cutoff]:
                 self.close_flow(flow)
 

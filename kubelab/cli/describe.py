@@ -36,8 +36,10 @@ from kubelab.cli.printers import (
     render,
     timestamp,
 )
+from kubelab.cli.served import live_node_addresses, service_slices
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds
+from kubelab.core.proxy_rules import served_at
 from kubelab.v1 import meta_pb2, objects_pb2
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -113,8 +115,14 @@ def _slice_endpoints(
     return ",".join(found) or NONE
 
 
-def describe_service(svc: objects_pb2.Service, slices: Sequence[objects_pb2.EndpointSlice]) -> str:
+def describe_service(
+    svc: objects_pb2.Service,
+    slices: Sequence[objects_pb2.EndpointSlice],
+    nodes: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """`nodes` (live node → addresses) adds where each port is served."""
     spec = svc.spec
+    served = dict((p.name, places) for p, places in served_at(svc, slices, nodes or {}))
     kind = spec.type or "ClusterIP"
     doc = Doc()
     _header(doc, svc.metadata, True)
@@ -144,6 +152,8 @@ def describe_service(svc: objects_pb2.Service, slices: Sequence[objects_pb2.Endp
         if port.node_port:
             doc.field("NodePort", f"{name}  {port.node_port}/{protocol}")
         doc.field("Endpoints", _slice_endpoints(slices, port))
+        if nodes is not None:
+            doc.field("Served At", ",".join(served.get(port.name, [])) or NONE)
     doc.field("Session Affinity", spec.session_affinity or "None")
     if spec.session_affinity == "ClientIP" and spec.session_affinity_config.client_ip:
         timeout = spec.session_affinity_config.client_ip.timeout_seconds
@@ -350,13 +360,8 @@ def describe_node(node: objects_pb2.Node) -> str:
 
 async def describe_object(client: Client, info: kinds.KindInfo, obj: Message) -> str:
     if isinstance(obj, objects_pb2.Service):
-        selector = f"{SERVICE_NAME_LABEL}={obj.metadata.name}"
-        slices, _ = await client.list(
-            kinds.ENDPOINTSLICES.resource, obj.metadata.namespace, selector
-        )
-        return describe_service(
-            obj, [s for s in slices if isinstance(s, objects_pb2.EndpointSlice)]
-        )
+        slices = await service_slices(client, obj)
+        return describe_service(obj, slices, await live_node_addresses(client))
     if isinstance(obj, objects_pb2.Pod):
         return describe_pod(obj)
     if isinstance(obj, objects_pb2.Deployment):

@@ -15,7 +15,7 @@ that pushes its line out rather than re-printing the table.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import click
@@ -33,9 +33,11 @@ from kubelab.cli.common import (
     run,
 )
 from kubelab.cli.errors import CliError, not_found
+from kubelab.cli.served import served_cells
 from kubelab.client import ApiError, Client
-from kubelab.core import manifests
+from kubelab.core import kinds, manifests
 from kubelab.core.kinds import KindInfo
+from kubelab.v1 import objects_pb2
 
 OUTPUTS = ("wide", "yaml", "json", "name")
 
@@ -96,9 +98,13 @@ async def fetch(
 
 
 def print_tables(
-    results: Sequence[tuple[Target, list[Message]]], output: str | None, all_namespaces: bool
+    results: Sequence[tuple[Target, list[Message]]],
+    output: str | None,
+    all_namespaces: bool,
+    served: Mapping[tuple[str, str], str] | None = None,
 ) -> bool:
-    """Print one table per kind that has objects; False when nothing was printed."""
+    """Print one table per kind that has objects; False when nothing was printed.
+    `served`: the SERVED-AT cell of each Service (-o wide)."""
     now = datetime.now(UTC)
     printed = False
     for target, objects in results:
@@ -111,6 +117,11 @@ def print_tables(
         )
         rows = [printers.header(target.info, fmt)]
         rows += [printers.row(target.info, obj, now, fmt) for obj in objects]
+        if served is not None and target.info is kinds.SERVICES:
+            rows[0].append("SERVED-AT")
+            for cells, obj in zip(rows[1:], objects, strict=True):
+                meta = printers.metadata(obj)
+                cells.append(served.get((meta.namespace, meta.name), printers.NONE))
         if printed:
             click.echo()
         for line in printers.render(rows):
@@ -252,14 +263,23 @@ def get(
             found, absent = await fetch(client, target, namespace(target.info), label_selector)
             results.append((target, found))
             missing += absent
+        if output == "wide":
+            services = [
+                o for _, objs in results for o in objs if isinstance(o, objects_pb2.Service)
+            ]
+            if services:
+                served.update(await served_cells(client, services))
         return results, missing
 
+    served: dict[tuple[str, str], str] = {}
     results, missing = run(body, settings)
     if output in ("yaml", "json", "name"):
         single = len(targets) == 1 and len(targets[0].names) == 1
         printed = print_objects(results, output, single)
     else:
-        printed = print_tables(results, output, all_namespaces)
+        printed = print_tables(
+            results, output, all_namespaces, served if output == "wide" else None
+        )
     if not printed and not named:
         click.echo(no_resources(settings, targets[0].info, all_namespaces), err=True)
     for message in missing:

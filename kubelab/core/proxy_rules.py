@@ -9,9 +9,10 @@ it runs. Kubernetes' rules, as kube-proxy reads them:
   LoadBalancer Services;
 * a port's endpoints come from the slice ports of the same name and protocol
   (the slice port carries the target port number, resolved per pod); an
-  endpoint's unset `ready` counts as ready, unset `serving` as its ready value,
-  unset `terminating` as false; an address listed twice (two slices, mid-move)
-  counts once, the ready copy winning;
+  endpoint's unset `ready` or `serving` counts as true (discovery/v1, and
+  kube-proxy's `Serving == nil || *Serving`), unset `terminating` as false;
+  an address listed twice (two slices, mid-move) counts once, the ready copy
+  winning;
 * `sessionAffinity: ClientIP` with `timeoutSeconds` (10800 when unset);
   `externalTrafficPolicy` / `internalTrafficPolicy: Local`.
 
@@ -114,7 +115,7 @@ def port_backends(
                 target=Target(endpoint.addresses[0], number),
                 node=endpoint.node_name,
                 ready=ready,
-                serving=_condition(endpoint.conditions, "serving", ready),
+                serving=_condition(endpoint.conditions, "serving", True),
                 terminating=_condition(endpoint.conditions, "terminating", False),
                 pod=(
                     f"{endpoint.target_ref.namespace}/{endpoint.target_ref.name}"
@@ -210,8 +211,11 @@ def served_at(
     slices = list(slices)
     answer = []
     for port in service.spec.ports:
-        places = []
+        places: list[str] = []
         protocol = port.protocol or "TCP"
+        if protocol not in ("TCP", "UDP"):
+            answer.append((port, places))  # no proxy carries SCTP
+            continue
         if has_cluster_ip(service):
             places.append(f"{service.spec.cluster_ip}:{port.port}/{protocol}")
         if has_node_ports(service) and port.node_port:

@@ -113,8 +113,9 @@ def test_apply_get_describe_delete_the_shop_example(kubelab: Kubelab) -> None:
         assert row[3:5] == ["<none>", "80:30080/TCP"]
 
         wide = kubelab.ok("get", "svc", "shop", "-o", "wide").splitlines()
-        assert wide[0].split()[-1] == "SELECTOR"
-        assert wide[1].split()[-1] == "app=shop,env=prod"
+        assert wide[0].split()[-2:] == ["SELECTOR", "SERVED-AT"]
+        # No node runs here: only the ClusterIP answers.
+        assert wide[1].split()[-2:] == ["app=shop,env=prod", f"{row[2]}:80/TCP"]
 
         doc = json.loads(kubelab.ok("get", "svc", "shop", "-o", "json"))
         assert doc["kind"] == "Service" and doc["apiVersion"] == "v1"

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kubelab.client import Client
 from kubelab.core.manifests import load_manifest_files, load_manifests
@@ -21,7 +26,7 @@ from kubelab.testing.traffic import (
     udp_echo,
 )
 from kubelab.v1 import objects_pb2
-from tests.integration.conftest import Cluster, eventually, ready_count
+from tests.integration.conftest import METRICS_PORT, Cluster, eventually, ready_count
 
 pytestmark = pytest.mark.integration
 
@@ -294,8 +299,6 @@ async def scale(api: Client, replicas: int) -> None:
 
 
 def post(ip: str, path: str) -> None:
-    import urllib.request
-
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(f"http://{ip}:8080{path}", method="POST", data=b"")
     with opener.open(request, timeout=5):
@@ -365,3 +368,95 @@ async def until_refused(ip: str, port: int, timeout: float = 5.0) -> None:
     while await connect_outcome(ip, port, timeout=1.0) != "refused":
         assert time.monotonic() < deadline, f"{ip}:{port} still answers"
         await asyncio.sleep(0.01)
+
+
+def run_cli(cluster: Cluster, tmp_path: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "KUBELAB_HOME": str(tmp_path / "home"),
+        "KUBELAB_SERVER": cluster.apiserver.address,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "kubelab.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def scrape(ip: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(f"http://{ip}:{METRICS_PORT}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+async def test_where_each_port_is_served_and_the_proxy_metrics(
+    cluster: Cluster, api: Client, tmp_path: Path
+) -> None:
+    shop, prod = await apply_seed(api)
+    port = shop.spec.ports[0].node_port
+    one = cluster.nodes[0]
+    places = [f"{shop.spec.cluster_ip}:80/TCP"] + [f"{n.ip}:{port}/TCP" for n in cluster.nodes]
+    wide = run_cli(cluster, tmp_path, "get", "svc", "shop", "-o", "wide")
+    head, line = wide.splitlines()
+    assert head.split()[-1] == "SERVED-AT"
+    assert line.split()[-1] == ",".join(places)
+    described = run_cli(cluster, tmp_path, "describe", "svc", "shop")
+    assert f"Served At:                {','.join(places)}" in described
+
+    await until_answers(one.ip, port, prod)
+    before = scrape(one.ip)
+    served = Counter([await pod_behind(one.ip, port) for _ in range(2 * PROD)])
+    after = scrape(one.ip)
+    pods = {p.metadata.name: p for p in await eventually(api, ready_count(6), 5, "pods")}
+    for name, count in served.items():
+        labels = {
+            "service": "default/shop",
+            "port": "http",
+            "endpoint": f"{pods[name].status.pod_ip}:8080",
+            "pod": f"default/{name}",
+        }
+        key = frozenset(labels.items())
+        connections = ("kubelab_proxy_connections_total", key)
+        assert after[connections] - before.get(connections, 0) == count, name
+        sent = ("kubelab_proxy_bytes_total", frozenset({**labels, "direction": "out"}.items()))
+        assert after[sent] > before.get(sent, 0), f"bytes from {name}"
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def test_a_thousand_connections_leave_nothing_behind(cluster: Cluster, api: Client) -> None:
+    shop, prod = await apply_seed(api)
+    one = cluster.nodes[0]
+    port = shop.spec.ports[0].node_port
+    await until_answers(one.ip, port, prod)
+    assert one.process is not None
+    baseline = open_fds(one.process.pid)
+    for batch in range(20):
+        await asyncio.gather(*(pod_behind(one.ip, port) for _ in range(50)))
+        if batch == 10:
+            # Half of them hung up without reading the answer.
+            writers = [(await asyncio.open_connection(one.ip, port))[1] for _ in range(50)]
+            for writer in writers:
+                writer.transport.abort()
+    deadline = time.monotonic() + 10
+    while open_fds(one.process.pid) > baseline:
+        assert time.monotonic() < deadline, (
+            f"node-1 holds {open_fds(one.process.pid)} fds, {baseline} before"
+        )
+        await asyncio.sleep(0.05)
+    active = {
+        labels: value
+        for (name, labels), value in scrape(one.ip).items()
+        if name == "kubelab_proxy_active_connections"
+    }
+    assert active and not any(active.values()), active

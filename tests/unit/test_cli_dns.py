@@ -149,9 +149,20 @@ def test_port_53_refused_for_privilege_falls_back(
         lab.resolve_ports(asked, [spec], notes.append)
 
 
+def udp_socket_with_a_free_tcp_twin() -> socket.socket:
+    """A bound UDP socket whose port is free for TCP: any other process on the machine
+    may hold a random TCP port."""
+    for _ in range(100):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        if lab.port_free("127.0.0.1", sock.getsockname()[1]):
+            return sock
+        sock.close()
+    raise AssertionError("no UDP port with a free TCP twin in 100 tries")
+
+
 def test_a_udp_port_must_be_free_for_udp_too(tmp_path: Path) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
-        busy.bind(("127.0.0.1", 0))
+    with udp_socket_with_a_free_tcp_twin() as busy:
         port = busy.getsockname()[1]
         assert lab.port_free("127.0.0.1", port)
         assert not lab.port_free("127.0.0.1", port, udp=True)
