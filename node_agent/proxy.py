@@ -68,6 +68,20 @@ class EndpointStats:
     flows: set[Flow] = field(default_factory=set)
     flows_total: int = 0
 
+    def end(self, item: Connection | Flow) -> bool:
+        """Count a connection or flow that ended; False if it was not ours."""
+        if isinstance(item, Connection):
+            if item not in self.open:
+                return False
+            self.open.discard(item)
+        else:
+            if item not in self.flows:
+                return False
+            self.flows.discard(item)
+        self.closed_bytes_in += item.bytes_from_client
+        self.closed_bytes_out += item.bytes_to_client
+        return True
+
     def bytes_in(self) -> int:
         return (
             self.closed_bytes_in
@@ -190,12 +204,7 @@ class _Route:
 
     def closed(self, conn: Connection) -> None:
         assert conn.target is not None
-        stats = self.port.stats.get(conn.target)
-        if stats is not None and conn in stats.open:
-            stats.open.discard(conn)
-            stats.closed_bytes_in += conn.bytes_from_client
-            stats.closed_bytes_out += conn.bytes_to_client
-            self.port.forget_if_idle(conn.target)
+        self._ended(conn.target, conn)
 
     def flow_opened(self, flow: Flow) -> None:
         stats = self.port.stats.get(flow.target)
@@ -206,12 +215,12 @@ class _Route:
         stats.flows.add(flow)
 
     def flow_closed(self, flow: Flow) -> None:
-        stats = self.port.stats.get(flow.target)
-        if stats is not None and flow in stats.flows:
-            stats.flows.discard(flow)
-            stats.closed_bytes_in += flow.bytes_from_client
-            stats.closed_bytes_out += flow.bytes_to_client
-            self.port.forget_if_idle(flow.target)
+        self._ended(flow.target, flow)
+
+    def _ended(self, target: Target, item: Connection | Flow) -> None:
+        stats = self.port.stats.get(target)
+        if stats is not None and stats.end(item):
+            self.port.forget_if_idle(target)
 
 
 Listener = asyncio.Server | UdpListener

@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,14 @@ async def http_get(
         raise RequestFailed(f"{ip}:{port}: {head[:60]!r}")
     answer: dict[str, Any] = json.loads(body)
     return answer
+
+
+def echo_post(ip: str, path: str, port: int = 8080) -> None:
+    """POST to an echo pod (`/healthz/fail`, `/healthz/pass` flip its readiness)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://{ip}:{port}{path}", method="POST", data=b"")
+    with opener.open(request, timeout=5):
+        pass
 
 
 async def pod_behind(ip: str, port: int, **kwargs: Any) -> str:

@@ -21,6 +21,7 @@ from kubelab.core.manifests import load_manifest_files, load_manifests
 from kubelab.testing.traffic import (
     RequestLoop,
     connect_outcome,
+    echo_post,
     http_get,
     pod_behind,
     udp_echo,
@@ -298,13 +299,6 @@ async def scale(api: Client, replicas: int) -> None:
     raise AssertionError("could not scale shop")
 
 
-def post(ip: str, path: str) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(f"http://{ip}:8080{path}", method="POST", data=b"")
-    with opener.open(request, timeout=5):
-        pass
-
-
 async def test_traffic_follows_every_change_with_no_failed_new_request(
     cluster: Cluster, api: Client
 ) -> None:
@@ -324,9 +318,9 @@ async def test_traffic_follows_every_change_with_no_failed_new_request(
 
     pods = {p.metadata.name: p for p in await eventually(api, ready_count(6), 5, "pods")}
     flipped = sorted(prod)[0]
-    await asyncio.to_thread(post, pods[flipped].status.pod_ip, "/healthz/fail")
+    await asyncio.to_thread(echo_post, pods[flipped].status.pod_ip, "/healthz/fail")
     await only(prod - {flipped}, "readiness failed")
-    await asyncio.to_thread(post, pods[flipped].status.pod_ip, "/healthz/pass")
+    await asyncio.to_thread(echo_post, pods[flipped].status.pod_ip, "/healthz/pass")
     await only(prod, "readiness back")
 
     moved = "shop-usd"  # a bare pod: relabelling a Deployment's pod would orphan it

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from kubelab.client import ApiError, Client
 from kubelab.core.manifests import load_manifest_files
 from kubelab.store import Store
 from kubelab.testing.processes import ControllerProcess, EtcdServer
+from kubelab.testing.traffic import echo_post
 from kubelab.v1 import objects_pb2
 from tests.integration.conftest import LEASE_TTL, Cluster, eventually, ready_count
 
@@ -70,13 +70,6 @@ async def apply_seed(api: Client) -> set[str]:
     return {p.metadata.name for p in pods if p.metadata.labels.get("env") == "prod"}
 
 
-def post(ip: str, path: str) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(f"http://{ip}:8080{path}", method="POST", data=b"")
-    with opener.open(request, timeout=5):
-        pass
-
-
 async def test_the_slice_lists_exactly_the_prod_pods_including_extra_labels(
     cluster: Cluster, api: Client
 ) -> None:
@@ -127,10 +120,10 @@ async def test_a_failing_readiness_probe_turns_the_endpoint_not_ready_and_back(
     found = await slices_until(api, lambda f: ready_names(f) == prod, 10, "the prod pods")
     name = sorted(prod)[0]
     address = found[name][0]
-    await asyncio.to_thread(post, address, "/healthz/fail")
+    await asyncio.to_thread(echo_post, address, "/healthz/fail")
     after = await slices_until(api, lambda f: name in f and not f[name][1], 10, f"{name} not ready")
     assert after[name][2] is False, "a failing pod is not serving either"
-    await asyncio.to_thread(post, address, "/healthz/pass")
+    await asyncio.to_thread(echo_post, address, "/healthz/pass")
     await slices_until(api, lambda f: name in ready_names(f), 10, f"{name} ready again")
 
 
