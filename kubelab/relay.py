@@ -78,7 +78,7 @@ class Route(Protocol):
 class _Side(asyncio.BufferedProtocol):
     """One socket of a relayed connection; `peer` is the other one."""
 
-    __slots__ = ("buffer", "conn", "count", "eof", "peer", "size", "transport")
+    __slots__ = ("buffer", "conn", "count", "eof", "lent", "peer", "size", "transport")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -87,6 +87,7 @@ class _Side(asyncio.BufferedProtocol):
         self.buffer = memoryview(bytearray(0))  # allocated on the first read
         self.size = SMALL_BUFFER
         self.eof = False
+        self.lent = False  # the buffer was handed to the peer's transport without a copy
         self.count = 0  # bytes read from this side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -100,21 +101,29 @@ class _Side(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         buffer = self.buffer
-        peer = self.peer
         if len(buffer) != self.size or (
-            peer is not None
+            self.lent
+            and (peer := self.peer) is not None
             and peer.transport is not None
-            # Bytes of ours still queued there may be a view of this buffer.
+            # The view we lent may still sit in the peer's queue: never read into it.
             and peer.transport.get_write_buffer_size()
         ):
             buffer = self.buffer = memoryview(bytearray(self.size))
+        self.lent = False
         return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         self.count += nbytes
         peer = self.peer
         if peer is not None and peer.transport is not None:
-            peer.transport.write(self.buffer[:nbytes])
+            transport = peer.transport
+            if transport.get_write_buffer_size():
+                # The peer is behind: copy just these bytes, rather than pin a whole
+                # buffer per queued chunk (uvloop queues views, not copies).
+                transport.write(self.buffer[:nbytes].tobytes())
+            else:
+                transport.write(self.buffer[:nbytes] if nbytes < self.size else self.buffer)
+                self.lent = True
         else:
             self.conn.hold(self, self.buffer[:nbytes])
         if nbytes == self.size:
@@ -328,7 +337,10 @@ def listening_socket(
     interface (yet)."""
     sock = socket.socket(socket.AF_INET, kind)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == socket.SOCK_STREAM:
+            # TCP: rebind past TIME_WAIT. Not for UDP, where it would let a second
+            # socket bind a taken port without an error.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if free_bind:

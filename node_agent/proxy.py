@@ -106,35 +106,34 @@ class _Port:
         self.rules = rules
         self.balancer = Balancer(affinity_timeout=rules.affinity_timeout)
         self.balancer.update(rules.backends, affinity_timeout=rules.affinity_timeout)
-        self.stats: dict[Target, EndpointStats] = {
-            b.target: EndpointStats() for b in rules.backends
-        }
+        self.targets = frozenset(b.target for b in rules.backends)
+        self.stats = {t: EndpointStats() for t in self.targets}
         self.refused = 0
-
-    @property
-    def label(self) -> str:
-        return f"{self.service[0]}/{self.service[1]}:{self.rules.name or self.rules.port}"
+        self.closed = False
 
     def update(self, rules: PortRules) -> bool:
         """Take new rules; True when the endpoint set changed.
 
-        An endpoint that leaves the Service while terminating is a deleted pod: its
-        connections are reset now. One that leaves otherwise (relabelled out, its node
-        lost) keeps its connections until they end, as conntrack keeps them under
-        kube-proxy. UDP flows to any endpoint that left are closed, so the client's
-        next datagram picks again (kube-proxy clears those conntrack entries)."""
+        Decided once, when an endpoint leaves: if it left while terminating (a deleted
+        pod) its connections are reset now; otherwise (relabelled out, its node lost)
+        they drain, as conntrack keeps them under kube-proxy. UDP flows are closed as
+        soon as their endpoint is no longer one a new flow could pick (not ready and
+        not serving-while-terminating, or gone), so the client's next datagram picks
+        again: kube-proxy clears those conntrack entries."""
         before = {b.target: b for b in self.rules.backends}
         changed = rules.backends != self.rules.backends
         self.rules = rules
         self.balancer.update(rules.backends, affinity_timeout=rules.affinity_timeout)
         self.targets = frozenset(b.target for b in rules.backends)
+        usable = {b.target for b in rules.backends if b.ready or (b.serving and b.terminating)}
         for target, stats in list(self.stats.items()):
+            if target not in usable:
+                for flow in list(stats.flows):
+                    flow.reset()
             if target in self.targets:
                 continue
-            for flow in list(stats.flows):
-                flow.reset()
-            old = before.get(target)
-            if old is None or old.terminating:
+            left = before.get(target)
+            if left is not None and left.terminating:
                 for conn in list(stats.open):
                     conn.reset()
             self.forget_if_idle(target)
@@ -148,12 +147,17 @@ class _Port:
             del self.stats[target]
 
     def close(self) -> None:
+        """The port is gone (its Service deleted or changed): reset what it carries."""
+        self.closed = True
         for stats in self.stats.values():
             for conn in list(stats.open):
                 conn.reset()
             for flow in list(stats.flows):
                 flow.reset()
         self.stats.clear()
+
+    def connections(self) -> int:
+        return sum(len(stats.open) for stats in self.stats.values())
 
 
 class _Route:
@@ -195,6 +199,9 @@ class _Route:
 
     def opened(self, conn: Connection) -> None:
         assert conn.target is not None
+        if self.port.closed:  # the Service went while we connected
+            conn.reset()
+            return
         # The endpoint may have left while we connected: the connect succeeded, so the
         # pod is there; the connection drains like the endpoint's others.
         stats = self.port.stats.setdefault(conn.target, EndpointStats())
@@ -268,7 +275,7 @@ class ServiceProxy:
         self._work: WorkQueue[ServiceKey] = WorkQueue()
         self._probes: dict[tuple[int, Target], asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.ready = asyncio.Event()
+        self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -282,8 +289,8 @@ class ServiceProxy:
         for informer in informers:
             await informer.synced.wait()
         self._tasks.append(asyncio.create_task(self._worker(), name="proxy sync"))
+        self._tasks.append(asyncio.create_task(self._expire_affinity(), name="proxy affinity"))
         await self._work.wait_idle()
-        self.ready.set()
         log.info("proxy synced", extra={"node": self.node_name, "services": len(self.services)})
 
     async def wait(self) -> None:
@@ -292,10 +299,22 @@ class ServiceProxy:
             task.result()
         raise RuntimeError(f"proxy loop {next(iter(done)).get_name()} ended")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop listening at once, give open connections `grace` seconds to end, then
+        reset the rest."""
+        self._stopping = True
         for task in [*self._tasks, *self._probes.values()]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._probes.values(), return_exceptions=True)
+        for service in self.services.values():
+            for listener, _ in service.listeners.values():
+                listener.close()
+            service.listeners.clear()
+        deadline = asyncio.get_running_loop().time() + grace
+        while any(p.connections() for s in self.services.values() for p in s.ports.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
         for key in list(self.services):
             await self._apply(key, ())
         self._work.close()
@@ -419,11 +438,20 @@ class ServiceProxy:
         listener.close()
         log.info("svc=%s/%s: stopped listening on %s", *key, frontend)
 
+    async def _expire_affinity(self, period: float = 30.0) -> None:
+        """Sweep expired ClientIP entries, so the tables do not grow with every client
+        ever seen."""
+        while True:
+            await asyncio.sleep(period)
+            for service in self.services.values():
+                for port in service.ports.values():
+                    port.balancer.expire_affinity()
+
     # ------------------------------------------------------------------ suspects
 
     def probe_later(self, port: _Port, target: Target) -> None:
         key = (id(port), target)
-        if key not in self._probes:
+        if key not in self._probes and not self._stopping:
             self._probes[key] = asyncio.create_task(self._probe(port, target, key))
 
     async def _probe(self, port: _Port, target: Target, key: tuple[int, Target]) -> None:

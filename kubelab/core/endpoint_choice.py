@@ -69,7 +69,7 @@ class Balancer:
         self._pools: dict[str, tuple[Target, ...]] = {}
         self._next: dict[str, int] = {}
         self._suspect: set[Target] = set()
-        self._affinity: dict[str, tuple[Target, float]] = {}
+        self._affinity: dict[str, tuple[Target, float]] = {}  # client → (target, last used)
 
     @property
     def backends(self) -> tuple[Backend, ...]:
@@ -106,16 +106,18 @@ class Balancer:
             now = self._clock()
             if (
                 sticky is not None
-                and now < sticky[1]
+                # Measured against the timeout in force now: a lowered timeoutSeconds
+                # applies to clients already pinned.
+                and now - sticky[1] < self.affinity_timeout
                 and sticky[0] in pool
                 and sticky[0] not in exclude
                 and sticky[0] not in self._suspect
             ):
-                self._affinity[client_ip] = (sticky[0], now + self.affinity_timeout)
+                self._affinity[client_ip] = (sticky[0], now)
                 return sticky[0]
         chosen = self._round_robin(pool, _CLUSTER if node is None else node, exclude)
         if chosen is not None and self.affinity_timeout is not None:
-            self._affinity[client_ip] = (chosen, self._clock() + self.affinity_timeout)
+            self._affinity[client_ip] = (chosen, self._clock())
         return chosen
 
     def _round_robin(
@@ -150,8 +152,10 @@ class Balancer:
     def expire_affinity(self) -> int:
         """Drop expired ClientIP entries (a sweep, so the table cannot grow without
         bound); returns how many went."""
-        now = self._clock()
-        stale = [ip for ip, (_, until) in self._affinity.items() if until <= now]
+        if self.affinity_timeout is None:
+            return 0
+        timeout, now = self.affinity_timeout, self._clock()
+        stale = [ip for ip, (_, used) in self._affinity.items() if now - used >= timeout]
         for ip in stale:
             del self._affinity[ip]
         return len(stale)

@@ -405,6 +405,17 @@ def test_affinity_timeout_runs_from_the_last_new_connection() -> None:
     assert b.pick("c") == t(2)  # and sticks to the new one
 
 
+def test_a_lowered_affinity_timeout_applies_to_clients_already_pinned() -> None:
+    clock = FakeClock(0.0)
+    b = balancer([be(1), be(2)], affinity=10800, clock=clock)
+    assert b.pick("c") == t(1)
+    b.update([be(1), be(2)], affinity_timeout=10)
+    clock.now = 11.0
+    assert b.pick("c") == t(2), "pinned under the old 3 h timeout, free under the new 10 s"
+    clock.now = 30.0
+    assert b.expire_affinity() == 1
+
+
 def test_affinity_gives_way_when_its_endpoint_stops_being_a_candidate() -> None:
     clock = FakeClock()
     b = balancer([be(1), be(2)], affinity=60, clock=clock)
