@@ -222,13 +222,15 @@ async def run_bounded(jobs: Iterable[Callable[[], Awaitable[object]]], limit: in
     await asyncio.gather(*(worker() for _ in range(limit)))
 
 
-async def populate(store: Store, world: World) -> None:
+async def populate(store: Store, world: World, service_port: int = 80) -> None:
     """Nodes with live heartbeats, Services with their claims, bound pods, Ready statuses."""
     for name, ip in NODE_IPS.items():
         world.leases[name] = await store.grant_lease(LEASE_TTL)
         await store.create(node_object(name, ip))
         await store.put_heartbeat(name, world.leases[name])
     services = [service_object(i, name) for i, name in enumerate(world.services)]
+    for svc in services:
+        svc.spec.ports[0].port = service_port
     await run_bounded(
         (functools.partial(store.create, svc, service_claims(svc)) for svc in services), WRITERS
     )
