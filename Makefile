@@ -38,8 +38,12 @@ lint: $(BIN)/kubelab
 proto: $(BIN)/kubelab         ## regenerate kubelab/v1 from proto/
 	$(BIN)/python proto/generate.py
 
-bench: $(BIN)/kubelab
+bench: $(BIN)/kubelab          ## every benchmark the README quotes (dns and dataplane need apt packages)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/pods.py
+	$(BIN)/python bench/propagation.py
+	$(BIN)/python bench/dns.py
+	$(BIN)/python bench/dataplane.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -105,6 +105,8 @@ async def settled(value: Callable[[], int], what: str, quiet: float, timeout: fl
 
 
 def open_fds() -> int:
+    """This process's open file descriptors. Leak checks compare with `<=`: an object of
+    an earlier test may still be collected (closing its socket) while one runs."""
     return len(os.listdir("/proc/self/fd"))
 
 
@@ -654,7 +656,7 @@ def test_thousand_connections_leave_no_fds_tasks_or_open_routes(run: Run) -> Non
                 await eventually(
                     lambda: len(route.closed_conns) == 1000, "every connection closed", timeout=10
                 )
-                await eventually(lambda: open_fds() == fds, "the fds to be released")
+                await eventually(lambda: open_fds() <= fds, "the fds to be released")
                 await eventually(lambda: len(asyncio.all_tasks()) == tasks, "tasks to finish")
 
         assert len(route.opened_conns) == 1000
@@ -682,7 +684,7 @@ def test_client_leaving_during_a_slow_connect_leaves_nothing(run: Run) -> None:
                         writer.close()
                         await writer.wait_closed()
                     await eventually(lambda: len(route.failed) == 2, "both slow connects to fail")
-                    await eventually(lambda: open_fds() == fds, "the fds to be released")
+                    await eventually(lambda: open_fds() <= fds, "the fds to be released")
                     await eventually(lambda: len(asyncio.all_tasks()) == tasks, "tasks to finish")
                     await eventually(
                         lambda: len(route.closed_conns) == len(route.opened_conns),
@@ -717,7 +719,7 @@ def test_client_leaving_during_a_connect_that_then_succeeds_leaves_nothing(run: 
                             assert await loop.sock_recv(upstream, 1) == b""
                         except ConnectionResetError:
                             pass
-                await eventually(lambda: open_fds() == fds + 1, "the fds to be released")
+                await eventually(lambda: open_fds() <= fds + 1, "the fds to be released")
                 await eventually(lambda: len(asyncio.all_tasks()) == tasks, "tasks to finish")
                 await eventually(
                     lambda: len(route.closed_conns) == len(route.opened_conns),
@@ -834,7 +836,7 @@ def test_udp_flows_relay_both_ways_idle_out_and_close(run: Run) -> None:
             listener.close()
             assert len(route.closed_flows) == 3
             assert listener.flows == {}
-            await eventually(lambda: open_fds() == fds, "the fds to be released")
+            await eventually(lambda: open_fds() <= fds, "the fds to be released")
             await eventually(lambda: len(asyncio.all_tasks()) == tasks, "the sweeper to end")
             closing(clients)
 
