@@ -41,12 +41,12 @@ from propagation import (
     Row,
     SliceWatch,
     World,
+    flip,
     keep_leases,
     ms,
     percentile,
     populate,
     print_table,
-    write_change,
 )
 
 from kubelab.store import Store
@@ -229,39 +229,6 @@ async def until(
         await asyncio.sleep(0.01)
 
 
-async def flip(
-    store: Store,
-    world: World,
-    watch: SliceWatch,
-    tracker: ProxyTracker,
-    rng: random.Random,
-    count: int,
-    rate: float,
-) -> list[Change]:
-    """`count` readiness flips of random pods, the i-th at begin + i/rate."""
-    names = sorted(world.pods)
-    changes: list[Change] = []
-    writes: list[asyncio.Task[None]] = []
-    begin = time.monotonic() + 0.05
-    for i in range(count):
-        scheduled = begin + i / rate
-        delay = scheduled - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        name = rng.choice(names)
-        while name in watch.pending or name in tracker.pending:
-            name = rng.choice(names)
-        ready = not world.ready[name]
-        world.ready[name] = ready
-        change = Change(name, ready, scheduled)
-        watch.pending[name] = change
-        tracker.add(change)
-        changes.append(change)
-        writes.append(asyncio.create_task(write_change(store, world, change)))
-    await asyncio.gather(*writes)
-    return changes
-
-
 @dataclass
 class PropagationResult:
     rows: list[Row]
@@ -352,7 +319,7 @@ async def run_propagation(
         watch.tracking = True
         reports_before = sum(tracker.reports.values())
         flipping = asyncio.create_task(
-            flip(store, world, watch, tracker, rng, settings.changes, settings.rate)
+            flip(store, world, watch, rng, settings.changes, settings.rate, [tracker])
         )
 
         def flipping_alive() -> None:

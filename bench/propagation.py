@@ -52,10 +52,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -535,6 +535,15 @@ async def write_change(store: Store, world: World, change: Change) -> None:
     change.acked = time.monotonic()
 
 
+class ChangeTracker(Protocol):
+    """Something else that follows each change (bench/dataplane.py's proxies)."""
+
+    @property
+    def pending(self) -> Container[str]: ...
+
+    def add(self, change: Change) -> None: ...
+
+
 async def flip(
     store: Store,
     world: World,
@@ -542,8 +551,10 @@ async def flip(
     rng: random.Random,
     count: int,
     rate: float,
+    trackers: Sequence[ChangeTracker] = (),
 ) -> list[Change]:
-    """`count` readiness flips of random pods, the i-th at begin + i/rate."""
+    """`count` readiness flips of random pods, the i-th at begin + i/rate; never a pod
+    whose previous flip the watch or a tracker still waits for."""
     names = sorted(world.pods)
     changes: list[Change] = []
     writes: list[asyncio.Task[None]] = []
@@ -554,12 +565,14 @@ async def flip(
         if delay > 0:
             await asyncio.sleep(delay)
         name = rng.choice(names)
-        while name in watch.pending:
+        while name in watch.pending or any(name in t.pending for t in trackers):
             name = rng.choice(names)
         ready = not world.ready[name]
         world.ready[name] = ready
         change = Change(name, ready, scheduled)
         watch.pending[name] = change
+        for tracker in trackers:
+            tracker.add(change)
         changes.append(change)
         writes.append(asyncio.create_task(write_change(store, world, change)))
     await asyncio.gather(*writes)

@@ -53,17 +53,21 @@ IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 
 
-class Route(Protocol):
-    """What a listener asks of its owner. `pick` returns None when there is no endpoint
+class Chooser(Protocol):
+    """What any listener asks of its owner. `pick` returns None when there is no endpoint
     (left to try): the connection is refused, the datagram dropped."""
-
-    connect_timeout: float
 
     def pick(self, client_ip: str, tried: Sequence[Target]) -> Target | None: ...
 
     def source_ip(self, client_ip: str) -> str | None:
         """The address the upstream side binds before connecting (None: any)."""
         ...
+
+
+class Route(Chooser, Protocol):
+    """A TCP listener's owner: the choice, and what to hear of each connection."""
+
+    connect_timeout: float
 
     def connect_failed(self, target: Target, error: BaseException) -> None: ...
 
@@ -288,18 +292,22 @@ async def _connect_from(
         # Leave the port to connect(): with bind()'s own choice every upstream socket
         # of one source address would need a distinct port.
         sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-        try:
-            sock.bind((source_ip, 0))
-        except OSError as err:
-            if err.errno != errno.EADDRNOTAVAIL:
-                raise
-            # Not an address of this host (lab mode, a remote client): the pod sees
-            # the proxy's address instead.
+        _bind_source(sock, source_ip)
         await loop.sock_connect(sock, (target.ip, target.port))
         await loop.create_connection(upstream.itself, sock=sock)
     except BaseException:
         sock.close()
         raise
+
+
+def _bind_source(sock: socket.socket, source_ip: str) -> None:
+    """Send from `source_ip` when it is an address of this host; when it is not (lab
+    mode, a remote client) the pod sees the proxy's address instead."""
+    try:
+        sock.bind((source_ip, 0))
+    except OSError as err:
+        if err.errno != errno.EADDRNOTAVAIL:
+            raise
 
 
 def _set_linger_reset(transport: asyncio.BaseTransport) -> None:
@@ -413,10 +421,8 @@ class Flow:
         self.listener.close_flow(self)
 
 
-class UdpRoute(Protocol):
-    def pick(self, client_ip: str, tried: Sequence[Target]) -> Target | None: ...
-
-    def source_ip(self, client_ip: str) -> str | None: ...
+class UdpRoute(Chooser, Protocol):
+    """A UDP listener's owner: the choice, and what to hear of each flow."""
 
     def flow_opened(self, flow: Flow) -> None: ...
 
@@ -471,11 +477,7 @@ class UdpListener:
             sock.setblocking(False)
             source = self.route.source_ip(addr[0])
             if source:
-                try:
-                    sock.bind((source, 0))
-                except OSError as err:
-                    if err.errno != errno.EADDRNOTAVAIL:
-                        raise
+                _bind_source(sock, source)
             sock.connect((target.ip, target.port))
         except OSError:
             sock.close()

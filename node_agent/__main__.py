@@ -17,7 +17,7 @@ from pathlib import Path
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
-from kubelab.runtime.loop import run_actor
+from kubelab.runtime.loop import exit_with
 from kubelab.store import Store
 from node_agent import proxy_metrics, servicer
 from node_agent.agent import NodeAgent, NodeConfig
@@ -128,12 +128,7 @@ async def _wait(agent: NodeAgent, proxy: ServiceProxy | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging(f"node/{args.name}", args.log_level)
-    try:
-        code = run_actor(run(args))
-    except OSError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
-    raise SystemExit(code)
+    exit_with(run(args), log)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ from kubelab.core import kinds
 from kubelab.core.proxy_rules import served_at
 from kubelab.v1 import meta_pb2, objects_pb2
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 _GAP = 2
 
 

@@ -10,8 +10,9 @@ the same code.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -22,3 +23,15 @@ def run_actor(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def exit_with(main: Coroutine[Any, Any, int | None], log: logging.Logger) -> NoReturn:
+    """An actor process's whole life: run `main`, exit with the code it returns (0 for
+    None). An OSError (an address missing, a port taken) ends it with exit code 1 and one
+    log line rather than a traceback."""
+    try:
+        code = run_actor(main)
+    except OSError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from None
+    raise SystemExit(code or 0)

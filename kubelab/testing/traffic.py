@@ -18,7 +18,15 @@ from typing import Any
 
 
 class RequestFailed(Exception):
-    pass
+    """`cause`: the socket error or timeout; None for an answer that is not a 200 (`silent`:
+    the connection closed with no answer at all)."""
+
+    def __init__(
+        self, message: str, cause: BaseException | None = None, *, silent: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.silent = silent
 
 
 async def http_get(
@@ -38,7 +46,9 @@ async def http_get(
             finally:
                 writer.close()
     except (OSError, TimeoutError) as err:
-        raise RequestFailed(f"{ip}:{port}: {type(err).__name__}: {err}") from None
+        raise RequestFailed(f"{ip}:{port}: {type(err).__name__}: {err}", err) from None
+    if not raw:
+        raise RequestFailed(f"{ip}:{port}: closed with no answer", silent=True)
     head, _, body = raw.partition(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200"):
         raise RequestFailed(f"{ip}:{port}: {head[:60]!r}")
@@ -64,12 +74,11 @@ async def connect_outcome(ip: str, port: int, timeout: float = 2.0) -> str:
     try:
         await http_get(ip, port, timeout=timeout)
     except RequestFailed as err:
-        text = str(err)
-        if "Timeout" in text:
+        if isinstance(err.cause, TimeoutError):
             return "timeout"
-        if "Refused" in text or "Reset" in text or "IncompleteRead" in text or "b''" in text:
+        if err.silent or isinstance(err.cause, ConnectionRefusedError | ConnectionResetError):
             return "refused"
-        return text
+        return str(err)
     return "answered"
 
 

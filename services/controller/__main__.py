@@ -21,7 +21,7 @@ from prometheus_client import Gauge
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
-from kubelab.runtime.loop import run_actor
+from kubelab.runtime.loop import exit_with
 from kubelab.store import Fence, Store
 from services.controller.leader import lead_forever
 from services.controller.reconcilers import Controllers
@@ -97,11 +97,7 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging("controller", args.log_level)
-    try:
-        run_actor(run(args))
-    except OSError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    exit_with(run(args), log)
 
 
 if __name__ == "__main__":

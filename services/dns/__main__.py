@@ -36,7 +36,7 @@ from kubelab.core.validation_syntax import is_dns1123_subdomain
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
-from kubelab.runtime.loop import run_actor
+from kubelab.runtime.loop import exit_with
 from kubelab.store import Store
 from services.dns.server import QueryCollector, Responder, listen
 from services.dns.sync import ZoneSync
@@ -166,11 +166,7 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging("dns", args.log_level)
-    try:
-        run_actor(run(args))
-    except OSError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    exit_with(run(args), log)
 
 
 if __name__ == "__main__":

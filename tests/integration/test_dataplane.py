@@ -11,12 +11,15 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kubelab.client import Client
+from kubelab.client import ApiError, Client
 from kubelab.core.manifests import load_manifest_files, load_manifests
 from kubelab.testing.traffic import (
     RequestLoop,
@@ -273,30 +276,26 @@ async def test_a_service_without_endpoints_refuses_at_once(cluster: Cluster, api
         assert time.monotonic() < deadline
 
 
-async def set_env(api: Client, name: str, env: str) -> None:
+async def update(api: Client, resource: str, name: str, change: Callable[[Any], None]) -> None:
+    """Read, change, compare-and-swap; again on ABORTED (someone wrote in between)."""
     for _ in range(10):
-        pod = await api.get("pods", name)
-        assert isinstance(pod, objects_pb2.Pod)
-        pod.metadata.labels["env"] = env
+        obj = await api.get(resource, name)
+        change(obj)
         try:
-            await api.update(pod)
+            await api.update(obj)
             return
-        except Exception:
-            continue
-    raise AssertionError(f"could not relabel {name}")
+        except ApiError as err:
+            if err.code is not grpc.StatusCode.ABORTED:
+                raise
+    raise AssertionError(f"{resource}/{name} kept changing")
+
+
+async def set_env(api: Client, name: str, env: str) -> None:
+    await update(api, "pods", name, lambda pod: pod.metadata.labels.update({"env": env}))
 
 
 async def scale(api: Client, replicas: int) -> None:
-    for _ in range(10):
-        deployment = await api.get("deployments", "shop")
-        assert isinstance(deployment, objects_pb2.Deployment)
-        deployment.spec.replicas = replicas
-        try:
-            await api.update(deployment)
-            return
-        except Exception:
-            continue
-    raise AssertionError("could not scale shop")
+    await update(api, "deployments", "shop", lambda d: setattr(d.spec, "replicas", replicas))
 
 
 async def test_traffic_follows_every_change_with_no_failed_new_request(
