@@ -44,7 +44,7 @@ from kubelab.core.proxy_rules import (
     ServiceKey,
     service_rules,
 )
-from kubelab.relay import Connection, Flow, UdpListener, serve_tcp, serve_udp
+from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.runtime import sources
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import Store
@@ -230,7 +230,7 @@ class _Route:
             self.port.forget_if_idle(target)
 
 
-Listener = asyncio.Server | UdpListener
+Listener = TcpListener | UdpListener
 
 
 @dataclass(slots=True)
