@@ -15,42 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
-from collections.abc import Sequence
 
 from kubelab.core.endpoint_choice import Target
-from kubelab.relay import Connection, Flow, serve_tcp, serve_udp
+from kubelab.relay import serve_tcp, serve_udp
+from kubelab.relay.static import StaticRoute
 from kubelab.runtime.loop import run_actor
-
-
-class StaticRoute:
-    """Every connection and flow goes to one target; a failed connect is not retried."""
-
-    connect_timeout = 2.0
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-
-    def pick(self, client_ip: str, tried: Sequence[Target]) -> Target | None:
-        return None if tried else self.target
-
-    def source_ip(self, client_ip: str) -> str | None:
-        return None
-
-    def connect_failed(self, target: Target, error: BaseException) -> None:
-        print(f"relay: connect to {target} failed: {error!r}", file=sys.stderr, flush=True)
-
-    def opened(self, conn: Connection) -> None:
-        pass
-
-    def closed(self, conn: Connection) -> None:
-        pass
-
-    def flow_opened(self, flow: Flow) -> None:
-        pass
-
-    def flow_closed(self, flow: Flow) -> None:
-        pass
 
 
 def mapping(text: str) -> tuple[int, Target]:

@@ -28,6 +28,8 @@ class EtcdConfig:
     peer_port: int
     host: str = "127.0.0.1"
     name: str = "kubelab"
+    # `name=http://host:peer,...` of every member; "" for a cluster of this one alone.
+    initial_cluster: str = ""
 
     @property
     def client_address(self) -> str:
@@ -51,7 +53,7 @@ class EtcdConfig:
             "--initial-advertise-peer-urls",
             peer,
             "--initial-cluster",
-            f"{self.name}={peer}",
+            self.initial_cluster or f"{self.name}={peer}",
             "--log-level",
             "warn",
             # Keep history bounded: watches older than this relist (DESIGN §3).

@@ -2,8 +2,11 @@
 
 Serves `kubelab.v1.NodeAgent` on NODE_IP:AGENT_PORT with gRPC health
 (SERVING once registered, synced and proxying) and reflection, and proxies
-Service traffic on this node (node_agent/proxy.py) unless `--no-proxy`. SIGTERM/SIGINT: stop
-every pod gracefully, revoke the lease, exit.
+Service traffic on this node (node_agent/proxy.py) unless `--no-proxy`: NodePorts on
+--node-ip and every --external-ip. `--lab-network` (a container with NET_ADMIN, lab mode)
+makes the pod CIDR and the service CIDR local, routes to other nodes' pods and forwards
+--cluster-dns to --dns-upstream (node_agent/lab_network.py). SIGTERM/SIGINT: stop every
+pod gracefully, revoke the lease, exit.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import signal
 from pathlib import Path
 
+from kubelab.core.endpoint_choice import Target
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
@@ -21,6 +25,7 @@ from kubelab.runtime.loop import exit_with
 from kubelab.store import Store
 from node_agent import proxy_metrics, servicer
 from node_agent.agent import NodeAgent, NodeConfig
+from node_agent.lab_network import LabNetwork, LabNetworkConfig
 from node_agent.proxy import ServiceProxy
 
 log = logging.getLogger("node_agent")
@@ -29,7 +34,13 @@ log = logging.getLogger("node_agent")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="node_agent", description=__doc__)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--node-ip", required=True)
+    parser.add_argument("--node-ip", required=True, help="the InternalIP: agent, pods' gateway")
+    parser.add_argument(
+        "--external-ip",
+        action="append",
+        default=[],
+        help="another address of this node (ExternalIP) where NodePorts answer; repeatable",
+    )
     parser.add_argument("--pod-cidr", required=True)
     parser.add_argument("--etcd", default="127.0.0.1:2379")
     parser.add_argument("--agent-port", type=int, default=10250)
@@ -42,8 +53,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=0.5, help="proxy to endpoint")
     parser.add_argument("--udp-idle-timeout", type=float, default=30.0)
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
+    parser.add_argument(
+        "--lab-network", action="store_true", help="set up lab-mode routes (needs NET_ADMIN)"
+    )
+    parser.add_argument("--service-cidr", default="10.96.0.0/16", help="with --lab-network")
+    parser.add_argument("--cluster-dns", default="", help="with --lab-network: e.g. 10.96.0.10")
+    parser.add_argument(
+        "--dns-upstream", default="", help="with --cluster-dns: the DNS actor's host:port"
+    )
     parser.add_argument("--log-level", default=None)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.cluster_dns and not args.dns_upstream:
+        parser.error("--cluster-dns needs --dns-upstream")
+    if args.dns_upstream:
+        host, _, port = args.dns_upstream.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error(f"--dns-upstream: {args.dns_upstream!r} is not host:port")
+    return args
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -55,15 +81,32 @@ async def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         lease_ttl=args.lease_ttl,
         restart_backoff=args.restart_backoff,
+        external_ips=tuple(args.external_ip),
     )
     store = Store(args.etcd)
+    network = None
+    if args.lab_network:
+        upstream = None
+        if args.dns_upstream:
+            host, _, port = args.dns_upstream.rpartition(":")
+            upstream = Target(host, int(port))
+        network = LabNetwork(
+            store,
+            LabNetworkConfig(
+                node_name=args.name,
+                pod_cidr=args.pod_cidr,
+                service_cidr=args.service_cidr,
+                cluster_dns=args.cluster_dns,
+                dns_upstream=upstream,
+            ),
+        )
     agent = NodeAgent(store, config)
     proxy = None
     if not args.no_proxy:
         proxy = ServiceProxy(
             store,
             node_name=args.name,
-            node_ips=[args.node_ip],
+            node_ips=[args.node_ip, *args.external_ip],
             connect_timeout=args.connect_timeout,
             udp_idle_timeout=args.udp_idle_timeout,
         )
@@ -80,7 +123,7 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    starting = asyncio.create_task(_start(agent, proxy))
+    starting = asyncio.create_task(_start(agent, proxy, network))
     await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
     if starting.done():
         starting.result()
@@ -99,6 +142,8 @@ async def run(args: argparse.Namespace) -> int:
     if proxy is not None:
         await proxy.stop()
     await agent.stop()
+    if network is not None:
+        await network.stop()
     await server.stop(grace=2)
     if metrics:
         metrics.close()
@@ -106,7 +151,9 @@ async def run(args: argparse.Namespace) -> int:
     return exit_code
 
 
-async def _start(agent: NodeAgent, proxy: ServiceProxy | None) -> None:
+async def _start(agent: NodeAgent, proxy: ServiceProxy | None, network: LabNetwork | None) -> None:
+    if network is not None:
+        await network.start()  # before any pod: pods bind addresses it makes local
     await agent.start()
     if proxy is not None:
         await proxy.start()

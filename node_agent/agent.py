@@ -59,6 +59,7 @@ class NodeConfig:
     data_dir: Path
     lease_ttl: int = 2
     restart_backoff: float = 1.0
+    external_ips: tuple[str, ...] = ()
 
 
 def node_object(config: NodeConfig) -> objects_pb2.Node:
@@ -70,6 +71,8 @@ def node_object(config: NodeConfig) -> objects_pb2.Node:
     node.spec.pod_cidr = config.pod_cidr
     node.spec.pod_cidrs.append(config.pod_cidr)
     node.status.addresses.add(type="InternalIP", address=config.node_ip)
+    for address in config.external_ips:
+        node.status.addresses.add(type="ExternalIP", address=address)
     node.status.addresses.add(type="Hostname", address=config.name)
     node.status.daemon_endpoints.kubelet_endpoint.port = config.agent_port
     return node

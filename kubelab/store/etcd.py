@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,21 +93,50 @@ def create_revision_is(key: bytes, revision: int) -> etcdrpc.Compare:
     )
 
 
+def channel_target(endpoints: str) -> tuple[str, int]:
+    """aetcd's (host, port) for `host:port`, or for several members `a:2379,b:2379,...`.
+
+    aetcd dials `f"{host}:{port}"`, so several members become one gRPC `ipv4:` target
+    listing every address (names are resolved once, here): gRPC's pick_first policy
+    keeps to one member and moves to the next when that one goes away, which is the
+    failover an etcd client does."""
+    members = [m.strip() for m in endpoints.split(",") if m.strip()]
+    if not members:
+        raise ValueError("no etcd endpoint given")
+    pairs = []
+    for member in members:
+        host, colon, port = member.rpartition(":")
+        if not colon or not port.isdigit():
+            raise ValueError(f"etcd endpoint {member!r} is not host:port")
+        pairs.append((host or "127.0.0.1", int(port)))
+    if len(pairs) == 1:
+        return pairs[0]
+    addresses = [f"{socket.gethostbyname(host)}:{port}" for host, port in pairs]
+    last_host, last_port = addresses[-1].rsplit(":", 1)
+    return "ipv4:" + ",".join([*addresses[:-1], last_host]), int(last_port)
+
+
 class EtcdConnection:
     def __init__(self, endpoint: str, *, timeout: float = 5.0) -> None:
-        host, _, port = endpoint.rpartition(":")
+        host, port = channel_target(endpoint)
         self.endpoint = endpoint
         self.timeout = timeout
         self._batcher = TxnBatcher(self._send_txn, fatal=(StoreUnavailableError,))
         self._client = aetcd.Client(
-            host=host or "127.0.0.1",
-            port=int(port),
+            host=host,
+            port=port,
             timeout=None,
-            # gRPC's default reconnect back-off grows to 120 s; after an etcd restart
-            # we want the channel back within a second.
             options={
+                # gRPC's default reconnect back-off grows to 120 s; after an etcd
+                # restart we want the channel back within a second.
                 "grpc.initial_reconnect_backoff_ms": 100,
                 "grpc.max_reconnect_backoff_ms": 1000,
+                # A member that is frozen or cut off answers nothing, not even a reset:
+                # pings on the open watches find it out, so pick_first moves on. etcd
+                # answers pings more often than its --grpc-keepalive-min-time (5 s)
+                # by closing the connection.
+                "grpc.keepalive_time_ms": 10_000,
+                "grpc.keepalive_timeout_ms": 3_000,
             },
         )
 
