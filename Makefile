@@ -47,3 +47,7 @@ bench: $(BIN)/kubelab          ## every benchmark the README quotes (dns and dat
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: image
+image:                         ## the kubelab container image (kubelab:latest), no registry needed
+	compose/build-image.sh

@@ -24,8 +24,11 @@ address encoded once. Bodies are read by Content-Length; a chunked request gets
 SIGTERM (or SIGINT) is a graceful stop, what a Deployment's rolling update
 expects of a pod: the listeners close at once, idle keep-alive connections
 close, a connection in the middle of a request gets its response (with
-`Connection: close`) and then closes; the process exits 0 once no connection
-is left. The kubelet's grace period bounds the wait from outside.
+`Connection: close`) and then closes, and a connection that has not sent its
+first request yet gets up to 2 s to send it (as Go's http.Server.Shutdown
+treats new connections: a proxy may have picked the pod just before it left
+the endpoints); the process exits 0 once no connection is left. The kubelet's
+grace period bounds the wait from outside.
 
 A port that cannot be bound (taken, or below the host's unprivileged port
 start without privileges) ends the process with exit code 1 and a message on
@@ -49,6 +52,9 @@ from kubelab.runtime.loop import run_actor
 __all__ = ["EchoConfig", "EchoServer", "main", "parse_args"]
 
 _MAX_HEAD = 64 * 1024
+# On a graceful stop, how long a connection that has not sent its first request yet
+# may still send it.
+NEW_CONNECTION_GRACE = 2.0
 _JSON_TYPE = b"application/json"
 _TEXT_TYPE = b"text/plain; charset=utf-8"
 _CLOSE = b"Connection: close\r\n"
@@ -133,12 +139,13 @@ class EchoServer:
 
 
 class HttpProtocol(asyncio.Protocol):
-    __slots__ = ("buffer", "client", "server", "transport")
+    __slots__ = ("buffer", "client", "served", "server", "transport")
 
     def __init__(self, server: EchoServer) -> None:
         self.server = server
         self.buffer = b""
         self.client = b""
+        self.served = 0
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -151,8 +158,19 @@ class HttpProtocol(asyncio.Protocol):
         self.server.forget(self)
 
     def drain(self) -> None:
+        if self.buffer or self.transport is None:
+            return  # a request is in progress: it is answered, with Connection: close
+        if self.served:
+            self.transport.close()  # an idle keep-alive connection
+            return
+        # A new connection whose request has not arrived yet: its client (or a proxy
+        # that picked this pod just before it left the endpoints) is about to send it,
+        # so wait for it a little, as Go's http.Server.Shutdown does for new connections.
+        asyncio.get_running_loop().call_later(NEW_CONNECTION_GRACE, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
         if not self.buffer and self.transport is not None:
-            self.transport.close()  # idle keep-alive connection
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -195,6 +213,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(self.buffer) < end + 4 + length:
             return False  # the body is still coming
         self.buffer = self.buffer[end + 4 + length :]
+        self.served += 1
         if not keep_alive or self.server.draining:
             self._route(method, target, _CLOSE)
         else:

@@ -8,7 +8,9 @@ never touches another's listeners; a change of endpoints only swaps the port's
 endpoint set, the listeners stay bound.
 
 Listeners (`kubelab.relay`): a ClusterIP:port listener and, for NodePort and
-LoadBalancer Services, a listener per node address on the nodePort. In embedded
+LoadBalancer Services, a listener per node address on the nodePort; for a
+LoadBalancer with `externalTrafficPolicy: Local`, the health check server on
+its healthCheckNodePort (`node_agent.health_check`) too. In embedded
 mode every node agent shares one network namespace, so every agent binds the
 same ClusterIP:port with SO_REUSEPORT and the kernel spreads new connections
 (and UDP flows) over them: any agent can serve any ClusterIP, and a node that
@@ -42,6 +44,8 @@ from kubelab.core.proxy_rules import (
     NodeAddresses,
     PortRules,
     ServiceKey,
+    health_check_frontends,
+    local_ready_endpoints,
     service_rules,
 )
 from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
@@ -49,6 +53,7 @@ from kubelab.runtime import sources
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import Store
 from kubelab.v1 import objects_pb2
+from node_agent.health_check import ServiceHealth
 
 log = logging.getLogger("node_agent.proxy")
 
@@ -237,6 +242,7 @@ Listener = TcpListener | UdpListener
 class _Service:
     ports: dict[tuple[str, str], _Port] = field(default_factory=dict)
     listeners: dict[Frontend, tuple[Listener, _Port]] = field(default_factory=dict)
+    health: ServiceHealth | None = None
 
 
 class BindError(OSError):
@@ -310,6 +316,8 @@ class ServiceProxy:
             for listener, _ in service.listeners.values():
                 listener.close()
             service.listeners.clear()
+            if service.health is not None:
+                service.health.close()
         deadline = asyncio.get_running_loop().time() + grace
         while any(p.connections() for s in self.services.values() for p in s.ports.values()):
             if asyncio.get_running_loop().time() > deadline:
@@ -378,9 +386,15 @@ class ServiceProxy:
         return service_rules(service, slices, self.node_ips)
 
     async def _sync(self, key: ServiceKey) -> None:
-        await self._apply(key, self._desired(key))
+        service = self.services_informer.get(key)
+        health: tuple[Frontend, ...] = ()
+        if isinstance(service, objects_pb2.Service):
+            health = health_check_frontends(service, self.node_ips)
+        await self._apply(key, self._desired(key), health)
 
-    async def _apply(self, key: ServiceKey, desired: tuple[PortRules, ...]) -> None:
+    async def _apply(
+        self, key: ServiceKey, desired: tuple[PortRules, ...], health: tuple[Frontend, ...] = ()
+    ) -> None:
         current = self.services.setdefault(key, _Service())
         changed = False
         wanted = {rules.identity: rules for rules in desired}
@@ -410,7 +424,18 @@ class ServiceProxy:
                 continue
             current.listeners[frontend] = (listener, port)
             log.info("svc=%s/%s: listening on %s", *key, frontend)
-        if not current.ports and not current.listeners:
+        if health and current.health is None:
+            ports = current.ports.values()  # a live view: the count follows every update
+            current.health = ServiceHealth(
+                key, lambda: local_ready_endpoints((p.rules for p in ports), self.node_name)
+            )
+        if current.health is not None:
+            for frontend, problem in await current.health.ensure(health):
+                self.bind_failures += 1
+                failed.append(f"{frontend} ({problem.strerror or problem})")
+            if not current.health.listeners and not health:
+                current.health = None
+        if not current.ports and not current.listeners and current.health is None:
             del self.services[key]
         if changed and self.on_programmed is not None:
             backends = tuple(b for p in current.ports.values() for b in p.rules.backends)

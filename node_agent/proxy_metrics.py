@@ -56,10 +56,19 @@ class ProxyCollector(Collector):
         listeners = GaugeMetricFamily(
             "kubelab_proxy_listeners", "Frontends this node listens on", labels=["scope"]
         )
+        health_checks = CounterMetricFamily(
+            "kubelab_proxy_health_checks",
+            "Requests answered on a healthCheckNodePort, by HTTP status (503: no local endpoint)",
+            labels=["service", "code"],
+        )
         per_scope: dict[str, int] = {}
         for (namespace, name), service in self.proxy.services.items():
-            for frontend in service.listeners:
+            health = service.health.listeners if service.health is not None else {}
+            for frontend in [*service.listeners, *health]:
                 per_scope[frontend.scope] = per_scope.get(frontend.scope, 0) + 1
+            if service.health is not None:
+                for code, count in sorted(service.health.answered.items()):
+                    health_checks.add_metric([f"{namespace}/{name}", str(code)], count)
             for port in service.ports.values():
                 svc = f"{namespace}/{name}"
                 port_name = port.rules.name or str(port.rules.port)
@@ -90,6 +99,7 @@ class ProxyCollector(Collector):
             refused,
             listeners,
             bind_failures,
+            health_checks,
         )
 
 

@@ -118,6 +118,20 @@ def _summary(state: lab.ClusterState, home: Path) -> list[str]:
     "--dns-health-port", type=click.IntRange(0, 65535), help="DNS gRPC health port (0: any)."
 )
 @click.option(
+    "--cloud-port", type=click.IntRange(0, 65535), help="cloud-stub gRPC port (0: any free)."
+)
+@click.option(
+    "--cloud-metrics-port",
+    type=click.IntRange(0, 65535),
+    help="cloud-stub /metrics port (0: any free).",
+)
+@click.option(
+    "--lb-pool",
+    default=lab.DEFAULT_LB_POOL,
+    show_default=True,
+    help="Range the cloud-stub takes LoadBalancer IPs from.",
+)
+@click.option(
     "--nodes",
     type=click.IntRange(0, 250),
     default=lab.DEFAULT_NODES,
@@ -145,6 +159,9 @@ def up(
     controller_port: int | None,
     dns_port: int | None,
     dns_health_port: int | None,
+    cloud_port: int | None,
+    cloud_metrics_port: int | None,
+    lb_pool: str,
     nodes: int,
     node_ip_base: str,
     pod_network: str,
@@ -152,7 +169,8 @@ def up(
     """Start an embedded cluster in the background, wait until it is ready.
 
     Default ports: apiserver 6443, etcd 2379/2380, cluster DNS 127.96.0.10:53
-    (10053 without root); a default port that is taken is replaced by a free one.
+    (10053 without root), cloud-stub 10258 (metrics 10263); a default port that is
+    taken is replaced by a free one.
     State lives in $KUBELAB_HOME (default ~/.kubelab).
     """
     ports = {
@@ -162,6 +180,8 @@ def up(
         lab.CONTROLLER_PORT.name: controller_port,
         lab.DNS_PORT.name: dns_port,
         lab.DNS_HEALTH.name: dns_health_port,
+        lab.CLOUD_PORT.name: cloud_port,
+        lab.CLOUD_METRICS.name: cloud_metrics_port,
     }
     config = lab.default_config(
         ports=ports,
@@ -170,6 +190,7 @@ def up(
         nodes=nodes,
         node_ip_base=node_ip_base,
         pod_network=pod_network,
+        lb_pool=lb_pool,
     )
     try:
         with ProgressReporter(Console(stderr=True)) as reporter:

@@ -165,8 +165,23 @@ def describe_service(
         doc.field("HealthCheck NodePort", spec.health_check_node_port)
     if spec.publish_not_ready_addresses:
         doc.field("Publish Not Ready Addresses", "true")
+    if kind == "LoadBalancer" or svc.status.conditions:
+        _condition_table(doc, svc.status.conditions)
     _endpoint_table(doc, slices)
     return doc.render()
+
+
+def _condition_table(doc: Doc, conditions: Sequence[meta_pb2.Condition]) -> None:
+    """A Service's conditions in full: for a LoadBalancer the reason and message say why
+    it has no address yet (pool exhausted, address taken, a privileged port...)."""
+    if not conditions:
+        doc.field("Conditions", NONE)
+        return
+    rows = [["TYPE", "STATUS", "REASON", "MESSAGE"]]
+    rows += [[c.type, c.status, c.reason or NONE, c.message or NONE] for c in conditions]
+    doc.heading("Conditions:")
+    for line in render(rows):
+        doc.heading(line, level=1)
 
 
 def _condition(cond: objects_pb2.EndpointConditions, key: str) -> str:

@@ -1,4 +1,4 @@
-"""ClusterIP and NodePort allocation: pure choice, no I/O.
+"""ClusterIP, NodePort and healthCheckNodePort allocation: pure choice, no I/O.
 
 A *claim* is one allocated thing: a ClusterIP, a NodePort for one protocol, a
 LoadBalancer IP. The store writes one etcd key per claim in the same
@@ -13,9 +13,13 @@ for, given what is already taken:
   apiservers rarely collide; a linear scan from a random start guarantees an
   answer when the range is nearly full).
 * `service_claims(svc)` lists the claims a Service holds, and
-  `assign_service(...)` fills in the Service's missing clusterIP and
-  nodePorts, returning the claims to make and field errors for requested
-  values that are out of range.
+  `assign_service(...)` fills in the Service's missing clusterIP, nodePorts
+  and healthCheckNodePort, returning the claims to make and field errors for
+  requested values that are out of range.
+* A `LoadBalancer` Service with `externalTrafficPolicy: Local` also holds a
+  healthCheckNodePort, which kube-proxy serves over HTTP: Kubernetes takes it
+  from the NodePort range, so it is a TCP NodePort claim like any other (it
+  can collide with no nodePort of any Service, its own included).
 
 Kubernetes keeps the same allocation state as a bitmap in one key, which
 serialises every create; per-claim keys let unrelated creates commit in
@@ -33,7 +37,11 @@ from enum import StrEnum
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
+from kubelab.core.validation_services import needs_health_check
 from kubelab.v1 import objects_pb2
+
+HEALTH_CHECK_FIELD = "spec.healthCheckNodePort"
+PORT_TAKEN = "provided port is already allocated"
 
 
 class ClaimKind(StrEnum):
@@ -183,6 +191,14 @@ def needs_node_ports(svc: objects_pb2.Service) -> bool:
     return svc.spec.type in ("NodePort", "LoadBalancer")
 
 
+def health_check_claim(svc: objects_pb2.Service) -> Claim | None:
+    """The claim of `svc`'s healthCheckNodePort, None when it has none. TCP: the port
+    answers HTTP (kube-proxy's service health server)."""
+    if needs_health_check(svc) and svc.spec.health_check_node_port:
+        return Claim.node_port("TCP", svc.spec.health_check_node_port)
+    return None
+
+
 def service_claims(svc: objects_pb2.Service) -> frozenset[Claim]:
     """The claims a stored (fully allocated) Service holds."""
     claims: set[Claim] = set()
@@ -192,6 +208,9 @@ def service_claims(svc: objects_pb2.Service) -> frozenset[Claim]:
         for port in svc.spec.ports:
             if port.node_port:
                 claims.add(Claim.node_port(port.protocol, port.node_port))
+    health = health_check_claim(svc)
+    if health is not None:
+        claims.add(health)
     return frozenset(claims)
 
 
@@ -210,18 +229,31 @@ def assign_service(
     held: frozenset[Claim] = frozenset(),
     rng: random.Random,
 ) -> Assignment:
-    """Fill in `svc`'s missing clusterIP and nodePorts in place.
+    """Fill in `svc`'s missing clusterIP, nodePorts and healthCheckNodePort in place.
 
     `held` are the claims the Service already owns (on update): they count as
     free for it. Requested values out of range give field errors; a requested
     value that is taken is left to the store's transaction to refuse, so the
     answer is right even when the caller's view of `is_taken` is stale.
+    Automatic picks go around every value the Service requests or already
+    chose, held or not. As in Kubernetes, the healthCheckNodePort comes after
+    the nodePorts; asking for one of the Service's own nodePorts is refused.
     Raises RangeFullError when an automatic pick finds nothing free.
     """
     found: list[FieldError] = []
+    requested: set[Claim] = set()
+    if needs_node_ports(svc):
+        requested |= {
+            Claim.node_port(p.protocol, p.node_port) for p in svc.spec.ports if p.node_port
+        }
+    requested_health = health_check_claim(svc)
+    if requested_health is not None:
+        requested.add(requested_health)
 
     def taken(claim: Claim) -> bool:
-        return claim not in held and (claim in chosen or is_taken(claim))
+        if claim in chosen or claim in requested:
+            return True
+        return claim not in held and is_taken(claim)
 
     chosen: set[Claim] = set()
     if needs_cluster_ip(svc):
@@ -254,17 +286,47 @@ def assign_service(
     else:
         for port in svc.spec.ports:
             port.node_port = 0
+
+    if needs_health_check(svc):
+        problem = _assign_health_check_port(svc, ports, taken, rng)
+        if problem:
+            found.append(problem)
+        else:
+            chosen.add(Claim.node_port("TCP", svc.spec.health_check_node_port))
+    else:
+        svc.spec.health_check_node_port = 0
     return Assignment(frozenset(chosen), tuple(found))
+
+
+def _assign_health_check_port(
+    svc: objects_pb2.Service,
+    ports: NodePortAllocator,
+    taken: Callable[[Claim], bool],
+    rng: random.Random,
+) -> FieldError | None:
+    """Kubernetes' allocHealthCheckNodePort, with the apiserver's field and wording."""
+    port = svc.spec.health_check_node_port
+    if not port:
+        svc.spec.health_check_node_port = ports.pick("TCP", taken, rng)
+        return None
+    problem = ports.check_requested(HEALTH_CHECK_FIELD, port)
+    if problem:
+        return problem
+    own = {Claim.node_port(p.protocol, p.node_port) for p in svc.spec.ports if p.node_port}
+    if Claim.node_port("TCP", port) in own:
+        return errors.invalid(HEALTH_CHECK_FIELD, port, PORT_TAKEN)
+    return None
 
 
 def keep_allocated_values(old: objects_pb2.Service, new: objects_pb2.Service) -> None:
     """On update, reconcile a manifest with what the server allocated, as Kubernetes does.
 
-    A manifest that leaves out clusterIP or nodePorts keeps the allocated ones
-    (`kubectl apply` of the same file twice changes nothing). When the type
-    changes, values that only the old type uses and that the user left as they
-    were are dropped (Kubernetes' `dropTypeDependentFields`), so re-applying
-    `get -o yaml` output with a new type works.
+    A manifest that leaves out clusterIP, nodePorts or healthCheckNodePort
+    keeps the allocated ones (`kubectl apply` of the same file twice changes
+    nothing). When the type (or external policy) changes, values that only the
+    old spec uses and that the user left as they were are dropped (Kubernetes'
+    `dropTypeDependentFields`), so re-applying `get -o yaml` output with a new
+    type works.
     """
     if needs_cluster_ip(new) and needs_cluster_ip(old) and not new.spec.cluster_ip:
         new.spec.cluster_ip = old.spec.cluster_ip
@@ -295,7 +357,12 @@ def keep_allocated_values(old: objects_pb2.Service, new: objects_pb2.Service) ->
         if old.spec.type in external and not new.spec.external_ips:
             if new.spec.external_traffic_policy == old.spec.external_traffic_policy:
                 new.spec.external_traffic_policy = ""
-    if new.spec.type != "LoadBalancer" and (
-        new.spec.health_check_node_port == old.spec.health_check_node_port
-    ):
+    # Kubernetes' patchAllocatedValues and dropTypeDependentFields for the health check
+    # port: kept while both need one; dropped (so released) when the new spec needs none
+    # and the user left the old value in it, e.g. re-applying `get -o yaml` output.
+    old_health = old.spec.health_check_node_port
+    if needs_health_check(new):
+        if needs_health_check(old) and not new.spec.health_check_node_port:
+            new.spec.health_check_node_port = old_health
+    elif new.spec.health_check_node_port == old_health:
         new.spec.health_check_node_port = 0

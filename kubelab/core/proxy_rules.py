@@ -14,7 +14,10 @@ it runs. Kubernetes' rules, as kube-proxy reads them:
   an address listed twice (two slices, mid-move) counts once, the ready copy
   winning;
 * `sessionAffinity: ClientIP` with `timeoutSeconds` (10800 when unset);
-  `externalTrafficPolicy` / `internalTrafficPolicy: Local`.
+  `externalTrafficPolicy` / `internalTrafficPolicy: Local`;
+* a `LoadBalancer` Service with `externalTrafficPolicy: Local` also gets
+  kube-proxy's service health server on its healthCheckNodePort
+  (`health_check_frontends`), which reports `local_ready_endpoints`.
 
 `NodeAddresses` answers "which node is this client on" from Node objects (its
 InternalIP, or its podCIDR for a pod), for `internalTrafficPolicy: Local` in
@@ -28,12 +31,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kubelab.core.endpoint_choice import Backend, Target
+from kubelab.core.validation_services import needs_health_check
 from kubelab.v1 import objects_pb2
 
 ServiceKey = tuple[str, str]
 
 CLUSTER_IP = "ClusterIP"
 NODE_PORT = "NodePort"
+HEALTH_CHECK = "HealthCheckNodePort"
 DEFAULT_AFFINITY_TIMEOUT = 10800.0
 
 
@@ -44,7 +49,7 @@ class Frontend:
     protocol: str
     ip: str
     port: int
-    scope: str  # CLUSTER_IP or NODE_PORT
+    scope: str  # CLUSTER_IP, NODE_PORT or HEALTH_CHECK
 
     def __str__(self) -> str:
         return f"{self.ip}:{self.port}/{self.protocol}"
@@ -169,6 +174,25 @@ def service_rules(
 def has_local_endpoint(backends: Iterable[Backend], node: str) -> bool:
     """Whether a Local-policy frontend on `node` has anything to send to."""
     return any(b.node == node and (b.ready or (b.serving and b.terminating)) for b in backends)
+
+
+def health_check_frontends(
+    service: objects_pb2.Service, node_ips: Sequence[str]
+) -> tuple[Frontend, ...]:
+    """Where this node answers `service`'s health checks: its healthCheckNodePort on each
+    node address (kube-proxy listens on its nodePortAddresses), HTTP over TCP."""
+    port = service.spec.health_check_node_port
+    if not port or not needs_health_check(service):
+        return ()
+    return tuple(Frontend("TCP", ip, port, HEALTH_CHECK) for ip in node_ips)
+
+
+def local_ready_endpoints(rules: Iterable[PortRules], node: str) -> int:
+    """The `localEndpoints` a health check on `node` reports: the Service's ready endpoints
+    there, counted by address over all its ports (kube-proxy's LocalReadyEndpoints: a pod
+    serving 80 and 443 is one). Serving-but-terminating ones do not count, so a load
+    balancer moves away from a node whose pods are all going."""
+    return len({b.target.ip for r in rules for b in r.backends if b.node == node and b.ready})
 
 
 class NodeAddresses:

@@ -11,6 +11,15 @@ can only look like "claim missing" (and restoring a claim that exists is
 refused by its `version == 0` compare), and a Service deleted in between can
 only look like "claim orphaned" (and releasing checks the owner uid, which
 the delete already removed). Neither race leads to a wrong write.
+
+LoadBalancer address claims (`lbips`) are left out entirely: they belong to the
+cloud-stub, which writes each in one transaction with its load balancer record
+(keyed by the Service's namespace/name) and releases it when the controller
+deletes the load balancer. A Service that is gone does not mean its address is
+free: until the controller's DeleteLoadBalancer, the cloud-stub still listens on
+it, and repair releasing the claim would let another Service be handed the same
+address (DESIGN §8 invariant 1). Nor does a Service's spec name its address, so
+there is nothing for repair to restore.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from kubelab.core.allocators import Claim, service_claims
+from kubelab.core.allocators import Claim, ClaimKind, service_claims
 from kubelab.v1 import objects_pb2
 
 
@@ -38,7 +47,11 @@ class RepairPlan:
 
 def plan_repair(services: Sequence[objects_pb2.Service], claims: Mapping[Claim, str]) -> RepairPlan:
     owners = {svc.metadata.uid for svc in services}
-    orphaned = {claim: uid for claim, uid in claims.items() if uid not in owners}
+    orphaned = {
+        claim: uid
+        for claim, uid in claims.items()
+        if uid not in owners and claim.kind is not ClaimKind.LB_IP
+    }
     missing: list[tuple[objects_pb2.Service, Claim]] = []
     contested: list[tuple[objects_pb2.Service, Claim, str]] = []
     for svc in services:

@@ -1,6 +1,6 @@
 """The embedded launcher: `kubelab up` / `down` / `status` without a container runtime.
 
-`up` starts etcd and the apiserver (later the controller and node agents) as
+`up` starts etcd, the apiserver, the cloud-stub, the controller, DNS and the node agents as
 detached local processes on loopback, waits until each is ready, and records
 them in `$KUBELAB_HOME/cluster.json`, where the CLI and SDK find the
 apiserver; `down` stops exactly those processes; `status` reports on them.
@@ -44,9 +44,12 @@ from kubelab.lab.processes import (
 from kubelab.lab.specs import (
     API,
     APISERVER,
+    CLOUD_METRICS,
+    CLOUD_PORT,
     CLUSTER_DOMAIN,
     CONTROLLER,
     CONTROLLER_PORT,
+    DEFAULT_LB_POOL,
     DEFAULT_NODE_IP_BASE,
     DEFAULT_NODE_PORT_RANGE,
     DEFAULT_NODES,
@@ -66,6 +69,7 @@ from kubelab.lab.specs import (
     PortSpec,
     ProcessSpec,
     check_config,
+    cloud_spec,
     cluster_stages,
     default_config,
     node_spec,
@@ -76,9 +80,12 @@ from kubelab.lab.state import ClusterState, read_state
 __all__ = [
     "API",
     "APISERVER",
+    "CLOUD_METRICS",
+    "CLOUD_PORT",
     "CLUSTER_DOMAIN",
     "CONTROLLER",
     "CONTROLLER_PORT",
+    "DEFAULT_LB_POOL",
     "DEFAULT_NODES",
     "DEFAULT_NODE_IP_BASE",
     "DEFAULT_NODE_PORT_RANGE",
@@ -108,6 +115,7 @@ __all__ = [
     "Reporter",
     "UpResult",
     "check_config",
+    "cloud_spec",
     "cluster_stages",
     "default_config",
     "dns_answering",

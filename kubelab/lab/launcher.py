@@ -127,6 +127,7 @@ def up(config: LabConfig, reporter: Reporter | None = None) -> UpResult:
                 "home": str(config.home),
                 "service_cidr": config.service_cidr,
                 "node_port_range": config.node_port_range,
+                "lb_pool": config.lb_pool,
                 "cluster_domain": CLUSTER_DOMAIN,
             },
         )

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kubelab import home as kubelab_home
 from kubelab.core.allocators import ClusterIPAllocator, PortRange
+from kubelab.core.lb_pool import LbPool
 from kubelab.etcd_process import EtcdConfig
 from kubelab.lab.errors import LabError
 from kubelab.lab.probes import dns_answering, etcd_healthy, grpc_serving
@@ -35,6 +36,7 @@ DEFAULT_NODE_PORT_RANGE = "30000-32767"
 DEFAULT_NODES = 3
 DEFAULT_NODE_IP_BASE = "127.10.0.0"
 DEFAULT_POD_NETWORK = "127.244.0.0/16"
+DEFAULT_LB_POOL = "127.200.0.0/24"
 NODE_AGENT_PORT = 10250
 NODE_METRICS_PORT = 10249  # kube-proxy's metrics port
 
@@ -75,6 +77,8 @@ class LabConfig:
     nodes: int = DEFAULT_NODES
     node_ip_base: str = DEFAULT_NODE_IP_BASE
     pod_network: str = DEFAULT_POD_NETWORK
+    # The cloud-stub's external IPs for LoadBalancer Services.
+    lb_pool: str = DEFAULT_LB_POOL
 
     @property
     def dns_ip(self) -> str:
@@ -160,6 +164,7 @@ def default_config(
     nodes: int = DEFAULT_NODES,
     node_ip_base: str = DEFAULT_NODE_IP_BASE,
     pod_network: str = DEFAULT_POD_NETWORK,
+    lb_pool: str = DEFAULT_LB_POOL,
 ) -> LabConfig:
     """A config for `$KUBELAB_HOME` (absolute: actors run with it as their cwd)."""
     return LabConfig(
@@ -170,6 +175,7 @@ def default_config(
         nodes=nodes,
         node_ip_base=node_ip_base,
         pod_network=pod_network,
+        lb_pool=lb_pool,
     )
 
 
@@ -205,6 +211,15 @@ def check_config(config: LabConfig) -> None:
             f"embedded mode serves cluster DNS on the service CIDR's 10th address "
             f"({config.dns_ip}), which must be on loopback: choose a --service-cidr "
             "inside 127.0.0.0/8"
+        )
+    try:
+        pool = LbPool(config.lb_pool)
+    except ValueError as err:
+        raise LabError(f'invalid --lb-pool "{config.lb_pool}": {err}') from None
+    if not pool.network.is_loopback:
+        raise LabError(
+            f"embedded mode keeps LoadBalancer IPs on loopback: --lb-pool {config.lb_pool} "
+            "must be inside 127.0.0.0/8"
         )
 
 
@@ -260,10 +275,41 @@ APISERVER = ProcessSpec(
 
 
 CONTROLLER_PORT = PortSpec("controller", 10257, "--controller-port")
+# Kubernetes' cloud-controller-manager port; the cloud-stub plays the cloud behind it.
+CLOUD_PORT = PortSpec("cloud", 10258, "--cloud-port")
+CLOUD_METRICS = PortSpec("cloud-metrics", 10263, "--cloud-metrics-port")
+
+
+def cloud_spec(config: LabConfig) -> ProcessSpec:
+    """The cloud-stub: LoadBalancer IPs from the config's pool. It needs only etcd; it
+    starts beside the apiserver, so it serves before the controller asks it anything."""
+    return ProcessSpec(
+        name="cloud-stub",
+        title=f"cloud-stub (LoadBalancer IPs from {config.lb_pool})",
+        ports=(CLOUD_PORT, CLOUD_METRICS),
+        command=lambda layout: [
+            sys.executable,
+            "-m",
+            "services.cloud_stub",
+            "--listen",
+            layout.address(CLOUD_PORT.name),
+            "--etcd",
+            layout.address(ETCD_CLIENT.name),
+            "--pool",
+            layout.config.lb_pool,
+            "--metrics",
+            layout.address(CLOUD_METRICS.name),
+        ],
+        ready=lambda layout: grpc_serving(layout.address(CLOUD_PORT.name)),
+        address=CLOUD_PORT.name,
+        state_key="cloud",
+        ready_timeout=30.0,
+    )
+
 
 CONTROLLER = ProcessSpec(
     name="controller",
-    title="controller (scheduler, Deployments, node lifecycle)",
+    title="controller (scheduler, Deployments, EndpointSlices, LoadBalancers)",
     ports=(CONTROLLER_PORT,),
     command=lambda layout: [
         sys.executable,
@@ -273,6 +319,8 @@ CONTROLLER = ProcessSpec(
         layout.address(CONTROLLER_PORT.name),
         "--etcd",
         layout.address(ETCD_CLIENT.name),
+        "--cloud",
+        layout.address(CLOUD_PORT.name),
     ],
     ready=lambda layout: grpc_serving(layout.address(CONTROLLER_PORT.name)),
     address=CONTROLLER_PORT.name,
@@ -350,11 +398,12 @@ DNS = ProcessSpec(
 
 
 def cluster_stages(config: LabConfig) -> tuple[tuple[ProcessSpec, ...], ...]:
-    """The actors of an embedded cluster, in start order: etcd; the apiserver; then the
-    controller, DNS (it needs only etcd, but serves what the API wrote) and one node
-    agent per node, side by side."""
+    """The actors of an embedded cluster, in start order: etcd; the apiserver and the
+    cloud-stub (it needs only etcd; the controller calls it); then the controller, DNS
+    (it needs only etcd, but serves what the API wrote) and one node agent per node,
+    side by side."""
     nodes = tuple(node_spec(config, n) for n in range(1, config.nodes + 1))
-    return ((ETCD,), (APISERVER,), (CONTROLLER, DNS, *nodes))
+    return ((ETCD,), (APISERVER, cloud_spec(config)), (CONTROLLER, DNS, *nodes))
 
 
 def port_hosts(config: LabConfig, specs: Sequence[ProcessSpec]) -> dict[str, str]:

@@ -34,3 +34,19 @@ def serving(address: str, service: str = "") -> bool:
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kubelab.rpc.health HOST:PORT [SERVICE]`: exit 0 when SERVING, else 1
+    (a container health check: the image has no grpc_health_probe)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 2:
+        print("usage: python -m kubelab.rpc.health HOST:PORT [SERVICE]", file=sys.stderr)
+        return 2
+    return 0 if serving(*args) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

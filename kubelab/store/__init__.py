@@ -7,6 +7,7 @@ need, each in its own module:
   watches, fenced writes;
 * `liveness` — node heartbeats and pod statuses, attached to node leases;
 * `election` — leader election and the fences that make it safe;
+* `load_balancers` — the cloud-stub's load balancers and their address claims;
 * `etcd` — the shared connection: calls, group-committed transactions
   (`batching`), resumable watches, leases;
 * `keys` — the key layout, private to this package.
@@ -28,10 +29,11 @@ from kubelab.store.errors import (
 )
 from kubelab.store.etcd import Lease
 from kubelab.store.liveness import HeartbeatEvent, LivenessStore, PodKey, PodStatusEvent
+from kubelab.store.load_balancers import LbClaim, LoadBalancerStore, StoredLoadBalancer
 from kubelab.store.objects import ClaimEvent, EventType, Fence, ObjectEvent, ObjectStore
 
 
-class Store(ObjectStore, LivenessStore, ElectionStore):
+class Store(ObjectStore, LivenessStore, ElectionStore, LoadBalancerStore):
     """Typed access to the cluster state in etcd. One per actor process."""
 
 
@@ -44,6 +46,7 @@ __all__ = [
     "EventType",
     "Fence",
     "HeartbeatEvent",
+    "LbClaim",
     "Lease",
     "LeaseExpiredError",
     "NotFoundError",
@@ -54,4 +57,5 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailableError",
+    "StoredLoadBalancer",
 ]

@@ -5,7 +5,9 @@
   owner's uid and key;
 * `/registry/podstatus/<namespace>/<name>` — a pod's status, attached to its node's lease;
 * `/registry/leases/nodes/<name>` — a node agent's heartbeat, attached to its lease;
-* `/registry/elections/<name>` — an election's leader, attached to the leader's lease.
+* `/registry/elections/<name>` — an election's leader, attached to the leader's lease;
+* `/registry/cloud/loadbalancers/<namespace>/<name>` — a cloud-stub load balancer (its
+  spec and address), next to its `lbips` claim.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ ALLOCATIONS = "/registry/allocations/"
 POD_STATUS = "/registry/podstatus/"
 NODE_LEASES = "/registry/leases/nodes/"
 ELECTIONS = "/registry/elections/"
+CLOUD_LOAD_BALANCERS = "/registry/cloud/loadbalancers/"
 
 
 def object_key(info: KindInfo, namespace: str, name: str) -> bytes:
@@ -59,3 +62,7 @@ def election_key(name: str) -> bytes:
 
 def last_segments(key: bytes, prefix: str) -> list[str]:
     return key.decode()[len(prefix) :].split("/")
+
+
+def cloud_load_balancer_key(namespace: str, name: str) -> bytes:
+    return f"{CLOUD_LOAD_BALANCERS}{namespace}/{name}".encode()

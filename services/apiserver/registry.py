@@ -2,14 +2,15 @@
 
 `Registry` turns an API call into at most one etcd transaction. For a
 Service, the object and every claim it takes or releases (ClusterIP,
-NodePorts) are written in that same transaction, so no allocation can be
-duplicated or leaked, whichever of several apiservers answers. Order of work:
+NodePorts, healthCheckNodePort) are written in that same transaction, so no
+allocation can be duplicated or leaked, whichever of several apiservers
+answers. Order of work:
 
 1. defaults (Kubernetes'), then validation: bad input stops here and nothing
    is written;
-2. for Services, fill in clusterIP / nodePorts: requested values are checked
-   against the ranges, missing ones are picked from what `AllocationView`
-   believes is free;
+2. for Services, fill in clusterIP / nodePorts / healthCheckNodePort:
+   requested values are checked against the ranges, missing ones are picked
+   from what `AllocationView` believes is free;
 3. one transaction. A requested value someone else holds is refused with
    Kubernetes' words (`provided port is already allocated`); a value this
    process picked that turns out taken (another apiserver won the race) is
@@ -34,12 +35,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kubelab.core import errors, kinds, validation
 from kubelab.core.allocators import (
+    HEALTH_CHECK_FIELD,
+    PORT_TAKEN,
     Claim,
     ClaimKind,
     ClusterIPAllocator,
     NodePortAllocator,
     RangeFullError,
     assign_service,
+    health_check_claim,
     keep_allocated_values,
     service_claims,
 )
@@ -112,12 +116,10 @@ def _requested_field(svc: objects_pb2.Service, claim: Claim) -> tuple[str, objec
     protocol, _, number = claim.name.partition("/")
     for index, port in enumerate(svc.spec.ports):
         if port.node_port == int(number) and (port.protocol or "TCP") == protocol:
-            return (
-                f"spec.ports[{index}].nodePort",
-                port.node_port,
-                ("provided port is already allocated"),
-            )
-    return "spec.ports", claim.name, "provided port is already allocated"
+            return f"spec.ports[{index}].nodePort", port.node_port, PORT_TAKEN
+    if claim == health_check_claim(svc):
+        return HEALTH_CHECK_FIELD, svc.spec.health_check_node_port, PORT_TAKEN
+    return "spec.ports", claim.name, PORT_TAKEN
 
 
 class Registry:

@@ -4,6 +4,10 @@ Several may run: they elect a leader through etcd and only the leader
 reconciles (standbys wait to take over). Serves gRPC health (SERVING once
 connected, leader or standby) and reflection on --listen; the metric
 `kubelab_controller_leader` says whether this one leads.
+
+--cloud HOST:PORT names the cloud-stub (`kubelab.v1.CloudProvider`) that
+provisions `type: LoadBalancer` Services; without it they stay pending with
+the condition reason NoCloudProvider.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import exit_with
 from kubelab.store import Fence, Store
+from services.controller.cloud import CloudClient
 from services.controller.leader import lead_forever
 from services.controller.reconcilers import Controllers
 
@@ -52,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repair-period", type=float, default=30.0, help="seconds between allocation repairs"
     )
+    parser.add_argument(
+        "--cloud",
+        default="",
+        help="the cloud-stub's gRPC host:port (empty: LoadBalancer Services stay pending)",
+    )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     return parser.parse_args(argv)
@@ -66,6 +76,8 @@ async def run(args: argparse.Namespace) -> None:
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
         metrics = await serve_metrics(host or "127.0.0.1", int(port))
+    # One channel for the process's life: leadership terms come and go, the cloud stays.
+    cloud = CloudClient(args.cloud) if args.cloud else None
 
     async def lead(fence: Fence) -> None:
         await Controllers(
@@ -74,6 +86,7 @@ async def run(args: argparse.Namespace) -> None:
             node_grace=args.node_grace,
             max_endpoints=args.max_endpoints_per_slice,
             repair_period=args.repair_period,
+            cloud=cloud,
         ).run()
 
     await server.set_serving(True)
@@ -91,6 +104,8 @@ async def run(args: argparse.Namespace) -> None:
     await server.stop(grace=2)
     if metrics:
         metrics.close()
+    if cloud is not None:
+        await cloud.close()
     await store.close()
 
 

@@ -1,5 +1,9 @@
 """The controller's reconcilers: scheduler, Deployments, node lifecycle (DESIGN §2.7).
 
+EndpointSlices (`slices.py`), LoadBalancers (`load_balancers.py`) and the
+allocation repair (`repair.py`) live in their own modules; they are wired here,
+on the same informers.
+
 Plumbing only: informers feed caches, handlers enqueue keys, one worker per
 reconciler reads the caches, asks a pure planner in `kubelab.core` what to do
 (`scheduling.schedule`, `deployments.plan_deployment`,
@@ -46,6 +50,7 @@ from kubelab.store import (
     StoreUnavailableError,
 )
 from kubelab.v1 import objects_pb2
+from services.controller.load_balancers import Cloud, LoadBalancerController
 from services.controller.repair import repair_forever
 from services.controller.slices import SliceController
 
@@ -66,6 +71,7 @@ class Controllers:
         node_grace: float,
         max_endpoints: int = 100,
         repair_period: float = 30.0,
+        cloud: Cloud | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -90,6 +96,14 @@ class Controllers:
             services=self.services,
             slices=self.slices,
             max_endpoints=max_endpoints,
+        )
+        self.load_balancers = LoadBalancerController(
+            store,
+            fence,
+            services=self.services,
+            nodes=self.nodes,
+            heartbeats=self.heartbeats,
+            cloud=cloud,
         )
         self.scheduling: WorkQueue[PodKey] = WorkQueue()
         self.rollouts: WorkQueue[PodKey] = WorkQueue()
@@ -138,6 +152,7 @@ class Controllers:
                 self._worker("node-lifecycle", self.lifecycle, lambda key: self._evict()),
             ]
             tasks += [asyncio.create_task(w) for w in workers]
+            tasks.append(asyncio.create_task(self.load_balancers.run(), name="load balancers"))
             tasks.append(asyncio.create_task(self._report_synced(started=now)))
             tasks.append(
                 asyncio.create_task(repair_forever(self.store, self.fence, self.repair_period))
@@ -153,7 +168,13 @@ class Controllers:
     async def _report_synced(self, *, started: float) -> None:
         """Log (and flag in metrics) the first moment every queue has drained: the
         cluster has been reconciled once by this leader."""
-        queues = (self.scheduling, self.rollouts, self.lifecycle, self.endpoints.queue)
+        queues = (
+            self.scheduling,
+            self.rollouts,
+            self.lifecycle,
+            self.endpoints.queue,
+            self.load_balancers.queue,
+        )
         while not all(q.idle for q in queues):
             for queue in queues:
                 await queue.wait_idle()

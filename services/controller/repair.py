@@ -4,7 +4,8 @@ Every `period` seconds (and once at start): list claims, then Services
 (`kubelab.core.repair` explains why in that order), plan, and fix with
 fenced writes — orphaned claims released, missing ones restored, contested
 ones reported. Each finding is logged naming the Service and counted in
-`kubelab_allocation_repairs_total`.
+`kubelab_allocation_repairs_total`. LoadBalancer address claims are the
+cloud-stub's and never touched here (`kubelab.core.repair` says why).
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
 """A whole cluster of real processes for end-to-end tests: etcd, apiserver, a controller and
 three node agents (127.10.R.N, pods in 127.P.N.0/24 for random R and P, so they never meet a
 user's cluster or another test session),
-and helpers to wait for pods to converge."""
+and helpers to wait for pods to converge.
+
+`lb_cluster` is the same cluster plus a cloud-stub (LoadBalancer IPs from a random
+127.Q.S.0/`lb_pool_prefix` pool, S >= 100 so it never meets a pod network) whose address the
+controller gets with --cloud; the cloud-stub listens on a fixed port, so a test can kill and
+restart it under the controller."""
 
 from __future__ import annotations
 
@@ -17,11 +22,13 @@ from google.protobuf import json_format
 
 from kubelab.client import Client
 from kubelab.core.pods import is_ready
+from kubelab.testing.cloud import CloudStubProcess
 from kubelab.testing.processes import (
     ApiServerProcess,
     ControllerProcess,
     EtcdServer,
     NodeAgentProcess,
+    free_port,
 )
 from kubelab.v1 import objects_pb2
 
@@ -36,6 +43,7 @@ class Cluster:
     apiserver: ApiServerProcess
     controllers: list[ControllerProcess]
     nodes: list[NodeAgentProcess]
+    cloud: CloudStubProcess | None = None
 
     def node(self, name: str) -> NodeAgentProcess:
         return next(n for n in self.nodes if n.name == name)
@@ -50,8 +58,56 @@ def service_cidr() -> str:
 
 @pytest.fixture
 def cluster(etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path) -> Iterator[Cluster]:
+    yield from _cluster(etcd, apiserver, tmp_path)
+
+
+@pytest.fixture
+def lb_pool_prefix() -> int:
+    """The cloud-stub pool's prefix length (a test may parametrize a smaller pool)."""
+    return 28
+
+
+@pytest.fixture
+def cloud_command_prefix() -> tuple[str, ...]:
+    """What the cloud-stub runs through (a test may drop a privilege with `setpriv`)."""
+    return ()
+
+
+@pytest.fixture
+def lb_cluster(
+    etcd: EtcdServer,
+    apiserver: ApiServerProcess,
+    tmp_path: Path,
+    lb_pool_prefix: int,
+    cloud_command_prefix: tuple[str, ...],
+) -> Iterator[Cluster]:
+    pool = f"127.{random.randint(200, 250)}.{random.randint(100, 254)}.0/{lb_pool_prefix}"
+    cloud = CloudStubProcess(
+        etcd.endpoint,
+        tmp_path,
+        pool,
+        # After start's own --listen: argparse takes the last, and a fixed port lets a
+        # restarted cloud-stub be found again at the address the controller was given.
+        extra_args=("--listen", f"127.0.0.1:{free_port()}", "--check-interval", "0.3"),
+        command_prefix=cloud_command_prefix,
+    )
+    cloud.start()
+    try:
+        yield from _cluster(etcd, apiserver, tmp_path, cloud=cloud)
+    finally:
+        cloud.stop()
+
+
+def _cluster(
+    etcd: EtcdServer,
+    apiserver: ApiServerProcess,
+    tmp_path: Path,
+    *,
+    cloud: CloudStubProcess | None = None,
+) -> Iterator[Cluster]:
+    cloud_args = ("--cloud", cloud.address) if cloud is not None else ()
     controller = ControllerProcess(
-        etcd.endpoint, tmp_path, extra_args=("--node-grace", str(NODE_GRACE))
+        etcd.endpoint, tmp_path, extra_args=("--node-grace", str(NODE_GRACE), *cloud_args)
     )
     # Random node and pod networks: test sessions running side by side on one machine
     # (two developers, a benchmark) must not bind each other's node addresses.
@@ -77,7 +133,7 @@ def cluster(etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path) -> It
         for process in everything:
             process.start()
             running.append(process)
-        yield Cluster(etcd, apiserver, [controller], nodes)
+        yield Cluster(etcd, apiserver, [controller], nodes, cloud)
     finally:
         for process in reversed(running):
             process.stop()

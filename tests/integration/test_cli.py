@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop-service.yaml"
 SERVICE_CIDR = ipaddress.ip_network("127.96.0.0/16")
+# Not the default 127.200.0.0/24: a developer's own cluster may be serving it.
+LB_POOL = ipaddress.ip_network(f"127.{random.randint(200, 250)}.{random.randint(100, 254)}.0/29")
 
 
 class Kubelab:
@@ -78,6 +81,12 @@ def kubelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelab]:
         "0",
         "--dns-health-port",
         "0",
+        "--cloud-port",
+        "0",
+        "--cloud-metrics-port",
+        "0",
+        "--lb-pool",
+        str(LB_POOL),
         "--nodes",
         "0",
     )
@@ -274,3 +283,31 @@ def test_a_stopped_apiserver_is_a_clear_error(kubelab: Kubelab, tmp_path: Path) 
         "did you specify the right host or port?",
         "Is a cluster running? Start one with: kubelab up",
     ]
+
+
+def test_a_load_balancer_gets_an_address_and_describe_says_how(kubelab: Kubelab) -> None:
+    manifest = (
+        "apiVersion: v1\nkind: Service\nmetadata: {name: lb-a}\n"
+        "spec: {type: LoadBalancer, selector: {app: lb-a}, ports: [{port: 8080}]}\n"
+    )
+    kubelab.ok("apply", "-f", "-", stdin=manifest)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            rows = [line.split() for line in kubelab.ok("get", "svc", "lb-a").splitlines()]
+            if rows[1][3] != "<pending>":
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.1)
+        assert rows[0][3] == "EXTERNAL-IP" and rows[1][1] == "LoadBalancer"
+        assert ipaddress.ip_address(rows[1][3]) in LB_POOL
+        described = kubelab.ok("describe", "svc", "lb-a")
+        assert f"LoadBalancer Ingress:     {rows[1][3]}" in described
+        lines = described.splitlines()
+        at = lines.index("Conditions:")
+        assert lines[at + 1].split() == ["TYPE", "STATUS", "REASON", "MESSAGE"]
+        # No node runs here: the load balancer exists, with nowhere to send to yet.
+        assert lines[at + 2].split()[:3] == ["LoadBalancerProvisioned", "True", "Provisioned"]
+        assert "no Ready node to forward to yet" in lines[at + 2]
+    finally:
+        kubelab.ok("delete", "svc", "lb-a")

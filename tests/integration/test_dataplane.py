@@ -356,7 +356,7 @@ async def test_traffic_follows_every_change_with_no_failed_new_request(
     assert by_node.attempts > 100, "the loop did run"
 
 
-async def until_refused(ip: str, port: int, timeout: float = 5.0) -> None:
+async def until_refused(ip: str, port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while await connect_outcome(ip, port, timeout=1.0) != "refused":
         assert time.monotonic() < deadline, f"{ip}:{port} still answers"

@@ -17,6 +17,7 @@ import pytest
 
 from kubelab.testing.echo_client import eventually, http_request, tcp_roundtrip, udp_roundtrip
 from kubelab.testing.processes import REPO_ROOT, free_port
+from node_agent.echo import NEW_CONNECTION_GRACE
 
 pytestmark = pytest.mark.integration
 
@@ -162,13 +163,15 @@ async def test_udp_echoes_datagrams(echo: Echo) -> None:
 async def test_sigterm_finishes_in_flight_requests_then_exits_0(echo: Echo) -> None:
     busy_reader, busy = await asyncio.open_connection(IP, echo.http)
     idle_reader, idle = await asyncio.open_connection(IP, echo.http)
+    fresh_reader, fresh = await asyncio.open_connection(IP, echo.http)
+    silent_reader, silent = await asyncio.open_connection(IP, echo.http)
     busy.write(b"GET /in-flight HTTP/1.1\r\n")  # half a request
-    await busy.drain()
-    await asyncio.sleep(0)  # both connections are accepted before the signal
-    await http_request(IP, echo.http, "/")
+    idle.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")  # kept alive afterwards
+    assert b'"path":"/first"' in await asyncio.wait_for(idle_reader.readuntil(b"}\n"), 2)
+    await http_request(IP, echo.http, "/")  # every connection above is accepted by now
     echo.process.send_signal(signal.SIGTERM)
 
-    assert await asyncio.wait_for(idle_reader.read(), 2) == b""  # idle: closed at once
+    assert await asyncio.wait_for(idle_reader.read(), 1) == b""  # idle: closed at once
 
     async def refused() -> None:
         with pytest.raises(ConnectionRefusedError):
@@ -176,6 +179,13 @@ async def test_sigterm_finishes_in_flight_requests_then_exits_0(echo: Echo) -> N
 
     await eventually(refused, "the listener to close")
     assert echo.process.poll() is None  # still waiting for the request in flight
+    # A connection accepted before the signal whose request comes after it (a proxy
+    # picked the pod just before it left the endpoints) is still answered.
+    fresh.write(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+    late = await asyncio.wait_for(fresh_reader.read(), 2)
+    assert late.startswith(b"HTTP/1.1 200") and b"Connection: close" in late
+    # One that never sends anything is closed once that grace is over.
+    assert await asyncio.wait_for(silent_reader.read(), NEW_CONNECTION_GRACE + 2) == b""
     busy.write(b"Host: x\r\n\r\n")
     answer = await asyncio.wait_for(busy_reader.read(), 2)
     assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
@@ -187,8 +197,8 @@ async def test_sigterm_finishes_in_flight_requests_then_exits_0(echo: Echo) -> N
         return code
 
     assert await eventually(exited, "echo to exit") == 0
-    busy.close()
-    idle.close()
+    for writer in (busy, idle, fresh, silent):
+        writer.close()
 
 
 async def test_a_port_it_cannot_bind_exits_1() -> None:

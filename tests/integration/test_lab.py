@@ -37,6 +37,13 @@ FREE_PORTS = (
     "0",
     "--dns-health-port",
     "0",
+    "--cloud-port",
+    "0",
+    "--cloud-metrics-port",
+    "0",
+    # Not the default 127.200.0.0/24, which a developer's own cluster may be serving.
+    "--lb-pool",
+    "127.233.201.0/29",
     "--nodes",
     "0",
 )
@@ -90,9 +97,11 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     state = kubelab.state()
     assert state["ready"] is True
     records = kubelab.records()
-    assert [r.name for r in records] == ["etcd", "apiserver", "controller", "dns"]
+    assert [r.name for r in records] == ["etcd", "apiserver", "cloud-stub", "controller", "dns"]
     assert all(lab.process_alive(r) for r in records)
     assert state["api"] == records[1].address and state["etcd"] == records[0].address
+    assert state["cloud"] == records[2].address and state["lb_pool"] == "127.233.201.0/29"
+    assert f"--cloud {records[2].address}" in " ".join(records[3].command)
     assert health_serving(str(state["api"]))
     assert f"grpcurl -plaintext {state['api']}" in up.stdout
     assert "kubelab get svc" in up.stdout
@@ -248,6 +257,8 @@ def test_ports_picked_in_one_plan_are_distinct(tmp_path: Path) -> None:
         "controller": 0,
         "dns": 0,
         "dns-health": 0,
+        "cloud": 0,
+        "cloud-metrics": 0,
     }
     config = lab.LabConfig(home=tmp_path, ports=wishes)
     specs = [s for stage in lab.cluster_stages(config) for s in stage]

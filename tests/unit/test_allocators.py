@@ -225,3 +225,205 @@ def test_keep_allocated_values_on_reapply() -> None:
     to_cluster_ip = svc({"type": "ClusterIP", "ports": [{"port": 80, "protocol": "TCP"}]})
     keep_allocated_values(old, to_cluster_ip)
     assert to_cluster_ip.spec.ports[0].node_port == 0
+
+
+# ------------------------------------------------------------------ healthCheckNodePort
+
+
+def lb(
+    policy: str = "Local", health: int = 0, node_ports: tuple[int, ...] = (0,)
+) -> dict[str, object]:
+    """A LoadBalancer spec, one TCP port per entry of `node_ports` (0: pick one)."""
+    spec: dict[str, object] = {
+        "type": "LoadBalancer",
+        "clusterIP": "10.96.0.5",
+        "externalTrafficPolicy": policy,
+        "ports": [
+            {"name": f"p{i}", "port": 80 + i, "protocol": "TCP", "nodePort": port}
+            for i, port in enumerate(node_ports)
+        ],
+    }
+    if health:
+        spec["healthCheckNodePort"] = health
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param(
+            lb(health=30009, node_ports=(30001,)),
+            {
+                Claim.cluster_ip("10.96.0.5"),
+                Claim.node_port("TCP", 30001),
+                Claim.node_port("TCP", 30009),
+            },
+            id="local-holds-its-health-port",
+        ),
+        pytest.param(
+            lb(policy="Cluster", health=30009, node_ports=(30001,)),
+            {Claim.cluster_ip("10.96.0.5"), Claim.node_port("TCP", 30001)},
+            id="cluster-policy-holds-none",
+        ),
+    ],
+)
+def test_service_claims_health_check_port(spec: dict[str, object], expected: set[Claim]) -> None:
+    assert service_claims(svc(spec)) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "taken", "expected_health", "expected_ports"),
+    [
+        pytest.param(lb(), set(), None, None, id="picked"),
+        pytest.param(lb(health=30007), set(), 30007, None, id="requested-kept"),
+        pytest.param(
+            # Only 30000 and 30001 free: the port and the health check get one each.
+            lb(),
+            {Claim.node_port("TCP", p) for p in range(30002, 30010)},
+            None,
+            None,
+            id="never-the-own-node-port",
+        ),
+        pytest.param(
+            # A UDP nodePort on 30000 does not stop a TCP health check there.
+            lb() | {"ports": [{"port": 53, "protocol": "UDP", "nodePort": 30000}]},
+            {Claim.node_port("TCP", p) for p in range(30001, 30010)},
+            30000,
+            (30000,),
+            id="per-protocol",
+        ),
+        pytest.param(
+            # The requested health port is the only free one besides 30001: the automatic
+            # nodePort must go around it.
+            lb(health=30000),
+            {Claim.node_port("TCP", p) for p in range(30002, 30010)},
+            30000,
+            (30001,),
+            id="node-port-pick-avoids-requested-health-port",
+        ),
+        pytest.param(lb(policy="Cluster"), set(), 0, None, id="cluster-policy-none"),
+    ],
+)
+def test_assign_health_check_port(
+    spec: dict[str, object],
+    taken: set[Claim],
+    expected_health: int | None,
+    expected_ports: tuple[int, ...] | None,
+) -> None:
+    service = svc(spec)
+    result = assign_service(
+        service, ips=IPS, ports=PORTS, is_taken=taken.__contains__, rng=random.Random(0)
+    )
+    assert result.errors == ()
+    health = service.spec.health_check_node_port
+    if expected_health is None:
+        assert health in range(30000, 30010)
+    else:
+        assert health == expected_health
+    node_ports = tuple(p.node_port for p in service.spec.ports)
+    if expected_ports is not None:
+        assert node_ports == expected_ports
+    assert result.claims == service_claims(service)
+    tcp = [p.node_port for p in service.spec.ports if p.protocol == "TCP"]
+    assert health not in tcp, "the health check port is not one of the Service's own"
+    assert not result.claims & taken
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        pytest.param(
+            lb(health=40000),
+            "spec.healthCheckNodePort: Invalid value: 40000: provided port is not in the valid "
+            "range. The range of valid ports is 30000-30009",
+            id="out-of-range",
+        ),
+        pytest.param(
+            lb(health=30003, node_ports=(30003,)),
+            "spec.healthCheckNodePort: Invalid value: 30003: provided port is already allocated",
+            id="own-node-port",
+        ),
+    ],
+)
+def test_assign_refuses_health_check_port(spec: dict[str, object], message: str) -> None:
+    result = assign_service(
+        svc(spec), ips=IPS, ports=PORTS, is_taken=lambda c: False, rng=random.Random(0)
+    )
+    assert [str(e) for e in result.errors] == [message]
+
+
+def test_health_check_pick_skips_a_held_node_port_the_service_keeps() -> None:
+    # On update the Service's own claims count as free for it, but not twice.
+    held = frozenset({Claim.node_port("TCP", 30004)})
+    others = {Claim.node_port("TCP", p) for p in range(30000, 30010) if p not in (30004, 30005)}
+    for seed in range(20):
+        service = svc(lb(node_ports=(30004,)))
+        assign_service(
+            service,
+            ips=IPS,
+            ports=PORTS,
+            is_taken=others.__contains__,
+            held=held,
+            rng=random.Random(seed),
+        )
+        assert service.spec.health_check_node_port == 30005
+
+
+def test_health_check_pick_reports_a_full_range() -> None:
+    everything_taken = {Claim.node_port("TCP", p) for p in range(30000, 30010)}
+    service = svc(lb(node_ports=(30000,)))
+    with pytest.raises(RangeFullError):
+        assign_service(
+            service,
+            ips=IPS,
+            ports=PORTS,
+            is_taken=everything_taken.__contains__,
+            held=frozenset({Claim.node_port("TCP", 30000)}),
+            rng=random.Random(0),
+        )
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(), taken_ports=st.sets(st.integers(30000, 30009), max_size=7))
+def test_health_check_port_never_collides(seed: int, taken_ports: set[int]) -> None:
+    taken = {Claim.node_port("TCP", p) for p in taken_ports}
+    service = svc(lb(node_ports=(0, 0)))
+    result = assign_service(
+        service, ips=IPS, ports=PORTS, is_taken=taken.__contains__, rng=random.Random(seed)
+    )
+    ports = [p.node_port for p in service.spec.ports] + [service.spec.health_check_node_port]
+    assert len(set(ports)) == 3
+    assert not result.claims & taken
+    assert result.claims == service_claims(service)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param(lb(health=30007), lb(), 30007, id="reapply-without-it-keeps-it"),
+        pytest.param(lb(health=30007), lb(health=30008), 30008, id="changed-left-to-validation"),
+        pytest.param(lb(health=30007), lb(policy="Cluster"), 0, id="to-cluster-policy"),
+        pytest.param(
+            lb(health=30007), lb(policy="Cluster", health=30007), 0, id="to-cluster-get-output"
+        ),
+        pytest.param(
+            lb(health=30007),
+            lb(policy="Cluster", health=30008),
+            30008,
+            id="to-cluster-changed-left-to-validation",
+        ),
+        pytest.param(
+            lb(health=30007),
+            {"type": "NodePort", "ports": [{"port": 80}], "healthCheckNodePort": 30007},
+            0,
+            id="to-node-port-get-output",
+        ),
+        pytest.param(lb(policy="Cluster"), lb(), 0, id="to-local-picks-later"),
+    ],
+)
+def test_keep_allocated_health_check_port(
+    old: dict[str, object], new: dict[str, object], expected: int
+) -> None:
+    updated = svc(new)
+    keep_allocated_values(svc(old), updated)
+    assert updated.spec.health_check_node_port == expected

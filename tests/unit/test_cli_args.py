@@ -375,6 +375,10 @@ def test_apply_reports_a_broken_manifest_before_sending(runner: CliRunner, tmp_p
         pytest.param(["--service-cidr", "10.0.0.0/33"], "invalid --service-cidr", id="cidr"),
         pytest.param(["--node-port-range", "3-2"], "invalid --node-port-range", id="range"),
         pytest.param(["--api-port", "70000"], "Invalid value for '--api-port'", id="port"),
+        pytest.param(["--lb-pool", "127.200.0.0/33"], "invalid --lb-pool", id="lb-pool"),
+        pytest.param(
+            ["--lb-pool", "192.168.50.0/24"], "LoadBalancer IPs on loopback", id="lb-pool-off-lo"
+        ),
     ],
 )
 def test_up_rejects_bad_settings_before_starting_anything(

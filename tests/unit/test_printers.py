@@ -417,6 +417,28 @@ def test_describe_load_balancer_pending_and_no_endpoints() -> None:
     assert any(line.startswith("Endpoints:") and line.endswith("<none>") for line in lines)
 
 
+def test_describe_load_balancer_shows_why_it_is_pending() -> None:
+    svc = service("LoadBalancer", ((80, 31000, "TCP"),))
+    assert "Conditions:               <none>" in describe_service(svc, []).splitlines()
+    svc.status.conditions.add(
+        type="LoadBalancerProvisioned",
+        status="False",
+        reason="PoolExhausted",
+        message="no free address in pool 127.200.0.0/30",
+    )
+    lines = describe_service(svc, []).splitlines()
+    at = lines.index("Conditions:")
+    assert lines[at + 1 : at + 3] == [
+        "  TYPE                      STATUS   REASON          MESSAGE",
+        "  LoadBalancerProvisioned   False    PoolExhausted   no free address in pool "
+        "127.200.0.0/30",
+    ]
+    plain = service("ClusterIP", ((80, 0, "TCP"),))
+    assert not any(
+        line.startswith("Conditions") for line in describe_service(plain, []).splitlines()
+    )
+
+
 def test_describe_pod_names_its_containers_and_conditions() -> None:
     p = pod(running())
     p.status.conditions.add(type="Ready", status="True")

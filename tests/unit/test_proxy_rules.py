@@ -22,11 +22,14 @@ from kubelab.core.manifests import load_manifests
 from kubelab.core.proxy_rules import (
     CLUSTER_IP,
     DEFAULT_AFFINITY_TIMEOUT,
+    HEALTH_CHECK,
     NODE_PORT,
     Frontend,
     NodeAddresses,
     affinity_timeout,
     has_local_endpoint,
+    health_check_frontends,
+    local_ready_endpoints,
     port_backends,
     served_at,
     service_rules,
@@ -568,6 +571,73 @@ _BACKENDS = st.lists(
 @given(backends=_BACKENDS, node=st.sampled_from(["n1", "n2", "n3"]))
 def test_has_local_endpoint_means_a_local_candidate(backends: list[Backend], node: str) -> None:
     assert has_local_endpoint(backends, node) == bool(candidates(backends, node))
+
+
+# ---------------------------------------------------------------- health check port
+
+
+def with_health_port(svc: objects_pb2.Service, port: int) -> objects_pb2.Service:
+    svc.spec.health_check_node_port = port
+    return svc
+
+
+@pytest.mark.parametrize(
+    ("svc", "expected"),
+    [
+        pytest.param(
+            with_health_port(service("LoadBalancer", external="Local"), 31000),
+            tuple(Frontend("TCP", ip, 31000, HEALTH_CHECK) for ip in NODE_IPS),
+            id="load-balancer-local",
+        ),
+        pytest.param(
+            with_health_port(service("LoadBalancer", external="Cluster"), 31000),
+            (),
+            id="cluster-policy",
+        ),
+        pytest.param(service("LoadBalancer", external="Local"), (), id="not-allocated"),
+        pytest.param(
+            with_health_port(service("NodePort", external="Local"), 31000), (), id="node-port"
+        ),
+    ],
+)
+def test_health_check_frontends(svc: objects_pb2.Service, expected: tuple[Frontend, ...]) -> None:
+    assert health_check_frontends(svc, NODE_IPS) == expected
+
+
+HTTPS = ("https", "TCP", 443, 30443)
+BOTH_PORTS = (("http", "TCP", 8080), ("https", "TCP", 8443))
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "expected"),
+    [
+        pytest.param([], 0, id="none"),
+        pytest.param([Ep("10.244.1.2")], 1, id="ready-here"),
+        pytest.param([Ep("10.244.1.2", node="n2")], 0, id="ready-elsewhere"),
+        pytest.param([Ep("10.244.1.2", ready=False, serving=False)], 0, id="not-ready"),
+        pytest.param(
+            [Ep("10.244.1.2", ready=False, serving=True, terminating=True)],
+            0,
+            id="serving-terminating-does-not-count",
+        ),
+        pytest.param(
+            [Ep("10.244.1.2"), Ep("10.244.1.3"), Ep("10.244.2.2", node="n2")],
+            2,
+            id="two-here-one-elsewhere",
+        ),
+    ],
+)
+def test_local_ready_endpoints(endpoints: list[Ep], expected: int) -> None:
+    # Both ports list every endpoint: a pod serving two ports still counts once.
+    svc = with_health_port(service("LoadBalancer", ports=(HTTP, HTTPS), external="Local"), 31000)
+    rules = service_rules(svc, [endpoint_slice(endpoints, BOTH_PORTS)], NODE_IPS)
+    assert local_ready_endpoints(rules, "n1") == expected
+
+
+def test_local_ready_endpoints_counts_a_pod_on_one_port_only() -> None:
+    svc = service("LoadBalancer", ports=(HTTP, HTTPS), external="Local")
+    slices = [endpoint_slice([Ep("10.244.1.2")], (("https", "TCP", 8443),))]
+    assert local_ready_endpoints(service_rules(svc, slices, NODE_IPS), "n1") == 1
 
 
 # ---------------------------------------------------------------- node addresses

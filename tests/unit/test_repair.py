@@ -41,3 +41,19 @@ def test_orphans_missing_and_contested_are_told_apart() -> None:
     assert [(s.metadata.name, c, h) for s, c, h in plan.contested] == [
         ("b", Claim.cluster_ip("10.0.0.2"), "ua")
     ]
+
+
+def test_load_balancer_address_claims_are_the_cloud_stubs_and_never_released() -> None:
+    # A Service deleted while its load balancer still answers (the controller has not
+    # called DeleteLoadBalancer yet): its address claim names a uid no Service has,
+    # but releasing it would let the cloud-stub hand the address out twice.
+    services = [svc("a", "ua", "10.0.0.1")]
+    claims = {
+        Claim.cluster_ip("10.0.0.1"): "ua",
+        Claim.lb_ip("127.200.0.1"): "gone",
+        Claim.lb_ip("127.200.0.2"): "ua",
+        Claim.cluster_ip("10.0.0.9"): "gone",
+    }
+    plan = plan_repair(services, claims)
+    assert plan.orphaned == {Claim.cluster_ip("10.0.0.9"): "gone"}
+    assert not plan.missing and not plan.contested

@@ -1,0 +1,284 @@
+"""The cloud-stub for tests: the real process, and stand-ins for the nodes behind it.
+
+`CloudStubProcess` runs `python -m services.cloud_stub` on a free port and
+waits for it the way a launcher would (address file, then gRPC health
+SERVING); it can be stopped (SIGTERM), killed (SIGKILL) and started again.
+
+`FakeNodes` stands in for a few nodes' nodePorts, in the test's own event loop:
+on each node address, one shared TCP port answering HTTP with a JSON body that
+names the node (`{"pod": "node-1", "client": "ip:port"}`, the shape the
+`kubelab.testing.traffic` helpers read), one UDP port echoing `node-1:<payload>`,
+and a healthCheckNodePort whose /healthz answers `node.healthz` (200 or 503,
+as a node proxy does with and without a local endpoint).
+
+`lb_spec` builds the `LoadBalancerSpec` a controller would send for them, and
+`cloud_client` opens a `CloudProvider` stub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import random
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from kubelab.testing.processes import _log_tail, _spawn, _stop, health_serving, wait_until
+from kubelab.v1 import cloud_pb2, cloud_pb2_grpc
+
+if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio channel
+    from kubelab.v1.cloud_pb2_grpc import CloudProviderAsyncStub
+
+
+@dataclass
+class CloudStubProcess:
+    etcd_endpoint: str
+    workdir: Path
+    pool: str
+    name: str = "cloud-stub"
+    extra_args: tuple[str, ...] = ()
+    # Run the process through this (e.g. `setpriv ...` to drop a capability).
+    command_prefix: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    address: str = ""
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def address_file(self) -> Path:
+        return self.workdir / f"{self.name}.address"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.address_file.unlink(missing_ok=True)
+        command = [
+            *self.command_prefix,
+            sys.executable,
+            "-m",
+            "services.cloud_stub",
+            "--etcd",
+            self.etcd_endpoint,
+            "--listen",
+            "127.0.0.1:0",
+            "--pool",
+            self.pool,
+            "--address-file",
+            str(self.address_file),
+            *self.extra_args,
+        ]
+        self.process = _spawn(command, self.log_path)
+
+        def serving() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
+            text = self.address_file.read_text().strip() if self.address_file.exists() else ""
+            if not text:
+                return False
+            self.address = text
+            return health_serving(self.address)
+
+        try:
+            wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
+        except TimeoutError as err:
+            raise TimeoutError(f"{err}\n{_log_tail(self.log_path)}") from None
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def log_tail(self) -> str:
+        return _log_tail(self.log_path)
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = await reader.readline()
+        if not line:
+            break
+        head += line
+    return head
+
+
+def _http(status: int, body: bytes) -> bytes:
+    reason = {200: "OK", 503: "Service Unavailable"}.get(status, "Status")
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+class _UdpEcho(asyncio.DatagramProtocol):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self.transport is not None:
+            self.transport.sendto(f"{self.name}:".encode() + data, addr)
+
+
+@dataclass
+class FakeNode:
+    name: str
+    ip: str
+    healthz: int = 200
+    served: int = 0
+    servers: dict[str, asyncio.Server] = field(default_factory=dict)
+    udp: asyncio.DatagramTransport | None = None
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await _read_head(reader)
+            if head:
+                peer = writer.get_extra_info("peername")
+                body = {"pod": self.name, "node": self.name, "client": f"{peer[0]}:{peer[1]}"}
+                writer.write(_http(200, json.dumps(body).encode()))
+                self.served += 1
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def _healthz(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if await _read_head(reader):
+                writer.write(_http(self.healthz, b'{"localEndpoints": 1}'))
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def start(self, tcp_port: int, udp_port: int, health_port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.servers["tcp"] = await asyncio.start_server(self._answer, self.ip, tcp_port)
+        self.servers["health"] = await asyncio.start_server(self._healthz, self.ip, health_port)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpEcho(self.name), local_addr=(self.ip, udp_port)
+        )
+        self.udp = transport
+
+    def stop_listening(self) -> None:
+        """The node's nodePort goes away: new connections are refused; requests already
+        accepted are still answered (a node proxy that died would reset those too)."""
+        server = self.servers.pop("tcp", None)
+        if server is not None:
+            server.close()
+
+    async def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
+        if self.udp is not None:
+            self.udp.close()
+            self.udp = None
+
+
+@dataclass
+class FakeNodes:
+    """`count` fake nodes on `ip_base`.1.., sharing a TCP nodePort, a UDP nodePort and a
+    healthCheckNodePort (random free ports in the NodePort range)."""
+
+    ip_base: str
+    count: int = 3
+    nodes: list[FakeNode] = field(default_factory=list)
+    tcp_port: int = 0
+    udp_port: int = 0
+    health_port: int = 0
+
+    async def start(self) -> FakeNodes:
+        for _ in range(50):
+            ports = random.sample(range(30000, 32768), 3)
+            nodes = [FakeNode(f"node-{n}", f"{self.ip_base}.{n}") for n in range(1, self.count + 1)]
+            try:
+                for node in nodes:
+                    await node.start(*ports)
+            except OSError as err:
+                for node in nodes:
+                    await node.close()
+                if err.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            self.nodes = nodes
+            self.tcp_port, self.udp_port, self.health_port = ports
+            return self
+        raise OSError(errno.EADDRINUSE, "no free ports for the fake nodes")
+
+    def __getitem__(self, index: int) -> FakeNode:
+        return self.nodes[index]
+
+    @property
+    def names(self) -> set[str]:
+        return {node.name for node in self.nodes}
+
+    async def close(self) -> None:
+        for node in self.nodes:
+            await node.close()
+
+
+def lb_spec(
+    name: str,
+    nodes: FakeNodes,
+    *,
+    namespace: str = "default",
+    uid: str = "",
+    requested_ip: str = "",
+    tcp_port: int = 8080,
+    udp_port: int = 0,
+    health_check: bool = False,
+    source_ranges: tuple[str, ...] = (),
+    only: tuple[int, ...] | None = None,
+) -> cloud_pb2.LoadBalancerSpec:
+    """What a controller would send for Service `namespace/name` in front of `nodes` (all,
+    or the indexes in `only`): TCP `tcp_port` (and UDP `udp_port`) → the fake nodePorts."""
+    ports = [
+        cloud_pb2.LoadBalancerPort(
+            name="http", protocol="TCP", port=tcp_port, node_port=nodes.tcp_port
+        )
+    ]
+    if udp_port:
+        ports.append(
+            cloud_pb2.LoadBalancerPort(
+                name="dns", protocol="UDP", port=udp_port, node_port=nodes.udp_port
+            )
+        )
+    chosen = nodes.nodes if only is None else [nodes.nodes[i] for i in only]
+    return cloud_pb2.LoadBalancerSpec(
+        namespace=namespace,
+        name=name,
+        uid=uid or f"uid-{namespace}-{name}",
+        requested_ip=requested_ip,
+        ports=ports,
+        nodes=[cloud_pb2.LoadBalancerNode(name=n.name, address=n.ip) for n in chosen],
+        health_check_node_port=nodes.health_port if health_check else 0,
+        source_ranges=source_ranges,
+    )
+
+
+@contextlib.asynccontextmanager
+async def cloud_client(address: str) -> AsyncIterator[CloudProviderAsyncStub]:
+    """A CloudProvider stub on a fresh channel, straight to `address` (no http_proxy)."""
+    async with grpc.aio.insecure_channel(
+        address, options=[("grpc.enable_http_proxy", 0)]
+    ) as channel:
+        yield cloud_pb2_grpc.CloudProviderStub(channel)

@@ -1,0 +1,192 @@
+"""The cloud-stub process: `python -m services.cloud_stub --etcd 127.0.0.1:2379`.
+
+The pretend cloud (DESIGN §1, §2.5): gRPC `kubelab.v1.CloudProvider` (plus
+health and reflection) on --listen; it hands out external IPs from --pool and
+forwards each one's ports to the healthy nodes' nodePorts.
+
+Order of things: gRPC on --listen with health NOT_SERVING; every load balancer
+stored in etcd is run again (same address, listeners bound; retried while etcd
+is away); the node health checks start; then health turns SERVING and
+--address-file receives the bound gRPC address (written whole, by rename, as
+`services.dns` does), so a launcher waiting on either never talks to a
+cloud-stub that has forgotten its load balancers.
+
+Pool: every address of --pool but the network and broadcast addresses (a /31 or
+/32 has neither). Health checks every --check-interval seconds, each bounded by
+--check-timeout; one failure takes a node out of rotation, one pass brings it
+back; when no node of a load balancer is healthy it fails open (all of them).
+Metrics on --metrics (`kubelab_cloud_*`, see services/cloud_stub/metrics.py).
+
+SIGTERM/SIGINT: health NOT_SERVING, the gRPC server stops (1 s grace), the
+listeners stop accepting, open connections get --shutdown-grace seconds and are
+then reset. Records and claims stay in etcd for the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from kubelab.core.lb_pool import LbPool
+from kubelab.obs.logs import setup_logging
+from kubelab.obs.metrics import serve_metrics
+from kubelab.rpc.server import start_server
+from kubelab.runtime.loop import exit_with
+from kubelab.store import Store, StoreUnavailableError
+from services.cloud_stub import servicer
+from services.cloud_stub.health import HealthChecker
+from services.cloud_stub.metrics import CloudCollector
+from services.cloud_stub.provider import CloudProvider
+
+log = logging.getLogger("cloud_stub")
+
+DEFAULT_POOL = "127.200.0.0/24"
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port`; ValueError otherwise."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f'"{text}" is not host:port')
+    return host.strip("[]"), int(port)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cloud_stub", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--etcd", default="127.0.0.1:2379", help="etcd client host:port")
+    parser.add_argument("--listen", default="127.0.0.1:0", help="gRPC host:port (port 0: any)")
+    parser.add_argument("--pool", default=DEFAULT_POOL, help="CIDR of the external IPs")
+    parser.add_argument(
+        "--check-interval", type=_positive, default=0.5, help="seconds between node checks"
+    )
+    parser.add_argument(
+        "--check-timeout", type=_positive, default=0.3, help="seconds a node check may take"
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_positive,
+        default=0.5,
+        help="seconds a connect to a node may take",
+    )
+    parser.add_argument(
+        "--udp-idle-timeout", type=_positive, default=30.0, help="seconds before a UDP flow ends"
+    )
+    parser.add_argument(
+        "--shutdown-grace", type=float, default=2.0, help="seconds open connections get on exit"
+    )
+    parser.add_argument(
+        "--address-file", type=Path, help="once serving, write the bound gRPC host:port here"
+    )
+    parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
+    parser.add_argument("--log-level", default=None)
+    args = parser.parse_args(argv)
+    try:
+        args.pool = LbPool(args.pool)
+    except ValueError as err:
+        parser.error(f"--pool: {err}")
+    try:
+        split_address(args.listen)
+        if args.metrics:
+            split_address(args.metrics)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def write_address_file(path: Path, *lines: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in lines))
+    tmp.replace(path)
+
+
+async def _resume(provider: CloudProvider) -> None:
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(StoreUnavailableError),
+        wait=wait_exponential(multiplier=0.1, max=2.0),
+        before_sleep=lambda state: log.warning(
+            "etcd unavailable (%s); retrying", state.outcome and state.outcome.exception()
+        ),
+    )
+    async for attempt in retrying:
+        with attempt:
+            await provider.resume()
+
+
+async def run(args: argparse.Namespace) -> int | None:
+    store = Store(args.etcd)
+    checker = HealthChecker(interval=args.check_interval, timeout=args.check_timeout)
+    provider = CloudProvider(
+        store,
+        args.pool,
+        checker,
+        connect_timeout=args.connect_timeout,
+        udp_idle_timeout=args.udp_idle_timeout,
+    )
+    server = await start_server(args.listen, [servicer.register(provider)], [servicer.SERVICE_NAME])
+    metrics = None
+    if args.metrics:
+        metrics = await serve_metrics(*split_address(args.metrics))
+    REGISTRY.register(CloudCollector(provider))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.create_task(stop.wait())
+    checks: asyncio.Task[None] | None = None
+    code = None
+    try:
+        log.info("resuming load balancers from etcd %s", args.etcd)
+        resuming = asyncio.create_task(_resume(provider))
+        await asyncio.wait([resuming, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not resuming.done():
+            resuming.cancel()
+            return None
+        resuming.result()
+        checks = asyncio.create_task(checker.run(), name="health checks")
+        await server.set_serving(True)
+        if args.address_file:
+            write_address_file(args.address_file, server.address)
+        log.info(
+            "serving CloudProvider on %s",
+            server.address,
+            extra={"pool": str(args.pool), "load_balancers": len(provider.runtimes)},
+        )
+        await asyncio.wait([stopping, checks], return_when=asyncio.FIRST_COMPLETED)
+        if checks.done():
+            error = None if checks.cancelled() else checks.exception()
+            log.error("health checks ended (%r); exiting", error)
+            code = 1
+    finally:
+        log.info("shutting down")
+        await server.stop(grace=1)
+        await provider.stop(args.shutdown_grace)
+        if checks is not None:
+            checks.cancel()
+        stopping.cancel()
+        if metrics:
+            metrics.close()
+        await store.close()
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_logging("cloud-stub", args.log_level)
+    exit_with(run(args), log)
+
+
+if __name__ == "__main__":
+    main()
