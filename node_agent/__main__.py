@@ -25,7 +25,8 @@ from kubelab.runtime.loop import exit_with
 from kubelab.store import Store
 from node_agent import proxy_metrics, servicer
 from node_agent.agent import NodeAgent, NodeConfig
-from node_agent.lab_network import LabNetwork, LabNetworkConfig
+from node_agent.health_check import ProxyHealth
+from node_agent.lab_network import IpCommandError, LabNetwork, LabNetworkConfig
 from node_agent.proxy import ServiceProxy
 
 log = logging.getLogger("node_agent")
@@ -51,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-proxy", action="store_true", help="do not proxy Service traffic on this node"
     )
     parser.add_argument("--connect-timeout", type=float, default=0.5, help="proxy to endpoint")
+    parser.add_argument(
+        "--healthz-port",
+        type=int,
+        default=10256,
+        help="the proxy's /healthz on --node-ip, which load balancers check (0: none)",
+    )
     parser.add_argument("--udp-idle-timeout", type=float, default=30.0)
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument(
@@ -114,6 +121,12 @@ async def run(args: argparse.Namespace) -> int:
     server = await start_server(
         f"{args.node_ip}:{args.agent_port}", [servicer.register(agent)], [servicer.SERVICE_NAME]
     )
+    serving = False
+    healthz = None
+    if proxy is not None and args.healthz_port:
+        # Up before the agent starts: a load balancer sees 503 until the proxy has synced.
+        healthz = ProxyHealth(args.name, lambda: serving)
+        await healthz.start(args.node_ip, args.healthz_port)
     metrics = None
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
@@ -125,9 +138,14 @@ async def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     starting = asyncio.create_task(_start(agent, proxy, network))
     await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
-    if starting.done():
-        starting.result()
+    if starting.done() and (error := starting.exception()) is not None:
+        if not isinstance(error, IpCommandError):
+            raise error
+        log.error("lab network: %s (lab mode needs a container with NET_ADMIN)", error)
+        exit_code = 1
+    elif starting.done():
         await server.set_serving(True)
+        serving = True
         failed = asyncio.create_task(_wait(agent, proxy))
         await asyncio.wait(
             [failed, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
@@ -137,6 +155,7 @@ async def run(args: argparse.Namespace) -> int:
             exit_code = 1
         failed.cancel()
     log.info("shutting down", extra={"node": args.name})
+    serving = False  # load balancers take the node out before its listeners close
     await server.set_serving(False)
     starting.cancel()
     if proxy is not None:
@@ -145,6 +164,8 @@ async def run(args: argparse.Namespace) -> int:
     if network is not None:
         await network.stop()
     await server.stop(grace=2)
+    if healthz is not None:
+        healthz.close()
     if metrics:
         metrics.close()
     await store.close()

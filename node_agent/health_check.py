@@ -34,9 +34,11 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import cast
+from datetime import UTC, datetime
+from typing import Protocol, cast
 
 from kubelab.core.proxy_rules import Frontend, ServiceKey
 
@@ -68,10 +70,17 @@ def _plain(status: int, extra: dict[str, str] | None = None) -> bytes:
     return _response(status, headers, text, head_only=False)
 
 
+class _Answering(Protocol):
+    idle_timeout: float
+    answered: Counter[int]
+
+    def answer(self, request_line: bytes) -> bytes: ...
+
+
 class _HealthProtocol(asyncio.Protocol):
     """One connection: read a request head, answer once, close."""
 
-    def __init__(self, server: ServiceHealth) -> None:
+    def __init__(self, server: _Answering) -> None:
         self._server = server
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
@@ -177,3 +186,63 @@ class ServiceHealth:
         for server in self.listeners.values():
             server.close()
         self.listeners.clear()
+
+
+class ProxyHealth:
+    """kube-proxy's healthz server (port 10256): is this node's proxy up? Load balancers
+    check it to keep a node in rotation for Cluster-policy Services. Any GET answers
+    `200` while `healthy()` (the proxy has synced and is not stopping), else `503`;
+    body `{"lastUpdated", "currentTime", "nodeName", "nodeEligible"}` as kube-proxy's. A
+    frozen or cut-off node answers nothing, and a stopping one 503 before its listeners
+    close, so a load balancer takes it out of rotation in one check either way."""
+
+    def __init__(
+        self, node_name: str, healthy: Callable[[], bool], *, idle_timeout: float = 10.0
+    ) -> None:
+        self.node_name = node_name
+        self.healthy = healthy
+        self.idle_timeout = idle_timeout
+        self.answered: Counter[int] = Counter()
+        self.server: asyncio.Server | None = None
+        self.last_healthy = 0.0
+
+    def answer(self, request_line: bytes) -> bytes:
+        match = _REQUEST_LINE.fullmatch(request_line)
+        if match is None:
+            status, response = 400, _plain(400)
+        elif match[1] not in (b"GET", b"HEAD"):
+            status, response = 405, _plain(405, {"Allow": "GET, HEAD"})
+        else:
+            now = time.time()
+            healthy = self.healthy()
+            if healthy:
+                self.last_healthy = now
+            status = 200 if healthy else 503
+            body = json.dumps(
+                {
+                    "lastUpdated": _rfc3339(self.last_healthy) if self.last_healthy else "",
+                    "currentTime": _rfc3339(now),
+                    "nodeName": self.node_name,
+                    "nodeEligible": healthy,
+                }
+            ).encode()
+            headers = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
+            response = _response(status, headers, body, head_only=match[1] == b"HEAD")
+        self.answered[status] += 1
+        return response
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: _HealthProtocol(self), host, port, reuse_address=True
+        )
+        log.info("proxy health on http://%s:%d/healthz", host, port)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+def _rfc3339(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -3,10 +3,11 @@
 In embedded mode every address is on loopback and nothing needs doing. In a container:
 
 * **Pods' own addresses.** The node's podCIDR (10.244.N.0/24) becomes a *local* route on
-  a dummy interface, `kubelab0`: every address in it belongs to this node, so each pod
-  process binds its POD_IP without a per-pod command, and other nodes' packets for it
-  are taken in.
-* **ClusterIPs.** The service CIDR is a local route on the same interface, so a pod or a
+  the loopback interface, as 127.0.0.0/8 is: every address in it belongs to this node, so
+  each pod process binds its POD_IP without a per-pod command, and other nodes' packets
+  for it are taken in. (Loopback rather than a dummy interface: not every kernel has the
+  dummy driver, and every one has `lo`.)
+* **ClusterIPs.** The service CIDR is a local route on loopback too, so a pod or a
   process of the node connecting to a ClusterIP reaches this node's proxy, whose
   listeners bind every ClusterIP:port (IP_FREEBIND). No other host has that route: a
   client outside the cluster cannot reach a ClusterIP, as the seed says.
@@ -39,7 +40,7 @@ from kubelab.v1 import objects_pb2
 
 log = logging.getLogger("node_agent.network")
 
-INTERFACE = "kubelab0"
+INTERFACE = "lo"
 _RETRY = 1.0
 
 
@@ -81,7 +82,6 @@ class LabNetwork:
         """Set up this node's own routes and the DNS forward; then keep the routes to
         other nodes in step. Raises IpCommandError when the container may not (no
         NET_ADMIN): lab mode cannot work without it, better to say so at once."""
-        await self._ensure_interface()
         for cidr in (self.config.pod_cidr, self.config.service_cidr):
             await ip("route", "replace", "local", cidr, "dev", INTERFACE)
         log.info(
@@ -96,13 +96,6 @@ class LabNetwork:
             asyncio.create_task(self.nodes.run()),
             asyncio.create_task(self._keep_routes()),
         ]
-
-    async def _ensure_interface(self) -> None:
-        try:
-            await ip("link", "show", INTERFACE)
-        except IpCommandError:
-            await ip("link", "add", INTERFACE, "type", "dummy")
-        await ip("link", "set", INTERFACE, "up")
 
     async def _forward_dns(self) -> None:
         upstream = self.config.dns_upstream

@@ -51,6 +51,11 @@ _SOURCE_RANGES_FIELD = "spec.loadBalancerSourceRanges"
 _BIND_FAILURE = "cannot listen on"
 _FIRST_UNPRIVILEGED_PORT = 1024
 
+# kube-proxy's healthz port: 200 while the node's proxy is up and synced. Cloud load
+# balancers check it for Cluster-policy Services (KEP-3458); a TCP connect to a nodePort
+# would pass on a frozen node, whose kernel still completes the handshake.
+NODE_HEALTH_PORT = 10256
+
 
 class Reason(StrEnum):
     PROVISIONED = "Provisioned"
@@ -172,10 +177,15 @@ def lb_nodes(
 
 
 def load_balancer_spec(
-    svc: objects_pb2.Service, nodes: Iterable[cloud_pb2.LoadBalancerNode]
+    svc: objects_pb2.Service,
+    nodes: Iterable[cloud_pb2.LoadBalancerNode],
+    *,
+    node_health_port: int = NODE_HEALTH_PORT,
 ) -> cloud_pb2.LoadBalancerSpec:
     """The Ensure request for `svc` in front of `nodes` (see `lb_nodes`). A port without a
-    nodePort yet (never, once the apiserver stored the Service) is left out."""
+    nodePort yet (never, once the apiserver stored the Service) is left out. Nodes are
+    checked on the Service's healthCheckNodePort when it has one (Local), else on their
+    proxy's own health port (`node_health_port`, 0: a TCP connect to the nodePort)."""
     return cloud_pb2.LoadBalancerSpec(
         namespace=svc.metadata.namespace,
         name=svc.metadata.name,
@@ -191,6 +201,7 @@ def load_balancer_spec(
         nodes=list(nodes),
         health_check_node_port=svc.spec.health_check_node_port,
         source_ranges=source_ranges(svc),
+        node_health_port=node_health_port,
     )
 
 

@@ -87,6 +87,8 @@ def validate_spec(spec: cloud_pb2.LoadBalancerSpec) -> list[FieldError]:
         addresses.add(node.address)
     if spec.health_check_node_port:
         found += _port_number("spec.healthCheckNodePort", spec.health_check_node_port)
+    if spec.node_health_port:
+        found += _port_number("nodeHealthPort", spec.node_health_port)
     for i, cidr in enumerate(spec.source_ranges):
         try:
             ipaddress.IPv4Network(cidr, strict=False)
@@ -182,6 +184,8 @@ def check_keys(spec: cloud_pb2.LoadBalancerSpec) -> dict[str, CheckKey]:
     tcp = [p.node_port for p in spec.ports if p.protocol == "TCP"]
     if spec.health_check_node_port:
         kind, port = CheckKind.HTTP, spec.health_check_node_port
+    elif spec.node_health_port:
+        kind, port = CheckKind.HTTP, spec.node_health_port
     elif tcp:
         kind, port = CheckKind.TCP, tcp[0]
     else:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kubelab/v1/cloud.proto\x12\nkubelab.v1\"2\n\x0fLoadBalancerKey\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"S\n\x10LoadBalancerPort\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x11\n\tnode_port\x18\x04 \x01(\x05\"1\n\x10LoadBalancerNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xe7\x01\n\x10LoadBalancerSpec\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x14\n\x0crequested_ip\x18\x04 \x01(\t\x12+\n\x05ports\x18\x05 \x03(\x0b\x32\x1c.kubelab.v1.LoadBalancerPort\x12+\n\x05nodes\x18\x06 \x03(\x0b\x32\x1c.kubelab.v1.LoadBalancerNode\x12\x1e\n\x16health_check_node_port\x18\x07 \x01(\x05\x12\x15\n\rsource_ranges\x18\x08 \x03(\t\"P\n\nNodeHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07healthy\x18\x03 \x01(\x08\x12\x12\n\nlast_error\x18\x04 \x01(\t\"m\n\x0cLoadBalancer\x12*\n\x04spec\x18\x01 \x01(\x0b\x32\x1c.kubelab.v1.LoadBalancerSpec\x12\n\n\x02ip\x18\x02 \x01(\t\x12%\n\x05nodes\x18\x03 \x03(\x0b\x32\x16.kubelab.v1.NodeHealth\"\x1c\n\x1a\x44\x65leteLoadBalancerResponse\"\x1a\n\x18ListLoadBalancersRequest\"M\n\x19ListLoadBalancersResponse\x12\x30\n\x0eload_balancers\x18\x01 \x03(\x0b\x32\x18.kubelab.v1.LoadBalancer2\xe4\x02\n\rCloudProvider\x12L\n\x12\x45nsureLoadBalancer\x12\x1c.kubelab.v1.LoadBalancerSpec\x1a\x18.kubelab.v1.LoadBalancer\x12H\n\x0fGetLoadBalancer\x12\x1b.kubelab.v1.LoadBalancerKey\x1a\x18.kubelab.v1.LoadBalancer\x12Y\n\x12\x44\x65leteLoadBalancer\x12\x1b.kubelab.v1.LoadBalancerKey\x1a&.kubelab.v1.DeleteLoadBalancerResponse\x12`\n\x11ListLoadBalancers\x12$.kubelab.v1.ListLoadBalancersRequest\x1a%.kubelab.v1.ListLoadBalancersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kubelab/v1/cloud.proto\x12\nkubelab.v1\"2\n\x0fLoadBalancerKey\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"S\n\x10LoadBalancerPort\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x11\n\tnode_port\x18\x04 \x01(\x05\"1\n\x10LoadBalancerNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\x81\x02\n\x10LoadBalancerSpec\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x14\n\x0crequested_ip\x18\x04 \x01(\t\x12+\n\x05ports\x18\x05 \x03(\x0b\x32\x1c.kubelab.v1.LoadBalancerPort\x12+\n\x05nodes\x18\x06 \x03(\x0b\x32\x1c.kubelab.v1.LoadBalancerNode\x12\x1e\n\x16health_check_node_port\x18\x07 \x01(\x05\x12\x15\n\rsource_ranges\x18\x08 \x03(\t\x12\x18\n\x10node_health_port\x18\t \x01(\x05\"P\n\nNodeHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07healthy\x18\x03 \x01(\x08\x12\x12\n\nlast_error\x18\x04 \x01(\t\"m\n\x0cLoadBalancer\x12*\n\x04spec\x18\x01 \x01(\x0b\x32\x1c.kubelab.v1.LoadBalancerSpec\x12\n\n\x02ip\x18\x02 \x01(\t\x12%\n\x05nodes\x18\x03 \x03(\x0b\x32\x16.kubelab.v1.NodeHealth\"\x1c\n\x1a\x44\x65leteLoadBalancerResponse\"\x1a\n\x18ListLoadBalancersRequest\"M\n\x19ListLoadBalancersResponse\x12\x30\n\x0eload_balancers\x18\x01 \x03(\x0b\x32\x18.kubelab.v1.LoadBalancer2\xe4\x02\n\rCloudProvider\x12L\n\x12\x45nsureLoadBalancer\x12\x1c.kubelab.v1.LoadBalancerSpec\x1a\x18.kubelab.v1.LoadBalancer\x12H\n\x0fGetLoadBalancer\x12\x1b.kubelab.v1.LoadBalancerKey\x1a\x18.kubelab.v1.LoadBalancer\x12Y\n\x12\x44\x65leteLoadBalancer\x12\x1b.kubelab.v1.LoadBalancerKey\x1a&.kubelab.v1.DeleteLoadBalancerResponse\x12`\n\x11ListLoadBalancers\x12$.kubelab.v1.ListLoadBalancersRequest\x1a%.kubelab.v1.ListLoadBalancersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,17 +38,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOADBALANCERNODE']._serialized_start=175
   _globals['_LOADBALANCERNODE']._serialized_end=224
   _globals['_LOADBALANCERSPEC']._serialized_start=227
-  _globals['_LOADBALANCERSPEC']._serialized_end=458
-  _globals['_NODEHEALTH']._serialized_start=460
-  _globals['_NODEHEALTH']._serialized_end=540
-  _globals['_LOADBALANCER']._serialized_start=542
-  _globals['_LOADBALANCER']._serialized_end=651
-  _globals['_DELETELOADBALANCERRESPONSE']._serialized_start=653
-  _globals['_DELETELOADBALANCERRESPONSE']._serialized_end=681
-  _globals['_LISTLOADBALANCERSREQUEST']._serialized_start=683
-  _globals['_LISTLOADBALANCERSREQUEST']._serialized_end=709
-  _globals['_LISTLOADBALANCERSRESPONSE']._serialized_start=711
-  _globals['_LISTLOADBALANCERSRESPONSE']._serialized_end=788
-  _globals['_CLOUDPROVIDER']._serialized_start=791
-  _globals['_CLOUDPROVIDER']._serialized_end=1147
+  _globals['_LOADBALANCERSPEC']._serialized_end=484
+  _globals['_NODEHEALTH']._serialized_start=486
+  _globals['_NODEHEALTH']._serialized_end=566
+  _globals['_LOADBALANCER']._serialized_start=568
+  _globals['_LOADBALANCER']._serialized_end=677
+  _globals['_DELETELOADBALANCERRESPONSE']._serialized_start=679
+  _globals['_DELETELOADBALANCERRESPONSE']._serialized_end=707
+  _globals['_LISTLOADBALANCERSREQUEST']._serialized_start=709
+  _globals['_LISTLOADBALANCERSREQUEST']._serialized_end=735
+  _globals['_LISTLOADBALANCERSRESPONSE']._serialized_start=737
+  _globals['_LISTLOADBALANCERSRESPONSE']._serialized_end=814
+  _globals['_CLOUDPROVIDER']._serialized_start=817
+  _globals['_CLOUDPROVIDER']._serialized_end=1173
 # @@protoc_insertion_point(module_scope)

@@ -35,7 +35,7 @@ class LoadBalancerNode(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
 
 class LoadBalancerSpec(_message.Message):
-    __slots__ = ("namespace", "name", "uid", "requested_ip", "ports", "nodes", "health_check_node_port", "source_ranges")
+    __slots__ = ("namespace", "name", "uid", "requested_ip", "ports", "nodes", "health_check_node_port", "source_ranges", "node_health_port")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class LoadBalancerSpec(_message.Message):
     NODES_FIELD_NUMBER: _ClassVar[int]
     HEALTH_CHECK_NODE_PORT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_RANGES_FIELD_NUMBER: _ClassVar[int]
+    NODE_HEALTH_PORT_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     name: str
     uid: str
@@ -52,7 +53,8 @@ class LoadBalancerSpec(_message.Message):
     nodes: _containers.RepeatedCompositeFieldContainer[LoadBalancerNode]
     health_check_node_port: int
     source_ranges: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uid: _Optional[str] = ..., requested_ip: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[LoadBalancerPort, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[LoadBalancerNode, _Mapping]]] = ..., health_check_node_port: _Optional[int] = ..., source_ranges: _Optional[_Iterable[str]] = ...) -> None: ...
+    node_health_port: int
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uid: _Optional[str] = ..., requested_ip: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[LoadBalancerPort, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[LoadBalancerNode, _Mapping]]] = ..., health_check_node_port: _Optional[int] = ..., source_ranges: _Optional[_Iterable[str]] = ..., node_health_port: _Optional[int] = ...) -> None: ...
 
 class NodeHealth(_message.Message):
     __slots__ = ("name", "address", "healthy", "last_error")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from prometheus_client import Gauge
 
+from kubelab.core.lb_requests import NODE_HEALTH_PORT
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
@@ -62,6 +63,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="the cloud-stub's gRPC host:port (empty: LoadBalancer Services stay pending)",
     )
+    parser.add_argument(
+        "--node-health-port",
+        type=int,
+        default=NODE_HEALTH_PORT,
+        help="port of the node proxies' /healthz, which load balancers check (0: a TCP "
+        "connect to the nodePort instead)",
+    )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     return parser.parse_args(argv)
@@ -87,6 +95,7 @@ async def run(args: argparse.Namespace) -> None:
             max_endpoints=args.max_endpoints_per_slice,
             repair_period=args.repair_period,
             cloud=cloud,
+            node_health_port=args.node_health_port,
         ).run()
 
     await server.set_serving(True)

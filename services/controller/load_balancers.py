@@ -110,6 +110,7 @@ class LoadBalancerController:
         nodes: Informer[PodKey, ApiObject],
         heartbeats: Informer[str, bool],
         cloud: Cloud | None,
+        node_health_port: int = lb_requests.NODE_HEALTH_PORT,
         node_debounce: float = 0.5,
         pending_period: float = 3.0,
         resync_period: float = 60.0,
@@ -122,6 +123,7 @@ class LoadBalancerController:
         self.nodes = nodes
         self.heartbeats = heartbeats
         self.cloud = cloud
+        self.node_health_port = node_health_port
         self.node_debounce = node_debounce
         self.pending_period = pending_period
         self.resync_period = resync_period
@@ -271,7 +273,9 @@ class LoadBalancerController:
         if self.cloud is None:
             return lb_requests.no_cloud()
         try:
-            spec = lb_requests.load_balancer_spec(svc, self._ready_nodes())
+            spec = lb_requests.load_balancer_spec(
+                svc, self._ready_nodes(), node_health_port=self.node_health_port
+            )
         except InvalidRequestError as err:
             return lb_requests.invalid_request(err)
         self.known.add(key)

@@ -33,6 +33,7 @@ from prometheus_client import Gauge
 from kubelab.core import kinds
 from kubelab.core.deployments import plan_deployment
 from kubelab.core.kinds import ApiObject
+from kubelab.core.lb_requests import NODE_HEALTH_PORT
 from kubelab.core.live_state import pod_with_status
 from kubelab.core.node_lifecycle import next_eviction_due, pods_to_evict
 from kubelab.core.pods import controller_owner, is_terminating, to_timestamp
@@ -72,6 +73,7 @@ class Controllers:
         max_endpoints: int = 100,
         repair_period: float = 30.0,
         cloud: Cloud | None = None,
+        node_health_port: int = NODE_HEALTH_PORT,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -104,6 +106,7 @@ class Controllers:
             nodes=self.nodes,
             heartbeats=self.heartbeats,
             cloud=cloud,
+            node_health_port=node_health_port,
         )
         self.scheduling: WorkQueue[PodKey] = WorkQueue()
         self.rollouts: WorkQueue[PodKey] = WorkQueue()

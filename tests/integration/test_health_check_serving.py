@@ -16,6 +16,7 @@ import pytest
 
 from kubelab.client import Client
 from kubelab.core.endpoint_choice import Backend, Target
+from kubelab.core.lb_requests import NODE_HEALTH_PORT
 from kubelab.core.manifests import load_manifests
 from kubelab.core.proxy_rules import HEALTH_CHECK, Frontend, PortRules
 from kubelab.store import Store
@@ -339,3 +340,14 @@ async def test_only_the_node_with_a_ready_pod_passes(cluster: Cluster, api: Clie
     await until_answers(
         cluster, port, dict.fromkeys([here, *others], "refused"), "the port closed everywhere"
     )
+
+
+async def test_the_node_proxy_answers_its_healthz(cluster: Cluster) -> None:
+    """kube-proxy's healthz on port 10256: what load balancers check for Cluster-policy
+    Services. Every synced node agent answers 200 naming itself."""
+    for node in cluster.nodes:
+        answer = await health_check(node.ip, NODE_HEALTH_PORT)
+        assert isinstance(answer, Answer), f"{node.name}: {answer}"
+        assert answer.status == 200
+        body = answer.json()
+        assert body["nodeName"] == node.name and body["nodeEligible"] is True

@@ -169,6 +169,21 @@ def test_listener_plan_moves_every_listener_with_the_address() -> None:
             None,
             id="udp-only-no-check",
         ),
+        pytest.param(
+            {"nodeHealthPort": 10256},
+            CheckKey("127.10.0.1", CheckKind.HTTP, 10256),
+            id="node-proxy-healthz",
+        ),
+        pytest.param(
+            {"nodeHealthPort": 10256, "ports": [{"protocol": "UDP", "port": 53, "nodePort": 1}]},
+            CheckKey("127.10.0.1", CheckKind.HTTP, 10256),
+            id="node-proxy-healthz-covers-udp-only",
+        ),
+        pytest.param(
+            {"nodeHealthPort": 10256, "healthCheckNodePort": 32000},
+            CheckKey("127.10.0.1", CheckKind.HTTP, 32000),
+            id="local-policy-port-first",
+        ),
     ],
 )
 def test_check_keys(fields: dict[str, object], expected: CheckKey | None) -> None:

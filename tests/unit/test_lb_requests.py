@@ -92,7 +92,10 @@ def test_the_request_carries_ports_nodes_and_identity() -> None:
             {"name": "node-2", "address": "127.10.0.2"},
         ],
         "health_check_node_port": 31999,
+        "node_health_port": 10256,  # kube-proxy's healthz: checked when there is no 31999
     }
+    plain = load_balancer_spec(svc, (), node_health_port=0)
+    assert plain.node_health_port == 0
 
 
 def test_a_port_without_a_node_port_is_left_out_and_protocol_defaults_to_tcp() -> None:
