@@ -42,6 +42,7 @@ bench: $(BIN)/kubelab          ## every benchmark the README quotes (dns and dat
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/pods.py
 	$(BIN)/python bench/propagation.py
+	$(BIN)/python bench/lb.py
 	$(BIN)/python bench/dns.py
 	$(BIN)/python bench/dataplane.py
 
@@ -51,3 +52,10 @@ clean:
 .PHONY: image
 image:                         ## the kubelab container image (kubelab:latest), no registry needed
 	compose/build-image.sh
+
+.PHONY: lab lab-down
+lab: image                     ## the multi-node lab in containers (compose/lab.yaml)
+	compose/compose.sh -f compose/lab.yaml -p kubelab up -d
+
+lab-down:
+	compose/compose.sh -f compose/lab.yaml -p kubelab down -v -t 2

@@ -71,6 +71,7 @@ class Result:
     rounds: list[float] = field(default_factory=list)  # latency: the value in each round
     idle_ticks: int = 0  # the whole machine's, over `wall` (0 of 0: not measured)
     total_ticks: int = 0
+    cpu_parts: dict[str, float] = field(default_factory=dict)  # `cpu` by `Path.parts`
 
 
 @dataclass
@@ -105,11 +106,12 @@ async def wrk(path: Path, connections: int, seconds: int, close: bool) -> Result
     if close:
         argv += ["-H", "Connection: close"]
     argv.append(path.url())
-    meter = CpuMeter(path.pids)
+    meter = CpuMeter(path.pids, path.parts)
     started = time.monotonic()
     out = await run_tool(argv, seconds + TOOL_SLACK, f"wrk {path.name}")
     wall = time.monotonic() - started
     cpu, idle, total = meter.read()
+    parts = meter.read_parts()
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     requests = re.search(r"(\d+) requests in", out)
     path.check()
@@ -132,6 +134,7 @@ async def wrk(path: Path, connections: int, seconds: int, close: bool) -> Result
         "; ".join(notes),
         idle_ticks=idle,
         total_ticks=total,
+        cpu_parts=parts,
     )
 
 
@@ -142,6 +145,10 @@ def combine(rounds: Sequence[Result], per_round: bool = True) -> Result:
     if per_round and len(rounds) > 1:
         notes.insert(0, " / ".join(f"{r.value:,.0f}" for r in rounds))
     cpu = [r.cpu for r in rounds if r.cpu is not None]
+    parts: dict[str, float] = {}
+    for r in rounds:
+        for name, seconds in r.cpu_parts.items():
+            parts[name] = parts.get(name, 0.0) + seconds
     return Result(
         statistics.median(r.value for r in rounds),
         ops=sum(r.ops for r in rounds),
@@ -150,6 +157,7 @@ def combine(rounds: Sequence[Result], per_round: bool = True) -> Result:
         note="; ".join(notes),
         idle_ticks=sum(r.idle_ticks for r in rounds),
         total_ticks=sum(r.total_ticks for r in rounds),
+        cpu_parts=parts,
     )
 
 
@@ -172,17 +180,19 @@ async def measure_wrk(
 
 
 async def bulk_stream(path: Path, args: argparse.Namespace) -> Result:
-    meter = CpuMeter(path.pids)
+    meter = CpuMeter(path.pids, path.parts)
     out = await run_tool(
         load_tool("bulk", f"{path.tcp[0]}:{path.tcp[1]}", "--bytes", str(args.bulk)),
         TOOL_SLACK * 2,
         f"bulk stream {path.name}",
     )
     cpu, _, _ = meter.read()  # the machine's idle share: not over the streams alone
+    parts = meter.read_parts()
     path.check()
     report = json.loads(out)
     # CPU over the warm-up stream too: the proxy moved both.
-    return Result(report["mb_per_s"], cpu=cpu, wall=report["seconds"] + report["warmup_seconds"])
+    wall = report["seconds"] + report["warmup_seconds"]
+    return Result(report["mb_per_s"], cpu=cpu, wall=wall, cpu_parts=parts)
 
 
 async def measure_bulk(paths: Sequence[Path], args: argparse.Namespace, results: Results) -> None:
@@ -199,7 +209,7 @@ async def measure_bulk(paths: Sequence[Path], args: argparse.Namespace, results:
 
 async def udp_window(path: Path, args: argparse.Namespace, warmup: int) -> Result:
     assert path.udp is not None
-    meter = CpuMeter(path.pids)
+    meter = CpuMeter(path.pids, path.parts)
     out = await run_tool(
         load_tool(
             "udp",
@@ -211,6 +221,7 @@ async def udp_window(path: Path, args: argparse.Namespace, warmup: int) -> Resul
         f"UDP {path.name}",
     )
     cpu, idle, total = meter.read()
+    parts = meter.read_parts()
     path.check()
     report = json.loads(out)
     return Result(
@@ -221,6 +232,7 @@ async def udp_window(path: Path, args: argparse.Namespace, warmup: int) -> Resul
         f"{report['lost']} lost" if report["lost"] else "",
         idle_ticks=idle,
         total_ticks=total,
+        cpu_parts=parts,
     )
 
 

@@ -43,6 +43,8 @@ class Path:
     udp: Address | None  # None: this proxy cannot relay UDP
     pids: Callable[[], Sequence[int]] = field(default=lambda: ())  # the proxy's processes
     check: Callable[[], None] = field(default=lambda: None)  # raises if the proxy died
+    # The same processes by component, where a path crosses several worth telling apart.
+    parts: Callable[[], dict[str, Sequence[int]]] = field(default=dict)
     about: str = ""
 
     def url(self) -> str:
@@ -68,14 +70,18 @@ def machine_ticks() -> tuple[int, int]:
 
 @dataclass
 class CpuMeter:
-    """The proxy's CPU time and the machine's idle share over one measured run."""
+    """The proxy's CPU time (in all and by component, `Path.parts`) and the machine's
+    idle share over one measured run."""
 
     pids: Callable[[], Sequence[int]]
+    parts: Callable[[], dict[str, Sequence[int]]] = dict
     proxy: float = 0.0
     machine: tuple[int, int] = (0, 0)
+    by_part: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.proxy = cpu_seconds(self.pids())
+        self.by_part = {name: cpu_seconds(pids) for name, pids in self.parts().items()}
         self.machine = machine_ticks()
 
     def read(self) -> tuple[float | None, int, int]:
@@ -84,6 +90,13 @@ class CpuMeter:
         pids = self.pids()
         proxy = cpu_seconds(pids) - self.proxy if pids else None
         return proxy, idle - self.machine[0], total - self.machine[1]
+
+    def read_parts(self) -> dict[str, float]:
+        """CPU seconds of each component since the start (call right after `read`)."""
+        return {
+            name: cpu_seconds(pids) - self.by_part.get(name, 0.0)
+            for name, pids in self.parts().items()
+        }
 
 
 # ---------------------------------------------------------------------------- answering

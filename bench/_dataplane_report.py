@@ -1,11 +1,12 @@
 """The data-plane table of bench/dataplane.py: every metric, every path, its ratios to
-direct and to HAProxy, the proxy's CPU, and the goals for kubelab's rows."""
+direct and to HAProxy (and the LoadBalancer's to NodePort), the proxy's CPU, and the goals
+for kubelab's rows."""
 
 from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from _dataplane_measure import METRICS, Result, Results
 from _dataplane_paths import Path
@@ -75,7 +76,18 @@ def cpu_cell(metric: str, result: Result) -> str:
     return share
 
 
+def to_nodeport(metric: str, result: Result, nodeport: Result | None) -> str:
+    """The LoadBalancer row's figure against NodePort: the cloud-stub hop in front of the
+    node proxy. A ratio; for latency what it adds, paired by round as `added` is."""
+    if metric in ("p50", "p99"):
+        extra = added(result, nodeport)
+        return "-" if extra is None else f"{extra:+,.1f} µs"
+    ratio = paired_ratio(result, nodeport)
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def table_rows(paths: Sequence[Path], results: Results) -> list[list[str]]:
+    with_lb = any(p.key == "loadbalancer" for p in paths)
     rows = []
     for metric, label in METRICS.items():
         measured = results.by_metric.get(metric, {})
@@ -83,6 +95,7 @@ def table_rows(paths: Sequence[Path], results: Results) -> list[list[str]]:
             continue
         direct = measured.get("direct")
         haproxy_result = measured.get("haproxy")
+        nodeport = measured.get("nodeport")
         first = True
         for path in paths:
             result = measured.get(path.key)
@@ -90,7 +103,7 @@ def table_rows(paths: Sequence[Path], results: Results) -> list[list[str]]:
             first = False
             if result is None:
                 why = "n/a: HAProxy has no UDP" if path.key == "haproxy" else "n/a"
-                rows.append([name, path.name, why, "", "", "", "", "", ""])
+                rows.append([name, path.name, why, *[""] * (7 if with_lb else 6)])
                 continue
             base = direct.value if direct else None
             theirs = haproxy_result.value if haproxy_result else None
@@ -108,6 +121,7 @@ def table_rows(paths: Sequence[Path], results: Results) -> list[list[str]]:
                 if path.key in PROXIES
                 else ("", None)
             )
+            lb_cell = to_nodeport(metric, result, nodeport) if path.key == "loadbalancer" else ""
             rows.append(
                 [
                     name,
@@ -115,6 +129,7 @@ def table_rows(paths: Sequence[Path], results: Results) -> list[list[str]]:
                     value,
                     "-" if to_direct is None else f"{to_direct:.2f}x",
                     "-" if to_haproxy is None else f"{to_haproxy:.2f}x",
+                    *([lb_cell] if with_lb else []),
                     cpu_cell(metric, result),
                     f"{result.idle_ticks / result.total_ticks * 100:.0f}%"
                     if result.total_ticks
@@ -126,14 +141,36 @@ def table_rows(paths: Sequence[Path], results: Results) -> list[list[str]]:
     return rows
 
 
-def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], right: Collection[int]
+) -> None:
+    """Aligned columns: those numbered in `right` to the right, the rest to the left."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         cells = [
-            cell.rjust(widths[i]) if i in (2, 3, 4, 6) else cell.ljust(widths[i])
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
             for i, cell in enumerate(row)
         ]
         print("  ".join(cells).rstrip())
+
+
+def cpu_parts_note(paths: Sequence[Path], results: Results) -> str | None:
+    """The LoadBalancer row's proxy CPU by component, per metric (share of one core)."""
+    if not any(p.key == "loadbalancer" for p in paths):
+        return None
+    cells = []
+    for metric in ("keepalive", "newconn", "bulk", "udp"):
+        result = results.by_metric.get(metric, {}).get("loadbalancer")
+        if result is None or not result.cpu_parts or not result.wall:
+            continue
+        split = ", ".join(
+            f"{name} {seconds / result.wall * 100:.0f}%"
+            for name, seconds in result.cpu_parts.items()
+        )
+        cells.append(f"{METRICS[metric]} {split}")
+    if not cells:
+        return None
+    return "LoadBalancer proxy CPU by process (share of one core): " + "; ".join(cells)
 
 
 def print_report(
@@ -144,10 +181,14 @@ def print_report(
         f"{args.seconds} s per measurement after {args.warmup} s of warm-up; load generator, "
         "proxy and pod share the machine's cores"
     )
-    print_table(
-        ["metric", "path", "value", "x direct", "x HAProxy", "proxy CPU", "idle", "goal", "met"],
-        table_rows(paths, results),
-    )
+    with_lb = any(p.key == "loadbalancer" for p in paths)
+    header = [
+        *("metric", "path", "value", "x direct", "x HAProxy"),
+        *(["x NodePort"] if with_lb else []),
+        *("proxy CPU", "idle", "goal", "met"),
+    ]
+    numbers = {i for i, title in enumerate(header) if title in ("value", "idle") or "x " in title}
+    print_table(header, table_rows(paths, results), numbers)
     print(
         f"Generators: wrk -t1 -c{args.connections} (keep-alive), wrk -t1 "
         f"-c{args.new_connections} -H 'Connection: close' (new connections); bulk: "
@@ -158,15 +199,25 @@ def print_report(
     print(
         "proxy CPU: the proxy's processes' user+system time over the measured run, as a share "
         "of one core and per operation (ClusterIP: the three node agents together, since "
-        "SO_REUSEPORT spreads connections over them; NodePort: one agent; both include the "
-        "agent's other work). idle: the whole machine's idle share over the run; well above 0 "
-        "while the proxy is below 100%, the limit was one core rather than the machine or "
-        "the proxy (which processes share a core is the scheduler's choice, and changes from "
-        "run to run)."
+        "SO_REUSEPORT spreads connections over them; NodePort: one agent; LoadBalancer: the "
+        "cloud-stub and the three node agents it spreads connections over, round robin, a UDP "
+        "flow staying on one; all include the agents' other work). idle: the whole machine's "
+        "idle share over the run; well above 0 while the proxy is below 100%, the limit was "
+        "one core rather than the machine or the proxy (which processes share a core is the "
+        "scheduler's choice, and changes from run to run)."
     )
     for path in paths:
         print(f"  {path.name}: {path.about}")
     notes = []
+    if with_lb:
+        notes.append(
+            "x NodePort (LoadBalancer only): what the cloud-stub in front of the node proxy "
+            "costs; for latency, what it adds. The goals are for one relay; the LoadBalancer "
+            "is two in series, so it has none"
+        )
+    split = cpu_parts_note(paths, results)
+    if split is not None:
+        notes.append(split)
     for metric in ("keepalive", "newconn", "bulk", "udp"):
         measured = results.by_metric.get(metric, {})
         if any(r.note for r in measured.values()):

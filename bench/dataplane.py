@@ -1,20 +1,26 @@
 """The data plane on loopback: a pod directly, through NodePort, through ClusterIP,
-against HAProxy (one thread) doing the same job, all in one run.
+through a LoadBalancer, against HAProxy (one thread) doing the same job, all in one run.
 
     .venv/bin/python bench/dataplane.py [--seconds 5] [--rounds 2] [--connections 64]
-        [--new-connections 64] [--udp-window 64] [--paths direct,haproxy,relay,nodeport,clusterip]
+        [--new-connections 64] [--udp-window 64]
+        [--paths direct,haproxy,relay,nodeport,clusterip,loadbalancer]
         [--skip-dataplane] [--skip-propagation] [--services 1000] [--changes 1500]
 
 Needs `haproxy` and `wrk` from the distribution's packages (Debian: apt-get
-install haproxy wrk); exits 2 without them. Takes about 4 minutes. Nothing is
+install haproxy wrk); exits 2 without them. Takes about 5 minutes. Nothing is
 pinned: load generator, proxy and pod share the machine's cores, so run it on
 an otherwise idle machine (the load average before the run is printed).
 
 Starts a real etcd, apiserver, controller and three node agents (node IPs
-127.10.93.N, pods in 127.250.N.0/24), and applies ONE `kubelab/echo` pod (a
-Deployment of 1 replica: HTTP on 8080, a raw TCP echo on 9000 named `tcp-echo`,
-a UDP echo on 5353) behind a NodePort Service with the same three ports. The
-paths to that pod, a row each:
+127.10.93.N, pods in 127.250.N.0/24) and, for the LoadBalancer path, the
+cloud-stub (external IPs from 127.201.0.0/24; the controller gets its address
+with --cloud), and applies ONE `kubelab/echo` pod (a Deployment of 1 replica:
+HTTP on 8080, a raw TCP echo on 9000 named `tcp-echo`, a UDP echo on 5353)
+behind a Service with the same three ports, `type: LoadBalancer` (NodePort when
+the LoadBalancer path is not measured; the node proxy serves a LoadBalancer
+Service's nodePorts and clusterIP as a NodePort Service's), whose external IP
+the bench learns from a watch, as a user would. The paths to that pod, a row
+each:
 
 - direct: the pod's IP and ports, no proxy (the baseline);
 - HAProxy (1 thread): `haproxy -db` from the machine's packages, `nbthread 1`,
@@ -26,7 +32,11 @@ paths to that pod, a row each:
   cost, without the node proxy around it;
 - NodePort: the pod's node agent, on its node IP and the Service's nodePorts;
 - ClusterIP: the Service's clusterIP and ports, which all three node agents bind
-  with SO_REUSEPORT, so the kernel spreads connections over three processes.
+  with SO_REUSEPORT, so the kernel spreads connections over three processes;
+- LoadBalancer: the Service's external IP and ports, served by the cloud-stub,
+  which sends each connection (UDP flow) to the next node's nodePort, round
+  robin over the three, and that node's agent on to the pod: two relays in
+  series (the bench waits until the cloud-stub has all three nodes in rotation).
 
 Every path must answer a real request (HTTP 200 from the pod, a TCP echo, a UDP
 echo) before anything is measured. Then, per metric, every path in turn with the
@@ -56,8 +66,12 @@ Generators 3-5 are bench/_dataplane_load.py, a child process per job. Each value
 comes with its ratio to direct and to HAProxy, the proxy's CPU (its processes'
 user + system time over the measured run, from /proc): what a request, connection
 or datagram cost the proxy, whichever component was the bottleneck; and the
-machine's idle share over the run. Goals apply to kubelab's rows (relay,
-NodePort, ClusterIP).
+machine's idle share over the run. Goals apply to kubelab's single-relay rows
+(relay, NodePort, ClusterIP). The LoadBalancer row has none: it is two relays,
+so its figure that means something is its ratio to NodePort (the "x NodePort"
+column; for latency, the microseconds it adds to NodePort's), which is what the
+cloud-stub in front of the node proxy costs. Its proxy CPU is the cloud-stub's
+plus the three node agents' (it forwarded to all three), and a note splits it.
 
 6. propagation (bench/_dataplane_propagation.py): a fresh etcd and controller and
    three `ServiceProxy` instances (node_agent/proxy.py), each in its own process
@@ -75,17 +89,14 @@ process logs.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path as FsPath
 
+from _cluster import BenchCluster
 from _dataplane_measure import (
     PhaseFailed,
     Results,
@@ -96,254 +107,17 @@ from _dataplane_measure import (
     phase,
     progress,
 )
-from _dataplane_paths import (
-    ChildProcess,
-    NotAnswering,
-    Path,
-    haproxy,
-    relay,
-    start_answering,
-    wait_answering,
-)
+from _dataplane_paths import ChildProcess, Path
 from _dataplane_propagation import PropagationSettings, run_propagation
 from _dataplane_report import print_report
-from google.protobuf import json_format
+from _dataplane_setup import PATHS, apply_backend, start_paths
 
 from kubelab.client import Client
-from kubelab.core.pods import is_ready, is_terminating
 from kubelab.runtime.loop import run_actor
-from kubelab.testing.processes import (
-    ApiServerProcess,
-    ControllerProcess,
-    EtcdServer,
-    NodeAgentProcess,
-    free_port,
-)
-from kubelab.v1 import objects_pb2
 
-NAME = "bench-dataplane"
-NODES = (1, 2, 3)
 NODE_IP_BASE = "127.10.93"
 POD_BASE = "127.250"
-HAPROXY_HOST = "127.253.0.1"
-RELAY_HOST = "127.253.0.2"
-HTTP_PORT, TCP_PORT, UDP_PORT = 8080, 9000, 5353  # the pod's, and the Service's
-PATHS = ("direct", "haproxy", "relay", "nodeport", "clusterip")
-
-# Deadlines, in seconds: generous, a healthy run takes a fraction of each.
-POD_DEADLINE = 60.0
-PROXY_DEADLINE = 20.0
-
-
-# ---------------------------------------------------------------------- the pod
-
-
-def backend_objects() -> tuple[objects_pb2.Deployment, objects_pb2.Service]:
-    labels = {"app": NAME}
-    container = {
-        "name": "echo",
-        "image": "kubelab/echo",
-        "ports": [
-            {"name": "http", "containerPort": HTTP_PORT},
-            {"name": "tcp-echo", "containerPort": TCP_PORT},
-            {"name": "udp", "containerPort": UDP_PORT, "protocol": "UDP"},
-        ],
-        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": NAME},
-        "spec": {
-            "type": "NodePort",
-            "selector": labels,
-            "ports": [
-                {"name": "http", "port": HTTP_PORT, "targetPort": "http"},
-                {"name": "tcp-echo", "port": TCP_PORT, "targetPort": "tcp-echo"},
-                {"name": "udp", "port": UDP_PORT, "targetPort": "udp", "protocol": "UDP"},
-            ],
-        },
-    }
-    return (
-        json_format.ParseDict(deployment, objects_pb2.Deployment()),
-        json_format.ParseDict(service, objects_pb2.Service()),
-    )
-
-
-@dataclass(frozen=True)
-class Backend:
-    pod: str
-    pod_ip: str
-    node: str
-    node_ip: str
-    cluster_ip: str
-    node_ports: dict[str, int]
-
-
-async def apply_backend(api: Client) -> Backend:
-    deployment, service = backend_objects()
-    await api.apply(deployment)
-    stored, _ = await api.apply(service)
-    deadline = time.monotonic() + POD_DEADLINE
-    seen = "no pod"
-    while True:
-        items, _ = await api.list("pods", label_selector=f"app={NAME}")
-        pods = [p for p in items if isinstance(p, objects_pb2.Pod) and not is_terminating(p)]
-        ready = [p for p in pods if is_ready(p) and p.status.pod_ip]
-        if ready:
-            pod = ready[0]
-            break
-        seen = ", ".join(f"{p.metadata.name} {p.status.phase or 'Pending'}" for p in pods)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the echo pod not Ready within {POD_DEADLINE:g} s ({seen})")
-        await asyncio.sleep(0.1)
-    return Backend(
-        pod=pod.metadata.name,
-        pod_ip=pod.status.pod_ip,
-        node=pod.spec.node_name,
-        node_ip=pod.status.host_ip,
-        cluster_ip=stored.spec.cluster_ip,
-        node_ports={p.name: p.node_port for p in stored.spec.ports},
-    )
-
-
-# ---------------------------------------------------------------------- the paths
-
-
-def build_paths(
-    keys: Sequence[str],
-    backend: Backend,
-    nodes: dict[str, NodeAgentProcess],
-    haproxy_ports: tuple[int, int],
-    relay_ports: tuple[int, int, int],
-) -> list[Path]:
-    def agent_pids(names: Sequence[str]) -> Callable[[], Sequence[int]]:
-        def pids() -> Sequence[int]:
-            return [p.pid for n in names if (p := nodes[n].process) is not None]
-
-        return pids
-
-    def agents_alive(names: Sequence[str]) -> Callable[[], None]:
-        def check() -> None:
-            for name in names:
-                process = nodes[name].process
-                if process is None or process.poll() is not None:
-                    raise RuntimeError(f"the node agent {name} exited (see {name}.log)")
-
-        return check
-
-    ports = backend.node_ports
-    every: dict[str, Path] = {
-        "direct": Path(
-            "direct",
-            "direct",
-            (backend.pod_ip, HTTP_PORT),
-            (backend.pod_ip, TCP_PORT),
-            (backend.pod_ip, UDP_PORT),
-            about=f"the pod's own address, {backend.pod_ip}",
-        ),
-        "haproxy": Path(
-            "haproxy",
-            "HAProxy (1 thread)",
-            (HAPROXY_HOST, haproxy_ports[0]),
-            (HAPROXY_HOST, haproxy_ports[1]),
-            None,
-            about=f"haproxy -db, nbthread 1, mode tcp, on {HAPROXY_HOST}",
-        ),
-        "relay": Path(
-            "relay",
-            "relay (static route)",
-            (RELAY_HOST, relay_ports[0]),
-            (RELAY_HOST, relay_ports[1]),
-            (RELAY_HOST, relay_ports[2]),
-            about=f"kubelab.relay alone in one process (uvloop), on {RELAY_HOST}",
-        ),
-        "nodeport": Path(
-            "nodeport",
-            "NodePort",
-            (backend.node_ip, ports["http"]),
-            (backend.node_ip, ports["tcp-echo"]),
-            (backend.node_ip, ports["udp"]),
-            pids=agent_pids([backend.node]),
-            check=agents_alive([backend.node]),
-            about=f"{backend.node}'s agent on {backend.node_ip}, nodePorts "
-            f"{ports['http']}/{ports['tcp-echo']}/{ports['udp']}",
-        ),
-        "clusterip": Path(
-            "clusterip",
-            "ClusterIP",
-            (backend.cluster_ip, HTTP_PORT),
-            (backend.cluster_ip, TCP_PORT),
-            (backend.cluster_ip, UDP_PORT),
-            pids=agent_pids(sorted(nodes)),
-            check=agents_alive(sorted(nodes)),
-            about=f"{backend.cluster_ip}, bound by all {len(nodes)} agents (SO_REUSEPORT)",
-        ),
-    }
-    return [every[key] for key in keys]
-
-
-async def start_paths(
-    keys: Sequence[str],
-    backend: Backend,
-    nodes: dict[str, NodeAgentProcess],
-    workdir: FsPath,
-    children: list[ChildProcess],
-) -> list[Path]:
-    """Every path in `keys`, answering: the comparison proxies started (added to
-    `children`, which the caller stops), the node agents' proxy found listening."""
-    haproxy_ports = (free_port(HAPROXY_HOST), free_port(HAPROXY_HOST))
-    relay_ports = (free_port(RELAY_HOST), free_port(RELAY_HOST), free_port(RELAY_HOST))
-    by_key = {p.key: p for p in build_paths(keys, backend, nodes, haproxy_ports, relay_ports)}
-    expect = f'"pod":"{backend.pod}"'.encode()
-    if "direct" in by_key:
-        with phase("direct"):
-            await wait_answering(by_key["direct"], PROXY_DEADLINE, expect)
-    pod = backend.pod_ip
-    if "haproxy" in by_key:
-        path = by_key["haproxy"]
-        child = haproxy(
-            workdir,
-            [("http", path.http, (pod, HTTP_PORT)), ("tcp-echo", path.tcp, (pod, TCP_PORT))],
-        )
-        children.append(child)
-        by_key["haproxy"] = path = dataclasses.replace(path, pids=child.pids, check=child.check)
-        with phase("HAProxy"):
-            await start_answering(child, path, expect)
-    if "relay" in by_key:
-        child = relay(
-            workdir,
-            RELAY_HOST,
-            [(relay_ports[0], (pod, HTTP_PORT)), (relay_ports[1], (pod, TCP_PORT))],
-            [(relay_ports[2], (pod, UDP_PORT))],
-        )
-        children.append(child)
-        by_key["relay"] = path = dataclasses.replace(
-            by_key["relay"], pids=child.pids, check=child.check
-        )
-        with phase("relay (static route)"):
-            await start_answering(child, path, expect)
-    for key in ("nodeport", "clusterip"):
-        if key in by_key:
-            with phase(f"{by_key[key].name} through the node agents' proxy"):
-                try:
-                    await wait_answering(by_key[key], PROXY_DEADLINE, expect)
-                except NotAnswering as err:
-                    raise NotAnswering(
-                        f"{err}. Do the node agents proxy (node_agent/proxy.py)? "
-                        "--paths direct,haproxy,relay measures without them"
-                    ) from None
-    return [by_key[k] for k in keys]
+LB_POOL = "127.201.0.0/24"  # the cloud-stub's external IPs: met by nothing else here
 
 
 # ---------------------------------------------------------------------- main
@@ -353,34 +127,23 @@ async def data_plane(
     args: argparse.Namespace, workdir: FsPath, started: float
 ) -> tuple[list[Path], Results, str]:
     """The cluster, the pod, every path; every metric over every path."""
-    etcd = EtcdServer(workdir / "etcd")
-    apiserver = ApiServerProcess(etcd.endpoint, workdir)
-    controller = ControllerProcess(etcd.endpoint, workdir)
-    nodes = {
-        agent.name: agent
-        for agent in (
-            NodeAgentProcess(etcd.endpoint, workdir, n, ip_base=NODE_IP_BASE, pod_base=POD_BASE)
-            for n in NODES
-        )
-    }
+    load_balancer = "loadbalancer" in args.paths
+    cluster = BenchCluster(workdir, NODE_IP_BASE, POD_BASE, LB_POOL if load_balancer else "")
     children: list[ChildProcess] = []
     results = Results()
     try:
         with phase("cluster"):
-            etcd.start()
-            apiserver.start()
-            controller.start()
-            for agent in nodes.values():
-                agent.start()
-        async with Client(apiserver.address, timeout=10) as api:
+            cluster.start()
+        async with Client(cluster.apiserver.address, timeout=10) as api:
             with phase("the echo pod and its Service"):
-                backend = await apply_backend(api)
+                backend = await apply_backend(api, load_balancer)
         progress(
-            f"cluster up, pod {backend.pod} {backend.pod_ip} on {backend.node} "
-            f"({time.monotonic() - started:.1f} s)"
+            f"cluster up, pod {backend.pod} {backend.pod_ip} on {backend.node}"
+            + (f", external IP {backend.external_ip}" if load_balancer else "")
+            + f" ({time.monotonic() - started:.1f} s)"
         )
         keys = [k for k in PATHS if k in args.paths]
-        paths = await start_paths(keys, backend, nodes, workdir, children)
+        paths = await start_paths(keys, backend, cluster, workdir, children)
         progress(f"every path answers ({time.monotonic() - started:.1f} s)")
         await measure_wrk(paths, args, results, "keepalive")
         await measure_wrk(paths, args, results, "newconn")
@@ -391,11 +154,7 @@ async def data_plane(
     finally:
         for child in children:
             child.stop()
-        for agent in nodes.values():
-            agent.stop()
-        controller.stop()
-        apiserver.stop()
-        etcd.stop()
+        cluster.stop()
     return paths, results, f"{backend.pod_ip} on {backend.node}"
 
 

@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--lab-network", action="store_true", help="set up lab-mode routes (needs NET_ADMIN)"
     )
     parser.add_argument("--service-cidr", default="10.96.0.0/16", help="with --lab-network")
+    parser.add_argument(
+        "--cluster-cidr", default="", help="with --lab-network: every pod, e.g. 10.244.0.0/16"
+    )
     parser.add_argument("--cluster-dns", default="", help="with --lab-network: e.g. 10.96.0.10")
     parser.add_argument(
         "--dns-upstream", default="", help="with --cluster-dns: the DNS actor's host:port"
@@ -103,6 +106,7 @@ async def run(args: argparse.Namespace) -> int:
                 node_name=args.name,
                 pod_cidr=args.pod_cidr,
                 service_cidr=args.service_cidr,
+                cluster_cidr=args.cluster_cidr,
                 cluster_dns=args.cluster_dns,
                 dns_upstream=upstream,
             ),

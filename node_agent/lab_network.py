@@ -24,13 +24,14 @@ commands at start and one per node change, none per pod or per connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kubelab.core import kinds
 from kubelab.core.endpoint_choice import Target
-from kubelab.core.node_routes import desired_routes, route_changes
+from kubelab.core.node_routes import desired_routes, installed_routes, route_changes
 from kubelab.relay import TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.relay.static import StaticRoute
 from kubelab.runtime import sources
@@ -42,22 +43,28 @@ log = logging.getLogger("node_agent.network")
 
 INTERFACE = "lo"
 _RETRY = 1.0
+_RECHECK = 1.0
 
 
 class IpCommandError(Exception):
     """`ip` failed; the message has its arguments and what it printed."""
 
 
-async def ip(*args: str) -> None:
+async def ip_output(*args: str) -> str:
     process = await asyncio.create_subprocess_exec(
         "ip",
         *args,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await process.communicate()
+    out, err = await process.communicate()
     if process.returncode != 0:
         raise IpCommandError(f"ip {' '.join(args)}: {err.decode(errors='replace').strip()}")
+    return out.decode(errors="replace")
+
+
+async def ip(*args: str) -> None:
+    await ip_output(*args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,7 @@ class LabNetworkConfig:
     node_name: str
     pod_cidr: str
     service_cidr: str
+    cluster_cidr: str = ""  # every node's pods, e.g. 10.244.0.0/16
     cluster_dns: str = ""  # e.g. 10.96.0.10; "" for none
     dns_upstream: Target | None = None  # the DNS actor's address
 
@@ -84,6 +92,10 @@ class LabNetwork:
         NET_ADMIN): lab mode cannot work without it, better to say so at once."""
         for cidr in (self.config.pod_cidr, self.config.service_cidr):
             await ip("route", "replace", "local", cidr, "dev", INTERFACE)
+        if self.config.cluster_cidr:
+            # Pods of a node we have no route to (yet) are unreachable here, at once,
+            # rather than sent to the default gateway and out of the lab.
+            await ip("route", "replace", "unreachable", self.config.cluster_cidr)
         log.info(
             "lab network: %s and %s local on %s",
             self.config.pod_cidr,
@@ -110,12 +122,24 @@ class LabNetwork:
         log.info("lab network: DNS %s:53 forwarded to %s", address, upstream)
 
     async def _keep_routes(self) -> None:
+        """Level-triggered: on every Node change and every `_RECHECK` seconds, compare
+        what the kernel has with what the Nodes say. The kernel can lose routes behind
+        our back: a network disconnected and connected again comes back as a new
+        interface without them."""
         await self.nodes.synced.wait()
         while True:
-            await self._changed.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), _RECHECK)
             self._changed.clear()
             nodes = [n for n in self.nodes.cache.values() if isinstance(n, objects_pb2.Node)]
             desired = desired_routes(nodes, self.config.node_name)
+            try:
+                kernel = installed_routes(await ip_output("-4", "route", "show"))
+            except IpCommandError as err:
+                log.warning("lab network: %s", err)
+                continue
+            # Ours are the routes we installed or want; the kernel's others are not ours.
+            self.routes = {c: g for c, g in kernel.items() if c in desired or c in self.routes}
             replace, delete = route_changes(self.routes, desired)
             failed = False
             for cidr, gateway in replace.items():

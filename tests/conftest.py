@@ -9,6 +9,9 @@ import pytest
 
 from kubelab.testing.processes import ApiServerProcess, EtcdServer
 
+# The Docker `image` fixture, for tests/lab and tests/chaos.
+pytest_plugins = ["tests.docker_fixtures"]
+
 
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[EtcdServer]:

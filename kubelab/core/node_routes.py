@@ -60,3 +60,15 @@ def _ipv4_network(text: str) -> ipaddress.IPv4Network | None:
     except ValueError:
         return None
     return network if isinstance(network, ipaddress.IPv4Network) else None
+
+
+def installed_routes(ip_route_output: str) -> dict[str, str]:
+    """`{destination: gateway}` of the `via` routes in `ip -4 route show` output: what the
+    kernel really has, which can differ from what we installed (an interface removed and
+    added again, on `docker network disconnect` and `connect`, takes its routes with it)."""
+    routes: dict[str, str] = {}
+    for line in ip_route_output.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[1] == "via" and _ipv4_network(words[0]) is not None:
+            routes[str(_ipv4_network(words[0]))] = words[2]
+    return routes

@@ -1,104 +1,25 @@
 """The kubelab container image (compose/Dockerfile, built by compose/build-image.sh).
 
-The session's first test builds the image with the script (seconds when nothing changed,
-a few minutes from a clean machine); $KUBELAB_LAB_IMAGE names an existing image to test
-instead, without building. Then containers from it must run every actor's entry point and
-the tools node agents and users rely on, and an etcd and an apiserver container must serve
-the CLI in a third one over a user-defined network.
+The `image` fixture (tests/docker_fixtures.py) builds it, or takes $KUBELAB_LAB_IMAGE.
+Containers from it must run every actor's entry point and the tools node agents and users
+rely on, and an etcd and an apiserver container must serve the CLI in a third one over a
+user-defined network.
 
 No Docker: with CI=true the tests fail (CI must have it); elsewhere they skip, saying why.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO_ROOT / "compose" / "build-image.sh"
-IMAGE = "kubelab:latest"
-BUILD_TIMEOUT = 20 * 60.0
+from kubelab.testing.docker import BUILD_TIMEOUT, REPO_ROOT, docker, tail
 
-# Building takes minutes on a clean machine, inside the first test's setup.
+# Building takes minutes on a clean machine, inside the first test's setup (the `image`
+# fixture, tests/docker_fixtures.py).
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(BUILD_TIMEOUT + 300)]
-
-
-def docker(
-    *args: str, check: bool = True, timeout: float = 120.0, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        ["docker", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"docker {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}",
-            pytrace=False,
-        )
-    return result
-
-
-def docker_problem() -> str | None:
-    """Why Docker cannot be used here, or None."""
-    if shutil.which("docker") is None:
-        return "the docker command is not installed"
-    try:
-        info = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return "`docker info` did not answer within 30s"
-    if info.returncode != 0:
-        return f"the Docker daemon does not answer: {info.stderr.strip()}"
-    return None
-
-
-def tail(text: str, lines: int = 60) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-@pytest.fixture(scope="session")
-def image() -> str:
-    problem = docker_problem()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"lab tests need Docker, and CI=true: {problem}", pytrace=False)
-        pytest.skip(f"lab tests need Docker: {problem}")
-    existing = os.environ.get("KUBELAB_LAB_IMAGE")
-    if existing:
-        docker("image", "inspect", existing)
-        return existing
-    try:
-        build = subprocess.run(
-            [str(BUILD_SCRIPT)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{BUILD_SCRIPT} did not finish in {BUILD_TIMEOUT:.0f}s", pytrace=False)
-    if build.returncode != 0:
-        pytest.fail(
-            f"{BUILD_SCRIPT} exited {build.returncode}:\n{tail(build.stdout + build.stderr)}",
-            pytrace=False,
-        )
-    return IMAGE
 
 
 def run_in(image: str, *command: str) -> str:

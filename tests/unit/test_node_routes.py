@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.node_routes import desired_routes, route_changes
+from kubelab.core.node_routes import desired_routes, installed_routes, route_changes
 from kubelab.v1 import objects_pb2
 
 
@@ -93,3 +93,18 @@ def test_applying_the_changes_gives_the_desired_routes(
     after.update(replace)
     assert after == desired
     assert not set(replace) & set(delete)
+
+
+def test_installed_routes_reads_the_via_routes_of_ip_route_show() -> None:
+    output = (
+        "default via 172.28.0.128 dev eth0 \n"
+        "10.244.2.0/24 via 172.28.0.102 dev eth0 \n"
+        "10.244.3.0/24 via 172.28.0.103 dev eth0 proto static \n"
+        "unreachable 10.244.0.0/16 \n"
+        "172.28.0.0/24 dev eth0 proto kernel scope link src 172.28.0.101 \n"
+    )
+    assert installed_routes(output) == {
+        "10.244.2.0/24": "172.28.0.102",
+        "10.244.3.0/24": "172.28.0.103",
+    }
+    assert installed_routes("") == {}
