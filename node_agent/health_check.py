@@ -70,6 +70,17 @@ def _plain(status: int, extra: dict[str, str] | None = None) -> bytes:
     return _response(status, headers, text, head_only=False)
 
 
+def _method(request_line: bytes) -> tuple[bytes, tuple[int, bytes] | None]:
+    """The request's method, or the answer that refuses it: 400 for a request line that
+    is not HTTP/1.x, 405 for a method other than GET and HEAD."""
+    match = _REQUEST_LINE.fullmatch(request_line)
+    if match is None:
+        return b"", (400, _plain(400))
+    if match[1] not in (b"GET", b"HEAD"):
+        return match[1], (405, _plain(405, {"Allow": "GET, HEAD"}))
+    return match[1], None
+
+
 class _Answering(Protocol):
     idle_timeout: float
     answered: Counter[int]
@@ -133,11 +144,9 @@ class ServiceHealth:
 
     def answer(self, request_line: bytes) -> bytes:
         """The whole response to one request, from its request line."""
-        match = _REQUEST_LINE.fullmatch(request_line)
-        if match is None:
-            status, response = 400, _plain(400)
-        elif match[1] not in (b"GET", b"HEAD"):
-            status, response = 405, _plain(405, {"Allow": "GET, HEAD"})
+        method, refusal = _method(request_line)
+        if refusal is not None:
+            status, response = refusal
         else:
             count = self.count()
             status = 200 if count else 503
@@ -154,7 +163,7 @@ class ServiceHealth:
                 "X-Content-Type-Options": "nosniff",
                 "X-Load-Balancing-Endpoint-Weight": str(count),
             }
-            response = _response(status, headers, body, head_only=match[1] == b"HEAD")
+            response = _response(status, headers, body, head_only=method == b"HEAD")
         self.answered[status] += 1
         return response
 
@@ -207,11 +216,9 @@ class ProxyHealth:
         self.last_healthy = 0.0
 
     def answer(self, request_line: bytes) -> bytes:
-        match = _REQUEST_LINE.fullmatch(request_line)
-        if match is None:
-            status, response = 400, _plain(400)
-        elif match[1] not in (b"GET", b"HEAD"):
-            status, response = 405, _plain(405, {"Allow": "GET, HEAD"})
+        method, refusal = _method(request_line)
+        if refusal is not None:
+            status, response = refusal
         else:
             now = time.time()
             healthy = self.healthy()
@@ -227,7 +234,7 @@ class ProxyHealth:
                 }
             ).encode()
             headers = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
-            response = _response(status, headers, body, head_only=match[1] == b"HEAD")
+            response = _response(status, headers, body, head_only=method == b"HEAD")
         self.answered[status] += 1
         return response
 

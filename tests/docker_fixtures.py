@@ -16,14 +16,17 @@ import pytest
 from kubelab.testing.docker import DockerError, build_image, docker, docker_problem
 
 
-def require_docker(what: str) -> None:
-    """Fail (CI=true) or skip the test, saying why, when Docker cannot be used."""
-    problem = docker_problem()
+def require(what: str, problem: str | None) -> None:
+    """Fail (CI=true) or skip the test, saying why, when `problem` says what is missing."""
     if problem is None:
         return
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} need Docker, and CI=true: {problem}", pytrace=False)
-    pytest.skip(f"{what} need Docker: {problem}")
+        pytest.fail(f"{what}, and CI=true: {problem}", pytrace=False)
+    pytest.skip(f"{what}: {problem}")
+
+
+def require_docker(what: str) -> None:
+    require(f"{what} need Docker", docker_problem())
 
 
 @pytest.fixture(scope="session")

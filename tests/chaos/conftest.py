@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
@@ -26,6 +25,7 @@ import pytest
 from kubelab.testing.docker import BUILD_TIMEOUT, Compose, compose_problem
 from tests.chaos.lab import CLUSTER_NET, LAB_FILE, NETWORKS, Lab
 from tests.chaos.report import RESULTS, Row, save, scenario_order, text_table
+from tests.docker_fixtures import require
 
 HERE = Path(__file__).resolve().parent
 # Per subnet: labs on other subnets (KUBELAB_CHAOS_*_NET) are not in the way.
@@ -92,11 +92,7 @@ def row(request: pytest.FixtureRequest) -> Iterator[Row]:
 
 @pytest.fixture
 async def lab(image: str, row: Row, request: pytest.FixtureRequest) -> AsyncIterator[Lab]:
-    problem = compose_problem()  # Docker itself: the `image` fixture made sure
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"chaos needs Docker Compose, and CI=true: {problem}", pytrace=False)
-        pytest.skip(f"chaos needs Docker Compose: {problem}")
+    require("chaos needs Docker Compose", compose_problem())  # Docker: `image` checked it
     # A run killed mid-scenario leaves its lab behind, holding the lab's subnets: gone it
     # goes. A younger one belongs to a session running now, which is not ours to end.
     for leftover, age in (await asyncio.to_thread(Compose.projects, PROJECT_PREFIX)).items():
