@@ -140,7 +140,17 @@ class Lab:
     async def start(self) -> None:
         await self._docker_compose("up", "-d", timeout=UP_TIMEOUT)
         self.note("lab up")
-        await wait_for(self._nodes_ready, 60, "3 Ready nodes")
+        try:
+            await wait_for(self._nodes_ready, 60, "3 Ready nodes")
+        except AssertionError as err:
+            # Seen once in ~50 bring-ups (a CI run, 2026-11-24), cause not found yet: the
+            # nodes' logs go into the timeline, and the lab is brought up once more.
+            logs = await self._docker_compose("logs", "--tail", "20", "node1", "node2", "node3")
+            self.note(f"{err}; nodes' logs:\n{logs}\nbringing the lab up again")
+            await self._docker_compose("down", "-v", "-t", "1", timeout=UP_TIMEOUT)
+            await self._docker_compose("up", "-d", timeout=UP_TIMEOUT)
+            self.note("lab up again")
+            await wait_for(self._nodes_ready, 60, "3 Ready nodes")
         for item in load_manifest_files([str(path) for path in SEED]):
             await self.apply(item.object)
         await wait_for(self._seed_ready, 60, "the shop's 6 pods Ready")
