@@ -1,6 +1,6 @@
 """Load generators for bench/dataplane.py, run as a child process (one job per run).
 
-    .venv/bin/python bench/_dataplane_load.py bulk HOST:PORT --bytes 1073741824
+    .venv/bin/python bench/_dataplane_load.py bulk HOST:PORT --direction in --bytes 1073741824
     .venv/bin/python bench/_dataplane_load.py udp HOST:PORT --seconds 5 --window 64
     .venv/bin/python bench/_dataplane_load.py latency NAME=HOST:PORT... --seconds 5 --rounds 20
 
@@ -8,11 +8,14 @@ Each prints one JSON object on stdout and exits 0, or prints why on stderr and
 exits 1. They run in their own process so the benchmark's own event loop (gRPC
 clients, child process pipes) neither slows them nor is slowed by them.
 
-- `bulk`: one TCP connection to an echo port; sends `--bytes` from one reused
-  buffer and reads the echo back into one reused buffer (uvloop, BufferedProtocol,
-  so neither direction allocates per read), both directions at once with the
-  transport's flow control. Time from the connect to the last echoed byte.
-  A warm-up stream (`--warmup` bytes) on its own connection comes first.
+- `bulk`: one TCP stream of `--bytes`, uvloop and BufferedProtocol (writes from one
+  reused buffer, reads into one, nothing allocated per chunk), with the transport's
+  flow control. `--direction in`: to the pod's bulk port (node_agent/echo_bulk.py),
+  `PUT <bytes>`, timed from the connect to the pod's `OK` (every byte arrived);
+  `out`: `GET <bytes>` from it, timed to the last byte; `both`: to a TCP echo port,
+  sending and reading the echo back at once, timed to the last echoed byte (MB/s
+  then counts one direction). A warm-up stream (`--warmup` bytes) on its own
+  connection comes first.
 - `udp`: one connected UDP socket; keeps `--window` datagrams of `--size` bytes
   in flight and counts the echoes for `--seconds` (after `--warmup` seconds). A
   window that gets no echo for LOSS_TIMEOUT is taken as lost and refilled, so
@@ -60,10 +63,17 @@ def address(text: str) -> tuple[str, int]:
 
 
 class _Stream(asyncio.BufferedProtocol):
-    """Send `total` bytes, read `total` echoed bytes, resolve `done` at the last one."""
+    """One bulk stream (see `bulk`): resolves `done` with the time of its last byte.
 
-    def __init__(self, total: int, done: asyncio.Future[float]) -> None:
-        self.total = total
+    `sending`: bytes to send after `command`; `expected`: bytes to read (the echo,
+    the GET's bytes, or the PUT's `OK <n>` line)."""
+
+    def __init__(
+        self, command: bytes, sending: int, expected: int, done: asyncio.Future[float]
+    ) -> None:
+        self.command = command
+        self.total = sending
+        self.expected = expected
         self.done = done
         self.sent = 0
         self.received = 0
@@ -71,10 +81,13 @@ class _Stream(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.outgoing = memoryview(bytes(CHUNK))
         self.incoming = memoryview(bytearray(CHUNK))
+        self.tail = b""  # the last bytes read: the PUT's answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are alike, not subclasses
         self.transport.set_write_buffer_limits(high=4 * CHUNK)
+        if self.command:
+            self.transport.write(self.command)
         self._send()
 
     def _send(self) -> None:
@@ -97,7 +110,9 @@ class _Stream(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.received += nbytes
-        if self.received >= self.total and not self.done.done():
+        if self.expected < CHUNK:  # a short answer: keep it to check it
+            self.tail = (self.tail + bytes(self.incoming[:nbytes]))[-CHUNK:]
+        if self.received >= self.expected and not self.done.done():
             self.done.set_result(time.perf_counter())
 
     def eof_received(self) -> bool:
@@ -110,31 +125,44 @@ class _Stream(asyncio.BufferedProtocol):
     def _fail(self, why: str) -> None:
         if not self.done.done():
             self.done.set_exception(
-                LoadError(f"{why} after {self.received} of {self.total} bytes echoed")
+                LoadError(f"{why} after {self.received} of {self.expected} bytes read")
             )
 
 
-async def stream(host: str, port: int, total: int, timeout: float) -> float:
-    """Seconds to push `total` bytes through an echo port and get them all back."""
+def stream_protocol(direction: str, total: int, done: asyncio.Future[float]) -> _Stream:
+    if direction == "in":
+        return _Stream(b"PUT %d\n" % total, total, len(b"OK %d\n" % total), done)
+    if direction == "out":
+        return _Stream(b"GET %d\n" % total, 0, total, done)
+    return _Stream(b"", total, total, done)
+
+
+async def stream(host: str, port: int, direction: str, total: int, timeout: float) -> float:
+    """Seconds for one `direction` stream of `total` bytes, from the connect on."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[float] = loop.create_future()
-    async with asyncio.timeout(CONNECT_TIMEOUT):
-        transport, _ = await loop.create_connection(lambda: _Stream(total, done), host, port)
     started = time.perf_counter()
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        transport, protocol = await loop.create_connection(
+            lambda: stream_protocol(direction, total, done), host, port
+        )
     try:
         async with asyncio.timeout(timeout):
             finished = await done
     except TimeoutError:
-        raise LoadError(f"{total} bytes not echoed within {timeout:g} s") from None
+        raise LoadError(f"{direction}: {total} bytes not through within {timeout:g} s") from None
     finally:
         transport.close()
+    if direction == "in" and protocol.tail != b"OK %d\n" % total:
+        raise LoadError(f"in: the pod answered {protocol.tail[:80]!r}, not OK {total}")
     return finished - started
 
 
 async def bulk(args: argparse.Namespace) -> dict[str, float]:
     host, port = address(args.target)
-    warmup = await stream(host, port, args.warmup, args.timeout) if args.warmup else 0.0
-    seconds = await stream(host, port, args.bytes, args.timeout)
+    direction = args.direction
+    warmup = await stream(host, port, direction, args.warmup, args.timeout) if args.warmup else 0.0
+    seconds = await stream(host, port, direction, args.bytes, args.timeout)
     return {
         "bytes": args.bytes,
         "seconds": seconds,
@@ -318,6 +346,7 @@ def main() -> None:
     jobs = parser.add_subparsers(dest="job", required=True)
     job = jobs.add_parser("bulk")
     job.add_argument("target")
+    job.add_argument("--direction", choices=("in", "out", "both"), default="in")
     job.add_argument("--bytes", type=int, default=1 << 30)
     job.add_argument("--warmup", type=int, default=64 << 20)
     job.add_argument("--timeout", type=float, default=120.0)

@@ -33,6 +33,8 @@ METRICS = {
     "keepalive": "keep-alive requests/s",
     "newconn": "new connections/s",
     "bulk": "bulk MB/s (echo stream)",
+    "bulk_in": "bulk MB/s in (one way)",
+    "bulk_out": "bulk MB/s out (one way)",
     "udp": "UDP datagrams/s",
     "p50": "latency p50 µs (added)",
     "p99": "latency p99 µs (added)",
@@ -179,12 +181,18 @@ async def measure_wrk(
         results.put(metric, path.key, combine(rounds[path.key]))
 
 
-async def bulk_stream(path: Path, args: argparse.Namespace) -> Result:
+# bench/_dataplane_load.py's bulk --direction of each metric.
+BULK_DIRECTIONS = {"bulk": "both", "bulk_in": "in", "bulk_out": "out"}
+
+
+async def bulk_stream(path: Path, args: argparse.Namespace, metric: str) -> Result:
+    direction = BULK_DIRECTIONS[metric]
+    host, port = path.tcp if direction == "both" else path.bulk
     meter = CpuMeter(path.pids, path.parts)
     out = await run_tool(
-        load_tool("bulk", f"{path.tcp[0]}:{path.tcp[1]}", "--bytes", str(args.bulk)),
+        load_tool("bulk", f"{host}:{port}", "--direction", direction, "--bytes", str(args.bulk)),
         TOOL_SLACK * 2,
-        f"bulk stream {path.name}",
+        f"bulk stream {path.name} ({direction})",
     )
     cpu, _, _ = meter.read()  # the machine's idle share: not over the streams alone
     parts = meter.read_parts()
@@ -196,15 +204,18 @@ async def bulk_stream(path: Path, args: argparse.Namespace) -> Result:
 
 
 async def measure_bulk(paths: Sequence[Path], args: argparse.Namespace, results: Results) -> None:
-    rounds: dict[str, list[Result]] = {p.key: [] for p in paths}
-    for _ in range(args.bulk_rounds):
+    """The echo stream and both one-way streams, each in `--bulk-rounds` rounds over
+    the paths."""
+    for metric in BULK_DIRECTIONS:
+        rounds: dict[str, list[Result]] = {p.key: [] for p in paths}
+        for _ in range(args.bulk_rounds):
+            for path in paths:
+                with phase(f"{METRICS[metric]}: {path.name}"):
+                    result = await bulk_stream(path, args, metric)
+                rounds[path.key].append(result)
+                progress(f"{METRICS[metric]}: {path.name} {result.value:,.0f}")
         for path in paths:
-            with phase(f"{METRICS['bulk']}: {path.name}"):
-                result = await bulk_stream(path, args)
-            rounds[path.key].append(result)
-            progress(f"{METRICS['bulk']}: {path.name} {result.value:,.0f}")
-    for path in paths:
-        results.put("bulk", path.key, combine(rounds[path.key]))
+            results.put(metric, path.key, combine(rounds[path.key]))
 
 
 async def udp_window(path: Path, args: argparse.Namespace, warmup: int) -> Result:

@@ -1,13 +1,13 @@
 """The ways to the benchmark's pod, for bench/dataplane.py: what listens where, and
 whether it answers.
 
-A `Path` names the three addresses a load generator uses (HTTP, TCP echo, UDP
-echo; HAProxy has no UDP), the processes whose CPU time counts as the proxy's,
+A `Path` names the four addresses a load generator uses (HTTP, TCP echo, bulk
+streams, UDP echo; HAProxy has no UDP), the processes whose CPU time counts as the proxy's,
 and a check that they still run. `haproxy()` and `relay()` make the two
 comparison proxies, each a `ChildProcess` on its own 127.x address that the
 caller stops at the end. `wait_answering` is the gate before any measurement:
 every address of a path must answer a real request (HTTP 200 from the pod, the
-echo of a TCP stream, the echo of a datagram) before a deadline.
+echo of a TCP stream, a bulk GET, the echo of a datagram) before a deadline.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Path:
     name: str
     http: Address
     tcp: Address
+    bulk: Address  # the pod's bulk port (node_agent/echo_bulk.py)
     udp: Address | None  # None: this proxy cannot relay UDP
     pids: Callable[[], Sequence[int]] = field(default=lambda: ())  # the proxy's processes
     check: Callable[[], None] = field(default=lambda: None)  # raises if the proxy died
@@ -126,6 +127,16 @@ async def tcp_echo(address: Address) -> None:
         writer.close()
 
 
+async def bulk_get(address: Address) -> None:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(b"GET 5\n")
+        if await reader.read() != bytes(5):
+            raise ConnectionError("wrong bulk answer")
+    finally:
+        writer.close()
+
+
 class _Datagram(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -151,8 +162,8 @@ async def udp_echo(address: Address) -> None:
 
 
 async def wait_answering(path: Path, deadline: float, expect: bytes = b"") -> None:
-    """Until HTTP (with `expect` in the body), the TCP echo and the UDP echo of `path`
-    all answer; NotAnswering after `deadline` seconds, naming what did not."""
+    """Until HTTP (with `expect` in the body), the TCP echo, the bulk port and the UDP
+    echo of `path` all answer; NotAnswering after `deadline` seconds, naming what did not."""
     checks: list[tuple[str, Address, Callable[[], Awaitable[None]]]] = []
 
     async def http() -> None:
@@ -162,6 +173,7 @@ async def wait_answering(path: Path, deadline: float, expect: bytes = b"") -> No
 
     checks.append(("HTTP", path.http, http))
     checks.append(("TCP echo", path.tcp, lambda: tcp_echo(path.tcp)))
+    checks.append(("bulk", path.bulk, lambda: bulk_get(path.bulk)))
     if path.udp is not None:
         udp = path.udp
         checks.append(("UDP echo", udp, lambda: udp_echo(udp)))

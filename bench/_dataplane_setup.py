@@ -1,11 +1,12 @@
 """bench/dataplane.py's echo pod, its Service and every path to it, each answering.
 
 The pod: ONE `kubelab/echo` pod (a Deployment of 1 replica: HTTP on 8080, a raw
-TCP echo on 9000 named `tcp-echo`, a UDP echo on 5353) behind a Service with the
-same three ports: `type: LoadBalancer` when the LoadBalancer path is measured
-(a LoadBalancer Service has its nodePorts and clusterIP too, and the node proxy
-serves them exactly as a NodePort Service's), `type: NodePort` otherwise. Its
-external IP is learnt as a user would, from a watch on the Service.
+TCP echo on 9000 named `tcp-echo`, one-way streams on 9100 named `bulk`, a UDP
+echo on 5353) behind a Service with the same four ports: `type: LoadBalancer`
+when the LoadBalancer path is measured (a LoadBalancer Service has its nodePorts
+and clusterIP too, and the node proxy serves them exactly as a NodePort
+Service's), `type: NodePort` otherwise. Its external IP is learnt as a user
+would, from a watch on the Service.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from kubelab.testing.processes import free_port
 NAME = "bench-dataplane"
 HAPROXY_HOST = "127.253.0.1"
 RELAY_HOST = "127.253.0.2"
-HTTP_PORT, TCP_PORT, UDP_PORT = 8080, 9000, 5353  # the pod's, and the Service's
+HTTP_PORT, TCP_PORT, BULK_PORT, UDP_PORT = 8080, 9000, 9100, 5353  # the pod's and the Service's
 PATHS = ("direct", "haproxy", "relay", "nodeport", "clusterip", "loadbalancer")
 
 # Deadlines, in seconds: generous, a healthy run takes a fraction of each.
@@ -59,13 +60,19 @@ async def apply_backend(api: Client, load_balancer: bool) -> Backend:
     container_ports = [
         {"name": "http", "containerPort": HTTP_PORT},
         {"name": "tcp-echo", "containerPort": TCP_PORT},
+        {"name": "bulk", "containerPort": BULK_PORT},
         {"name": "udp", "containerPort": UDP_PORT, "protocol": "UDP"},
     ]
     service = echo_service(
         NAME,
         NAME,
         "LoadBalancer" if load_balancer else "NodePort",
-        [("http", HTTP_PORT, "TCP"), ("tcp-echo", TCP_PORT, "TCP"), ("udp", UDP_PORT, "UDP")],
+        [
+            ("http", HTTP_PORT, "TCP"),
+            ("tcp-echo", TCP_PORT, "TCP"),
+            ("bulk", BULK_PORT, "TCP"),
+            ("udp", UDP_PORT, "UDP"),
+        ],
     )
     watch = IngressWatch(api)
     await watch.start()
@@ -91,8 +98,8 @@ def build_paths(
     keys: Sequence[str],
     backend: Backend,
     cluster: BenchCluster,
-    haproxy_ports: tuple[int, int],
-    relay_ports: tuple[int, int, int],
+    haproxy_ports: tuple[int, int, int],
+    relay_ports: tuple[int, int, int, int],
 ) -> list[Path]:
     ports = backend.node_ports
     agents = sorted(cluster.nodes)
@@ -103,7 +110,7 @@ def build_paths(
         ip: str,
         via: Sequence[str],
         about: str,
-        service_ports: tuple[int, int, int] = (HTTP_PORT, TCP_PORT, UDP_PORT),
+        service_ports: tuple[int, int, int, int] = (HTTP_PORT, TCP_PORT, BULK_PORT, UDP_PORT),
     ) -> Path:
         """A path through the node agents `via` (and, for the LoadBalancer, the
         cloud-stub in front of them: its CPU and theirs both count, told apart)."""
@@ -116,12 +123,13 @@ def build_paths(
         def pids() -> Sequence[int]:
             return [*cluster.cloud_pids(), *agent_pids()] if cloud else agent_pids()
 
-        http, tcp, udp = service_ports
+        http, tcp, bulk, udp = service_ports
         return Path(
             key,
             name,
             (ip, http),
             (ip, tcp),
+            (ip, bulk),
             (ip, udp),
             pids=pids,
             parts=parts if cloud else dict,
@@ -135,6 +143,7 @@ def build_paths(
             "direct",
             (backend.pod_ip, HTTP_PORT),
             (backend.pod_ip, TCP_PORT),
+            (backend.pod_ip, BULK_PORT),
             (backend.pod_ip, UDP_PORT),
             about=f"the pod's own address, {backend.pod_ip}",
         ),
@@ -143,6 +152,7 @@ def build_paths(
             "HAProxy (1 thread)",
             (HAPROXY_HOST, haproxy_ports[0]),
             (HAPROXY_HOST, haproxy_ports[1]),
+            (HAPROXY_HOST, haproxy_ports[2]),
             None,
             about=f"haproxy -db, nbthread 1, mode tcp, on {HAPROXY_HOST}",
         ),
@@ -151,6 +161,7 @@ def build_paths(
             "relay (static route)",
             (RELAY_HOST, relay_ports[0]),
             (RELAY_HOST, relay_ports[1]),
+            (RELAY_HOST, relay_ports[3]),
             (RELAY_HOST, relay_ports[2]),
             about=f"kubelab.relay alone in one process (uvloop), on {RELAY_HOST}",
         ),
@@ -160,8 +171,8 @@ def build_paths(
             backend.node_ip,
             [backend.node],
             f"{backend.node}'s agent on {backend.node_ip}, nodePorts "
-            f"{ports['http']}/{ports['tcp-echo']}/{ports['udp']}",
-            (ports["http"], ports["tcp-echo"], ports["udp"]),
+            f"{ports['http']}/{ports['tcp-echo']}/{ports['bulk']}/{ports['udp']}",
+            (ports["http"], ports["tcp-echo"], ports["bulk"], ports["udp"]),
         ),
         "clusterip": service_path(
             "clusterip",
@@ -192,8 +203,13 @@ async def start_paths(
     """Every path in `keys`, answering: the comparison proxies started (added to
     `children`, which the caller stops), the node agents' proxy found listening, the
     load balancer forwarding to every node."""
-    haproxy_ports = (free_port(HAPROXY_HOST), free_port(HAPROXY_HOST))
-    relay_ports = (free_port(RELAY_HOST), free_port(RELAY_HOST), free_port(RELAY_HOST))
+    haproxy_ports = (free_port(HAPROXY_HOST), free_port(HAPROXY_HOST), free_port(HAPROXY_HOST))
+    relay_ports = (
+        free_port(RELAY_HOST),
+        free_port(RELAY_HOST),
+        free_port(RELAY_HOST),
+        free_port(RELAY_HOST),
+    )
     by_key = {p.key: p for p in build_paths(keys, backend, cluster, haproxy_ports, relay_ports)}
     expect = f'"pod":"{backend.pod}"'.encode()
     if "direct" in by_key:
@@ -204,7 +220,11 @@ async def start_paths(
         path = by_key["haproxy"]
         child = haproxy(
             workdir,
-            [("http", path.http, (pod, HTTP_PORT)), ("tcp-echo", path.tcp, (pod, TCP_PORT))],
+            [
+                ("http", path.http, (pod, HTTP_PORT)),
+                ("tcp-echo", path.tcp, (pod, TCP_PORT)),
+                ("bulk", path.bulk, (pod, BULK_PORT)),
+            ],
         )
         children.append(child)
         by_key["haproxy"] = path = dataclasses.replace(path, pids=child.pids, check=child.check)
@@ -214,7 +234,11 @@ async def start_paths(
         child = relay(
             workdir,
             RELAY_HOST,
-            [(relay_ports[0], (pod, HTTP_PORT)), (relay_ports[1], (pod, TCP_PORT))],
+            [
+                (relay_ports[0], (pod, HTTP_PORT)),
+                (relay_ports[1], (pod, TCP_PORT)),
+                (relay_ports[3], (pod, BULK_PORT)),
+            ],
             [(relay_ports[2], (pod, UDP_PORT))],
         )
         children.append(child)

@@ -15,12 +15,12 @@ Starts a real etcd, apiserver, controller and three node agents (node IPs
 127.10.93.N, pods in 127.250.N.0/24) and, for the LoadBalancer path, the
 cloud-stub (external IPs from 127.201.0.0/24; the controller gets its address
 with --cloud), and applies ONE `kubelab/echo` pod (a Deployment of 1 replica:
-HTTP on 8080, a raw TCP echo on 9000 named `tcp-echo`, a UDP echo on 5353)
-behind a Service with the same three ports, `type: LoadBalancer` (NodePort when
-the LoadBalancer path is not measured; the node proxy serves a LoadBalancer
-Service's nodePorts and clusterIP as a NodePort Service's), whose external IP
-the bench learns from a watch, as a user would. The paths to that pod, a row
-each:
+HTTP on 8080, a raw TCP echo on 9000 named `tcp-echo`, one-way streams on 9100
+named `bulk`, a UDP echo on 5353) behind a Service with the same four ports,
+`type: LoadBalancer` (NodePort when the LoadBalancer path is not measured; the
+node proxy serves a LoadBalancer Service's nodePorts and clusterIP as a NodePort
+Service's), whose external IP the bench learns from a watch, as a user would.
+The paths to that pod, a row each:
 
 - direct: the pod's IP and ports, no proxy (the baseline);
 - HAProxy (1 thread): `haproxy -db` from the machine's packages, `nbthread 1`,
@@ -49,7 +49,8 @@ its rounds:
    connection), `-c<--new-connections>`;
 3. bulk MB/s: a 1 GiB stream through the TCP echo port and back (MB = 10^6
    bytes, one direction), after a 64 MiB warm-up stream, in `--bulk-rounds`
-   rounds;
+   rounds; then the same one way, into the pod and out of it (its bulk port,
+   node_agent/echo_bulk.py: PUT and GET of 1 GiB), as an upload or download is;
 4. UDP datagrams/s: 64-byte datagrams, `--udp-window` in flight on one socket;
 5. latency: one keep-alive connection per path, one GET in flight, every round
    trip timed, the paths interleaved in `--latency-rounds` short rounds. p50 and

@@ -14,6 +14,8 @@ Every port binds POD_IP (so two pods on one host can both serve 8080):
   flipped it (`POST /healthz/pass` flips it back).
 - `--tcp PORT`: bytes echoed back (reading pauses while the peer is slow).
 - `--udp PORT`: datagrams echoed back to their sender.
+- `--bulk PORT`: one-way streams of a size the client names (`PUT <n>` sends the
+  pod n bytes, `GET <n>` fetches n bytes): node_agent/echo_bulk.py.
 
 It is a backend in data-plane benchmarks, so the request path is lean: asyncio
 Protocols on uvloop (`kubelab.runtime.loop.run_actor`), no per-request log
@@ -48,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from kubelab.runtime.loop import run_actor
+from node_agent.echo_bulk import BulkProtocol
 
 __all__ = ["EchoConfig", "EchoServer", "main", "parse_args"]
 
@@ -78,6 +81,7 @@ class EchoConfig:
     http: tuple[int, ...] = ()
     tcp: tuple[int, ...] = ()
     udp: tuple[int, ...] = ()
+    bulk: tuple[int, ...] = ()
 
 
 class EchoServer:
@@ -94,7 +98,7 @@ class EchoServer:
         }
         # `{"pod":...,"podIP":"...",` — every echo body starts with these bytes.
         self.body_prefix = json.dumps(identity, separators=(",", ":"))[:-1].encode() + b","
-        self.connections: set[HttpProtocol | TcpEchoProtocol] = set()
+        self.connections: set[HttpProtocol | TcpEchoProtocol | BulkProtocol] = set()
         self.draining = False
         self._servers: list[asyncio.Server] = []
         self._udp: list[asyncio.DatagramTransport] = []
@@ -113,13 +117,21 @@ class EchoServer:
                 lambda: TcpEchoProtocol(self), ip, port, reuse_address=True, backlog=1024
             )
             self._servers.append(server)
+        for port in self.config.bulk:
+            server = await loop.create_server(
+                lambda: BulkProtocol(self), ip, port, reuse_address=True
+            )
+            self._servers.append(server)
         for port in self.config.udp:
             transport, _ = await loop.create_datagram_endpoint(
                 UdpEchoProtocol, local_addr=(ip, port)
             )
             self._udp.append(transport)
 
-    def forget(self, connection: HttpProtocol | TcpEchoProtocol) -> None:
+    def add(self, connection: HttpProtocol | TcpEchoProtocol | BulkProtocol) -> None:
+        self.connections.add(connection)
+
+    def forget(self, connection: HttpProtocol | TcpEchoProtocol | BulkProtocol) -> None:
         self.connections.discard(connection)
         if self.draining and not self.connections:
             self._drained.set()
@@ -329,6 +341,7 @@ def parse_args(argv: list[str] | None = None) -> EchoConfig:
     parser.add_argument("--http", type=int, action="append", default=[], metavar="PORT")
     parser.add_argument("--tcp", type=int, action="append", default=[], metavar="PORT")
     parser.add_argument("--udp", type=int, action="append", default=[], metavar="PORT")
+    parser.add_argument("--bulk", type=int, action="append", default=[], metavar="PORT")
     args = parser.parse_args(argv)
     env = os.environ
     return EchoConfig(
@@ -339,6 +352,7 @@ def parse_args(argv: list[str] | None = None) -> EchoConfig:
         http=tuple(args.http),
         tcp=tuple(args.tcp),
         udp=tuple(args.udp),
+        bulk=tuple(args.bulk),
     )
 
 
@@ -353,7 +367,8 @@ async def serve(config: EchoConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    ports = [f"{kind}/{p}" for kind in ("http", "tcp", "udp") for p in getattr(config, kind)]
+    kinds = ("http", "tcp", "udp", "bulk")
+    ports = [f"{kind}/{p}" for kind in kinds for p in getattr(config, kind)]
     print(
         f"echo: pod {config.namespace}/{config.pod} on {config.pod_ip}: {' '.join(ports)}",
         flush=True,

@@ -15,8 +15,9 @@ kubelab has no images, so an image name only picks a default program:
 
 The echo server's ports come from the container's ports (`echo_port_args`):
 
-    protocol TCP, name not starting with "tcp"   -> --http PORT  (HTTP echo)
     protocol TCP, name starting with "tcp"       -> --tcp PORT   (raw byte echo)
+    protocol TCP, name starting with "bulk"      -> --bulk PORT  (one-way streams)
+    protocol TCP, any other name                 -> --http PORT  (HTTP echo)
     protocol UDP                                 -> --udp PORT   (datagram echo)
     protocol SCTP                                -> nothing listens
 
@@ -66,7 +67,12 @@ def echo_port_args(container: objects_pb2.Container) -> list[str]:
         if protocol == "UDP":
             args += ["--udp", str(port.container_port)]
         elif protocol == "TCP":
-            mode = "--tcp" if port.name.startswith("tcp") else "--http"
+            if port.name.startswith("tcp"):
+                mode = "--tcp"
+            elif port.name.startswith("bulk"):
+                mode = "--bulk"
+            else:
+                mode = "--http"
             args += [mode, str(port.container_port)]
     return args
 

@@ -45,6 +45,7 @@ from kubelab.relay.sockets import (
     bind_source,
     close_with_reset,
     listening_socket,
+    set_relay_congestion,
 )
 
 log = logging.getLogger(__name__)
@@ -326,6 +327,7 @@ class Connection:
             try:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                set_relay_congestion(sock)
                 source = route.source_ip(client_ip)
                 if source is not None:
                     # Leave the port to connect(): with bind()'s own choice every upstream

@@ -30,6 +30,7 @@ class Echo:
     http: int
     tcp: int
     udp: int
+    bulk: int
 
 
 def start_echo(*args: str) -> subprocess.Popen[bytes]:
@@ -51,9 +52,11 @@ def start_echo(*args: str) -> subprocess.Popen[bytes]:
 
 @pytest.fixture
 async def echo() -> AsyncIterator[Echo]:
-    http, tcp, udp = free_port(IP), free_port(IP), free_port(IP)
-    process = start_echo("--http", str(http), "--tcp", str(tcp), "--udp", str(udp))
-    server = Echo(process, http, tcp, udp)
+    http, tcp, udp, bulk = free_port(IP), free_port(IP), free_port(IP), free_port(IP)
+    process = start_echo(
+        *("--http", str(http), "--tcp", str(tcp), "--udp", str(udp), "--bulk", str(bulk))
+    )
+    server = Echo(process, http, tcp, udp, bulk)
     try:
         await eventually(lambda: http_request(IP, http), "echo to serve HTTP")
         yield server
@@ -158,6 +161,57 @@ async def test_tcp_echoes_bytes_with_back_pressure(echo: Echo) -> None:
 async def test_udp_echoes_datagrams(echo: Echo) -> None:
     for payload in (b"one", b"two" * 100):
         assert await udp_roundtrip(IP, echo.udp, payload) == payload
+
+
+async def bulk_exchange(port: int, line: bytes, body: bytes = b"") -> bytes:
+    """Send a bulk command (and a body), half-close, and read to the pod's close."""
+    reader, writer = await asyncio.open_connection(IP, port)
+    try:
+        writer.write(line + body)
+        await writer.drain()
+        writer.write_eof()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_bulk_put_counts_every_byte_then_answers(echo: Echo) -> None:
+    size = 3 * 1024 * 1024 + 17  # more than one read, not a multiple of one
+    assert await bulk_exchange(echo.bulk, b"PUT %d\n" % size, os.urandom(size)) == (
+        b"OK %d\n" % size
+    )
+    assert await bulk_exchange(echo.bulk, b"PUT 0\n") == b"OK 0\n"
+
+
+async def test_bulk_get_sends_exactly_what_was_asked(echo: Echo) -> None:
+    reader, writer = await asyncio.open_connection(IP, echo.bulk)
+    try:
+        writer.write(b"GET 5000000\n")
+        data = await asyncio.wait_for(reader.read(), 10)  # to the pod's close
+    finally:
+        writer.close()
+    assert data == bytes(5_000_000)
+
+
+@pytest.mark.parametrize(
+    ("line", "body", "why"),
+    [
+        (b"POST 10\n", b"", b"unknown command 'POST'"),
+        (b"PUT ten\n", b"", b"bytes: 'ten' is not a count"),
+        (b"GET -1\n", b"", b"bytes: '-1' is not a count"),
+        (b"PUT %d\n" % (2**40 + 1), b"", b"is not a count from 0 to"),
+        (b"PUT 10\n", b"x" * 11, b"1 bytes beyond the 10 announced"),
+        (b"PUT 10\n", b"x" * 4, b"EOF after 4 of 10 bytes"),
+        (b"GET 10\nmore", b"", b"GET takes nothing after its line"),
+        (b"P" * 100, b"", b"command line too long"),
+    ],
+)
+async def test_bulk_refuses_bad_commands_naming_what_is_wrong(
+    echo: Echo, line: bytes, body: bytes, why: bytes
+) -> None:
+    answer = await bulk_exchange(echo.bulk, line, body)
+    assert answer.startswith(b"ERR ") and why in answer, answer
+    assert answer.endswith(b"\n") and answer.count(b"\n") == 1
 
 
 async def test_sigterm_finishes_in_flight_requests_then_exits_0(echo: Echo) -> None:

@@ -36,7 +36,12 @@ import uvloop
 from kubelab import relay
 from kubelab.core.endpoint_choice import Target
 from kubelab.relay import Connection, Flow, UdpListener, serve_tcp, serve_udp
-from kubelab.relay.sockets import LINGER_RESET
+from kubelab.relay.sockets import (
+    LINGER_RESET,
+    RELAY_CONGESTION,
+    TCP_CONGESTION,
+    relay_congestion,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -617,15 +622,24 @@ def queued_in(side: Any) -> int:
     return held + (0 if pending is None else len(pending))
 
 
+async def one_connection(
+    route: FakeRoute, addr: tuple[str, int]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Connection]:
+    """A client connection through the relay that has echoed a ping, and the relay's
+    Connection for it (the route's only one)."""
+    reader, writer = await asyncio.open_connection(*addr)
+    writer.write(b"ping")
+    assert await reader.readexactly(4) == b"ping"
+    [conn] = route.opened_conns
+    return reader, writer, conn
+
+
 def test_reset_resets_both_sockets(run: Run) -> None:
     async def main() -> None:
         async with Backend() as backend:
             route = FakeRoute([backend.target])
             async with relaying(route) as addr:
-                reader, writer = await asyncio.open_connection(*addr)
-                writer.write(b"ping")
-                assert await reader.readexactly(4) == b"ping"
-                [conn] = route.opened_conns
+                reader, writer, conn = await one_connection(route, addr)
                 conn.reset()
                 with pytest.raises(ConnectionResetError):
                     await reader.read(1)
@@ -646,10 +660,7 @@ def test_reset_connection_is_reported_closed(run: Run) -> None:
         async with Backend() as backend:
             route = FakeRoute([backend.target])
             async with relaying(route) as addr:
-                reader, writer = await asyncio.open_connection(*addr)
-                writer.write(b"ping")
-                assert await reader.readexactly(4) == b"ping"
-                [conn] = route.opened_conns
+                reader, writer, conn = await one_connection(route, addr)
                 conn.reset()
                 with pytest.raises(ConnectionResetError):
                     await reader.read(1)
@@ -671,6 +682,37 @@ def test_source_ip_is_bound_for_the_upstream_connect(run: Run) -> None:
 
         [(ip, _)] = backend.peers
         assert ip == "127.0.0.77"
+
+    run(main())
+
+
+def congestion_of(sock: socket.socket) -> bytes:
+    assert TCP_CONGESTION is not None
+    return sock.getsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, 16).rstrip(b"\0")
+
+
+@pytest.mark.skipif(TCP_CONGESTION is None, reason="no TCP_CONGESTION on this platform")
+def test_relay_sockets_use_the_relay_congestion_control(run: Run) -> None:
+    """Both sockets of a connection (the accepted one inherits the listener's) use CUBIC
+    or Reno, not a pacing default such as BBR, where this host lets the relay choose."""
+
+    async def main() -> None:
+        async with Backend() as backend:
+            route = FakeRoute([backend.target])
+            async with relaying(route) as addr:
+                _, writer, conn = await one_connection(route, addr)
+                assert conn.upstream is not None
+                sockets = [conn.client.sock, conn.upstream.sock]
+                used = {congestion_of(sock) for sock in sockets}
+                writer.close()
+        with socket.socket() as probe:
+            default = congestion_of(probe)
+        chosen = relay_congestion()
+        if chosen is None:  # the default is fine already, or nothing else may be set
+            assert used == {default}
+        else:
+            assert default not in RELAY_CONGESTION
+            assert used == {chosen}
 
     run(main())
 

@@ -40,9 +40,11 @@ def test_echo_port_modes_by_protocol_and_name() -> None:
         {"name": "tcp-echo", "containerPort": 9000, "protocol": "TCP"},
         {"name": "dns", "containerPort": 5353, "protocol": "UDP"},
         {"name": "sctp", "containerPort": 7000, "protocol": "SCTP"},
+        {"name": "bulk", "containerPort": 9100},
     ]
     assert echo_port_args(container(ports=ports)) == [
         *("--http", "8080", "--http", "8081", "--tcp", "9000", "--udp", "5353"),
+        *("--bulk", "9100"),
     ]
 
 
