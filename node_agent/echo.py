@@ -24,12 +24,16 @@ address encoded once. Bodies are read by Content-Length; a chunked request gets
 501 and the connection closes (no client of kubelab's sends one).
 
 SIGTERM (or SIGINT) is a graceful stop, what a Deployment's rolling update
-expects of a pod: the listeners close at once, idle keep-alive connections
-close, a connection in the middle of a request gets its response (with
-`Connection: close`) and then closes, and a connection that has not sent its
-first request yet gets up to 2 s to send it (as Go's http.Server.Shutdown
-treats new connections: a proxy may have picked the pod just before it left
-the endpoints); the process exits 0 once no connection is left. The kubelet's
+expects of a pod: idle keep-alive connections close at once, a connection in
+the middle of a request gets its response (with `Connection: close`) and then
+closes, and a connection that has not sent its first request yet gets up to 2 s
+to send it (as Go's http.Server.Shutdown treats new connections). The listeners
+stay open for `LISTEN_GRACE` more, answering each new connection once with
+`Connection: close`: the pod is signalled as it turns terminating, and the node
+proxies stop picking it only once the EndpointSlice change reaches them, a few
+milliseconds later; a listener closed at once would reset the connections they
+sent meanwhile, still in its accept queue (the well-behaved pod a `preStop`
+sleep makes). The process exits 0 once no connection is left. The kubelet's
 grace period bounds the wait from outside.
 
 A port that cannot be bound (taken, or below the host's unprivileged port
@@ -58,6 +62,9 @@ _MAX_HEAD = 64 * 1024
 # On a graceful stop, how long a connection that has not sent its first request yet
 # may still send it.
 NEW_CONNECTION_GRACE = 2.0
+# On a graceful stop, how long the listeners still accept (see the module's doc): well
+# above the data plane's propagation (p99 ~10 ms embedded, more in containers).
+LISTEN_GRACE = 1.0
 _JSON_TYPE = b"application/json"
 _TEXT_TYPE = b"text/plain; charset=utf-8"
 _CLOSE = b"Connection: close\r\n"
@@ -103,6 +110,7 @@ class EchoServer:
         self._servers: list[asyncio.Server] = []
         self._udp: list[asyncio.DatagramTransport] = []
         self._drained = asyncio.Event()
+        self._listening = True
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,18 +141,23 @@ class EchoServer:
 
     def forget(self, connection: HttpProtocol | TcpEchoProtocol | BulkProtocol) -> None:
         self.connections.discard(connection)
-        if self.draining and not self.connections:
+        if not self._listening and not self.connections:
             self._drained.set()
 
-    async def drain(self) -> None:
-        """Stop accepting, let in-flight requests finish, wait for every connection to go."""
+    async def drain(self, listen_grace: float = LISTEN_GRACE) -> None:
+        """Finish every connection's work, accept for `listen_grace` more, stop
+        accepting, wait for every connection to go."""
         self.draining = True
+        for connection in list(self.connections):
+            connection.drain()
+        await asyncio.sleep(listen_grace)
+        self._listening = False
         for server in self._servers:
             server.close()
         for transport in self._udp:
             transport.close()
         for connection in list(self.connections):
-            connection.drain()
+            connection.drain()  # those accepted during the grace
         if not self.connections:
             self._drained.set()
         await self._drained.wait()

@@ -114,6 +114,9 @@ class Controllers:
         self.gone_since: dict[str, float] = {}
         # Deployment key → (pod names still to appear, pod names still to go, deadline).
         self.expectations: dict[PodKey, tuple[set[str], set[str], float]] = {}
+        # Deployments whose reconcile is writing pods right now: their expectations are
+        # still being filled, so an empty one is not met yet.
+        self.writing: set[PodKey] = set()
 
     # ------------------------------------------------------------------ wiring
 
@@ -239,7 +242,7 @@ class Controllers:
                 adds.discard(key[1])
             if pod is None or (isinstance(pod, objects_pb2.Pod) and is_terminating(pod)):
                 removes.discard(key[1])
-            if not adds and not removes:
+            if not adds and not removes and deployment not in self.writing:
                 del self.expectations[deployment]
                 self.rollouts.add(deployment)
 
@@ -304,6 +307,29 @@ class Controllers:
                 owned.append(pod_with_status(pod, self.statuses.get(key), live))
         return owned
 
+    async def _write_pods(
+        self,
+        key: PodKey,
+        create: tuple[objects_pb2.Pod, ...],
+        delete: tuple[str, ...],
+        adds: set[str],
+        removes: set[str],
+    ) -> None:
+        """A Deployment's pod creates and deletes; `adds` and `removes` get the names
+        whose write the pod informer has not shown yet."""
+        for pod in create:
+            try:
+                await self.store.create(pod, fence=self.fence)
+            except AlreadyExistsError:
+                continue
+            if (key[0], pod.metadata.name) not in self.pods.cache:
+                adds.add(pod.metadata.name)
+        for name in delete:
+            await self._delete_gracefully((key[0], name))
+            current = self.pods.get((key[0], name))
+            if isinstance(current, objects_pb2.Pod) and not is_terminating(current):
+                removes.add(name)
+
     async def _reconcile_deployment(self, key: PodKey) -> None:
         deployment = self.deployments.get(key)
         if not isinstance(deployment, objects_pb2.Deployment):
@@ -330,20 +356,13 @@ class Controllers:
         removes: set[str] = set()
         if not plan.empty:
             self.expectations[key] = (adds, removes, now + _EXPECTATION_TIMEOUT)
-        for pod in plan.create:
-            try:
-                await self.store.create(pod, fence=self.fence)
-            except AlreadyExistsError:
-                continue
-            if (key[0], pod.metadata.name) not in self.pods.cache:
-                adds.add(pod.metadata.name)
-        for name in plan.delete:
-            await self._delete_gracefully((key[0], name))
-            current = self.pods.get((key[0], name))
-            if isinstance(current, objects_pb2.Pod) and not is_terminating(current):
-                removes.add(name)
+        self.writing.add(key)
+        try:
+            await self._write_pods(key, plan.create, plan.delete, adds, removes)
+        finally:
+            self.writing.discard(key)
         if not plan.empty and not adds and not removes:
-            del self.expectations[key]
+            self.expectations.pop(key, None)
         for name in plan.release:
             await self._release(key[0], name, deployment.metadata.uid)
         if plan.status != deployment.status:

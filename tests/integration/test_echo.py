@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from kubelab.testing.echo_client import eventually, http_request, tcp_roundtrip, udp_roundtrip
 from kubelab.testing.processes import REPO_ROOT, free_port
-from node_agent.echo import NEW_CONNECTION_GRACE
+from node_agent.echo import LISTEN_GRACE, NEW_CONNECTION_GRACE
 
 pytestmark = pytest.mark.integration
 
@@ -225,13 +226,26 @@ async def test_sigterm_finishes_in_flight_requests_then_exits_0(echo: Echo) -> N
     await http_request(IP, echo.http, "/")  # every connection above is accepted by now
     echo.process.send_signal(signal.SIGTERM)
 
+    signalled = time.monotonic()
     assert await asyncio.wait_for(idle_reader.read(), 1) == b""  # idle: closed at once
+    # The listener still accepts for LISTEN_GRACE (proxies may not know yet that the pod
+    # is terminating): a new connection is answered once, and closed.
+    during_reader, during = await asyncio.open_connection(IP, echo.http)
+    during.write(b"GET /during HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await asyncio.wait_for(during_reader.read(), 2)
+    assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+    assert time.monotonic() - signalled < LISTEN_GRACE  # answered within the grace
+    during.close()
 
     async def refused() -> None:
-        with pytest.raises(ConnectionRefusedError):
+        try:
             await http_request(IP, echo.http)
+        except ConnectionRefusedError:
+            return
+        raise AssertionError("the listener still accepts")
 
     await eventually(refused, "the listener to close")
+    assert time.monotonic() - signalled >= LISTEN_GRACE
     assert echo.process.poll() is None  # still waiting for the request in flight
     # A connection accepted before the signal whose request comes after it (a proxy
     # picked the pod just before it left the endpoints) is still answered.
