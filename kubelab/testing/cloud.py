@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from kubelab.testing.processes import _log_tail, _spawn, _stop, health_serving, wait_until
+from kubelab.testing.processes import _kill, _log_tail, _spawn, _stop, wait_serving
 from kubelab.v1 import cloud_pb2, cloud_pb2_grpc
 
 if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio channel
@@ -76,30 +76,17 @@ class CloudStubProcess:
             *self.extra_args,
         ]
         self.process = _spawn(command, self.log_path)
-
-        def serving() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
-            text = self.address_file.read_text().strip() if self.address_file.exists() else ""
-            if not text:
-                return False
-            self.address = text
-            return health_serving(self.address)
-
-        try:
-            wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
-        except TimeoutError as err:
-            raise TimeoutError(f"{err}\n{_log_tail(self.log_path)}") from None
+        [self.address] = wait_serving(
+            self.process, self.name, self.log_path, timeout, address_file=self.address_file
+        )
 
     def stop(self) -> None:
         _stop(self.process)
         self.process = None
 
     def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        _kill(self.process)
+        self.process = None
 
     def log_tail(self) -> str:
         return _log_tail(self.log_path)

@@ -108,21 +108,11 @@ class EtcdServer:
         return _tcp_open("127.0.0.1", self.client_port)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop(self.process, timeout=10)
         self.process = None
 
     def kill(self) -> None:
-        if self.process is None:
-            return
-        self.process.kill()
-        self.process.wait()
+        _kill(self.process)
         self.process = None
 
 
@@ -156,34 +146,13 @@ class ApiServerProcess:
             str(address_file),
             *self.extra_args,
         ]
-        env = {**os.environ, "KUBELAB_LOG_FORMAT": "text", "PYTHONPATH": str(REPO_ROOT)}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
-            )
-
-        def serving() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
-            if not address_file.exists() or not address_file.read_text():
-                return False
-            self.address = address_file.read_text().strip()
-            return health_serving(self.address)
-
-        try:
-            wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
-        except TimeoutError as err:
-            raise TimeoutError(f"{err}\n{_log_tail(self.log_path)}") from None
+        self.process = _spawn(command, self.log_path)
+        [self.address] = wait_serving(
+            self.process, self.name, self.log_path, timeout, address_file=address_file
+        )
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop(self.process, timeout=10)
         self.process = None
 
 
@@ -204,6 +173,47 @@ def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _kill(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None:
+        process.kill()
+        process.wait()
+
+
+def wait_serving(
+    process: subprocess.Popen[bytes] | None,
+    name: str,
+    log_path: Path,
+    timeout: float,
+    *,
+    address: str = "",
+    address_file: Path | None = None,
+    health_line: int = 0,
+) -> list[str]:
+    """Until an actor's gRPC health says SERVING: at `address`, or at line `health_line`
+    of the `--address-file` it writes once it listens. Returns that file's lines ([]
+    without one). RuntimeError with the log's tail if the process exits first,
+    TimeoutError with it after `timeout` seconds."""
+    lines: list[str] = []
+
+    def serving() -> bool:
+        nonlocal lines
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{_log_tail(log_path)}")
+        target = address
+        if address_file is not None:
+            lines = address_file.read_text().split() if address_file.exists() else []
+            if len(lines) <= health_line:
+                return False
+            target = lines[health_line]
+        return health_serving(target)
+
+    try:
+        wait_until(serving, timeout, f"{name} SERVING", interval=0.05)
+    except TimeoutError as err:
+        raise TimeoutError(f"{err}\n{_log_tail(log_path)}") from None
+    return lines
 
 
 @dataclass
@@ -252,16 +262,7 @@ class NodeAgentProcess:
             *self.extra_args,
         ]
         self.process = _spawn(command, self.log_path)
-
-        def serving() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
-            return health_serving(self.address)
-
-        try:
-            wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
-        except TimeoutError as err:
-            raise TimeoutError(f"{err}\n{_log_tail(self.log_path)}") from None
+        wait_serving(self.process, self.name, self.log_path, timeout, address=self.address)
 
     def stop(self) -> None:
         _stop(self.process)
@@ -269,10 +270,8 @@ class NodeAgentProcess:
 
     def kill(self) -> None:
         """SIGKILL: the node dies without a word (its lease expires on its own)."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        _kill(self.process)
+        self.process = None
 
 
 @dataclass
@@ -304,26 +303,17 @@ class ControllerProcess:
             *self.extra_args,
         ]
         self.process = _spawn(command, self.log_path)
-
-        def serving() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
-            if not address_file.exists() or not address_file.read_text():
-                return False
-            self.address = address_file.read_text().strip()
-            return health_serving(self.address)
-
-        wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
+        [self.address] = wait_serving(
+            self.process, self.name, self.log_path, timeout, address_file=address_file
+        )
 
     def stop(self) -> None:
         _stop(self.process)
         self.process = None
 
     def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        _kill(self.process)
+        self.process = None
 
 
 @dataclass
@@ -379,19 +369,14 @@ class DnsProcess:
         self.process = _spawn(command, self.log_path)
 
     def wait_serving(self, timeout: float = 30.0) -> None:
-        def serving() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{_log_tail(self.log_path)}")
-            lines = self.address_file.read_text().split() if self.address_file.exists() else []
-            if len(lines) != 2:
-                return False
-            self.address, self.health = lines
-            return health_serving(self.health)
-
-        try:
-            wait_until(serving, timeout, f"{self.name} SERVING", interval=0.05)
-        except TimeoutError as err:
-            raise TimeoutError(f"{err}\n{_log_tail(self.log_path)}") from None
+        self.address, self.health = wait_serving(
+            self.process,
+            self.name,
+            self.log_path,
+            timeout,
+            address_file=self.address_file,
+            health_line=1,
+        )
 
     def start(self, timeout: float = 30.0) -> None:
         self.spawn()
