@@ -19,6 +19,7 @@ GOAL_UDP = 0.5  # x direct
 GOAL_ADDED_P50_US = 30.0
 
 PER_OP = {"keepalive": "req", "newconn": "conn", "udp": "dgram"}
+THROUGHPUT = tuple(m for m in METRICS if m not in ("p50", "p99"))  # the rates, not latency
 
 
 def added(result: Result, direct: Result | None) -> float | None:
@@ -159,7 +160,7 @@ def cpu_parts_note(paths: Sequence[Path], results: Results) -> str | None:
     if not any(p.key == "loadbalancer" for p in paths):
         return None
     cells = []
-    for metric in ("keepalive", "newconn", "bulk", "bulk_in", "bulk_out", "udp"):
+    for metric in THROUGHPUT:
         result = results.by_metric.get(metric, {}).get("loadbalancer")
         if result is None or not result.cpu_parts or not result.wall:
             continue
@@ -227,7 +228,7 @@ def print_report(
             "depending on whether the scheduler puts its two processes on one vCPU or two, so "
             "those rows show what an upload or download sees, with no goal"
         )
-    for metric in ("keepalive", "newconn", "bulk", "bulk_in", "bulk_out", "udp"):
+    for metric in THROUGHPUT:
         measured = results.by_metric.get(metric, {})
         if any(r.note for r in measured.values()):
             notes.append(

@@ -18,6 +18,7 @@ import signal
 from pathlib import Path
 
 from kubelab.core.endpoint_choice import Target
+from kubelab.core.lb_requests import NODE_HEALTH_PORT
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
@@ -55,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--healthz-port",
         type=int,
-        default=10256,
+        default=NODE_HEALTH_PORT,
         help="the proxy's /healthz on --node-ip, which load balancers check (0: none)",
     )
     parser.add_argument("--udp-idle-timeout", type=float, default=30.0)

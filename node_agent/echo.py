@@ -148,7 +148,8 @@ class EchoServer:
         """Finish every connection's work, accept for `listen_grace` more, stop
         accepting, wait for every connection to go."""
         self.draining = True
-        for connection in list(self.connections):
+        early = list(self.connections)
+        for connection in early:
             connection.drain()
         await asyncio.sleep(listen_grace)
         self._listening = False
@@ -156,7 +157,7 @@ class EchoServer:
             server.close()
         for transport in self._udp:
             transport.close()
-        for connection in list(self.connections):
+        for connection in self.connections - set(early):
             connection.drain()  # those accepted during the grace
         if not self.connections:
             self._drained.set()
@@ -177,7 +178,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         host, port = transport.get_extra_info("peername")[:2]
         self.client = b'"client":"' + f"{host}:{port}".encode() + b'"}\n'
-        self.server.connections.add(self)
+        self.server.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.forget(self)
@@ -308,7 +309,7 @@ class TcpEchoProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self.server.connections.add(self)
+        self.server.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.forget(self)

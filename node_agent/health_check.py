@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Protocol, cast
+from typing import cast
 
 from kubelab.core.proxy_rules import Frontend, ServiceKey
 
@@ -81,17 +81,45 @@ def _method(request_line: bytes) -> tuple[bytes, tuple[int, bytes] | None]:
     return match[1], None
 
 
-class _Answering(Protocol):
-    idle_timeout: float
-    answered: Counter[int]
+class _HealthServer:
+    """What both health servers share: the request handling around their own report,
+    the count of answers by status, and binding a listener."""
 
-    def answer(self, request_line: bytes) -> bytes: ...
+    def __init__(self, idle_timeout: float) -> None:
+        self.idle_timeout = idle_timeout
+        self.answered: Counter[int] = Counter()  # status code → answers, for the metrics
+
+    def _report(self) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, JSON body) of a GET right now."""
+        raise NotImplementedError
+
+    def answer(self, request_line: bytes) -> bytes:
+        """The whole response to one request, from its request line."""
+        method, refusal = _method(request_line)
+        if refusal is not None:
+            status, response = refusal
+        else:
+            status, headers, body = self._report()
+            response = _response(status, headers, body, head_only=method == b"HEAD")
+        self.answered[status] += 1
+        return response
+
+    def refuse(self, status: int) -> bytes:
+        """A plain answer that refuses the request (a head too long, say)."""
+        self.answered[status] += 1
+        return _plain(status)
+
+    async def _bind(self, host: str, port: int) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: _HealthProtocol(self), host, port, reuse_address=True
+        )
 
 
 class _HealthProtocol(asyncio.Protocol):
     """One connection: read a request head, answer once, close."""
 
-    def __init__(self, server: _Answering) -> None:
+    def __init__(self, server: _HealthServer) -> None:
         self._server = server
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
@@ -113,8 +141,7 @@ class _HealthProtocol(asyncio.Protocol):
         if malformed or _HEAD_END.search(self._buffer) is not None:
             self._finish(self._server.answer(line))
         elif len(self._buffer) > MAX_HEAD:
-            self._server.answered[431] += 1
-            self._finish(_plain(431))
+            self._finish(self._server.refuse(431))
 
     def eof_received(self) -> bool:
         return False  # a client that stops sending before its head ends gets nothing
@@ -130,42 +157,33 @@ class _HealthProtocol(asyncio.Protocol):
         self._transport.close()  # after the write buffer drains
 
 
-class ServiceHealth:
+class ServiceHealth(_HealthServer):
     """The health check listeners of one Service on this node."""
 
     def __init__(
         self, service: ServiceKey, count: Callable[[], int], *, idle_timeout: float = 10.0
     ) -> None:
+        super().__init__(idle_timeout)
         self.service = service
         self.count = count
-        self.idle_timeout = idle_timeout
         self.listeners: dict[Frontend, asyncio.Server] = {}
-        self.answered: Counter[int] = Counter()  # status code → answers, for the metrics
 
-    def answer(self, request_line: bytes) -> bytes:
-        """The whole response to one request, from its request line."""
-        method, refusal = _method(request_line)
-        if refusal is not None:
-            status, response = refusal
-        else:
-            count = self.count()
-            status = 200 if count else 503
-            namespace, name = self.service
-            body = json.dumps(
-                {
-                    "service": {"namespace": namespace, "name": name},
-                    "localEndpoints": count,
-                    "serviceProxyHealthy": True,
-                }
-            ).encode()
-            headers = {
-                "Content-Type": "application/json",
-                "X-Content-Type-Options": "nosniff",
-                "X-Load-Balancing-Endpoint-Weight": str(count),
+    def _report(self) -> tuple[int, dict[str, str], bytes]:
+        count = self.count()
+        namespace, name = self.service
+        body = json.dumps(
+            {
+                "service": {"namespace": namespace, "name": name},
+                "localEndpoints": count,
+                "serviceProxyHealthy": True,
             }
-            response = _response(status, headers, body, head_only=method == b"HEAD")
-        self.answered[status] += 1
-        return response
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Content-Type-Options": "nosniff",
+            "X-Load-Balancing-Endpoint-Weight": str(count),
+        }
+        return (200 if count else 503), headers, body
 
     async def ensure(self, frontends: Iterable[Frontend]) -> list[tuple[Frontend, OSError]]:
         """Listen on exactly `frontends` (idempotent); returns the ones that could not be
@@ -175,14 +193,11 @@ class ServiceHealth:
             self.listeners.pop(frontend).close()
             log.info("svc=%s/%s: stopped answering health checks on %s", *self.service, frontend)
         failed: list[tuple[Frontend, OSError]] = []
-        loop = asyncio.get_running_loop()
         for frontend in wanted:
             if frontend in self.listeners:
                 continue
             try:
-                server = await loop.create_server(
-                    lambda: _HealthProtocol(self), frontend.ip, frontend.port, reuse_address=True
-                )
+                server = await self._bind(frontend.ip, frontend.port)
             except OSError as err:
                 failed.append((frontend, err))
                 continue
@@ -197,7 +212,7 @@ class ServiceHealth:
         self.listeners.clear()
 
 
-class ProxyHealth:
+class ProxyHealth(_HealthServer):
     """kube-proxy's healthz server (port 10256): is this node's proxy up? Load balancers
     check it to keep a node in rotation for Cluster-policy Services. Any GET answers
     `200` while `healthy()` (the proxy has synced and is not stopping), else `503`;
@@ -208,41 +223,30 @@ class ProxyHealth:
     def __init__(
         self, node_name: str, healthy: Callable[[], bool], *, idle_timeout: float = 10.0
     ) -> None:
+        super().__init__(idle_timeout)
         self.node_name = node_name
         self.healthy = healthy
-        self.idle_timeout = idle_timeout
-        self.answered: Counter[int] = Counter()
         self.server: asyncio.Server | None = None
         self.last_healthy = 0.0
 
-    def answer(self, request_line: bytes) -> bytes:
-        method, refusal = _method(request_line)
-        if refusal is not None:
-            status, response = refusal
-        else:
-            now = time.time()
-            healthy = self.healthy()
-            if healthy:
-                self.last_healthy = now
-            status = 200 if healthy else 503
-            body = json.dumps(
-                {
-                    "lastUpdated": _rfc3339(self.last_healthy) if self.last_healthy else "",
-                    "currentTime": _rfc3339(now),
-                    "nodeName": self.node_name,
-                    "nodeEligible": healthy,
-                }
-            ).encode()
-            headers = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
-            response = _response(status, headers, body, head_only=method == b"HEAD")
-        self.answered[status] += 1
-        return response
+    def _report(self) -> tuple[int, dict[str, str], bytes]:
+        now = time.time()
+        healthy = self.healthy()
+        if healthy:
+            self.last_healthy = now
+        body = json.dumps(
+            {
+                "lastUpdated": _rfc3339(self.last_healthy) if self.last_healthy else "",
+                "currentTime": _rfc3339(now),
+                "nodeName": self.node_name,
+                "nodeEligible": healthy,
+            }
+        ).encode()
+        headers = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
+        return (200 if healthy else 503), headers, body
 
     async def start(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: _HealthProtocol(self), host, port, reuse_address=True
-        )
+        self.server = await self._bind(host, port)
         log.info("proxy health on http://%s:%d/healthz", host, port)
 
     def close(self) -> None:

@@ -42,8 +42,7 @@ from kubelab.v1 import objects_pb2
 log = logging.getLogger("node_agent.network")
 
 INTERFACE = "lo"
-_RETRY = 1.0
-_RECHECK = 1.0
+_RECHECK = 1.0  # also how soon a failed route change is tried again
 
 
 class IpCommandError(Exception):
@@ -141,23 +140,17 @@ class LabNetwork:
             # Ours are the routes we installed or want; the kernel's others are not ours.
             self.routes = {c: g for c, g in kernel.items() if c in desired or c in self.routes}
             replace, delete = route_changes(self.routes, desired)
-            failed = False
+            # A change that fails (a gateway not reachable yet, say) is tried again at
+            # the next recheck, like any difference from what the Nodes say.
             for cidr, gateway in replace.items():
                 if await self._run(("route", "replace", cidr, "via", gateway)):
                     self.routes[cidr] = gateway
                     log.info("lab network: route %s via %s", cidr, gateway)
-                else:
-                    failed = True
             for cidr in delete:
                 # A route already gone ("No such process") is as good as deleted.
                 if await self._run(("route", "del", cidr), ok_if="No such process"):
                     del self.routes[cidr]
                     log.info("lab network: route %s removed", cidr)
-                else:
-                    failed = True
-            if failed:  # a gateway not reachable yet, say: try again shortly
-                await asyncio.sleep(_RETRY)
-                self._changed.set()
 
     @staticmethod
     async def _run(args: Sequence[str], ok_if: str = "") -> bool:

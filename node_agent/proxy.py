@@ -374,23 +374,21 @@ class ServiceProxy:
             finally:
                 self._work.done(key)
 
-    def _desired(self, key: ServiceKey) -> tuple[PortRules, ...]:
+    async def _sync(self, key: ServiceKey) -> None:
         service = self.services_informer.get(key)
         if not isinstance(service, objects_pb2.Service):
-            return ()
+            await self._apply(key, ())
+            return
         slices = [
             s
             for s in (self.slices_informer.get(k) for k in self._slices_by_service.get(key, ()))
             if isinstance(s, objects_pb2.EndpointSlice)
         ]
-        return service_rules(service, slices, self.node_ips)
-
-    async def _sync(self, key: ServiceKey) -> None:
-        service = self.services_informer.get(key)
-        health: tuple[Frontend, ...] = ()
-        if isinstance(service, objects_pb2.Service):
-            health = health_check_frontends(service, self.node_ips)
-        await self._apply(key, self._desired(key), health)
+        await self._apply(
+            key,
+            service_rules(service, slices, self.node_ips),
+            health_check_frontends(service, self.node_ips),
+        )
 
     async def _apply(
         self, key: ServiceKey, desired: tuple[PortRules, ...], health: tuple[Frontend, ...] = ()

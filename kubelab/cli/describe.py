@@ -174,12 +174,18 @@ def describe_service(
 def _condition_table(doc: Doc, conditions: Sequence[meta_pb2.Condition]) -> None:
     """A Service's conditions in full: for a LoadBalancer the reason and message say why
     it has no address yet (pool exhausted, address taken, a privileged port...)."""
-    if not conditions:
-        doc.field("Conditions", NONE)
-        return
     rows = [["TYPE", "STATUS", "REASON", "MESSAGE"]]
     rows += [[c.type, c.status, c.reason or NONE, c.message or NONE] for c in conditions]
-    doc.heading("Conditions:")
+    _table(doc, "Conditions", rows)
+
+
+def _table(doc: Doc, title: str, rows: list[list[str]]) -> None:
+    """A titled table under a heading, or the title with <none> when it has no rows
+    beyond its header."""
+    if len(rows) == 1:
+        doc.field(title, NONE)
+        return
+    doc.heading(f"{title}:")
     for line in render(rows):
         doc.heading(line, level=1)
 
@@ -208,12 +214,7 @@ def _endpoint_table(doc: Doc, slices: Sequence[objects_pb2.EndpointSlice]) -> No
                     _condition(cond, "terminating"),
                 ]
             )
-    if len(rows) == 1:
-        doc.field("EndpointSlices", NONE)
-        return
-    doc.heading("EndpointSlices:")
-    for line in render(rows):
-        doc.heading(line, level=1)
+    _table(doc, "EndpointSlices", rows)
 
 
 def _probe(probe: objects_pb2.Probe) -> str:

@@ -241,14 +241,9 @@ def assign_service(
     Raises RangeFullError when an automatic pick finds nothing free.
     """
     found: list[FieldError] = []
-    requested: set[Claim] = set()
-    if needs_node_ports(svc):
-        requested |= {
-            Claim.node_port(p.protocol, p.node_port) for p in svc.spec.ports if p.node_port
-        }
-    requested_health = health_check_claim(svc)
-    if requested_health is not None:
-        requested.add(requested_health)
+    # What the Service asks for itself (a requested clusterIP only matters when none
+    # is picked, so it does no harm here).
+    requested = service_claims(svc)
 
     def taken(claim: Claim) -> bool:
         if claim in chosen or claim in requested:
@@ -288,7 +283,7 @@ def assign_service(
             port.node_port = 0
 
     if needs_health_check(svc):
-        problem = _assign_health_check_port(svc, ports, taken, rng)
+        problem = _assign_health_check_port(svc, ports, taken, chosen, rng)
         if problem:
             found.append(problem)
         else:
@@ -302,9 +297,11 @@ def _assign_health_check_port(
     svc: objects_pb2.Service,
     ports: NodePortAllocator,
     taken: Callable[[Claim], bool],
+    chosen: set[Claim],
     rng: random.Random,
 ) -> FieldError | None:
-    """Kubernetes' allocHealthCheckNodePort, with the apiserver's field and wording."""
+    """Kubernetes' allocHealthCheckNodePort, with the apiserver's field and wording;
+    `chosen`: the Service's other claims, its nodePorts among them."""
     port = svc.spec.health_check_node_port
     if not port:
         svc.spec.health_check_node_port = ports.pick("TCP", taken, rng)
@@ -312,8 +309,7 @@ def _assign_health_check_port(
     problem = ports.check_requested(HEALTH_CHECK_FIELD, port)
     if problem:
         return problem
-    own = {Claim.node_port(p.protocol, p.node_port) for p in svc.spec.ports if p.node_port}
-    if Claim.node_port("TCP", port) in own:
+    if Claim.node_port("TCP", port) in chosen:
         return errors.invalid(HEALTH_CHECK_FIELD, port, PORT_TAKEN)
     return None
 

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from kubelab.core import errors
+from kubelab.core.node_routes import internal_ip
+from kubelab.core.validation_services import LOAD_BALANCER
 from kubelab.v1 import cloud_pb2, meta_pb2, objects_pb2
 
-LOAD_BALANCER = "LoadBalancer"
 CONDITION_TYPE = "LoadBalancerProvisioned"
 IP_ANNOTATION = "metallb.universe.tf/loadBalancerIPs"
 SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
@@ -156,10 +157,6 @@ def source_ranges(svc: objects_pb2.Service) -> tuple[str, ...]:
             )
             raise InvalidRequestError(str(problem)) from None
     return tuple(ranges)
-
-
-def internal_ip(node: objects_pb2.Node) -> str:
-    return next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
 
 
 def lb_nodes(

@@ -30,9 +30,10 @@ from enum import StrEnum
 from kubelab.core import errors
 from kubelab.core.endpoint_choice import Target
 from kubelab.core.errors import FieldError
+from kubelab.core.validation_meta import PROTOCOLS
+from kubelab.core.validation_syntax import is_port_num
 from kubelab.v1 import cloud_pb2
 
-PROTOCOLS = ("TCP", "UDP")
 HEALTHZ_PATH = "/healthz"
 
 
@@ -50,9 +51,7 @@ def normalized(spec: cloud_pb2.LoadBalancerSpec) -> cloud_pb2.LoadBalancerSpec:
 
 
 def _port_number(field: str, value: int) -> list[FieldError]:
-    if 1 <= value <= 65535:
-        return []
-    return [errors.invalid(field, value, "must be between 1 and 65535, inclusive")]
+    return [errors.invalid(field, value, problem) for problem in is_port_num(value)]
 
 
 def validate_spec(spec: cloud_pb2.LoadBalancerSpec) -> list[FieldError]:

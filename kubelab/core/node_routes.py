@@ -69,6 +69,9 @@ def installed_routes(ip_route_output: str) -> dict[str, str]:
     routes: dict[str, str] = {}
     for line in ip_route_output.splitlines():
         words = line.split()
-        if len(words) >= 3 and words[1] == "via" and _ipv4_network(words[0]) is not None:
-            routes[str(_ipv4_network(words[0]))] = words[2]
+        if len(words) < 3 or words[1] != "via":
+            continue
+        network = _ipv4_network(words[0])
+        if network is not None:
+            routes[str(network)] = words[2]
     return routes

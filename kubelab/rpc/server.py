@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -72,3 +73,19 @@ async def start_server(
     running = RunningServer(server, f"{host}:{port}", health_servicer, tuple(service_names))
     await running.set_serving(False)
     return running
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port`; ValueError otherwise."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f'"{text}" is not host:port')
+    return host.strip("[]"), int(port)
+
+
+def write_address_file(path: Path, *lines: str) -> None:
+    """An actor's `--address-file`: its addresses, a line each, written whole (a reader
+    never sees half of it)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in lines))
+    tmp.replace(path)

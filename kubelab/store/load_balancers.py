@@ -25,18 +25,19 @@ from dataclasses import dataclass
 
 import aetcd.rpc as etcdrpc
 
-from kubelab.core.allocators import Claim
+from kubelab.core.allocators import Claim, ClaimKind
 from kubelab.store.errors import ClaimTakenError, ConflictError
 from kubelab.store.etcd import EtcdConnection, delete, mod_revision_is, put, read, version_is
 from kubelab.store.keys import (
     ALLOCATIONS,
     CLOUD_LOAD_BALANCERS,
+    claim_from_key,
     claim_key,
     cloud_load_balancer_key,
 )
 from kubelab.v1 import cloud_pb2
 
-_LB_CLAIMS = f"{ALLOCATIONS}lbips/"
+_LB_CLAIMS = f"{ALLOCATIONS}{ClaimKind.LB_IP.value}/"
 _OWNER_PREFIX = "services/"
 
 
@@ -109,7 +110,7 @@ class LoadBalancerStore(EtcdConnection):
         response = await self._range(_LB_CLAIMS.encode())
         claims = {}
         for kv in response.kvs:
-            ip = kv.key.decode()[len(_LB_CLAIMS) :]
+            ip = claim_from_key(kv.key).name
             claims[ip] = _parse_claim(ip, kv.value, kv.mod_revision)
         return claims
 

@@ -31,11 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from kubelab.testing.processes import _kill, _log_tail, _spawn, _stop, wait_serving
+from kubelab.testing.processes import _kill, _spawn, _stop, wait_serving
 from kubelab.v1 import cloud_pb2, cloud_pb2_grpc
 
 if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio channel
     from kubelab.v1.cloud_pb2_grpc import CloudProviderAsyncStub
+
+
+def random_pool(prefix: int = 24) -> str:
+    """A load balancer pool in 127.200-250.x.0/`prefix`, random so that test runs (and
+    workers) beside each other rarely meet."""
+    return f"127.{random.randint(200, 250)}.{random.randint(100, 254)}.0/{prefix}"
 
 
 @dataclass
@@ -44,6 +50,8 @@ class CloudStubProcess:
     workdir: Path
     pool: str
     name: str = "cloud-stub"
+    # A fixed port lets a restarted cloud-stub be found at the address the controller has.
+    listen: str = "127.0.0.1:0"
     extra_args: tuple[str, ...] = ()
     # Run the process through this (e.g. `setpriv ...` to drop a capability).
     command_prefix: tuple[str, ...] = ()
@@ -68,7 +76,7 @@ class CloudStubProcess:
             "--etcd",
             self.etcd_endpoint,
             "--listen",
-            "127.0.0.1:0",
+            self.listen,
             "--pool",
             self.pool,
             "--address-file",
@@ -87,9 +95,6 @@ class CloudStubProcess:
     def kill(self) -> None:
         _kill(self.process)
         self.process = None
-
-    def log_tail(self) -> str:
-        return _log_tail(self.log_path)
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes:
@@ -128,7 +133,6 @@ class FakeNode:
     name: str
     ip: str
     healthz: int = 200
-    served: int = 0
     servers: dict[str, asyncio.Server] = field(default_factory=dict)
     udp: asyncio.DatagramTransport | None = None
 
@@ -139,7 +143,6 @@ class FakeNode:
                 peer = writer.get_extra_info("peername")
                 body = {"pod": self.name, "node": self.name, "client": f"{peer[0]}:{peer[1]}"}
                 writer.write(_http(200, json.dumps(body).encode()))
-                self.served += 1
                 await writer.drain()
         except ConnectionError:
             pass

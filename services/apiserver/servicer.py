@@ -16,10 +16,9 @@ ADDED.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -28,17 +27,10 @@ from prometheus_client import Counter, Histogram
 
 from kubelab.core import kinds, selectors
 from kubelab.core.allocators import RangeFullError
-from kubelab.core.errors import InvalidObjectError
+from kubelab.core.errors import FieldError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, UnknownKindError
-from kubelab.store import (
-    AlreadyExistsError,
-    ClaimTakenError,
-    CompactedError,
-    ConflictError,
-    EventType,
-    NotFoundError,
-    StoreUnavailableError,
-)
+from kubelab.rpc.errors import Context, Status, answer, store_status
+from kubelab.store import AlreadyExistsError, EventType
 from kubelab.v1 import api_pb2, api_pb2_grpc
 from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
@@ -46,7 +38,6 @@ from services.apiserver.registry import Registry
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Context = grpc.aio.ServicerContext[Any, Any]
 # Chunks in flight per ApplyStream (each up to the client's chunk size).
 _STREAM_WINDOW = 8
 
@@ -59,49 +50,40 @@ LATENCY = Histogram(
 )
 
 
-def _status_of(err: Exception) -> tuple[grpc.StatusCode, str] | None:
+def _status_of(err: Exception) -> Status | None:
+    """The apiserver's own errors, then the storage ones (`store_status`)."""
     match err:
         case InvalidObjectError():
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
         case UnknownKindError() | selectors.SelectorError():
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
-        case NotFoundError():
-            return grpc.StatusCode.NOT_FOUND, str(err)
         case AlreadyExistsError():
             return grpc.StatusCode.ALREADY_EXISTS, str(err)
-        case ConflictError():
-            return grpc.StatusCode.ABORTED, str(err)
-        case CompactedError():
-            return grpc.StatusCode.OUT_OF_RANGE, f"too old resource version: {err}; relist"
-        case StoreUnavailableError():
-            return grpc.StatusCode.UNAVAILABLE, f"storage is unavailable: {err}"
         case RangeFullError():
             return grpc.StatusCode.RESOURCE_EXHAUSTED, "failed to allocate: range is full"
-        case ClaimTakenError():
-            return grpc.StatusCode.ABORTED, str(err)
-    return None
+    return store_status(err)
+
+
+def _field_errors(err: Exception) -> Sequence[FieldError]:
+    return err.errors if isinstance(err, InvalidObjectError) else ()
 
 
 async def _answer(method: str, context: Context, call: Callable[[], Awaitable[T]]) -> T:
     started = time.perf_counter()
-    code = grpc.StatusCode.OK
-    try:
-        return await call()
-    except Exception as err:
-        mapped = _status_of(err)
-        if mapped is None:
-            log.exception("internal error in %s", method)
-            mapped = (grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
-        code = mapped[0]
-        trailing: tuple[tuple[str, str], ...] = ()
-        if isinstance(err, InvalidObjectError):
-            fields = json.dumps([e.as_dict() for e in err.errors])
-            trailing = (("kubelab-field-errors", fields),)
-        await context.abort(mapped[0], mapped[1], trailing_metadata=trailing)
-        raise  # abort raises; this is for the type checker
-    finally:
+
+    def observe(code: grpc.StatusCode) -> None:
         REQUESTS.labels(method, code.name).inc()
         LATENCY.labels(method).observe(time.perf_counter() - started)
+
+    return await answer(
+        method,
+        context,
+        call,
+        status_of=_status_of,
+        field_errors=_field_errors,
+        log=log,
+        observe=observe,
+    )
 
 
 def _object_of(request_object: api_pb2.Object) -> ApiObject:

@@ -36,7 +36,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from kubelab.core.lb_pool import LbPool
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
-from kubelab.rpc.server import start_server
+from kubelab.rpc.server import split_address, start_server, write_address_file
 from kubelab.runtime.loop import exit_with
 from kubelab.store import Store, StoreUnavailableError
 from services.cloud_stub import servicer
@@ -47,14 +47,6 @@ from services.cloud_stub.provider import CloudProvider
 log = logging.getLogger("cloud_stub")
 
 DEFAULT_POOL = "127.200.0.0/24"
-
-
-def split_address(text: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port`; ValueError otherwise."""
-    host, colon, port = text.rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f'"{text}" is not host:port')
-    return host.strip("[]"), int(port)
 
 
 def _positive(text: str) -> float:
@@ -104,12 +96,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as err:
         parser.error(str(err))
     return args
-
-
-def write_address_file(path: Path, *lines: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{line}\n" for line in lines))
-    tmp.replace(path)
 
 
 async def _resume(provider: CloudProvider) -> None:

@@ -63,7 +63,6 @@ async def probe(key: CheckKey, timeout: float) -> str | None:
 class CheckState:
     healthy: bool = True
     error: str = ""
-    checked: bool = False
     # Bumped by every failure the relay reports: a passing probe that began before the
     # last one (saw an older value) does not count.
     failures: int = 0
@@ -124,7 +123,7 @@ class HealthChecker:
 
     def _set(self, key: CheckKey, state: CheckState, *, healthy: bool, error: str) -> None:
         changed = state.healthy != healthy
-        state.healthy, state.error, state.checked = healthy, error, True
+        state.healthy, state.error = healthy, error
         if changed and self.on_change is not None:
             self.on_change(key, state)
 

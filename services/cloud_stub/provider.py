@@ -32,6 +32,7 @@ from kubelab.obs.logs import kobj
 from kubelab.store import (
     ClaimTakenError,
     ConflictError,
+    LbClaim,
     NotFoundError,
     Store,
     StoredLoadBalancer,
@@ -130,9 +131,10 @@ class CloudProvider:
         controller's next Ensure tries again."""
         async with self._lock:
             stored = await self.store.list_load_balancers()
+            claims = await self.store.lb_claims()  # read once for all, not once per record
             for item in stored:
                 try:
-                    record = await self._save(item.record.spec)
+                    record = await self._save(item.record.spec, known=(item, claims))
                     await self._run(record)
                 except Exception as err:
                     log.error("could not resume: %s", err, extra=kobj(item.name, kind="svc"))
@@ -155,12 +157,22 @@ class CloudProvider:
 
     # ------------------------------------------------------------------ plan and apply
 
-    async def _save(self, spec: cloud_pb2.LoadBalancerSpec) -> cloud_pb2.LoadBalancer:
-        """Write the record (and claims) `spec` calls for; returns the record."""
+    async def _save(
+        self,
+        spec: cloud_pb2.LoadBalancerSpec,
+        *,
+        known: tuple[StoredLoadBalancer | None, dict[str, LbClaim]] | None = None,
+    ) -> cloud_pb2.LoadBalancer:
+        """Write the record (and claims) `spec` calls for; returns the record. `known`:
+        the stored record and the claims as the caller just read them, for the first
+        try (a stale view only loses the transaction's compare, and the retry reads)."""
         key = lb_name(spec.namespace, spec.name)
         for _ in range(_WRITE_TRIES):
-            stored = await self.store.get_load_balancer(spec.namespace, spec.name)
-            claims = await self.store.lb_claims()
+            if known is not None:
+                (stored, claims), known = known, None
+            else:
+                stored = await self.store.get_load_balancer(spec.namespace, spec.name)
+                claims = await self.store.lb_claims()
             self.in_use = self.pool.used(claims.keys())
             current = stored.record.ip if stored is not None else ""
             plan = plan_address(

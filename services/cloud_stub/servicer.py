@@ -1,32 +1,27 @@
 """The `kubelab.v1.CloudProvider` gRPC servicer: requests in, `CloudProvider` calls,
 status codes out.
 
-Status codes carry the meaning (DESIGN §4), mapped in one place (`_status_of`):
-field errors → INVALID_ARGUMENT whose message starts with the field path
-(`spec.loadBalancerIP: ...`; the trailing metadata `kubelab-field-errors` lists
-them as JSON for programs); a requested address another Service holds →
-ALREADY_EXISTS naming that Service; an empty pool → RESOURCE_EXHAUSTED; no such
-load balancer → NOT_FOUND; etcd down, or a listener that cannot be bound yet →
-UNAVAILABLE (retry); races lost too often → ABORTED. Anything else is a bug:
-logged with its traceback, answered INTERNAL.
+Status codes carry the meaning (DESIGN §4), mapped by `_status_of` (storage errors by
+`kubelab.rpc.errors.store_status`): field errors → INVALID_ARGUMENT whose message starts
+with the field path (`spec.loadBalancerIP: ...`; the trailing metadata
+`kubelab-field-errors` lists them as JSON for programs); a requested address another
+Service holds → ALREADY_EXISTS naming that Service; an empty pool → RESOURCE_EXHAUSTED;
+no such load balancer → NOT_FOUND; etcd down, or a listener that cannot be bound yet →
+UNAVAILABLE (retry); races lost too often → ABORTED. Anything else is a bug: logged with
+its traceback, answered INTERNAL.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import grpc
 
+from kubelab.core.errors import FieldError
 from kubelab.core.lb_pool import AddressTakenError, PoolExhaustedError
-from kubelab.store import (
-    ClaimTakenError,
-    ConflictError,
-    NotFoundError,
-    StoreUnavailableError,
-)
+from kubelab.rpc.errors import Context, Status, answer, store_status
 from kubelab.v1 import cloud_pb2, cloud_pb2_grpc
 from services.cloud_stub.forwarding import BindError
 from services.cloud_stub.provider import CloudProvider, InvalidSpecError
@@ -34,12 +29,12 @@ from services.cloud_stub.provider import CloudProvider, InvalidSpecError
 log = logging.getLogger("cloud_stub")
 
 T = TypeVar("T")
-Context = grpc.aio.ServicerContext[Any, Any]
 
 SERVICE_NAME = cloud_pb2.DESCRIPTOR.services_by_name["CloudProvider"].full_name
 
 
-def _status_of(err: Exception) -> tuple[grpc.StatusCode, str] | None:
+def _status_of(err: Exception) -> Status | None:
+    """The cloud-stub's own errors, then the storage ones (`store_status`)."""
     match err:
         case InvalidSpecError():
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
@@ -47,31 +42,19 @@ def _status_of(err: Exception) -> tuple[grpc.StatusCode, str] | None:
             return grpc.StatusCode.ALREADY_EXISTS, str(err)
         case PoolExhaustedError():
             return grpc.StatusCode.RESOURCE_EXHAUSTED, str(err)
-        case NotFoundError():
-            return grpc.StatusCode.NOT_FOUND, str(err)
-        case StoreUnavailableError():
-            return grpc.StatusCode.UNAVAILABLE, f"storage is unavailable: {err}"
         case BindError():
             return grpc.StatusCode.UNAVAILABLE, str(err)
-        case ConflictError() | ClaimTakenError():
-            return grpc.StatusCode.ABORTED, str(err)
-    return None
+    return store_status(err)
+
+
+def _field_errors(err: Exception) -> Sequence[FieldError]:
+    return err.problems if isinstance(err, InvalidSpecError) else ()
 
 
 async def _answer(method: str, context: Context, call: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return await call()
-    except Exception as err:
-        mapped = _status_of(err)
-        if mapped is None:
-            log.exception("internal error in %s", method)
-            mapped = (grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}")
-        trailing: tuple[tuple[str, str], ...] = ()
-        if isinstance(err, InvalidSpecError):
-            fields = json.dumps([p.as_dict() for p in err.problems])
-            trailing = (("kubelab-field-errors", fields),)
-        await context.abort(mapped[0], mapped[1], trailing_metadata=trailing)
-        raise  # abort raises; this is for the type checker
+    return await answer(
+        method, context, call, status_of=_status_of, field_errors=_field_errors, log=log
+    )
 
 
 class CloudProviderServicer(cloud_pb2_grpc.CloudProviderServicer):

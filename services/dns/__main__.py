@@ -35,7 +35,7 @@ from kubelab.core.dns_records import DEFAULT_DOMAIN, DEFAULT_TTL
 from kubelab.core.validation_syntax import is_dns1123_subdomain
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
-from kubelab.rpc.server import start_server
+from kubelab.rpc.server import split_address, start_server, write_address_file
 from kubelab.runtime.loop import exit_with
 from kubelab.store import Store
 from services.dns.server import QueryCollector, Responder, listen
@@ -45,14 +45,6 @@ log = logging.getLogger("dns")
 
 DEFAULT_LISTEN = "127.96.0.10:53"
 DEFAULT_FALLBACK_PORT = 10053
-
-
-def split_address(text: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port`; ValueError otherwise."""
-    host, colon, port = text.rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f'"{text}" is not host:port')
-    return host.strip("[]"), int(port)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,12 +91,6 @@ def _exit_if_ended(tasks: Sequence[asyncio.Task[None]]) -> None:
             error = None if task.cancelled() else task.exception()
             log.error("%s ended (%r); exiting", task.get_name(), error)
             raise SystemExit(1)
-
-
-def write_address_file(path: Path, *lines: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{line}\n" for line in lines))
-    tmp.replace(path)
 
 
 async def run(args: argparse.Namespace) -> None:

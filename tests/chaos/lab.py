@@ -154,11 +154,11 @@ class Lab:
         for item in load_manifest_files([str(path) for path in SEED]):
             await self.apply(item.object)
         await wait_for(self._seed_ready, 60, "the shop's 6 pods Ready")
-        self.lb_ip = await wait_for(self._lb_address, 30, "the LoadBalancer address")
+        self.lb_ip = await wait_for(self.lb_address, 30, "the LoadBalancer address")
         await wait_for(
-            lambda: self._answers(NODES[0].public_ip, NODE_PORT), 30, "the NodePort to answer"
+            lambda: self.answers(NODES[0].public_ip, NODE_PORT), 30, "the NodePort to answer"
         )
-        await wait_for(lambda: self._answers(self.lb_ip, LB_PORT), 30, "the LB to answer")
+        await wait_for(lambda: self.answers(self.lb_ip, LB_PORT), 30, "the LB to answer")
         self.note(f"shop serving: NodePort {NODE_PORT}, LB {self.lb_ip}:{LB_PORT}")
 
     async def close(self) -> None:
@@ -244,14 +244,16 @@ class Lab:
         pods = [p for p in await self.pods() if not is_terminating(p)]
         return len(pods) == 6 and all(is_ready(p) for p in pods)
 
-    async def _lb_address(self) -> str | None:
-        svc = await self.api.get("services", "shop-lb")
+    async def lb_address(self, name: str = "shop-lb") -> str | None:
+        """The external IP of LoadBalancer Service `name`, or None while it has none."""
+        svc = await self.api.get("services", name)
         assert isinstance(svc, objects_pb2.Service)
         ingress = svc.status.load_balancer.ingress
         return ingress[0].ip if ingress else None
 
     @staticmethod
-    async def _answers(ip: str, port: int) -> bool:
+    async def answers(ip: str, port: int) -> bool:
+        """True once HTTP on ip:port answers (raises while it does not)."""
         await http_get(ip, port, timeout=1.0)
         return True
 

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from kubelab.client import Client
-from kubelab.testing.traffic import http_get
 from kubelab.v1 import objects_pb2
 from tests.chaos.lab import API, CONTROLLERS, LB_PORT, NODES, Lab, service, wait_for
 from tests.chaos.measure import check_row_invariants, finish, targets_for_traffic, traffic
@@ -106,11 +105,12 @@ async def test_restart_the_cloud_stub(lab: Lab, row: Row) -> None:
         moment = (await lab.restart("cloud-stub")).at
         restarted = await restart_times(lab, "cloud-stub", moment)
 
-        async def lb_answers() -> bool:
-            await http_get(lab.lb_ip, LB_PORT, timeout=1.0)
-            return True
-
-        await wait_for(lb_answers, 30, "the LoadBalancer to answer again", interval=0.02)
+        await wait_for(
+            lambda: lab.answers(lab.lb_ip, LB_PORT),
+            30,
+            "the LoadBalancer to answer again",
+            interval=0.02,
+        )
         back = time.monotonic() - moment
         # It provisions: a second LoadBalancer Service gets an address of its own, which
         # answers.
@@ -122,20 +122,10 @@ async def test_restart_the_cloud_stub(lab: Lab, row: Row) -> None:
         provisioned = time.monotonic()
         await lab.apply(service("shop-lb2", spec))
 
-        async def second_address() -> str | None:
-            svc = await lab.api.get("services", "shop-lb2")
-            assert isinstance(svc, objects_pb2.Service)
-            ingress = svc.status.load_balancer.ingress
-            return ingress[0].ip if ingress else None
-
-        ip = await wait_for(second_address, 30, "shop-lb2's address")
+        ip = await wait_for(lambda: lab.lb_address("shop-lb2"), 30, "shop-lb2's address")
         assert ip != lab.lb_ip, f"shop-lb2 got shop-lb's address {ip}"
 
-        async def second_answers() -> bool:
-            await http_get(ip, LB_PORT, timeout=1.0)
-            return True
-
-        await wait_for(second_answers, 30, f"shop-lb2 to answer on {ip}")
+        await wait_for(lambda: lab.answers(ip, LB_PORT), 30, f"shop-lb2 to answer on {ip}")
         second = time.monotonic() - provisioned
         await loops.settle()
     loops.record(row, moment)

@@ -22,7 +22,7 @@ from google.protobuf import json_format
 
 from kubelab.client import Client
 from kubelab.core.pods import is_ready
-from kubelab.testing.cloud import CloudStubProcess
+from kubelab.testing.cloud import CloudStubProcess, random_pool
 from kubelab.testing.processes import (
     ApiServerProcess,
     ControllerProcess,
@@ -81,14 +81,13 @@ def lb_cluster(
     lb_pool_prefix: int,
     cloud_command_prefix: tuple[str, ...],
 ) -> Iterator[Cluster]:
-    pool = f"127.{random.randint(200, 250)}.{random.randint(100, 254)}.0/{lb_pool_prefix}"
+    pool = random_pool(lb_pool_prefix)
     cloud = CloudStubProcess(
         etcd.endpoint,
         tmp_path,
         pool,
-        # After start's own --listen: argparse takes the last, and a fixed port lets a
-        # restarted cloud-stub be found again at the address the controller was given.
-        extra_args=("--listen", f"127.0.0.1:{free_port()}", "--check-interval", "0.3"),
+        listen=f"127.0.0.1:{free_port()}",
+        extra_args=("--check-interval", "0.3"),
         command_prefix=cloud_command_prefix,
     )
     cloud.start()

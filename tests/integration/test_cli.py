@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -21,12 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from kubelab.testing.cloud import random_pool
+
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop-service.yaml"
 SERVICE_CIDR = ipaddress.ip_network("127.96.0.0/16")
 # Not the default 127.200.0.0/24: a developer's own cluster may be serving it.
-LB_POOL = ipaddress.ip_network(f"127.{random.randint(200, 250)}.{random.randint(100, 254)}.0/29")
+LB_POOL = ipaddress.ip_network(random_pool(29))
 
 
 class Kubelab:

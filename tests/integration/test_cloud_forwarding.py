@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kubelab.testing.cloud import CloudStubProcess, FakeNodes, cloud_client, lb_spec
+from kubelab.testing.cloud import CloudStubProcess, FakeNodes, cloud_client, lb_spec, random_pool
 from kubelab.testing.echo_client import eventually
 from kubelab.testing.processes import EtcdServer, free_port
 from kubelab.testing.traffic import RequestFailed, RequestLoop, http_get, pod_behind, udp_echo
@@ -32,7 +32,7 @@ CHECK_TIMEOUT = 0.3
 
 @pytest.fixture
 def cloud(etcd: EtcdServer, tmp_path: Path) -> Iterator[CloudStubProcess]:
-    pool = f"127.{random.randint(200, 250)}.{random.randint(100, 254)}.0/24"
+    pool = random_pool()
     metrics = f"127.0.0.1:{free_port()}"
     process = CloudStubProcess(
         etcd.endpoint,

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from kubelab.store import Store
-from kubelab.testing.cloud import CloudStubProcess, FakeNodes, cloud_client, lb_spec
+from kubelab.testing.cloud import CloudStubProcess, FakeNodes, cloud_client, lb_spec, random_pool
 from kubelab.testing.echo_client import eventually
 from kubelab.testing.processes import EtcdServer
 from kubelab.testing.traffic import connect_outcome, pod_behind
@@ -25,10 +25,6 @@ from kubelab.v1 import cloud_pb2
 pytestmark = pytest.mark.integration
 
 Stubs = Callable[..., CloudStubProcess]
-
-
-def random_pool(prefix: int = 24) -> str:
-    return f"127.{random.randint(200, 250)}.{random.randint(100, 254)}.0/{prefix}"
 
 
 def key(name: str, namespace: str = "default") -> cloud_pb2.LoadBalancerKey:
