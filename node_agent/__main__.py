@@ -160,7 +160,10 @@ async def run(args: argparse.Namespace) -> int:
             exit_code = 1
         failed.cancel()
     log.info("shutting down", extra={"node": args.name})
-    serving = False  # load balancers take the node out before its listeners close
+    # Load balancers take the node out at their next check; until then a connect to a
+    # closed listener is refused and retried on another node (those already in a
+    # listener's accept queue are relayed: TcpListener.close).
+    serving = False
     await server.set_serving(False)
     starting.cancel()
     if proxy is not None:

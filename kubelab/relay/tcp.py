@@ -438,6 +438,7 @@ class TcpListener:
         self._loop = asyncio.get_running_loop()
         self._paused: asyncio.TimerHandle | None = None
         self._open = True
+        self._backlog = backlog
         sock.listen(backlog)
         self._loop.add_reader(sock.fileno(), self._accept)
 
@@ -446,8 +447,12 @@ class TcpListener:
         return (self.sock,) if self._open else ()
 
     def _accept(self) -> None:
+        self._accept_some(ACCEPT_BATCH)
+
+    def _accept_some(self, limit: int) -> None:
+        """Accept up to `limit` waiting connections, each starting its `Connection`."""
         route, loop, listener = self.route, self._loop, self.sock
-        for _ in range(ACCEPT_BATCH):
+        for _ in range(limit):
             try:
                 sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -474,9 +479,13 @@ class TcpListener:
             self._loop.add_reader(self.sock.fileno(), self._accept)
 
     def close(self) -> None:
-        """Stop accepting; connections already accepted go on."""
+        """Stop accepting; connections already accepted go on, and so do those the kernel
+        accepted that we had not taken yet: closing a listening socket resets what waits
+        in its accept queue, and the client already saw its connect succeed."""
         if not self._open:
             return
+        if self._paused is None:  # paused: out of descriptors, nothing more to take
+            self._accept_some(self._backlog)
         self._open = False
         if self._paused is not None:
             self._paused.cancel()

@@ -634,6 +634,32 @@ async def one_connection(
     return reader, writer, conn
 
 
+def test_close_relays_the_connections_still_in_the_accept_queue(run: Run) -> None:
+    """A client whose connect the kernel completed before the listener closed is relayed,
+    not reset (a node proxy stopping, a port removed while connections arrive)."""
+
+    async def main() -> None:
+        async with Backend() as backend:
+            listener = await serve_tcp(FakeRoute([backend.target]), HOST, 0)
+            address = listener.sockets[0].getsockname()[:2]
+            # Blocking connects, no loop turn in between: all three wait in the queue.
+            clients = [socket.create_connection(address, timeout=2) for _ in range(3)]
+            listener.close()
+            for client in clients:
+                with client:
+                    client.sendall(b"ping")
+                    client.shutdown(socket.SHUT_WR)
+                    client.setblocking(False)
+                    loop = asyncio.get_running_loop()
+                    answer = b""
+                    async with asyncio.timeout(5):
+                        while chunk := await loop.sock_recv(client, 16):
+                            answer += chunk
+                    assert answer == b"ping"
+
+    run(main())
+
+
 def test_reset_resets_both_sockets(run: Run) -> None:
     async def main() -> None:
         async with Backend() as backend:
