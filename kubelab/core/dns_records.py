@@ -171,6 +171,43 @@ def under(name: str, domain: str) -> bool:
     return backslashes % 2 == 0
 
 
+# RFC 1035 2.3.4: a label is at most 63 octets, a name at most 255 on the wire.
+MAX_LABEL = 63
+MAX_NAME = 255
+
+
+def fits_dns(name: str) -> bool:
+    """`name` (absolute, presentation form) can be put on the wire: ASCII, no empty
+    label, each label at most 63 octets, the whole at most 255. Objects the apiserver
+    accepts can still make names that do not fit (a 63-character port name becomes the
+    64-character label `_<name>`); such records are left out, never fatal."""
+    if not name.isascii() or not name.endswith("."):
+        return False
+    labels = name[:-1].split(".") if name != "." else []
+    if any(not label or len(label) > MAX_LABEL for label in labels):
+        return False
+    return sum(len(label) + 1 for label in labels) + 1 <= MAX_NAME
+
+
+def _names_of(record: Record) -> tuple[str, ...]:
+    data = record.data
+    if isinstance(data, Srv):
+        return (record.name, data.target)
+    if record.rtype in (RType.CNAME, RType.PTR) and isinstance(data, str):
+        return (record.name, data)
+    return (record.name,)
+
+
+def split_servable(records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
+    """(records whose every name fits DNS, the rest). The DNS serves the first and
+    reports the second; one record that cannot be served never stops the others."""
+    servable: list[Record] = []
+    unfit: list[Record] = []
+    for record in records:
+        (servable if all(fits_dns(n) for n in _names_of(record)) else unfit).append(record)
+    return servable, unfit
+
+
 def _address(text: str) -> tuple[RType, str] | None:
     """(A or AAAA, canonical text), None for what is not an address. inet_pton, not
     ipaddress: this runs for every endpoint and ipaddress is most of a build's time."""
@@ -212,7 +249,8 @@ def service_records(
     domain: str = DEFAULT_DOMAIN,
     ttl: int = DEFAULT_TTL,
 ) -> list[Record]:
-    """Every record one Service owns (its slices: those labelled with its name)."""
+    """Every record one Service owns (its slices: those labelled with its name), whether
+    or not its names fit DNS (`split_servable` says which do)."""
     spec = svc.spec
     base = service_name(svc.metadata.name, svc.metadata.namespace, domain)
     if spec.type == EXTERNAL_NAME:
@@ -464,7 +502,7 @@ def build_zone(
     for svc in services:
         key = (svc.metadata.namespace, svc.metadata.name)
         records += service_records(svc, groups.get(key, []), domain=domain, ttl=ttl)
-    return assemble(records, domain=domain, ttl=ttl, serial=serial)
+    return assemble(split_servable(records)[0], domain=domain, ttl=ttl, serial=serial)
 
 
 def changed_answers(

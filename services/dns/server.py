@@ -38,6 +38,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from kubelab.core.dns_records import Rcode
+from services.dns.messages import header_only
 from services.dns.wire import Table
 
 log = logging.getLogger("dns.server")
@@ -55,13 +56,24 @@ class Responder:
         self.fast = 0  # inline UDP answers: all NOERROR
         self.counts: dict[int, int] = {}
         self.turn = 0
+        self.failures = 0
 
     def swap(self, table: Table) -> None:
         self.table = table
 
     def answer(self, data: bytes, *, udp: bool) -> bytes | None:
         self.turn += 1
-        reply, rcode = self.table.answer(data, udp=udp, turn=self.turn)
+        try:
+            reply, rcode = self.table.answer(data, udp=udp, turn=self.turn)
+        except Exception:
+            # A query this server cannot answer is that query's problem: SERVFAIL
+            # (dropped when not even the header is there), never the server's end.
+            self.failures += 1
+            if self.failures & (self.failures - 1) == 0:  # 1st, 2nd, 4th, 8th...: bounded log
+                log.exception("query not answered (%d so far): %r", self.failures, data[:64])
+            reply, rcode = None, -1
+            if len(data) >= 12 and not data[2] & 0x80:
+                reply, rcode = header_only(data, Rcode.SERVFAIL), Rcode.SERVFAIL
         self.counts[rcode] = self.counts.get(rcode, 0) + 1
         return reply
 

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from kubelab.core import kinds
 from kubelab.core.dns_records import (
@@ -39,6 +39,7 @@ from kubelab.core.dns_records import (
     ServiceKey,
     ZoneBuilder,
     service_records,
+    split_servable,
 )
 from kubelab.runtime import sources
 from kubelab.store import Store
@@ -53,6 +54,12 @@ REBUILD_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 QUESTIONS = Gauge("kubelab_dns_prerendered_questions", "Questions answered from pre-rendered bytes")
+SKIPPED = Counter(
+    "kubelab_dns_skipped_records_total",
+    "Records left out of the zone (their names do not fit DNS, or their Service failed to render)",
+    ["reason"],
+)
+UNSERVED = Gauge("kubelab_dns_services_with_skipped_records", "Services with records left out")
 
 
 class ZoneSync:
@@ -66,6 +73,7 @@ class ZoneSync:
         # Slices by the Service their label names, kept by the handler.
         self._groups: dict[ServiceKey, dict[ServiceKey, objects_pb2.EndpointSlice]] = {}
         self._pending: set[ServiceKey] = set()
+        self._unserved: set[ServiceKey] = set()
         self._dirty = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.services.on_change(self._service_changed)
@@ -107,11 +115,36 @@ class ZoneSync:
         return self.rebuild()
 
     def _records(self, key: ServiceKey) -> list[Record]:
+        """The records of one Service that can be served. What cannot (a name over
+        DNS's limits, or any error computing them) is that Service's problem: logged
+        once per change, counted, left out; every other name keeps being served."""
+        self._unserved.discard(key)
         svc = self.services.cache.get(key)
         if not isinstance(svc, objects_pb2.Service):
+            UNSERVED.set(len(self._unserved))
             return []
         slices = list(self._groups.get(key, {}).values())
-        return service_records(svc, slices, domain=self.domain, ttl=self.ttl)
+        try:
+            records, unfit = split_servable(
+                service_records(svc, slices, domain=self.domain, ttl=self.ttl)
+            )
+        except Exception as err:
+            log.exception("svc=%s/%s: records not served: %r", *key, err)
+            SKIPPED.labels("error").inc()
+            records, unfit = [], []
+            self._unserved.add(key)
+        if unfit:
+            SKIPPED.labels("name_too_long").inc(len(unfit))
+            self._unserved.add(key)
+            log.warning(
+                "svc=%s/%s: %d record(s) not served: name over DNS limits "
+                "(63 octets a label, 255 a name), e.g. %s",
+                *key,
+                len(unfit),
+                unfit[0].name,
+            )
+        UNSERVED.set(len(self._unserved))
+        return records
 
     def rebuild(self) -> Table:
         """Redo the Services changed since the last rebuild, re-render their questions."""

@@ -53,6 +53,7 @@ once built; the server swaps whole tables.
 from __future__ import annotations
 
 import io
+import logging
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ from services.dns.messages import (
     rrsets,
     slow_reply,
 )
+
+log = logging.getLogger("dns.wire")
 
 MAX_ROTATIONS = 8
 
@@ -142,9 +145,21 @@ def question_wire(owner: str, rtype: int) -> bytes:
     return name_wire(owner) + struct.pack("!HH", rtype, 1)
 
 
-def _render(key: tuple[str, RType], answer: Answer, domain: str) -> Rendered:
+def _render(key: tuple[str, RType], answer: Answer, domain: str) -> Rendered | None:
+    """The question's pre-rendered replies. An answer that cannot be rendered is that
+    question's problem (logged): it is answered SERVFAIL, and no other question is held
+    back by it; None for a name that has no wire form at all."""
     owner, rtype = key
-    return Rendered(answer, question_wire(owner, rtype), _variants(owner, rtype, answer, domain))
+    try:
+        question = question_wire(owner, rtype)
+    except Exception as err:
+        log.warning("question %s %s not served: %r", owner, rtype.name, err)
+        return None
+    try:
+        return Rendered(answer, question, _variants(owner, rtype, answer, domain))
+    except Exception as err:
+        log.warning("question %s %s answered SERVFAIL: %r", owner, rtype.name, err)
+        return Rendered(answer, question, _variants(owner, rtype, Answer(Rcode.SERVFAIL), domain))
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,11 +253,13 @@ class Table:
         rendered: dict[tuple[str, RType], Rendered] = {}
         for key, answer in zone.answers().items():
             before = old.get(key)
-            rendered[key] = (
+            fresh = (
                 before
                 if before is not None and before.answer == answer
-                else (_render(key, answer, zone.domain))
+                else _render(key, answer, zone.domain)
             )
+            if fresh is not None:
+                rendered[key] = fresh
         return cls(zone, rendered, previous)
 
     @classmethod
@@ -265,9 +282,13 @@ class Table:
         for key, answer in answers.items():
             before = rendered.get(key)
             if before is None or before.answer != answer:
+                if before is not None:
+                    del rendered[key]
+                    positive.pop(before.question, None)
                 fresh = _render(key, answer, zone.domain)
-                rendered[key] = fresh
-                positive[fresh.question] = fresh.variants
+                if fresh is not None:
+                    rendered[key] = fresh
+                    positive[fresh.question] = fresh.variants
         return cls(zone, rendered, previous, positive)
 
     def template(self, data: bytes, udp: bool, turn: int) -> tuple[bytes, int] | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import socket
 import subprocess
 import sys
 import time
@@ -262,3 +264,61 @@ def test_metrics_count_queries_by_rcode(etcd: EtcdServer, tmp_path: Path) -> Non
     assert 'kubelab_dns_queries_total{rcode="NXDOMAIN"} 1.0' in text
     assert 'kubelab_dns_queries_total{rcode="NOERROR"} 2.0' in text
     assert "kubelab_dns_rebuild_seconds_count" in text
+
+
+async def test_a_name_over_dns_limits_is_left_out_and_everything_else_served(
+    dns_server: DnsProcess, client: Client, etcd: EtcdServer, tmp_path: Path
+) -> None:
+    """A 63-character port name is valid, but `_<name>` is a 64-octet label: that one
+    SRV record cannot exist. The DNS leaves it out, keeps serving (the Service's A
+    record too), and starts again over the same state (it used to exit, for good)."""
+    long_port = "p" * 63
+    created = await client.create(
+        service("long", selector={"app": "x"}, ports=[{"name": long_port, "port": 80}])
+    )
+    await client.create(service("shop", selector={"app": "shop"}, ports=[{"port": 80}]))
+    name = "long.default.svc.cluster.local"
+    await until(dns_server, name, "A", [created.spec.cluster_ip])
+    shop = await until(dns_server, "shop.default.svc.cluster.local", "A", 0)
+    assert data(shop)
+    assert dns_server.process is not None and dns_server.process.poll() is None
+    assert "not served: name over DNS limits" in dns_server.log_path.read_text()
+
+    again = DnsProcess(etcd.endpoint, tmp_path, name="dns-again")
+    again.start()
+    try:
+        assert data(await ask(again, name)) == [created.spec.cluster_ip]
+    finally:
+        again.stop()
+
+
+async def test_malformed_packets_never_stop_the_server(
+    dns_server: DnsProcess, client: Client
+) -> None:
+    """Garbage over UDP and TCP: each gets no answer, FORMERR or SERVFAIL; the server
+    keeps answering real questions between them."""
+    created = await client.create(service("web", selector={"app": "web"}, ports=[{"port": 80}]))
+    name = "web.default.svc.cluster.local"
+    await until(dns_server, name, "A", [created.spec.cluster_ip])
+    rng = random.Random(13)
+    valid = dns.message.make_query(name, "A", use_edns=True).to_wire()
+    packets = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 600))) for _ in range(150)]
+    # Mutations of a real query: flipped bytes keep most of its shape, so they reach deeper.
+    for _ in range(150):
+        mutated = bytearray(valid)
+        for _ in range(rng.randint(1, 6)):
+            mutated[rng.randrange(len(mutated))] = rng.getrandbits(8)
+        packets.append(bytes(mutated[: rng.randint(0, len(mutated))]))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for packet in packets:
+            udp.sendto(packet, (dns_server.host, dns_server.port))
+    for packet in packets[:40]:
+        with socket.create_connection((dns_server.host, dns_server.port), timeout=2) as tcp:
+            tcp.sendall(len(packet).to_bytes(2, "big") + packet)
+            tcp.shutdown(socket.SHUT_WR)
+            while tcp.recv(65536):
+                pass
+    assert data(await ask(dns_server, name)) == [created.spec.cluster_ip]
+    assert data(await ask(dns_server, name, tcp=True)) == [created.spec.cluster_ip]
+    assert dns_server.process is not None and dns_server.process.poll() is None
+    assert "Traceback" not in dns_server.log_path.read_text()

@@ -20,8 +20,10 @@ from kubelab.core.dns_records import (
     ZoneBuilder,
     build_zone,
     changed_answers,
+    fits_dns,
     group_slices,
     service_records,
+    split_servable,
     under,
 )
 from kubelab.v1 import objects_pb2
@@ -527,3 +529,71 @@ def test_incremental_update_equals_full_build(ops: list[Any]) -> None:
         assert zone.names == full.names
         assert zone.aliases == full.aliases
         assert builder.answers == full.answers()
+
+
+@pytest.mark.parametrize(
+    ("name", "fits"),
+    [
+        pytest.param("shop.default.svc.cluster.local.", True, id="plain"),
+        pytest.param("a" * 63 + ".cluster.local.", True, id="label-63"),
+        pytest.param("_" + "a" * 63 + ".cluster.local.", False, id="label-64"),
+        pytest.param(".".join(["a" * 49] * 5) + ".", True, id="wire-251"),
+        pytest.param(".".join(["a" * 50] * 5) + ".", False, id="wire-256"),
+        pytest.param("a..cluster.local.", False, id="empty-label"),
+        pytest.param("shop.default.svc.cluster.local", False, id="relative"),
+        pytest.param("ünicode.cluster.local.", False, id="not-ascii"),
+        pytest.param(".", True, id="root"),
+    ],
+)
+def test_fits_dns(name: str, fits: bool) -> None:
+    assert fits_dns(name) is fits
+
+
+def test_a_record_whose_name_does_not_fit_is_left_out_and_the_rest_served() -> None:
+    """A 63-character port name is valid in Kubernetes; its SRV owner `_<name>` is not."""
+    long_port = "p" * 63
+    svc = service(
+        "shop",
+        clusterIP="127.96.0.5",
+        ports=[{"name": long_port, "port": 80}, {"name": "http", "port": 8080}],
+    )
+    servable, unfit = split_servable(service_records(svc, [], domain=ZONE, ttl=5))
+    assert [r.name for r in unfit] == [f"_{long_port}._tcp.shop.default.svc.cluster.local."]
+    zone = build_zone([svc], [], domain=ZONE)
+    assert zone.lookup("shop.default.svc.cluster.local.", A).answer[0].data == "127.96.0.5"
+    http = zone.lookup("_http._tcp.shop.default.svc.cluster.local.", SRV)
+    assert http.rcode is NOERROR and http.answer
+    assert all(r in servable for r in service_records(svc, [], domain=ZONE) if r not in unfit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    port_name=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=80),
+    hostname=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=80),
+    name=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=63),
+    namespace=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=63),
+)
+def test_any_names_give_a_zone_whose_every_name_fits(
+    port_name: str, hostname: str, name: str, namespace: str
+) -> None:
+    plain = service(
+        name, namespace, clusterIP="127.96.0.5", ports=[{"name": port_name, "port": 80}]
+    )
+    headless = service(
+        name + "h"[: 63 - len(name)],
+        namespace,
+        clusterIP="None",
+        ports=[{"name": port_name, "port": 80}],
+    )
+    slices = [
+        endpoint_slice(
+            "s1",
+            headless.metadata.name,
+            [endpoint("127.244.1.5", hostname=hostname)],
+            [{"name": port_name, "protocol": "TCP", "port": 8080}],
+            namespace=namespace,
+        )
+    ]
+    zone = build_zone([plain, headless], slices, domain=ZONE)
+    for owner in zone.names:
+        assert fits_dns(owner), owner

@@ -23,6 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubelab.core.dns_records import (
     Rcode,
@@ -471,3 +473,31 @@ async def test_a_privileged_port_falls_back_when_refused(
         await listeners.close()
     with pytest.raises(OSError, match="need root or CAP_NET_BIND_SERVICE"):
         await listen(responder, HOST, 53, 0)
+
+
+_TABLE = Table.build(make_zone())
+_QUERY = dns.message.make_query("shop.default.svc.cluster.local", "A", use_edns=True).to_wire()
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(
+    packet=st.one_of(
+        st.binary(max_size=600),
+        st.lists(st.tuples(st.integers(0, len(_QUERY) - 1), st.integers(0, 255)), max_size=8).map(
+            lambda flips: bytes(
+                b if i not in dict(flips) else dict(flips)[i] for i, b in enumerate(_QUERY)
+            )
+        ),
+        st.integers(0, len(_QUERY)).map(lambda cut: _QUERY[:cut]),
+    ),
+    udp=st.booleans(),
+)
+def test_malformed_queries_get_no_answer_formerr_or_an_answer_never_an_error(
+    packet: bytes, udp: bool
+) -> None:
+    """Random and mutated packets through the table, as the server hands them over:
+    each is dropped or answered with a message carrying the query's id."""
+    reply, _ = _TABLE.answer(packet, udp=udp)
+    if reply is not None:
+        assert reply[:2] == packet[:2]
+        assert reply[2] & 0x80  # QR: a response
