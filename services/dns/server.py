@@ -154,6 +154,7 @@ class TcpProtocol(asyncio.Protocol):
         assert transport is not None
         self.buffer += data
         buffer = self.buffer
+        answered = False
         while len(buffer) >= 2:
             size = buffer[0] << 8 | buffer[1]
             if len(buffer) < 2 + size:
@@ -165,7 +166,11 @@ class TcpProtocol(asyncio.Protocol):
                 transport.close()  # unparseable: a TCP peer gets no second guess
                 return
             transport.write(len(reply).to_bytes(2, "big") + reply)
-        self._touch()
+            answered = True
+        # Only a whole query counts as activity: a peer trickling a byte at a time
+        # would otherwise hold the connection open for ever (RFC 7766 6.2.3).
+        if answered:
+            self._touch()
 
     def pause_writing(self) -> None:
         if self.transport is not None:

@@ -501,3 +501,26 @@ def test_malformed_queries_get_no_answer_formerr_or_an_answer_never_an_error(
     if reply is not None:
         assert reply[:2] == packet[:2]
         assert reply[2] & 0x80  # QR: a response
+
+
+async def test_a_trickling_tcp_client_is_closed_after_the_idle_time(
+    server: tuple[Responder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A byte every 0.1 s never completes a query: the idle timer is not reset by it."""
+    monkeypatch.setattr(dns_server, "TCP_IDLE_SECONDS", 0.5)
+    _, port = server
+    reader, writer = await asyncio.open_connection(HOST, port)
+    query = dns.message.make_query("shop.default.svc.cluster.local", "A").to_wire()
+    framed = len(query).to_bytes(2, "big") + query
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    closed = asyncio.create_task(reader.read())
+    for byte in framed:
+        if closed.done():
+            break
+        writer.write(bytes([byte]))
+        await asyncio.sleep(0.1)
+    assert closed.done(), "the server kept a trickling connection open"
+    assert await closed == b""
+    assert loop.time() - began < len(framed) * 0.1
+    writer.close()
