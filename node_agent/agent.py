@@ -39,6 +39,8 @@ from kubelab.store import (
     AlreadyExistsError,
     ConflictError,
     Lease,
+    LeaseKeeper,
+    LeaseLost,
     NotFoundError,
     PodKey,
     Store,
@@ -160,23 +162,25 @@ class NodeAgent:
         self._lease = lease
 
     async def _keep_lease(self) -> None:
+        """Renew the node's lease from a thread of its own (`LeaseKeeper`): programming a
+        thousand Services or probing a hundred pods never makes this node look dead.
+        While etcd cannot confirm it, keep trying the same lease; once it is gone (or
+        this loop was stuck for long), register again and report every pod anew."""
         interval = max(self.config.lease_ttl / 3, 0.2)
         while True:
-            await asyncio.sleep(interval)
             assert self._lease is not None
-            try:
-                alive = await self.store.keep_alive(self._lease)
-            except StoreUnavailableError as err:
-                log.warning("lease renewal failed: %s", err)
+            lost = await LeaseKeeper(self.store.endpoint, self._lease).run()
+            if lost is LeaseLost.UNCONFIRMED:
+                log.warning("lease renewal: %s; retrying", lost.value)
                 continue
-            if alive:
-                continue
-            log.warning("lease expired; registering again", extra={"node": self.config.name})
-            try:
-                await self._register()
-            except Exception as err:  # a conflict on the Node, etcd away: next tick
-                log.warning("re-registration failed: %s; retrying", err)
-                continue
+            log.warning("lease %s; registering again", lost.value, extra={"node": self.config.name})
+            while True:
+                try:
+                    await self._register()
+                    break
+                except Exception as err:  # a conflict on the Node, etcd away: next tick
+                    log.warning("re-registration failed: %s; retrying", err)
+                    await asyncio.sleep(interval)
             self._written.clear()
             for key in self.runtime.running():
                 self._reports.add(key)

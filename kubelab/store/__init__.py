@@ -10,6 +10,8 @@ need, each in its own module:
 * `load_balancers` — the cloud-stub's load balancers and their address claims;
 * `etcd` — the shared connection: calls, group-committed transactions
   (`batching`), resumable watches, leases;
+* `lease_keeper` — renewing a lease from a thread of its own, so the holder's
+  busy event loop never lets it expire;
 * `keys` — the key layout, private to this package.
 """
 
@@ -28,6 +30,7 @@ from kubelab.store.errors import (
     StoreUnavailableError,
 )
 from kubelab.store.etcd import Lease
+from kubelab.store.lease_keeper import LeaseKeeper, LeaseLost
 from kubelab.store.liveness import HeartbeatEvent, LivenessStore, PodKey, PodStatusEvent
 from kubelab.store.load_balancers import LbClaim, LoadBalancerStore, StoredLoadBalancer
 from kubelab.store.objects import ClaimEvent, EventType, Fence, ObjectEvent, ObjectStore
@@ -49,6 +52,8 @@ __all__ = [
     "LbClaim",
     "Lease",
     "LeaseExpiredError",
+    "LeaseKeeper",
+    "LeaseLost",
     "NotFoundError",
     "NotLeaderError",
     "ObjectEvent",

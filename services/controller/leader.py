@@ -4,7 +4,9 @@ Each controller process keeps one etcd lease alive and campaigns with it; the
 winner runs `lead(fence)` until its leadership ends, standbys wait inside
 `campaign`. Leadership ends when the lease cannot be renewed: the renewal
 answers "expired", or etcd has not confirmed it for a whole TTL (after which
-etcd may have let it expire and elected someone else). Then the controllers
+etcd may have let it expire and elected someone else). The renewals run on a
+thread of their own (`LeaseKeeper`), so the controllers' own work, however
+heavy, never costs the leadership. Then the controllers
 stop and the process campaigns again with a new lease.
 
 Stopping in time is a courtesy; safety does not depend on it: every write the
@@ -19,11 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from kubelab.store import Fence, Lease, Store, StoreUnavailableError
+from kubelab.store import Fence, Lease, LeaseKeeper, Store
 
 log = logging.getLogger("controller")
 
@@ -31,19 +32,10 @@ ELECTION = "controller"
 
 
 async def _hold(store: Store, lease: Lease) -> None:
-    """Renew `lease` until it is lost; return when it is (or cannot be confirmed for a TTL)."""
-    interval = max(lease.ttl / 3, 0.2)
-    confirmed = time.monotonic()
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            if not await store.keep_alive(lease):
-                return
-            confirmed = time.monotonic()
-        except StoreUnavailableError as err:
-            if time.monotonic() - confirmed >= lease.ttl:
-                log.warning("lease unconfirmed for a whole TTL (%s); stepping down", err)
-                return
+    """Keep `lease` alive (from its own thread: a busy controller never loses it by
+    being busy); return when it is lost."""
+    lost = await LeaseKeeper(store.endpoint, lease).run()
+    log.warning("lease %s; stepping down", lost.value)
 
 
 async def lead_forever(

@@ -1,0 +1,146 @@
+"""Keeping a lease alive where the holder's own work cannot delay it.
+
+A lease is a promise to etcd: "I am alive; renew me within the TTL (2 s)".
+Renewed from the actor's event loop, the promise breaks whenever the loop is
+busy for a TTL with the actor's own work (a rebuild, a burst of events, a
+machine with every core taken): etcd then deletes the node's heartbeat and
+pod statuses, or the controller's election key, for an actor that is alive.
+That was the commonest false failure on a loaded machine (a surviving node
+turning NotReady, a leader stepping down).
+
+So `LeaseKeeper` renews from its own thread, on its own synchronous gRPC
+channel to etcd: the event loop never stands between the lease and etcd.
+The thread needs the GIL only for the few microseconds of a renewal, and a
+CPU-bound event loop hands the GIL over every switch interval (5 ms), so a
+busy loop delays a renewal by milliseconds, not seconds. This is the
+kubelet's split: its node lease is renewed by a goroutine of its own.
+
+A keeper that kept renewing for a wedged process would hide a real failure,
+so the event loop proves it still turns: `run()` ticks every renewal
+interval, and the thread stops renewing (the lease then expires, as for a
+dead process) when the loop has not ticked for `stall_limit` seconds, far
+longer than any honest burst of work.
+
+`await keeper.run()` returns when the lease is lost, with the reason:
+`EXPIRED` (etcd answered that the lease is gone: its keys are gone too),
+`UNCONFIRMED` (no renewal confirmed for a whole TTL: etcd may have let it
+expire and, for an election, moved on) or `STALLED`. Cancelling `run()`
+stops the thread; the lease is then the holder's to revoke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import aetcd.rpc as etcdrpc
+import grpc
+
+from kubelab.store.etcd import Lease, channel_target
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STALL_LIMIT = 30.0
+
+
+class LeaseLost(enum.Enum):
+    EXPIRED = "expired"
+    UNCONFIRMED = "unconfirmed for a whole TTL"
+    STALLED = "the event loop stopped turning"
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        endpoint: str,
+        lease: Lease,
+        *,
+        stall_limit: float = DEFAULT_STALL_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.endpoint = endpoint
+        self.lease = lease
+        self.interval = max(lease.ttl / 3, 0.2)
+        self.stall_limit = stall_limit
+        self._clock = clock
+        self._ticked = clock()
+        self._stop = threading.Event()
+        self.renewals = 0
+
+    def _renew_once(self, stub: etcdrpc.LeaseStub) -> int:
+        """One keep-alive round trip; the TTL etcd answered (0: the lease is gone)."""
+        request = etcdrpc.LeaseKeepAliveRequest(ID=self.lease.id)
+        # A deadline of a third of the TTL: a frozen or cut-off member must read as
+        # "unconfirmed" in time, not hang the renewal.
+        replies = stub.LeaseKeepAlive(iter([request]), timeout=self.interval)
+        try:
+            for reply in replies:
+                return int(reply.TTL)
+        finally:
+            replies.cancel()
+        raise grpc.RpcError("the keep-alive stream ended without an answer")
+
+    def _keep(self) -> LeaseLost | None:
+        """The thread: renew every interval until the lease is lost (its reason) or
+        `_stop` is set (None)."""
+        host, port = channel_target(self.endpoint)
+        options = [
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+        with grpc.insecure_channel(f"{host}:{port}", options=options) as channel:
+            stub = etcdrpc.LeaseStub(channel)
+            confirmed = self._clock()
+            while not self._stop.wait(self.interval):
+                now = self._clock()
+                if now - self._ticked > self.stall_limit:
+                    return LeaseLost.STALLED
+                try:
+                    ttl = self._renew_once(stub)
+                except grpc.RpcError as err:
+                    if self._clock() - confirmed >= self.lease.ttl:
+                        log.warning("lease %x: renewal failed: %s", self.lease.id, err)
+                        return LeaseLost.UNCONFIRMED
+                    continue
+                if ttl <= 0:
+                    return LeaseLost.EXPIRED
+                confirmed = self._clock()
+                self.renewals += 1
+        return None
+
+    async def run(self) -> LeaseLost:
+        """Keep the lease alive until it is lost; the reason. Ticks for the stall check."""
+        self._ticked = self._clock()
+        self._stop.clear()
+        loop = asyncio.get_running_loop()
+        thread_result: asyncio.Future[LeaseLost | None] = loop.create_future()
+
+        def body() -> None:
+            try:
+                found: LeaseLost | None = self._keep()
+            except Exception:  # a bug here must end the lease's holder, not linger
+                log.exception("lease %x: keeper failed", self.lease.id)
+                found = LeaseLost.UNCONFIRMED
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, thread_result, found)
+
+        thread = threading.Thread(target=body, name=f"lease-{self.lease.id:x}", daemon=True)
+        thread.start()
+        try:
+            while not thread_result.done():
+                self._ticked = self._clock()
+                await asyncio.wait([thread_result], timeout=self.interval)
+            found = thread_result.result()
+            assert found is not None  # only a stop request ends the thread without a reason
+            return found
+        finally:
+            self._stop.set()
+
+
+def _settle(future: asyncio.Future[LeaseLost | None], value: LeaseLost | None) -> None:
+    if not future.done():
+        future.set_result(value)
