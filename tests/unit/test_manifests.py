@@ -111,6 +111,19 @@ def test_shop_example_is_the_seed() -> None:
     )
 
 
+def test_the_examples_concatenated_are_one_stream_of_documents() -> None:
+    """The README pipes `cat examples/shop.yaml examples/shop-lb.yaml` into `apply -f -`:
+    every example file starts a document of its own."""
+    text = "".join((EXAMPLES / name).read_text() for name in ("shop.yaml", "shop-lb.yaml"))
+    assert [name for _, name in kinds_and_names(load_manifests(text))] == [
+        "shop",
+        "shop-dev",
+        "shop-usd",
+        "shop",
+        "shop-lb",
+    ]
+
+
 # ---------------------------------------------------------------- documents
 
 
