@@ -207,6 +207,10 @@ stage "4/4 docker build $image:latest${revision:+ and $image:$revision} (base $b
 docker build --force-rm --file "$here/Dockerfile" --build-arg "BASE=$base" \
   --build-arg "REVISION=${revision:-unknown}" "${tags[@]}" "$here" ||
   die "docker build failed (output above)"
+# The image this build replaced lost its tags: remove it (and any earlier one) rather than
+# leave a few hundred MB dangling per build. Only untagged kubelab images are touched.
+docker image prune --force --filter "label=org.opencontainers.image.title=kubelab" >/dev/null ||
+  log "could not prune the replaced kubelab images (docker image prune failed)"
 stage_done
 
 size=$(docker image inspect -f '{{.Size}}' "$image:latest" | awk '{ printf "%.0f MB", $1 / 1e6 }')

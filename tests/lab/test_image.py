@@ -126,3 +126,16 @@ def test_apiserver_serves_the_cli_across_containers(
     assert "service/shop created" in applied.stdout
     listed = docker("run", "--rm", *common, *client_env, image, "kubelab", "get", "svc", "shop")
     assert "NodePort" in listed.stdout and "80:30080/TCP" in listed.stdout, listed.stdout
+
+
+def test_a_build_leaves_no_dangling_kubelab_image(image: str) -> None:
+    """Each build replaces kubelab:latest; the image it replaced must not stay behind."""
+    dangling = docker(
+        "images",
+        "--quiet",
+        "--filter",
+        "dangling=true",
+        "--filter",
+        "label=org.opencontainers.image.title=kubelab",
+    ).stdout.split()
+    assert dangling == []
