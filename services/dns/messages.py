@@ -43,6 +43,7 @@ import dns.rdtypes.IN.SRV
 import dns.rrset
 
 from kubelab.core.dns_records import Answer, Rcode, Record, RType, Soa, Srv, Zone
+from services.dns.render import render
 
 OUR_PAYLOAD = 1232  # DNS flag day 2020: no fragmentation
 UDP_LIMIT = 512  # without EDNS (RFC 1035)
@@ -168,10 +169,22 @@ def slow_reply(data: bytes, zone: Zone, *, udp: bool) -> tuple[bytes | None, int
         answer = zone.refused()
     else:
         answer = zone.lookup(question.name.to_text(), question.rdtype)
-    response = reply_message(query, answer, zone.domain)
     limit = TCP_LIMIT
     if udp:
         limit = max(UDP_LIMIT, query.payload) if query.edns >= 0 else UDP_LIMIT
+    whole = None
+    if question.rdclass == dns.rdataclass.IN:
+        whole = render(question.name.to_text(), question.rdtype, answer)
+    if whole is not None:
+        opt = b""
+        if query.edns >= 0:
+            refused = answer.rcode == Rcode.REFUSED
+            opt = opt_rr(
+                ede_option(REFUSED_TEXT.format(domain=zone.domain[:-1])) if refused else b""
+            )
+        rd = bool(query.flags & dns.flags.RD)
+        return data[:2] + whole.cut(limit, opt, rd=rd), answer.rcode
+    response = reply_message(query, answer, zone.domain)
     return response.to_wire(max_size=limit, prefer_truncation=True), answer.rcode
 
 

@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 
 from kubelab.core.dns_records import Rcode
 from services.dns.messages import header_only
-from services.dns.wire import Table
+from services.dns.wire import VARIANTS, Table
 
 log = logging.getLogger("dns.server")
 
@@ -116,7 +116,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         # The fast path: one question in lowercase, no EDNS, a QUERY.
         if data[4:12] == _PLAIN and not data[2] & 0xF8:
             variants = responder.table.positive.get(data[12:])
-            if variants is not None and len(variants) == 6:
+            if variants is not None and len(variants) == VARIANTS:
                 self.transport.sendto(data[:2] + variants[data[2] & 1], addr)
                 responder.fast += 1
                 return

@@ -65,6 +65,7 @@ from kubelab.core.dns_records import Answer, Rcode, RType, Zone
 from services.dns.messages import (
     AA,
     OPT_TYPE,
+    OUR_PAYLOAD,
     QR,
     RD,
     REFUSED_TEXT,
@@ -78,14 +79,17 @@ from services.dns.messages import (
     rrsets,
     slow_reply,
 )
+from services.dns.render import render
 
 log = logging.getLogger("dns.wire")
 
 MAX_ROTATIONS = 8
 
-# Variant indexes in a positive entry (each rotation holds these six).
-UDP, TCP, EDNS = 0, 2, 4
-VARIANTS = 6
+# Variant indexes in a positive entry (each rotation holds these eight): without EDNS
+# over UDP (512 bytes) and TCP; with EDNS in full (TCP, or a large enough UDP buffer)
+# and cut to OUR_PAYLOAD (the common UDP buffer).
+UDP, TCP, EDNS, EDNS_UDP = 0, 2, 4, 6
+VARIANTS = 8
 
 _IN = b"\x00\x01"
 # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, and the high byte of ARCOUNT.
@@ -114,21 +118,36 @@ def _with_rd(reply: bytes, rd: int) -> bytes:
     return bytes([reply[0] & 0xFE | rd]) + reply[1:]
 
 
-def _variants(owner: str, rtype: RType, answer: Answer, domain: str) -> tuple[bytes, ...]:
+def _dnspython_replies(owner: str, rtype: RType, answer: Answer, domain: str) -> tuple[bytes, ...]:
+    """(UDP, TCP, EDNS, EDNS over UDP) through dnspython, for what `render` does not
+    handle (names with escapes)."""
     query = dns.message.make_query(name(owner), dns.rdatatype.RdataType(rtype), use_edns=False)
+    message = reply_message(query, answer, domain)
+    # In order: the rotation is ours (dnspython would shuffle each RRset).
+    full = message.to_wire(max_size=TCP_LIMIT, prefer_truncation=True, want_shuffle=False)[2:]
+    udp = full
+    if len(full) + 2 > UDP_LIMIT:
+        udp = message.to_wire(max_size=UDP_LIMIT, prefer_truncation=True, want_shuffle=False)[2:]
+    additional = struct.unpack_from("!H", full, 8)[0]
+    edns = full[:8] + struct.pack("!H", additional + 1) + full[10:] + opt_rr()
+    return udp, full, edns, edns
+
+
+def _variants(owner: str, rtype: RType, answer: Answer, domain: str) -> tuple[bytes, ...]:
     found: list[bytes] = []
     for turn in _rotations(answer):
-        message = reply_message(query, turn, domain)
-        # In order: the rotation is ours (dnspython would shuffle each RRset).
-        full = message.to_wire(max_size=TCP_LIMIT, prefer_truncation=True, want_shuffle=False)[2:]
-        udp = full
-        if len(full) + 2 > UDP_LIMIT:
-            udp = message.to_wire(max_size=UDP_LIMIT, prefer_truncation=True, want_shuffle=False)[
-                2:
-            ]
-        additional = struct.unpack_from("!H", full, 8)[0]
-        edns = full[:8] + struct.pack("!H", additional + 1) + full[10:] + opt_rr()
-        for reply in (udp, full, edns):
+        whole = render(owner, rtype, turn)
+        if whole is None:
+            replies = _dnspython_replies(owner, rtype, turn, domain)
+        else:
+            opt = opt_rr()
+            replies = (
+                whole.cut(UDP_LIMIT),
+                whole.cut(TCP_LIMIT),
+                whole.cut(TCP_LIMIT, opt),
+                whole.cut(OUR_PAYLOAD, opt),
+            )
+        for reply in replies:
             found += [_with_rd(reply, 0), _with_rd(reply, 1)]
     return tuple(found)
 
@@ -182,6 +201,22 @@ class Negative:
         )
         options = ede_option(refused_text) if rcode == Rcode.REFUSED else b""
         return cls(rcode, heads, (authority, authority + opt_rr(options)))  # type: ignore[arg-type]
+
+
+def _pick(
+    variants: tuple[bytes, ...], turn: int, edns: int, udp: bool, rd: int, limit: int
+) -> bytes | None:
+    """The pre-rendered reply for this kind of query that fits the asker's `limit`
+    (None: none does, the slow path answers)."""
+    base = (turn % (len(variants) // VARIANTS)) * VARIANTS
+    reply = variants[base + (EDNS if edns else UDP if udp else TCP) + rd]
+    if len(reply) + 2 <= limit:
+        return reply
+    if edns and udp:
+        reply = variants[base + EDNS_UDP + rd]
+        if len(reply) + 2 <= limit:
+            return reply
+    return None
 
 
 def _rest(data: bytes, end: int, udp: bool) -> tuple[int, int] | None:
@@ -305,9 +340,8 @@ class Table:
             if rest is None:
                 return None
             edns, limit = rest
-            base = (turn % (len(variants) // VARIANTS)) * VARIANTS
-            reply = variants[base + (EDNS if edns else UDP if udp else TCP) + (data[2] & 1)]
-            return (data[:2] + reply, Rcode.NOERROR) if len(reply) + 2 <= limit else None
+            reply = _pick(variants, turn, edns, udp, data[2] & 1, limit)
+            return (data[:2] + reply, Rcode.NOERROR) if reply is not None else None
         return self._walk(data, udp, turn)
 
     def _walk(self, data: bytes, udp: bool, turn: int) -> tuple[bytes, int] | None:
@@ -337,9 +371,8 @@ class Table:
         rd = data[2] & 1
         variants = self.positive.get(lower + qtype + qclass)
         if variants is not None:
-            base = (turn % (len(variants) // VARIANTS)) * VARIANTS
-            reply = variants[base + (EDNS if edns else UDP if udp else TCP) + rd]
-            if len(reply) + 2 > limit:
+            reply = _pick(variants, turn, edns, udp, rd, limit)
+            if reply is None:
                 return None
             # Same length: the answer's compressed names point into the asker's spelling.
             reply = reply[:10] + data[12:end] + reply[10 + end - 12 :]

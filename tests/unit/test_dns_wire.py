@@ -39,7 +39,7 @@ from kubelab.v1 import objects_pb2
 from services.dns import server as dns_server
 from services.dns.messages import slow_reply
 from services.dns.server import QueryCollector, Responder, listen
-from services.dns.wire import MAX_ROTATIONS, Table
+from services.dns.wire import MAX_ROTATIONS, VARIANTS, Table
 
 HOST = "127.0.0.1"
 
@@ -378,10 +378,10 @@ def test_a_rebuild_renders_only_changed_answers() -> None:
     second = Table.build(make_zone([*SERVICES, web]), first)
     key = ("shop.default.svc.cluster.local.", RType.A)
     assert second.rendered[key] is first.rendered[key]
-    assert len(first.positive[first.rendered[key].question]) == 6
+    assert len(first.positive[first.rendered[key].question]) == VARIANTS
     assert second.positive[b"\x03web\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01"]
     few = ("few.default.svc.cluster.local.", RType.A)
-    assert len(second.rendered[few].variants) == 6 * min(3, MAX_ROTATIONS)
+    assert len(second.rendered[few].variants) == VARIANTS * min(3, MAX_ROTATIONS)
 
 
 def test_an_incremental_update_equals_a_full_build() -> None:
