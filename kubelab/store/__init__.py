@@ -21,6 +21,7 @@ from kubelab.store.errors import (
     ClaimTakenError,
     CompactedError,
     ConflictError,
+    ExpiredContinueError,
     LeaseExpiredError,
     NotFoundError,
     NotLeaderError,
@@ -30,7 +31,14 @@ from kubelab.store.errors import (
 from kubelab.store.etcd import Lease
 from kubelab.store.liveness import HeartbeatEvent, LivenessStore, PodKey, PodStatusEvent
 from kubelab.store.load_balancers import LbClaim, LoadBalancerStore, StoredLoadBalancer
-from kubelab.store.objects import ClaimEvent, EventType, Fence, ObjectEvent, ObjectStore
+from kubelab.store.objects import (
+    ClaimEvent,
+    EventType,
+    Fence,
+    ListPage,
+    ObjectEvent,
+    ObjectStore,
+)
 
 
 class Store(ObjectStore, LivenessStore, ElectionStore, LoadBalancerStore):
@@ -44,11 +52,13 @@ __all__ = [
     "CompactedError",
     "ConflictError",
     "EventType",
+    "ExpiredContinueError",
     "Fence",
     "HeartbeatEvent",
     "LbClaim",
     "Lease",
     "LeaseExpiredError",
+    "ListPage",
     "NotFoundError",
     "NotLeaderError",
     "ObjectEvent",
