@@ -203,8 +203,19 @@ async def test_services_larger_than_a_message_apply_list_and_restart(
         assert listed.returncode == 0, listed.stderr
         assert sum(f" big{n} " in listed.stdout for n in range(BIG)) == BIG
 
+        chunked = kubelab(apiserver, "get", "svc", "--chunk-size", "3", "-o", "name")
+        assert chunked.returncode == 0, chunked.stderr
+        assert sorted(chunked.stdout.split()) == sorted(f"service/big{n}" for n in range(BIG))
+
         items, _ = await api.list("svc", "default")
         assert names(items) == sorted(f"big{n}" for n in range(BIG))
+        added: list[ApiObject] = []
+        async for event in api.watch("svc", "default"):
+            if event.type == "BOOKMARK":
+                break
+            assert event.type == "ADDED" and event.object is not None
+            added.append(event.object)
+        assert names(added) == names(items)
         # No count limit asked: the page still ends at its byte budget.
         page = await api.list_page("svc", "default", limit=0)
         assert 0 < len(page.items) < BIG and page.continue_token
