@@ -6,6 +6,10 @@ response header's revision (aetcd's high-level `transaction` drops it);
 transactions are group-committed by `TxnBatcher`. Any call that cannot reach
 etcd raises `StoreUnavailableError` at once.
 
+Ranges are paged (`_range_page`): a page is read at one revision in steps sized
+to a byte budget, so no etcd answer grows with the cluster; `_range` walks every
+page of a prefix at the first page's revision, for callers that want it all.
+
 Watches (`watch_prefix`) reconnect by themselves with tenacity back-off and
 resume from the last revision they delivered, so a consumer sees every event
 exactly once across an etcd restart; a start revision that etcd has compacted
@@ -139,7 +143,13 @@ def channel_target(endpoints: str) -> tuple[str, int]:
 
 
 class EtcdConnection:
-    def __init__(self, endpoint: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 5.0,
+        receive_bytes_max: int = ETCD_RECEIVE_BYTES_MAX,
+    ) -> None:
         host, port = channel_target(endpoint)
         self.endpoint = endpoint
         self.timeout = timeout
@@ -162,7 +172,7 @@ class EtcdConnection:
                 # Range answers are paged to fit (`_range_page`) and transaction read-backs
                 # carry no values, so only an etcd answer kubelab did not ask for could
                 # exceed this; sends are bounded by etcd's own --max-request-bytes.
-                "grpc.max_receive_message_length": ETCD_RECEIVE_BYTES_MAX,
+                "grpc.max_receive_message_length": receive_bytes_max,
                 "grpc.max_send_message_length": ETCD_RECEIVE_BYTES_MAX,
             },
         )

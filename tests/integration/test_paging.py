@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import time
@@ -25,7 +26,13 @@ from kubelab.client import ApiError, Client
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL
 from kubelab.core.kinds import ApiObject
 from kubelab.etcd_process import etcd_binary
-from kubelab.testing.processes import ApiServerProcess, ControllerProcess, DnsProcess, EtcdServer
+from kubelab.testing.processes import (
+    ApiServerProcess,
+    ControllerProcess,
+    DnsProcess,
+    EtcdServer,
+    NodeAgentProcess,
+)
 from kubelab.v1 import objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -189,6 +196,13 @@ async def test_services_larger_than_a_message_apply_list_and_restart(
     etcd: EtcdServer, apiserver: ApiServerProcess, api: Client, tmp_path: Path
 ) -> None:
     controller = ControllerProcess(etcd.endpoint, tmp_path)
+    node = NodeAgentProcess(
+        etcd.endpoint,
+        tmp_path,
+        1,
+        ip_base=f"127.10.{random.randint(100, 254)}",
+        pod_base=f"127.{random.randint(200, 250)}",
+    )
     dns_server = DnsProcess(etcd.endpoint, tmp_path)
     controller.start()
     dns_server.start()
@@ -220,12 +234,14 @@ async def test_services_larger_than_a_message_apply_list_and_restart(
         page = await api.list_page("svc", "default", limit=0)
         assert 0 < len(page.items) < BIG and page.continue_token
 
-        # Actors that die and start again over this state list it and serve.
+        # Actors that die and start again over this state list it and serve; a node
+        # agent (its proxy lists every Service) joins over it.
         controller.kill()
         dns_server.stop()
         await api.delete("endpointslices", *(await slice_of(api, "big3")))
         controller.start()
         dns_server.start()
+        node.start()
         big3 = await api.get("svc", "big3")
         assert isinstance(big3, objects_pb2.Service)
         deadline = time.monotonic() + 30
@@ -236,9 +252,23 @@ async def test_services_larger_than_a_message_apply_list_and_restart(
             deadline,
         )
         await until_sliced(api, [f"big{n}" for n in range(BIG)], deadline)
+        await until_ready(api, node.name, deadline)
     finally:
+        node.stop()
         dns_server.stop()
         controller.stop()
+
+
+async def until_ready(api: Client, node_name: str, deadline: float) -> None:
+    conditions: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        node = await api.get("nodes", node_name, "")
+        assert isinstance(node, objects_pb2.Node)
+        conditions = {c.type: c.status for c in node.status.conditions}
+        if conditions.get("Ready") == "True":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{node_name} not Ready: {conditions}")
 
 
 async def slice_of(api: Client, service_name: str) -> tuple[str, str]:
