@@ -10,6 +10,8 @@ Now no message grows with the cluster. Every message kubelab builds is bounded:
   `PAGE_BYTES`, so each is at most `PAGE_BYTES + OBJECT_BYTES_MAX`;
 * a watch event carries one object.
 
+(One answer is not paged yet: NodeAgent.ListPods, one node's pods.)
+
 `MESSAGE_BYTES_MAX` is the limit every gRPC peer sets for both directions:
 several times the largest message above, so a bound is never hit by a message
 kubelab built, yet small enough that a hostile or broken peer cannot make an
@@ -31,6 +33,7 @@ GRPC_OPTIONS: Final = (
     ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
 )
 
-# The etcd client reads range pages of at most `ETCD_PAGE_BYTES` (by the store's own
-# paging) plus one object; `etcd.py` sizes each range request to fit.
-ETCD_RECEIVE_BYTES_MAX: Final = MESSAGE_BYTES_MAX
+# The etcd client: the store reads ranges in pages of about PAGE_BYTES (steps that would
+# answer more than this are retried smaller) and transaction read-backs carry no values;
+# requests are bounded by etcd's --max-request-bytes.
+ETCD_MESSAGE_BYTES_MAX: Final = MESSAGE_BYTES_MAX

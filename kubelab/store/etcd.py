@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from kubelab.core.paging import InvalidContinueError
-from kubelab.limits import ETCD_RECEIVE_BYTES_MAX, LIST_CHUNK, PAGE_BYTES
+from kubelab.limits import ETCD_MESSAGE_BYTES_MAX, LIST_CHUNK, PAGE_BYTES
 from kubelab.store.batching import TxnBatcher, TxnResult
 from kubelab.store.errors import (
     CompactedError,
@@ -148,7 +148,7 @@ class EtcdConnection:
         endpoint: str,
         *,
         timeout: float = 5.0,
-        receive_bytes_max: int = ETCD_RECEIVE_BYTES_MAX,
+        receive_bytes_max: int = ETCD_MESSAGE_BYTES_MAX,
     ) -> None:
         host, port = channel_target(endpoint)
         self.endpoint = endpoint
@@ -169,11 +169,9 @@ class EtcdConnection:
                 # by closing the connection.
                 "grpc.keepalive_time_ms": 10_000,
                 "grpc.keepalive_timeout_ms": 3_000,
-                # Range answers are paged to fit (`_range_page`) and transaction read-backs
-                # carry no values, so only an etcd answer kubelab did not ask for could
-                # exceed this; sends are bounded by etcd's own --max-request-bytes.
+                # Sizes in `kubelab.limits` (ranges are paged to fit, `_range_page`).
                 "grpc.max_receive_message_length": receive_bytes_max,
-                "grpc.max_send_message_length": ETCD_RECEIVE_BYTES_MAX,
+                "grpc.max_send_message_length": ETCD_MESSAGE_BYTES_MAX,
             },
         )
 
