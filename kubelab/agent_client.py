@@ -36,6 +36,7 @@ from types import TracebackType
 import grpc
 
 from kubelab.client import ApiError, Client
+from kubelab.limits import GRPC_OPTIONS
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
 
 __all__ = ["AgentAddress", "AgentClient", "NoAgentAddressError", "agent_address"]
@@ -85,7 +86,7 @@ class AgentClient:
         self.timeout = timeout
         # A user's http_proxy must not capture calls to a local node.
         self._channel = grpc.aio.insecure_channel(
-            address.target, options=[("grpc.enable_http_proxy", 0)]
+            address.target, options=[("grpc.enable_http_proxy", 0), *GRPC_OPTIONS]
         )
         self._stub = node_pb2_grpc.NodeAgentStub(self._channel)
 

@@ -2,7 +2,8 @@
 
     async with Client.connect() as api:
         svc, result = await api.apply(service)
-        items, rv = await api.list("svc", label_selector="app=shop")
+        items, rv = await api.list("svc", label_selector="app=shop")   # every page
+        page = await api.list_page("svc", limit=100)   # one page; page.continue_token
 
 Errors arrive as `ApiError` carrying the gRPC status code, so callers branch
 on meaning (`NOT_FOUND`, `ABORTED`, ...) rather than on text.
@@ -11,7 +12,7 @@ on meaning (`NOT_FOUND`, `ABORTED`, ...) rather than on text.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -20,6 +21,7 @@ import grpc
 from kubelab import home
 from kubelab.core import kinds
 from kubelab.core.kinds import ApiObject, ObjectT
+from kubelab.limits import GRPC_OPTIONS, LIST_CHUNK, PAGE_BYTES
 from kubelab.v1 import api_pb2, api_pb2_grpc
 
 
@@ -28,6 +30,15 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         super().__init__(f"{code.name}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    items: list[ApiObject]
+    # The revision of the list's snapshot (the same on every page of one list).
+    resource_version: str
+    # Pass to the next `list_page`; "" when this page ends the list.
+    continue_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +59,31 @@ def _api_error(err: grpc.aio.AioRpcError) -> ApiError:
     return ApiError(err.code(), err.details() or "")
 
 
+def _chunks(objects: Iterable[ApiObject], size: int) -> Iterator[api_pb2.ApplyChunk]:
+    """At most `size` objects a chunk, and no more than PAGE_BYTES of them past the first:
+    the answer echoes every object, so a chunk's size bounds its answer's too."""
+    chunk = api_pb2.ApplyChunk()
+    held = 0
+    for obj in objects:
+        wrapped = kinds.wrap(obj)
+        length = wrapped.ByteSize()
+        if chunk.objects and (len(chunk.objects) >= size or held + length > PAGE_BYTES):
+            yield chunk
+            chunk, held = api_pb2.ApplyChunk(), 0
+        chunk.objects.append(wrapped)
+        held += length
+    if chunk.objects:
+        yield chunk
+
+
 class Client:
     def __init__(self, target: str, *, timeout: float = 10.0) -> None:
         self.target = target
         self.timeout = timeout
         # A user's http_proxy must not capture calls to a local cluster.
-        self._channel = grpc.aio.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)])
+        self._channel = grpc.aio.insecure_channel(
+            target, options=[("grpc.enable_http_proxy", 0), *GRPC_OPTIONS]
+        )
         self._stub = api_pb2_grpc.ApiStub(self._channel)
 
     @classmethod
@@ -111,12 +141,7 @@ class Client:
     ) -> AsyncIterator[tuple[ApiObject | ApiError, str]]:
         """Apply many objects over one stream; yields, in order, (stored object, result)
         or (ApiError, "") for each. Much cheaper than one Apply call per object."""
-        wrapped = [kinds.wrap(obj) for obj in objects]
-        chunks = [
-            api_pb2.ApplyChunk(objects=wrapped[start : start + chunk_size])
-            for start in range(0, len(wrapped), chunk_size)
-        ]
-        call = self._stub.ApplyStream(iter(chunks))
+        call = self._stub.ApplyStream(_chunks(objects, chunk_size))
         try:
             async for answer in call:
                 for result in answer.results:
@@ -136,15 +161,51 @@ class Client:
         return kinds.unwrap(out)[1]
 
     async def list(
-        self, kind: str, namespace: str = "", label_selector: str = ""
+        self,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        *,
+        chunk_size: int = LIST_CHUNK,
     ) -> tuple[list[ApiObject], str]:
-        """Objects of a kind (every namespace when `namespace` is empty) and the list's revision."""
-        request = api_pb2.ListRequest(kind=kind, namespace=namespace, label_selector=label_selector)
+        """Every object of a kind (every namespace when `namespace` is empty) and the list's
+        revision, fetched `chunk_size` at a time (kubectl's --chunk-size) at one revision."""
+        items: list[ApiObject] = []
+        token = ""
+        while True:
+            page = await self.list_page(
+                kind, namespace, label_selector, limit=chunk_size, continue_token=token
+            )
+            items += page.items
+            token = page.continue_token
+            if not token:
+                return items, page.resource_version
+
+    async def list_page(
+        self,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        *,
+        limit: int,
+        continue_token: str = "",
+    ) -> ListPage:
+        """One page of a list: at most `limit` objects from where `continue_token` (the
+        previous page's) says. A page may hold fewer and still not be the last; an empty
+        `continue_token` ends the list. OUT_OF_RANGE: the token expired, list again."""
+        request = api_pb2.ListRequest(
+            kind=kind,
+            namespace=namespace,
+            label_selector=label_selector,
+            limit=limit,
+            continue_token=continue_token,
+        )
         try:
             out = await self._stub.List(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as err:
             raise _api_error(err) from None
-        return [kinds.unwrap(item)[1] for item in out.items], out.resource_version
+        items = [kinds.unwrap(item)[1] for item in out.items]
+        return ListPage(items, out.resource_version, out.continue_token)
 
     async def delete(
         self,

@@ -1,8 +1,9 @@
 """`kubelab get`: list or fetch objects and print them as kubectl does.
 
 Named objects are fetched one `Get` each (a missing one is reported on stderr
-after the others print, and the exit code is 1, as kubectl); otherwise one
-`List` per kind, with the label selector applied by the server. `-o yaml|json`
+after the others print, and the exit code is 1, as kubectl); otherwise a
+`List` per kind, with the label selector applied by the server, paged
+`--chunk-size` objects at a time (500, as kubectl). `-o yaml|json`
 print the Kubernetes shape (`kubelab.core.manifests`): one object when exactly
 one was named, else a `kind: List`.
 
@@ -37,6 +38,7 @@ from kubelab.cli.served import served_cells
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds, manifests
 from kubelab.core.kinds import KindInfo
+from kubelab.limits import LIST_CHUNK
 from kubelab.v1 import objects_pb2
 
 OUTPUTS = ("wide", "yaml", "json", "name")
@@ -79,11 +81,13 @@ def object_name(info: KindInfo, obj: Message) -> str:
 
 
 async def fetch(
-    client: Client, target: Target, namespace: str, selector: str
+    client: Client, target: Target, namespace: str, selector: str, chunk_size: int = LIST_CHUNK
 ) -> tuple[list[Message], list[str]]:
     """The target's objects and the NotFound messages for names that do not exist."""
     if not target.names:
-        items, _ = await client.list(target.info.resource, namespace, selector)
+        items, _ = await client.list(
+            target.info.resource, namespace, selector, chunk_size=chunk_size
+        )
         return sorted(items, key=sort_key), []
     found: list[Message] = []
     missing: list[str] = []
@@ -161,9 +165,10 @@ async def watch(
     output: str | None,
     all_namespaces: bool,
     settings: Settings,
+    chunk_size: int = LIST_CHUNK,
 ) -> None:
     info = target.info
-    items, revision = await client.list(info.resource, namespace, selector)
+    items, revision = await client.list(info.resource, namespace, selector, chunk_size=chunk_size)
     wanted = set(target.names)
     items = sorted(
         (o for o in items if not wanted or printers.metadata(o).name in wanted), key=sort_key
@@ -214,6 +219,14 @@ async def watch(
 @click.option("-l", "--selector", metavar="SELECTOR", help="Label selector: env=prod,app!=web")
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), help="Output format.")
 @click.option("-w", "--watch", "watch_", is_flag=True, help="Stream changes after listing.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=0),
+    default=LIST_CHUNK,
+    show_default=True,
+    help="Return large lists in chunks rather than all at once. Pass 0 to disable "
+    "(the server still ends a page at a few MiB).",
+)
 @pass_settings
 def get(
     settings: Settings,
@@ -222,6 +235,7 @@ def get(
     selector: str | None,
     output: str | None,
     watch_: bool,
+    chunk_size: int,
 ) -> None:
     """List or fetch objects.
 
@@ -251,6 +265,7 @@ def get(
                 output,
                 all_namespaces,
                 settings,
+                chunk_size,
             ),
             settings,
         )
@@ -260,7 +275,9 @@ def get(
         results: list[tuple[Target, list[Message]]] = []
         missing: list[str] = []
         for target in targets:
-            found, absent = await fetch(client, target, namespace(target.info), label_selector)
+            found, absent = await fetch(
+                client, target, namespace(target.info), label_selector, chunk_size
+            )
             results.append((target, found))
             missing += absent
         if output == "wide":

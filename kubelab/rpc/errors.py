@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 import grpc
 
 from kubelab.core.errors import FieldError
+from kubelab.core.paging import InvalidContinueError
 from kubelab.store import (
     ClaimTakenError,
     CompactedError,
     ConflictError,
+    ExpiredContinueError,
     NotFoundError,
     StoreUnavailableError,
 )
@@ -38,6 +40,10 @@ def store_status(err: Exception) -> Status | None:
             return grpc.StatusCode.NOT_FOUND, str(err)
         case ConflictError() | ClaimTakenError():
             return grpc.StatusCode.ABORTED, str(err)
+        case ExpiredContinueError():
+            return grpc.StatusCode.OUT_OF_RANGE, str(err)
+        case InvalidContinueError():
+            return grpc.StatusCode.INVALID_ARGUMENT, str(err)
         case CompactedError():
             return grpc.StatusCode.OUT_OF_RANGE, f"too old resource version: {err}; relist"
         case StoreUnavailableError():

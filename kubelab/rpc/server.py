@@ -16,6 +16,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from kubelab.limits import GRPC_OPTIONS
+
 Registrar = Callable[[grpc.aio.Server], None]
 
 
@@ -48,8 +50,8 @@ async def start_server(
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            # Every actor's server: sizes in `kubelab.limits`.
+            *GRPC_OPTIONS,
         ]
     )
     for register in registrars:

@@ -1,7 +1,9 @@
 """List + watch + cache for one source of state (an informer, STYLE habit 2).
 
-`Informer.run()` lists its source, fills the cache, tells its handlers about
-every difference from what the cache held before, marks itself synced, then
+`Informer.run()` lists its source (the store reads it page by page at one
+revision, so a source of any size lists without any message growing), fills
+the cache, tells its handlers about every difference from what the cache held
+before, marks itself synced, then
 applies watch events from the list's revision on. A watch whose revision was
 compacted relists and diffs again (DESIGN §7a): handlers see the changes they
 missed, never an event twice for the same revision, never a stale cache

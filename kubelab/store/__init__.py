@@ -23,6 +23,7 @@ from kubelab.store.errors import (
     ClaimTakenError,
     CompactedError,
     ConflictError,
+    ExpiredContinueError,
     LeaseExpiredError,
     NotFoundError,
     NotLeaderError,
@@ -33,7 +34,14 @@ from kubelab.store.etcd import Lease
 from kubelab.store.lease_keeper import LeaseKeeper, LeaseLost
 from kubelab.store.liveness import HeartbeatEvent, LivenessStore, PodKey, PodStatusEvent
 from kubelab.store.load_balancers import LbClaim, LoadBalancerStore, StoredLoadBalancer
-from kubelab.store.objects import ClaimEvent, EventType, Fence, ObjectEvent, ObjectStore
+from kubelab.store.objects import (
+    ClaimEvent,
+    EventType,
+    Fence,
+    ListPage,
+    ObjectEvent,
+    ObjectStore,
+)
 
 
 class Store(ObjectStore, LivenessStore, ElectionStore, LoadBalancerStore):
@@ -47,6 +55,7 @@ __all__ = [
     "CompactedError",
     "ConflictError",
     "EventType",
+    "ExpiredContinueError",
     "Fence",
     "HeartbeatEvent",
     "LbClaim",
@@ -54,6 +63,7 @@ __all__ = [
     "LeaseExpiredError",
     "LeaseKeeper",
     "LeaseLost",
+    "ListPage",
     "NotFoundError",
     "NotLeaderError",
     "ObjectEvent",

@@ -13,11 +13,22 @@ Rules etcd imposes, which the batcher keeps:
 * one request may not write the same key twice ("duplicate key given in txn
   request"): a transaction whose written keys overlap the batch's waits for
   the next batch, so writes to one key keep their submission order;
-* at most 128 operations per request (`--max-txn-ops`), and a bounded request
-  size: batches stop at `max_batch` transactions or `max_bytes`.
+* at most 128 operations per request (`--max-txn-ops`), counted as etcd counts
+  them: a nested transaction may hold at most 128 minus the number of
+  transactions beside it;
+* at most `--max-request-bytes` (1.5 MiB by default) per request: a batch stops
+  before its encoded request would pass `max_bytes` (1 MiB, leaving room for
+  etcd's own framing). A transaction larger than that goes alone, and etcd
+  answers it alone.
 
-Failure: when the batch's request fails (etcd unreachable), every transaction
-in it receives that error; none of them was applied (a Txn is atomic).
+Failure: a request etcd *refused* (`refused` says which errors prove that:
+request too large, too many operations, a put on an expired lease) applied
+nothing, so its transactions are sent again one by one and only the faulty
+one fails. Any other error may have come after etcd applied the batch (the
+answer did not arrive: a deadline, a lost connection), so every transaction in
+it receives that error as is; sending them again would answer a write that
+landed with a conflict. Read-backs carry no values (`etcd.read`), so a batch's
+answer stays small whatever the objects' sizes.
 
 Part of `kubelab.store` (the only code that knows etcd): it knows etcd's
 protobufs but not the key layout.
@@ -48,6 +59,7 @@ class _Pending:
     request: etcdrpc.TxnRequest
     written: frozenset[bytes]
     size: int
+    ops: int
     done: asyncio.Future[TxnResult]
 
 
@@ -69,22 +81,27 @@ class TxnBatcher:
         *,
         max_batch: int = 100,
         max_bytes: int = 1024 * 1024,
-        fatal: tuple[type[BaseException], ...] = (),
+        max_ops: int = 128,
+        refused: Callable[[BaseException], bool] = lambda err: False,
     ) -> None:
-        """`fatal` errors fail a whole batch at once (etcd unreachable); any other error
-        of a multi-transaction request is blamed on one of them, found by sending each
-        alone."""
+        """`refused(err)`: etcd refused the request before applying any of it, so the
+        fault is one transaction's, found by sending each alone. Any other error fails
+        the whole batch (it may have been applied)."""
         self._send = send
-        self._fatal = fatal
+        self._refused = refused
         self._max_batch = max_batch
         self._max_bytes = max_bytes
+        self._max_ops = max_ops
         self._pending: deque[_Pending] = deque()
         self._flushing = False
         self._flush_task: asyncio.Future[None] | None = None
 
     async def submit(self, request: etcdrpc.TxnRequest) -> TxnResult:
         loop = asyncio.get_running_loop()
-        item = _Pending(request, _written_keys(request), request.ByteSize(), loop.create_future())
+        # Sized as it travels: nested in the batch's request.
+        size = etcdrpc.RequestOp(request_txn=request).ByteSize()
+        ops = max(len(request.compare), len(request.success), len(request.failure))
+        item = _Pending(request, _written_keys(request), size, ops, loop.create_future())
         self._pending.append(item)
         if not self._flushing:
             self._flushing = True
@@ -100,12 +117,17 @@ class TxnBatcher:
         batch: list[_Pending] = []
         written: set[bytes] = set()
         size = 0
+        widest = 0
         deferred: deque[_Pending] = deque()
         while self._pending and len(batch) < self._max_batch:
             item = self._pending.popleft()
             if item.done.done():  # the submitter was cancelled
                 continue
-            if (item.written & written) or (batch and size + item.size > self._max_bytes):
+            too_big = batch and (
+                size + item.size > self._max_bytes
+                or len(batch) + 1 + max(widest, item.ops) > self._max_ops
+            )
+            if (item.written & written) or too_big:
                 deferred.append(item)
                 # Keep per-key order: nothing written by a deferred txn may overtake it.
                 written |= item.written
@@ -113,6 +135,7 @@ class TxnBatcher:
             batch.append(item)
             written |= item.written
             size += item.size
+            widest = max(widest, item.ops)
         deferred.extend(self._pending)
         self._pending = deferred
         return batch
@@ -131,9 +154,6 @@ class TxnBatcher:
                             item.done.set_exception(err)
         finally:
             self._flushing = False
-
-    def _is_per_request(self, err: BaseException) -> bool:
-        return not isinstance(err, (asyncio.CancelledError, *self._fatal))
 
     async def _send_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -155,9 +175,10 @@ class TxnBatcher:
                     for op in response.responses
                 ]
         except BaseException as err:
-            if len(batch) > 1 and self._is_per_request(err):
+            if len(batch) > 1 and self._refused(err):
                 # One transaction's fault (say, a put on an expired lease) fails the whole
-                # request: send them one by one so only the faulty one fails.
+                # request before any of it applies: send them one by one so only the
+                # faulty one fails.
                 for item in batch:
                     await self._send_batch([item])
                 return

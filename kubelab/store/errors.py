@@ -52,6 +52,19 @@ class CompactedError(StoreError):
         self.compact_revision = compact_revision
 
 
+class ExpiredContinueError(CompactedError):
+    """A list page was asked for at a revision etcd has compacted since the first page
+    (Kubernetes' 410 Gone for an expired continue token): start the list again."""
+
+    def __init__(self) -> None:
+        StoreError.__init__(
+            self,
+            "The provided continue parameter is too old to display a consistent list result. "
+            "You can start a new list without the continue parameter.",
+        )
+        self.compact_revision = 0
+
+
 class NotLeaderError(StoreError):
     """A fenced write was refused: the writer's leadership is over."""
 

@@ -6,6 +6,10 @@ response header's revision (aetcd's high-level `transaction` drops it);
 transactions are group-committed by `TxnBatcher`. Any call that cannot reach
 etcd raises `StoreUnavailableError` at once.
 
+Ranges are paged (`_range_page`): a page is read at one revision in steps sized
+to a byte budget, so no etcd answer grows with the cluster; `_range` walks every
+page of a prefix at the first page's revision, for callers that want it all.
+
 Watches (`watch_prefix`) reconnect by themselves with tenacity back-off and
 resume from the last revision they delivered, so a consumer sees every event
 exactly once across an etcd restart; a start revision that etcd has compacted
@@ -28,11 +32,22 @@ import grpc
 from google.protobuf.message import Message
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from kubelab.core.paging import InvalidContinueError
+from kubelab.limits import ETCD_MESSAGE_BYTES_MAX, LIST_CHUNK, PAGE_BYTES
 from kubelab.store.batching import TxnBatcher, TxnResult
-from kubelab.store.errors import CompactedError, LeaseExpiredError, StoreUnavailableError
+from kubelab.store.errors import (
+    CompactedError,
+    ExpiredContinueError,
+    LeaseExpiredError,
+    StoreUnavailableError,
+)
 from kubelab.store.keys import REGISTRY, prefix_end
 
 log = logging.getLogger("kubelab.store")
+
+# A page's first etcd range reads this many keys, and never more than _MAX_STEP at once.
+_FIRST_STEP = 64
+_MAX_STEP = 1000
 
 _UNAVAILABLE_CODES = (
     grpc.StatusCode.UNAVAILABLE,
@@ -47,6 +62,15 @@ class Lease:
 
     id: int
     ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    kvs: list[Any]
+    # The revision the page was read at (every page of one list shares it).
+    revision: int
+    # Where the next page starts; None when this page ends the range.
+    next_key: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +93,9 @@ def delete(key: bytes) -> etcdrpc.RequestOp:
 
 
 def read(key: bytes) -> etcdrpc.RequestOp:
-    return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=key))
+    """A transaction's read-back of a key it compared: revisions and lease, never the value.
+    Values would make a group-committed answer as large as every object it touched."""
+    return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=key, keys_only=True))
 
 
 def version_is(key: bytes, version: int) -> etcdrpc.Compare:
@@ -117,11 +143,17 @@ def channel_target(endpoints: str) -> tuple[str, int]:
 
 
 class EtcdConnection:
-    def __init__(self, endpoint: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 5.0,
+        receive_bytes_max: int = ETCD_MESSAGE_BYTES_MAX,
+    ) -> None:
         host, port = channel_target(endpoint)
         self.endpoint = endpoint
         self.timeout = timeout
-        self._batcher = TxnBatcher(self._send_txn, fatal=(StoreUnavailableError,))
+        self._batcher = TxnBatcher(self._send_txn, refused=_refused_before_applying)
         self._client = aetcd.Client(
             host=host,
             port=port,
@@ -137,6 +169,9 @@ class EtcdConnection:
                 # by closing the connection.
                 "grpc.keepalive_time_ms": 10_000,
                 "grpc.keepalive_timeout_ms": 3_000,
+                # Sizes in `kubelab.limits` (ranges are paged to fit, `_range_page`).
+                "grpc.max_receive_message_length": receive_bytes_max,
+                "grpc.max_send_message_length": ETCD_MESSAGE_BYTES_MAX,
             },
         )
 
@@ -174,10 +209,69 @@ class EtcdConnection:
         request = etcdrpc.TxnRequest(compare=compare, success=success, failure=failure)
         return await self._batcher.submit(request)
 
-    async def _range(self, prefix: bytes) -> Any:
-        return await self._call(
-            "Range", etcdrpc.RangeRequest(key=prefix, range_end=prefix_end(prefix))
-        )
+    async def _range(self, prefix: bytes) -> RawPage:
+        """Every key under `prefix`, read page by page at one revision (a consistent
+        snapshot however large the range; no response over the client's limit)."""
+        kvs: list[Any] = []
+        page = await self._range_page(prefix, limit=LIST_CHUNK)
+        kvs += page.kvs
+        while page.next_key is not None:
+            page = await self._range_page(
+                prefix, start=page.next_key, revision=page.revision, limit=LIST_CHUNK
+            )
+            kvs += page.kvs
+        return RawPage(kvs, page.revision, None)
+
+    async def _range_page(
+        self,
+        prefix: bytes,
+        *,
+        start: bytes | None = None,
+        revision: int = 0,
+        limit: int = 0,
+        max_bytes: int = PAGE_BYTES,
+    ) -> RawPage:
+        """At most `limit` keys (0: no count limit) under `prefix` from `start`, read at
+        `revision` (0: now), stopping once the values hold `max_bytes` (one key at least).
+
+        etcd cannot bound a range by size, so the page is read in steps sized from the
+        values seen so far; a step whose answer would exceed the client's receive limit
+        is retried smaller. Raises ExpiredContinueError when `revision` was compacted."""
+        end = prefix_end(prefix)
+        key = start or prefix
+        kvs: list[Any] = []
+        size = 0
+        step = min(limit or _FIRST_STEP, _FIRST_STEP)
+        while True:
+            request = etcdrpc.RangeRequest(key=key, range_end=end, limit=step, revision=revision)
+            try:
+                response = await self._call("Range", request)
+            except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and step > 1:
+                    step //= 2
+                    continue
+                if err.code() == grpc.StatusCode.OUT_OF_RANGE and revision:
+                    if "compacted" in (err.details() or ""):
+                        raise ExpiredContinueError() from None
+                    raise InvalidContinueError(
+                        f"resource version {revision} is in the future"
+                    ) from None
+                raise
+            revision = revision or int(response.header.revision)
+            for n, kv in enumerate(response.kvs):
+                if kvs and size + len(kv.value) > max_bytes:
+                    return RawPage(kvs, revision, bytes(kv.key))
+                kvs.append(kv)
+                size += len(kv.value)
+                if len(kvs) == limit:
+                    more = n + 1 < len(response.kvs) or response.more
+                    return RawPage(kvs, revision, bytes(kv.key) + b"\0" if more else None)
+            if not response.more:
+                return RawPage(kvs, revision, None)
+            key = bytes(response.kvs[-1].key) + b"\0"
+            # Enough keys of the average size seen to fill the page, within its limit.
+            fit = (max_bytes - size) * len(kvs) // max(size, 1) + 1
+            step = max(1, min(fit, (limit - len(kvs)) if limit else fit, _MAX_STEP))
 
     async def _range_one(self, key: bytes) -> bytes | None:
         response = await self._call("Range", etcdrpc.RangeRequest(key=key))
@@ -272,6 +366,17 @@ class EtcdConnection:
             raise CompactedError(err.compacted_revision) from None
         except aetcd.exceptions.ClientError as err:
             raise StoreUnavailableError(str(err)) from None
+
+
+def _refused_before_applying(err: BaseException) -> bool:
+    """etcd checked the request and applied none of it: too large, too many operations,
+    a key twice (INVALID_ARGUMENT), or a put on a lease that is gone."""
+    if isinstance(err, LeaseExpiredError):
+        return True
+    return isinstance(err, grpc.aio.AioRpcError) and err.code() in (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
 
 
 async def _cancel_quietly(watch: Any) -> None:

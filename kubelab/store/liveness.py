@@ -50,7 +50,7 @@ class LivenessStore(EtcdConnection):
         """Nodes whose agent's lease is alive, and the revision read at."""
         response = await self._range(NODE_LEASES.encode())
         names = {last_segments(kv.key, NODE_LEASES)[0] for kv in response.kvs}
-        return names, int(response.header.revision)
+        return names, response.revision
 
     async def watch_heartbeats(self, *, from_revision: int) -> AsyncIterator[HeartbeatEvent]:
         async for raw in self.watch_prefix(NODE_LEASES.encode(), from_revision):
@@ -75,7 +75,7 @@ class LivenessStore(EtcdConnection):
         for kv in response.kvs:
             ns, pod = last_segments(kv.key, POD_STATUS)
             statuses[(ns, pod)] = objects_pb2.PodStatus.FromString(kv.value)
-        return statuses, int(response.header.revision)
+        return statuses, response.revision
 
     async def get_pod_status(self, namespace: str, name: str) -> objects_pb2.PodStatus | None:
         response = await self._range_one(pod_status_key(namespace, name))

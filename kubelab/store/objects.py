@@ -29,7 +29,7 @@ from typing import Any, cast
 import aetcd.rpc as etcdrpc
 from google.protobuf.message import Message
 
-from kubelab.core import kinds
+from kubelab.core import kinds, paging
 from kubelab.core.allocators import Claim, ClaimKind
 from kubelab.core.kinds import ApiObject, KindInfo, ObjectT
 from kubelab.store.errors import (
@@ -97,6 +97,15 @@ class ObjectEvent:
     revision: int
     # The object before this change (None for ADDED, or when etcd no longer has it).
     previous: ApiObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    items: list[ApiObject]
+    # The revision every page of this list is read at.
+    revision: int
+    # The token for the next page; "" when this page is the last.
+    continue_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +178,33 @@ class ObjectStore(EtcdConnection):
         """Every object of a kind (in one namespace, or all), and the revision read at."""
         response = await self._range(kind_prefix(info, namespace))
         items = [_decode(info, kv.value, kv.mod_revision) for kv in response.kvs]
-        return items, int(response.header.revision)
+        return items, response.revision
+
+    async def list_page(
+        self, info: KindInfo, namespace: str = "", *, limit: int = 0, continue_token: str = ""
+    ) -> ListPage:
+        """One page of a list (Kubernetes' limit / continue): at most `limit` objects
+        (0: as many as fit the page's byte budget), from where `continue_token` says, at
+        the revision of the list's first page. Raises InvalidContinueError for a token
+        kubelab did not make, ExpiredContinueError when its revision was compacted."""
+        prefix = kind_prefix(info, namespace)
+        start, revision = None, 0
+        if continue_token:
+            token = paging.decode_continue(continue_token)
+            start, revision = prefix + token.start.encode(), token.revision
+        page = await self._range_page(prefix, start=start, revision=revision, limit=limit)
+        items = [_decode(info, kv.value, kv.mod_revision) for kv in page.kvs]
+        following = ""
+        if page.next_key is not None:
+            relative = page.next_key[len(prefix) :].decode()
+            following = paging.encode_continue(paging.Continue(page.revision, relative))
+        return ListPage(items, page.revision, following)
 
     async def list_claims(self, kind: ClaimKind | None = None) -> tuple[dict[Claim, str], int]:
         """Every claim (of one kind, or all) with its owner's uid, and the revision read at."""
         response = await self._range((ALLOCATIONS + (f"{kind.value}/" if kind else "")).encode())
         claims = {claim_from_key(kv.key): _owner_uid(kv.value) for kv in response.kvs}
-        return claims, int(response.header.revision)
+        return claims, response.revision
 
     # ------------------------------------------------------------------ writes
 

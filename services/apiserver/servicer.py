@@ -29,6 +29,7 @@ from kubelab.core import kinds, selectors
 from kubelab.core.allocators import RangeFullError
 from kubelab.core.errors import FieldError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, UnknownKindError
+from kubelab.limits import LIST_CHUNK
 from kubelab.rpc.errors import Context, Status, answer, store_status
 from kubelab.store import AlreadyExistsError, EventType
 from kubelab.v1 import api_pb2, api_pb2_grpc
@@ -174,13 +175,19 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
         async def call() -> api_pb2.ListResponse:
             info = kinds.kind_info(request.kind)
             selector = selectors.parse_selector(request.label_selector)
-            items, revision = await self.registry.store.list(info, request.namespace)
+            page = await self.registry.store.list_page(
+                info,
+                request.namespace,
+                limit=max(request.limit, 0),
+                continue_token=request.continue_token,
+            )
             chosen = await self.views.many(
-                info, [i for i in items if selector.matches(_labels(i))], request.namespace
+                info, [i for i in page.items if selector.matches(_labels(i))], request.namespace
             )
             return api_pb2.ListResponse(
                 items=[kinds.wrap(i) for i in chosen],
-                resource_version=str(revision),
+                resource_version=str(page.revision),
+                continue_token=page.continue_token,
             )
 
         return await _answer("List", context, call)
@@ -213,14 +220,22 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                         "must be an integer"
                     ) from None
             else:
-                items, start = await self.registry.store.list(info, request.namespace)
-                for item in await self.views.many(info, items, request.namespace):
-                    if selector.matches(_labels(item)):
+                # Page by page, so the first state is never one response as large as the
+                # cluster; every page is read at the first one's revision.
+                token = ""
+                while True:
+                    page = await self.registry.store.list_page(
+                        info, request.namespace, limit=LIST_CHUNK, continue_token=token
+                    )
+                    chosen = [i for i in page.items if selector.matches(_labels(i))]
+                    for item in await self.views.many(info, chosen, request.namespace):
                         yield api_pb2.WatchEvent(
-                            type="ADDED",
-                            object=kinds.wrap(item),
-                            resource_version=_rv(item),
+                            type="ADDED", object=kinds.wrap(item), resource_version=_rv(item)
                         )
+                    token = page.continue_token
+                    if not token:
+                        break
+                start = page.revision
                 yield api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(start))
             async for event in self.views.watch(info, request.namespace, start):
                 now = selector.matches(_labels(event.object))

@@ -28,6 +28,7 @@ from tenacity import (
 )
 
 from kubelab.core.lb_requests import is_bind_failure
+from kubelab.limits import GRPC_OPTIONS
 from kubelab.v1 import cloud_pb2, cloud_pb2_grpc
 
 if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio channel
@@ -41,6 +42,8 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # Sizes in `kubelab.limits`; a list of load balancers holds small records.
+    *GRPC_OPTIONS,
 ]
 
 

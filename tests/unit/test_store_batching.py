@@ -121,7 +121,7 @@ async def test_a_failed_request_fails_every_transaction_in_it() -> None:
     assert (await batcher.submit(put_txn(b"/after"))).succeeded
 
 
-async def test_one_bad_transaction_fails_alone_and_a_fatal_error_fails_all() -> None:
+async def test_one_refused_transaction_fails_alone_and_any_other_error_fails_all() -> None:
     class Refused(Exception):
         pass
 
@@ -140,7 +140,7 @@ async def test_one_bad_transaction_fails_alone_and_a_fatal_error_fails_all() -> 
             raise Refused()
         return await FakeEtcd().send(request)
 
-    batcher = TxnBatcher(send, fatal=(Down,))
+    batcher = TxnBatcher(send, refused=lambda err: isinstance(err, Refused))
     results = await asyncio.gather(
         *(batcher.submit(put_txn(k)) for k in (b"/a", b"/bad", b"/b")), return_exceptions=True
     )
@@ -149,3 +149,53 @@ async def test_one_bad_transaction_fails_alone_and_a_fatal_error_fails_all() -> 
         *(batcher.submit(put_txn(k)) for k in (b"/c", b"/down")), return_exceptions=True
     )
     assert [type(r).__name__ for r in results] == ["Down", "Down"]
+
+
+async def test_an_error_that_may_follow_the_apply_fails_all_and_resends_nothing() -> None:
+    """An answer lost after etcd applied the batch (a deadline, an answer too large for the
+    client) must reach each caller as that error: resending would answer a create that
+    landed with "already exists"."""
+
+    class AnswerLost(Exception):
+        pass
+
+    etcd = FakeEtcd(fail=AnswerLost())
+    batcher = TxnBatcher(etcd.send, refused=lambda err: False)
+    results = await asyncio.gather(
+        *(batcher.submit(put_txn(f"/k{i}".encode())) for i in range(4)), return_exceptions=True
+    )
+    assert all(isinstance(r, AnswerLost) for r in results)
+    assert len(etcd.requests) == 1
+
+
+def sized_txn(key: bytes, value_bytes: int, ops: int = 1) -> etcdrpc.TxnRequest:
+    puts = [etcdrpc.PutRequest(key=key + b"/%d" % n, value=b"v") for n in range(ops)]
+    puts[0].value = b"x" * value_bytes
+    return etcdrpc.TxnRequest(success=[etcdrpc.RequestOp(request_put=p) for p in puts])
+
+
+@pytest.mark.parametrize(
+    ("sizes", "ops"),
+    [
+        pytest.param([300_000] * 17, 1, id="17x300kB"),
+        pytest.param([1_400_000, 10, 1_400_000, 500_000, 600_000], 1, id="near-limit"),
+        pytest.param([100] * 100, 30, id="wide-txns"),
+        pytest.param([100] * 60, 3, id="many-small"),
+    ],
+)
+async def test_a_batch_never_passes_the_request_size_or_operation_limits(
+    sizes: list[int], ops: int
+) -> None:
+    etcd = FakeEtcd()
+    batcher = TxnBatcher(etcd.send, max_bytes=1024 * 1024, max_ops=128)
+    txns = [sized_txn(f"/k{i}".encode(), size, ops) for i, size in enumerate(sizes)]
+    results = await asyncio.gather(*(batcher.submit(t) for t in txns))
+    assert all(r.succeeded for r in results)
+    sent = 0
+    for request in etcd.requests:
+        nested = [op.request_txn for op in request.success if op.HasField("request_txn")]
+        sent += len(nested) or 1
+        if nested:  # a lone transaction goes out as itself, whatever its size
+            assert request.ByteSize() <= 1024 * 1024
+            assert len(nested) + max(len(t.success) for t in nested) <= 128
+    assert sent == len(sizes)
