@@ -1,8 +1,8 @@
 """The controller's reconcilers: scheduler, Deployments, node lifecycle (DESIGN §2.7).
 
-EndpointSlices (`slices.py`), LoadBalancers (`load_balancers.py`) and the
-allocation repair (`repair.py`) live in their own modules; they are wired here,
-on the same informers.
+EndpointSlices (`slices.py`), LoadBalancers (`load_balancers.py`), pod garbage
+collection (`pod_gc.py`) and the allocation repair (`repair.py`) live in their
+own modules; they are wired here, on the same informers.
 
 Plumbing only: informers feed caches, handlers enqueue keys, one worker per
 reconciler reads the caches, asks a pure planner in `kubelab.core` what to do
@@ -52,6 +52,7 @@ from kubelab.store import (
 )
 from kubelab.v1 import objects_pb2
 from services.controller.load_balancers import Cloud, LoadBalancerController
+from services.controller.pod_gc import PodGarbageCollector
 from services.controller.repair import repair_forever
 from services.controller.slices import SliceController
 
@@ -70,6 +71,7 @@ class Controllers:
         fence: Fence,
         *,
         node_grace: float,
+        pod_gc_quarantine: float = 5.0,
         max_endpoints: int = 100,
         repair_period: float = 30.0,
         cloud: Cloud | None = None,
@@ -107,6 +109,14 @@ class Controllers:
             heartbeats=self.heartbeats,
             cloud=cloud,
             node_health_port=node_health_port,
+        )
+        self.pod_gc = PodGarbageCollector(
+            store,
+            fence,
+            pods=self.pods,
+            nodes=self.nodes,
+            quarantine=pod_gc_quarantine,
+            clock=clock,
         )
         self.scheduling: WorkQueue[PodKey] = WorkQueue()
         self.rollouts: WorkQueue[PodKey] = WorkQueue()
@@ -147,6 +157,7 @@ class Controllers:
                     self.gone_since.setdefault(node_key[1], now)
             self.scheduling.add(_SCHEDULE)
             self.lifecycle.add(_EVICT)
+            self.pod_gc.start()
             for key in self.deployments.cache:
                 self.rollouts.add(key)
             for key in self.services.cache:
@@ -156,6 +167,7 @@ class Controllers:
                 self._worker("scheduler", self.scheduling, lambda key: self._schedule()),
                 self._worker("deployments", self.rollouts, self._reconcile_deployment),
                 self._worker("node-lifecycle", self.lifecycle, lambda key: self._evict()),
+                self._worker("pod-gc", self.pod_gc.queue, self.pod_gc.collect),
             ]
             tasks += [asyncio.create_task(w) for w in workers]
             tasks.append(asyncio.create_task(self.load_balancers.run(), name="load balancers"))
@@ -168,7 +180,13 @@ class Controllers:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for queue in (self.scheduling, self.rollouts, self.lifecycle, self.endpoints.queue):
+            for queue in (
+                self.scheduling,
+                self.rollouts,
+                self.lifecycle,
+                self.pod_gc.queue,
+                self.endpoints.queue,
+            ):
                 queue.close()
 
     async def _report_synced(self, *, started: float) -> None:
@@ -178,6 +196,7 @@ class Controllers:
             self.scheduling,
             self.rollouts,
             self.lifecycle,
+            self.pod_gc.queue,
             self.endpoints.queue,
             self.load_balancers.queue,
         )
