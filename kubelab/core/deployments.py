@@ -23,10 +23,12 @@ Which pods count (Kubernetes' `FilterActivePods`, `ClaimPods`):
   replacement is made) unless they are terminating, and orphans whose labels
   match are adopted (`plan.adopt`) and count at once, so a pod relabelled out
   and back makes one pod too many and the surplus goes as any other would.
-  kubelab has no ReplicaSets, so the Deployment adopts as a ReplicaSet does,
-  whatever the orphan's `pod-template-hash` (Kubernetes' Deployment docs warn
-  that it "thinks that it created" such pods): one made from another template
-  is an old pod, replaced by the rollout rules;
+  In Kubernetes the ReplicaSets adopt, and their selectors add
+  `pod-template-hash`: so only an orphan whose hash is the current template's
+  or that of a pod the Deployment still owns (an old ReplicaSet that still
+  exists) is adopted; one of an old template is then replaced by the rollout
+  rules. A bare pod without the label (the seed's `shop-usd`) is never
+  adopted: it matches the Deployment's selector, but no ReplicaSet's;
 * *active* pods are neither terminating nor finished (`Succeeded`/`Failed`);
   only they are replicas, and only they count against `maxSurge`. Terminating
   pods are never deleted again; finished pods are left for the user to read
@@ -440,7 +442,11 @@ def plan_deployment(
     current = template_hash(spec.template)
     selector = from_label_selector(spec.selector)
     deleting = deployment.metadata.HasField("deletion_timestamp")
-    claims = claim_pods(selector, owned, orphans, deleting=deleting)
+    # The "ReplicaSets" that exist: the current template's and those with pods left.
+    hashes = {current} | {pod.metadata.labels.get(POD_TEMPLATE_HASH, "") for pod in owned}
+    hashes.discard("")
+    adoptable = [pod for pod in orphans if pod.metadata.labels.get(POD_TEMPLATE_HASH) in hashes]
+    claims = claim_pods(selector, owned, adoptable, deleting=deleting)
     claimed = claims.claimed
     new = [pod for pod in claimed if pod.metadata.labels.get(POD_TEMPLATE_HASH) == current]
     old = [pod for pod in claimed if pod.metadata.labels.get(POD_TEMPLATE_HASH) != current]

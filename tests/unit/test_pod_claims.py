@@ -210,22 +210,28 @@ def test_relabelled_out_and_back_keeps_exactly_replicas() -> None:
     assert final.empty and final.status.replicas == 4
 
 
-def test_an_adopted_pod_of_another_template_is_replaced_as_an_old_pod() -> None:
+def test_only_orphans_of_an_existing_template_are_adopted() -> None:
+    """Kubernetes' ReplicaSets select on pod-template-hash: a bare pod with the Deployment's
+    labels is never adopted (the seed's shop-usd); one with the hash of an old template
+    that still has pods is, and is then replaced as an old pod."""
     d = web(2)
     current = template_hash(d.spec.template)
-    owned = [
-        make_pod(
-            n,
-            labels={**WEB, POD_TEMPLATE_HASH: current},
-            owner_uid=UID,
-            node="n1",
-            phase="Running",
-            ready_since=1.0,
+
+    def running(name: str, hash_: str | None, owner: str | None) -> objects_pb2.Pod:
+        labels = {**WEB, POD_TEMPLATE_HASH: hash_} if hash_ is not None else WEB
+        return make_pod(
+            name, labels=labels, owner_uid=owner, node="n1", phase="Running", ready_since=1.0
         )
-        for n in ("a", "b")
+
+    owned = [running("a", current, UID), running("b", current, UID), running("o", "old", UID)]
+    orphans = [
+        running("bare", None, None),
+        running("stale", "old", None),
+        running("unknown", "gone", None),
+        running("fresh", current, None),
     ]
-    bare = make_pod("bare", labels=WEB, node="n1", phase="Running", ready_since=1.0)
-    step = plan_deployment(d, owned, now=5.0, rng=random.Random(1), orphans=[bare])
-    assert step.adopt == ("bare",)
-    assert step.delete == ("bare",)
+    step = plan_deployment(d, owned, now=5.0, rng=random.Random(1), orphans=orphans)
+    assert step.adopt == ("fresh", "stale")
+    assert step.status.replicas == 5
+    assert "bare" not in step.delete and "unknown" not in step.delete
     assert not step.create
