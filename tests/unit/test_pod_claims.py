@@ -235,3 +235,85 @@ def test_only_orphans_of_an_existing_template_are_adopted() -> None:
     assert step.status.replicas == 5
     assert "bare" not in step.delete and "unknown" not in step.delete
     assert not step.create
+
+
+# ---------------------------------------------------------------- property: any relabel history
+
+
+def _apply(
+    d: objects_pb2.Deployment, pods: dict[str, objects_pb2.Pod], now: float, seed: int
+) -> None:
+    """One plan, applied the way the controller does: adopt, create, delete, release."""
+    owned = [p for p in pods.values() if (r := controller_owner(p)) and r.uid == UID]
+    orphans = [p for p in pods.values() if controller_owner(p) is None]
+    step = plan_deployment(d, owned, now=now, rng=random.Random(seed), orphans=orphans)
+    assert not set(step.adopt) & set(step.release)
+    for name in step.adopt:
+        assert controller_owner(pods[name]) is None
+        pods[name].metadata.owner_references.append(controller_reference(d))
+    for new in step.create:
+        made = objects_pb2.Pod()
+        made.CopyFrom(new)
+        made.metadata.creation_timestamp.CopyFrom(to_timestamp(now))
+        made.spec.node_name = "n1"
+        pods[made.metadata.name] = made
+    for name in step.delete:
+        pods[name].metadata.deletion_timestamp.CopyFrom(to_timestamp(now))
+    for name in step.release:
+        del pods[name].metadata.owner_references[:]
+    d.status.CopyFrom(step.status)
+
+
+def _kubelet(pods: dict[str, objects_pb2.Pod], now: float) -> None:
+    for name, p in list(pods.items()):
+        if p.metadata.HasField("deletion_timestamp"):
+            del pods[name]
+        elif p.status.phase != "Running":
+            p.status.phase = "Running"
+            p.status.conditions.add(
+                type="Ready", status="True", last_transition_time=to_timestamp(now)
+            )
+
+
+@given(
+    st.integers(0, 4),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["out", "in", "step", "step", "kubelet", "scale"]), st.integers(0, 20)
+        ),
+        max_size=30,
+    ),
+)
+def test_any_relabel_history_ends_with_exactly_replicas_all_owned(
+    replicas: int, actions: list[tuple[str, int]]
+) -> None:
+    d = web(replicas)
+    pods: dict[str, objects_pb2.Pod] = {}
+    now = 1.0
+    for action, arg in actions:
+        names = sorted(pods)
+        victim = pods[names[arg % len(names)]] if names else None
+        if action == "out" and victim is not None:
+            victim.metadata.labels["app"] = "debug"
+        elif action == "in" and victim is not None:
+            victim.metadata.labels["app"] = "web"
+        elif action == "scale":
+            d.spec.replicas = arg % 5
+        elif action == "step":
+            _apply(d, pods, now, arg)
+        elif action == "kubelet":
+            _kubelet(pods, now)
+        now += 1
+    for _ in range(10):
+        _apply(d, pods, now, 0)
+        _kubelet(pods, now)
+        now += 1
+    selected = [p for p in pods.values() if SELECTOR.matches(p.metadata.labels)]
+    assert len(selected) == d.spec.replicas
+    assert all((r := controller_owner(p)) and r.uid == UID for p in selected)
+    assert not any(
+        (r := controller_owner(p)) and r.uid == UID
+        for p in pods.values()
+        if not SELECTOR.matches(p.metadata.labels)
+    )
+    assert d.status.replicas == d.spec.replicas
