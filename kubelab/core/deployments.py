@@ -8,17 +8,27 @@ directly, and the template a pod was made from is told by its
 Kubernetes names its ReplicaSets after). Pods with the current hash are *new*,
 all others *old*. `plan_deployment` applies both controllers' rules to that
 one set of pods and returns a frozen `DeploymentPlan`; the controller process
-applies it (creates, graceful deletes, ownerReference removals, one status
-write) and calls again on every change of the Deployment or its pods, so each
-plan is only the next step from what is observed. An unchanged world plans
-nothing and the same status, so the caller writes nothing.
+applies it (ownerReference additions, creates, graceful deletes,
+ownerReference removals, one status write) and calls again on every change
+of the Deployment or its pods, so each plan is only the next step from what
+is observed. An unchanged world plans nothing and the same status, so the
+caller writes nothing.
 
 Which pods count (Kubernetes' `FilterActivePods`, `ClaimPods`):
 
 * the caller passes the pods whose controller ownerReference is this
-  Deployment; those whose labels no longer match `spec.selector` are released
-  (`plan.release`: the caller drops the ownerReference, and a replacement is
-  made) unless they are terminating, and are counted nowhere;
+  Deployment, and the orphans of its namespace; `pod_claims.claim_pods` says
+  which count: owned pods whose labels no longer match `spec.selector` are
+  released (`plan.release`: the caller drops the ownerReference, and a
+  replacement is made) unless they are terminating, and orphans whose labels
+  match are adopted (`plan.adopt`) and count at once, so a pod relabelled out
+  and back makes one pod too many and the surplus goes as any other would.
+  In Kubernetes the ReplicaSets adopt, and their selectors add
+  `pod-template-hash`: so only an orphan whose hash is the current template's
+  or that of a pod the Deployment still owns (an old ReplicaSet that still
+  exists) is adopted; one of an old template is then replaced by the rollout
+  rules. A bare pod without the label (the seed's `shop-usd`) is never
+  adopted: it matches the Deployment's selector, but no ReplicaSet's;
 * *active* pods are neither terminating nor finished (`Succeeded`/`Failed`);
   only they are replicas, and only they count against `maxSurge`. Terminating
   pods are never deleted again; finished pods are left for the user to read
@@ -82,12 +92,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kubelab.core import kinds
+from kubelab.core.pod_claims import claim_pods
 from kubelab.core.pods import (
     TERMINAL_PHASES,
     is_active,
     is_available,
     is_ready,
-    is_terminating,
     ready_since,
     to_seconds,
     to_timestamp,
@@ -126,13 +136,15 @@ class DeploymentPlan:
     status: objects_pb2.DeploymentStatus
     # Names of owned pods that no longer match the selector: remove their ownerReference.
     release: tuple[str, ...] = ()
+    # Names of orphans that match the selector: add `controller_reference`, before the rest.
+    adopt: tuple[str, ...] = ()
     # When the next ready pod becomes available (minReadySeconds): plan again then.
     recheck_at: float | None = None
 
     @property
     def empty(self) -> bool:
-        """Nothing to create, delete or release (the status may still need writing)."""
-        return not (self.create or self.delete or self.release)
+        """Nothing to create, delete, adopt or release (the status may still need writing)."""
+        return not (self.create or self.delete or self.release or self.adopt)
 
 
 def template_hash(template: objects_pb2.PodTemplateSpec) -> str:
@@ -381,6 +393,18 @@ def _pod_name(base: str, taken: set[str], rng: random.Random) -> str:
             return name
 
 
+def controller_reference(deployment: objects_pb2.Deployment) -> meta_pb2.OwnerReference:
+    """The ownerReference a Deployment puts on the pods it controls."""
+    return meta_pb2.OwnerReference(
+        api_version=kinds.DEPLOYMENTS.api_version,
+        kind=kinds.DEPLOYMENTS.kind,
+        name=deployment.metadata.name,
+        uid=deployment.metadata.uid,
+        controller=True,
+        block_owner_deletion=True,
+    )
+
+
 def _new_pod(deployment: objects_pb2.Deployment, pod_hash: str, name: str) -> objects_pb2.Pod:
     template = deployment.spec.template
     pod = objects_pb2.Pod(api_version=kinds.PODS.api_version, kind=kinds.PODS.kind)
@@ -391,14 +415,7 @@ def _new_pod(deployment: objects_pb2.Deployment, pod_hash: str, name: str) -> ob
     meta.labels.update(template.metadata.labels)
     meta.labels[POD_TEMPLATE_HASH] = pod_hash
     meta.annotations.update(template.metadata.annotations)
-    meta.owner_references.add(
-        api_version=kinds.DEPLOYMENTS.api_version,
-        kind=kinds.DEPLOYMENTS.kind,
-        name=deployment.metadata.name,
-        uid=deployment.metadata.uid,
-        controller=True,
-        block_owner_deletion=True,
-    )
+    meta.owner_references.append(controller_reference(deployment))
     pod.spec.CopyFrom(template.spec)
     return pod
 
@@ -412,8 +429,10 @@ def plan_deployment(
     *,
     now: float,
     rng: random.Random,
+    orphans: Sequence[objects_pb2.Pod] = (),
 ) -> DeploymentPlan:
-    """The next step towards `deployment.spec`, given the pods it controls (status merged in).
+    """The next step towards `deployment.spec`, given the pods it controls and the orphans of
+    its namespace (status merged in).
 
     `rng` only picks new pod names; every count and every deletion depends on
     the inputs alone.
@@ -423,12 +442,12 @@ def plan_deployment(
     current = template_hash(spec.template)
     selector = from_label_selector(spec.selector)
     deleting = deployment.metadata.HasField("deletion_timestamp")
-    claimed = [pod for pod in owned if selector.matches(pod.metadata.labels)]
-    release = sorted(
-        pod.metadata.name
-        for pod in owned
-        if not deleting and not is_terminating(pod) and not selector.matches(pod.metadata.labels)
-    )
+    # The "ReplicaSets" that exist: the current template's and those with pods left.
+    hashes = {current} | {pod.metadata.labels.get(POD_TEMPLATE_HASH, "") for pod in owned}
+    hashes.discard("")
+    adoptable = [pod for pod in orphans if pod.metadata.labels.get(POD_TEMPLATE_HASH) in hashes]
+    claims = claim_pods(selector, owned, adoptable, deleting=deleting)
+    claimed = claims.claimed
     new = [pod for pod in claimed if pod.metadata.labels.get(POD_TEMPLATE_HASH) == current]
     old = [pod for pod in claimed if pod.metadata.labels.get(POD_TEMPLATE_HASH) != current]
     pods = _Pods(
@@ -449,7 +468,7 @@ def plan_deployment(
         step = _rolling(pods, replicas, surge, unavailable, available)
 
     base = f"{deployment.metadata.name}-{current}-"[:_MAX_GENERATED_BASE]
-    taken = {pod.metadata.name for pod in owned}
+    taken = {pod.metadata.name for pod in (*owned, *claimed)}
     create = tuple(
         _new_pod(deployment, current, _pod_name(base, taken, rng)) for _ in range(step.create)
     )
@@ -457,6 +476,7 @@ def plan_deployment(
         create=create,
         delete=tuple(pod.metadata.name for pod in step.delete),
         status=_status(deployment, pods, available),
-        release=tuple(release),
+        release=claims.release,
+        adopt=claims.adopt,
         recheck_at=available.due(pods.active),
     )

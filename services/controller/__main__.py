@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds a node may be gone before its pods are evicted",
     )
     parser.add_argument(
+        "--pod-gc-quarantine",
+        type=float,
+        default=5.0,
+        help="seconds a Node object must be missing before the pods bound to it are deleted",
+    )
+    parser.add_argument(
         "--max-endpoints-per-slice",
         type=int,
         default=100,
@@ -92,6 +98,7 @@ async def run(args: argparse.Namespace) -> None:
             store,
             fence,
             node_grace=args.node_grace,
+            pod_gc_quarantine=args.pod_gc_quarantine,
             max_endpoints=args.max_endpoints_per_slice,
             repair_period=args.repair_period,
             cloud=cloud,

@@ -1,8 +1,8 @@
 """The controller's reconcilers: scheduler, Deployments, node lifecycle (DESIGN §2.7).
 
-EndpointSlices (`slices.py`), LoadBalancers (`load_balancers.py`) and the
-allocation repair (`repair.py`) live in their own modules; they are wired here,
-on the same informers.
+EndpointSlices (`slices.py`), LoadBalancers (`load_balancers.py`), pod garbage
+collection (`pod_gc.py`) and the allocation repair (`repair.py`) live in their
+own modules; they are wired here, on the same informers.
 
 Plumbing only: informers feed caches, handlers enqueue keys, one worker per
 reconciler reads the caches, asks a pure planner in `kubelab.core` what to do
@@ -51,7 +51,9 @@ from kubelab.store import (
     StoreUnavailableError,
 )
 from kubelab.v1 import objects_pb2
+from services.controller.claims import adopt, deployments_selecting, release
 from services.controller.load_balancers import Cloud, LoadBalancerController
+from services.controller.pod_gc import PodGarbageCollector
 from services.controller.repair import repair_forever
 from services.controller.slices import SliceController
 
@@ -70,6 +72,7 @@ class Controllers:
         fence: Fence,
         *,
         node_grace: float,
+        pod_gc_quarantine: float = 5.0,
         max_endpoints: int = 100,
         repair_period: float = 30.0,
         cloud: Cloud | None = None,
@@ -107,6 +110,14 @@ class Controllers:
             heartbeats=self.heartbeats,
             cloud=cloud,
             node_health_port=node_health_port,
+        )
+        self.pod_gc = PodGarbageCollector(
+            store,
+            fence,
+            pods=self.pods,
+            nodes=self.nodes,
+            quarantine=pod_gc_quarantine,
+            clock=clock,
         )
         self.scheduling: WorkQueue[PodKey] = WorkQueue()
         self.rollouts: WorkQueue[PodKey] = WorkQueue()
@@ -147,6 +158,7 @@ class Controllers:
                     self.gone_since.setdefault(node_key[1], now)
             self.scheduling.add(_SCHEDULE)
             self.lifecycle.add(_EVICT)
+            self.pod_gc.start()
             for key in self.deployments.cache:
                 self.rollouts.add(key)
             for key in self.services.cache:
@@ -156,6 +168,7 @@ class Controllers:
                 self._worker("scheduler", self.scheduling, lambda key: self._schedule()),
                 self._worker("deployments", self.rollouts, self._reconcile_deployment),
                 self._worker("node-lifecycle", self.lifecycle, lambda key: self._evict()),
+                self._worker("pod-gc", self.pod_gc.queue, self.pod_gc.collect),
             ]
             tasks += [asyncio.create_task(w) for w in workers]
             tasks.append(asyncio.create_task(self.load_balancers.run(), name="load balancers"))
@@ -168,7 +181,13 @@ class Controllers:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for queue in (self.scheduling, self.rollouts, self.lifecycle, self.endpoints.queue):
+            for queue in (
+                self.scheduling,
+                self.rollouts,
+                self.lifecycle,
+                self.pod_gc.queue,
+                self.endpoints.queue,
+            ):
                 queue.close()
 
     async def _report_synced(self, *, started: float) -> None:
@@ -178,6 +197,7 @@ class Controllers:
             self.scheduling,
             self.rollouts,
             self.lifecycle,
+            self.pod_gc.queue,
             self.endpoints.queue,
             self.load_balancers.queue,
         )
@@ -216,11 +236,20 @@ class Controllers:
         self._observe(key, new)
         for pod in (old, new):
             self._enqueue_owner(key[0], pod)
+            self._enqueue_adopters(key[0], pod)
 
     def _enqueue_owner(self, namespace: str, pod: ApiObject | None) -> None:
         owner = controller_owner(pod) if pod is not None else None
         if owner is not None and owner.kind == "Deployment":
             self.rollouts.add((namespace, owner.name))
+
+    def _enqueue_adopters(self, namespace: str, pod: ApiObject | None) -> None:
+        """An orphan goes to every Deployment whose selector matches it: one may adopt it."""
+        if isinstance(pod, objects_pb2.Pod) and controller_owner(pod) is None:
+            for key in deployments_selecting(
+                self.deployments.cache, namespace, pod.metadata.labels
+            ):
+                self.rollouts.add(key)
 
     def _nodes_changed(self) -> None:
         self.scheduling.add(_SCHEDULE)
@@ -293,19 +322,21 @@ class Controllers:
 
     # ------------------------------------------------------------------ deployments
 
-    def _owned_pods(self, deployment: objects_pb2.Deployment) -> list[objects_pb2.Pod]:
+    def _candidates(
+        self, deployment: objects_pb2.Deployment
+    ) -> tuple[list[objects_pb2.Pod], list[objects_pb2.Pod]]:
+        """The pods `deployment` controls and the orphans of its namespace, status merged."""
         live = set(self.heartbeats.cache)
-        owned = []
+        owned, orphans = [], []
         for key, pod in self.pods.cache.items():
+            if not isinstance(pod, objects_pb2.Pod) or key[0] != deployment.metadata.namespace:
+                continue
             owner = controller_owner(pod)
-            if (
-                isinstance(pod, objects_pb2.Pod)
-                and key[0] == deployment.metadata.namespace
-                and owner is not None
-                and owner.uid == deployment.metadata.uid
-            ):
+            if owner is None:
+                orphans.append(pod_with_status(pod, self.statuses.get(key), live))
+            elif owner.uid == deployment.metadata.uid:
                 owned.append(pod_with_status(pod, self.statuses.get(key), live))
-        return owned
+        return owned, orphans
 
     async def _write_pods(
         self,
@@ -349,7 +380,10 @@ class Controllers:
             )
             del self.expectations[key]
         now = self.clock()
-        plan = plan_deployment(deployment, self._owned_pods(deployment), now=now, rng=self.rng)
+        owned, orphans = self._candidates(deployment)
+        plan = plan_deployment(deployment, owned, now=now, rng=self.rng, orphans=orphans)
+        if plan.adopt:
+            await adopt(self.store, self.fence, self.pods, deployment, plan.adopt)
         # Registered before writing (the informer may deliver our writes mid-way); a name
         # is only expected once its write succeeded, so a failed write cannot stall us.
         adds: set[str] = set()
@@ -364,7 +398,7 @@ class Controllers:
         if not plan.empty and not adds and not removes:
             self.expectations.pop(key, None)
         for name in plan.release:
-            await self._release(key[0], name, deployment.metadata.uid)
+            await release(self.store, self.fence, self.pods, deployment, name)
         if plan.status != deployment.status:
             updated = objects_pb2.Deployment()
             updated.CopyFrom(deployment)
@@ -396,19 +430,6 @@ class Controllers:
         marked.CopyFrom(pod)
         marked.metadata.deletion_timestamp.CopyFrom(to_timestamp(float(int(self.clock()))))
         await self.store.update(marked, expected_revision=revision, fence=self.fence)
-
-    async def _release(self, namespace: str, name: str, owner_uid: str) -> None:
-        pod = self.pods.get((namespace, name))
-        if not isinstance(pod, objects_pb2.Pod):
-            return
-        released = objects_pb2.Pod()
-        released.CopyFrom(pod)
-        kept = [r for r in released.metadata.owner_references if r.uid != owner_uid]
-        del released.metadata.owner_references[:]
-        released.metadata.owner_references.extend(kept)
-        await self.store.update(
-            released, expected_revision=int(pod.metadata.resource_version), fence=self.fence
-        )
 
     async def _delete_orphans(self, key: PodKey) -> None:
         """A deleted Deployment takes its pods with it (Kubernetes' garbage collector)."""

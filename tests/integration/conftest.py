@@ -57,8 +57,16 @@ def service_cidr() -> str:
 
 
 @pytest.fixture
-def cluster(etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path) -> Iterator[Cluster]:
-    yield from _cluster(etcd, apiserver, tmp_path)
+def node_grace() -> float:
+    """The controller's --node-grace (a test may override it, say to tell pod GC from eviction)."""
+    return NODE_GRACE
+
+
+@pytest.fixture
+def cluster(
+    etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path, node_grace: float
+) -> Iterator[Cluster]:
+    yield from _cluster(etcd, apiserver, tmp_path, node_grace=node_grace)
 
 
 @pytest.fixture
@@ -103,10 +111,11 @@ def _cluster(
     tmp_path: Path,
     *,
     cloud: CloudStubProcess | None = None,
+    node_grace: float = NODE_GRACE,
 ) -> Iterator[Cluster]:
     cloud_args = ("--cloud", cloud.address) if cloud is not None else ()
     controller = ControllerProcess(
-        etcd.endpoint, tmp_path, extra_args=("--node-grace", str(NODE_GRACE), *cloud_args)
+        etcd.endpoint, tmp_path, extra_args=("--node-grace", str(node_grace), *cloud_args)
     )
     # Random node and pod networks: test sessions running side by side on one machine
     # (two developers, a benchmark) must not bind each other's node addresses.
