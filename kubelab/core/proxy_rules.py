@@ -98,18 +98,31 @@ def port_backends(
     slices: Iterable[objects_pb2.EndpointSlice], name: str, protocol: str
 ) -> tuple[Backend, ...]:
     """The endpoints of the Service port `name`/`protocol`, in slice order."""
+    return _backends([(eps, _port_numbers(eps)) for eps in slices], name, protocol)
+
+
+_SlicePorts = Mapping[tuple[str, str], int]
+
+
+def _port_numbers(eps: objects_pb2.EndpointSlice) -> _SlicePorts:
+    """A slice's port numbers by (name, protocol), the first of each winning: looked up
+    once per Service port, so a Service of 20,000 ports costs 20,000 lookups, not
+    20,000 scans of 20,000 slice ports."""
+    numbers: dict[tuple[str, str], int] = {}
+    for p in eps.ports:
+        if p.HasField("port"):
+            numbers.setdefault((p.name, p.protocol or "TCP"), p.port)
+    return numbers
+
+
+def _backends(
+    slices: Sequence[tuple[objects_pb2.EndpointSlice, _SlicePorts]], name: str, protocol: str
+) -> tuple[Backend, ...]:
     found: dict[Target, Backend] = {}
-    for eps in slices:
+    for eps, numbers in slices:
         if eps.address_type not in ("", "IPv4"):
             continue
-        number = next(
-            (
-                p.port
-                for p in eps.ports
-                if p.name == name and (p.protocol or "TCP") == protocol and p.HasField("port")
-            ),
-            None,
-        )
+        number = numbers.get((name, protocol))
         if number is None:
             continue
         for endpoint in eps.endpoints:
@@ -144,7 +157,7 @@ def service_rules(
     node_ports = has_node_ports(service)
     if not cluster and not node_ports:
         return ()
-    slices = list(slices)
+    indexed = [(eps, _port_numbers(eps)) for eps in slices]
     rules = []
     for port in service.spec.ports:
         protocol = port.protocol or "TCP"
@@ -162,7 +175,7 @@ def service_rules(
                 port=port.port,
                 node_port=port.node_port,
                 frontends=tuple(frontends),
-                backends=port_backends(slices, port.name, protocol),
+                backends=_backends(indexed, port.name, protocol),
                 affinity_timeout=affinity_timeout(service),
                 external_local=service.spec.external_traffic_policy == "Local",
                 internal_local=service.spec.internal_traffic_policy == "Local",
@@ -232,7 +245,7 @@ def served_at(
     """Where each port of `service` answers, for `get -o wide` and `describe`:
     `nodes` maps each live node to its addresses. A Local external policy answers
     only on nodes with a local endpoint."""
-    slices = list(slices)
+    indexed = [(eps, _port_numbers(eps)) for eps in slices]
     answer = []
     for port in service.spec.ports:
         places: list[str] = []
@@ -243,7 +256,7 @@ def served_at(
         if has_cluster_ip(service):
             places.append(f"{service.spec.cluster_ip}:{port.port}/{protocol}")
         if has_node_ports(service) and port.node_port:
-            backends = port_backends(slices, port.name, protocol)
+            backends = _backends(indexed, port.name, protocol)
             for node, addresses in sorted(nodes.items()):
                 local_only = service.spec.external_traffic_policy == "Local"
                 if local_only and not has_local_endpoint(backends, node):
