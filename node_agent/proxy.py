@@ -18,6 +18,15 @@ dies takes only its own sockets with it. ClusterIP sockets are also bound with
 IP_FREEBIND, so a proxy can listen on a ClusterIP no interface carries (lab
 mode routes the Service range to the node).
 
+Failure stays with one Service (issue 13). Every listener is a descriptor, so the
+proxy has a file budget (`kubelab.core.file_budget`, from RLIMIT_NOFILE): a
+Service whose listeners do not all fit beside the others' holds none, is reported
+(`proxy_report`: a log line per change, a gauge) and is synced again when another
+Service releases listeners or it changes. Running out of descriptors while binding
+closes that Service's listeners and retries it with back-off; so does any other
+error of its sync. Work for one Service yields to the loop every `BIND_BATCH`
+ports, so the agent's lease renewal and other Services' traffic never wait on it.
+
 Per port (`_Port`): one `Balancer` (round robin, ClientIP affinity, suspects),
 the connections and flows per endpoint, and the counters behind the metrics.
 When a terminating endpoint leaves the Service (a deleted pod) its connections
@@ -46,9 +55,10 @@ from kubelab.core.proxy_rules import (
     NodeAddresses,
     PortRules,
     ServiceKey,
+    frontend_count,
     health_check_frontends,
+    iter_service_rules,
     local_ready_endpoints,
-    service_rules,
 )
 from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.runtime import sources
@@ -448,42 +458,52 @@ class ServiceProxy:
         if not isinstance(service, objects_pb2.Service):
             await self._apply(key, ())
             return
+        health = health_check_frontends(service, self.node_ips)
+        # Refused before its rules are built: a Service of 20,000 ports takes a second
+        # to build, and must not cost that on every change while it cannot fit anyway.
+        await self._admit(key, frontend_count(service, self.node_ips) + len(health))
         slices = [
             s
             for s in (self.slices_informer.get(k) for k in self._slices_by_service.get(key, ()))
             if isinstance(s, objects_pb2.EndpointSlice)
         ]
-        await self._apply(
-            key,
-            service_rules(service, slices, self.node_ips),
-            health_check_frontends(service, self.node_ips),
-        )
+        desired = []
+        for rules in iter_service_rules(service, slices, self.node_ips):
+            desired.append(rules)
+            if len(desired) % BIND_BATCH == 0:
+                await asyncio.sleep(0)
+        await self._apply(key, tuple(desired), health)
+
+    async def _admit(self, key: ServiceKey, needed: int) -> None:
+        """Raise BudgetError, leaving `key` holding no listener, unless `needed`
+        listeners fit beside the other Services'."""
+        if self.budget is None or not needed:
+            return
+        held = _held(self.services[key]) if key in self.services else 0
+        refusal = admit(self.budget, needed=needed, used_by_others=self.listeners_in_use() - held)
+        if refusal is not None:
+            await self._apply(key, ())  # all or nothing: it holds no listener
+            raise BudgetError(refusal)
 
     async def _apply(
         self, key: ServiceKey, desired: tuple[PortRules, ...], health: tuple[Frontend, ...] = ()
     ) -> None:
-        if self.budget is not None and (desired or health):
-            needed = len({f for r in desired for f in r.frontends} | set(health))
-            held = _held(self.services[key]) if key in self.services else 0
-            refusal = admit(
-                self.budget, needed=needed, used_by_others=self.listeners_in_use() - held
-            )
-            if refusal is not None:
-                await self._apply(key, ())  # all or nothing: it holds no listener
-                raise BudgetError(refusal)
+        await self._admit(key, len({f for r in desired for f in r.frontends} | set(health)))
         current = self.services.setdefault(key, _Service())
         changed = False
         wanted = {rules.identity: rules for rules in desired}
         for identity in [i for i in current.ports if i not in wanted]:
             current.ports.pop(identity).close()
             changed = True
-        for identity, rules in wanted.items():
+        for i, (identity, rules) in enumerate(wanted.items(), 1):
             port = current.ports.get(identity)
             if port is None:
                 port = current.ports[identity] = _Port(self, key, rules)
                 changed = True
             else:
                 changed |= port.update(rules)
+            if i % BIND_BATCH == 0:
+                await asyncio.sleep(0)
         want = {f: current.ports[r.identity] for r in desired for f in r.frontends}
         stale = [f for f, (_, port) in current.listeners.items() if want.get(f) is not port]
         for i, frontend in enumerate(stale, 1):

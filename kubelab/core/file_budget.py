@@ -13,9 +13,9 @@ not served.
 
 The reserve is a quarter of the limit for relayed connections plus a fixed
 `BASE_RESERVE` for the agent's own needs, but never more than half the limit, so
-a small limit still serves small Services. kube-proxy needs no such budget (its
-rules live in the kernel), but the userspace proxy it once had held a socket per
-port as kubelab does, and ran out the same way.
+a small limit still serves small Services. kube-proxy's iptables and nftables
+modes need no such budget (their rules live in the kernel); a userspace proxy such
+as kubelab's relay holds a socket per frontend, so it must count them.
 
 Pure: numbers in, a decision out.
 """

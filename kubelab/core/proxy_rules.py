@@ -27,7 +27,7 @@ embedded mode, where every node shares one network namespace.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from kubelab.core.endpoint_choice import Backend, Target
@@ -153,12 +153,39 @@ def service_rules(
     node_ips: Sequence[str],
 ) -> tuple[PortRules, ...]:
     """Every port this node serves for `service`; () for a Service it serves nothing for."""
+    return tuple(iter_service_rules(service, slices, node_ips))
+
+
+def frontend_count(service: objects_pb2.Service, node_ips: Sequence[str]) -> int:
+    """How many frontends `service_rules` gives `service` on this node, without building
+    them (validation forbids two ports with one port number, or one nodePort, and protocol),
+    so a Service too big for the node's file budget costs nothing to refuse."""
     cluster = has_cluster_ip(service)
     node_ports = has_node_ports(service)
     if not cluster and not node_ports:
-        return ()
+        return 0
+    return sum(
+        int(cluster) + (len(node_ips) if node_ports and port.node_port else 0)
+        for port in service.spec.ports
+        if (port.protocol or "TCP") in ("TCP", "UDP")
+    )
+
+
+def iter_service_rules(
+    service: objects_pb2.Service,
+    slices: Iterable[objects_pb2.EndpointSlice],
+    node_ips: Sequence[str],
+) -> Iterator[PortRules]:
+    """`service_rules` one port at a time, for a caller that must not hold its event loop
+    for the whole of a Service with thousands of ports."""
+    cluster = has_cluster_ip(service)
+    node_ports = has_node_ports(service)
+    if not cluster and not node_ports:
+        return
     indexed = [(eps, _port_numbers(eps)) for eps in slices]
-    rules = []
+    affinity = affinity_timeout(service)
+    external_local = service.spec.external_traffic_policy == "Local"
+    internal_local = service.spec.internal_traffic_policy == "Local"
     for port in service.spec.ports:
         protocol = port.protocol or "TCP"
         if protocol not in ("TCP", "UDP"):
@@ -168,20 +195,17 @@ def service_rules(
             frontends.append(Frontend(protocol, service.spec.cluster_ip, port.port, CLUSTER_IP))
         if node_ports and port.node_port:
             frontends += [Frontend(protocol, ip, port.node_port, NODE_PORT) for ip in node_ips]
-        rules.append(
-            PortRules(
-                name=port.name,
-                protocol=protocol,
-                port=port.port,
-                node_port=port.node_port,
-                frontends=tuple(frontends),
-                backends=_backends(indexed, port.name, protocol),
-                affinity_timeout=affinity_timeout(service),
-                external_local=service.spec.external_traffic_policy == "Local",
-                internal_local=service.spec.internal_traffic_policy == "Local",
-            )
+        yield PortRules(
+            name=port.name,
+            protocol=protocol,
+            port=port.port,
+            node_port=port.node_port,
+            frontends=tuple(frontends),
+            backends=_backends(indexed, port.name, protocol),
+            affinity_timeout=affinity,
+            external_local=external_local,
+            internal_local=internal_local,
         )
-    return tuple(rules)
 
 
 def has_local_endpoint(backends: Iterable[Backend], node: str) -> bool:
