@@ -57,8 +57,19 @@ def service_cidr() -> str:
 
 
 @pytest.fixture
-def cluster(etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path) -> Iterator[Cluster]:
-    yield from _cluster(etcd, apiserver, tmp_path)
+def node_command_prefix() -> tuple[str, ...]:
+    """What the node agents run through (a test may lower their file limit with `prlimit`)."""
+    return ()
+
+
+@pytest.fixture
+def cluster(
+    etcd: EtcdServer,
+    apiserver: ApiServerProcess,
+    tmp_path: Path,
+    node_command_prefix: tuple[str, ...],
+) -> Iterator[Cluster]:
+    yield from _cluster(etcd, apiserver, tmp_path, node_command_prefix=node_command_prefix)
 
 
 @pytest.fixture
@@ -103,6 +114,7 @@ def _cluster(
     tmp_path: Path,
     *,
     cloud: CloudStubProcess | None = None,
+    node_command_prefix: tuple[str, ...] = (),
 ) -> Iterator[Cluster]:
     cloud_args = ("--cloud", cloud.address) if cloud is not None else ()
     controller = ControllerProcess(
@@ -123,6 +135,7 @@ def _cluster(
                 *("--lease-ttl", str(LEASE_TTL), "--restart-backoff", "0.2"),
                 *("--metrics", f"{ip_base}.{n}:{METRICS_PORT}"),
             ),
+            command_prefix=node_command_prefix,
         )
         for n in (1, 2, 3)
     ]
