@@ -74,7 +74,8 @@ log = logging.getLogger("node_agent.proxy")
 # Binding is synchronous: yield to the loop every so many sockets, so a Service with
 # thousands of ports never holds up the lease renewal or another Service's traffic.
 BIND_BATCH = 64
-# More new or closed frontends than this in one sync are logged as a count, not each.
+# More new or closed frontends than this in one sync are logged as a count, not each;
+# a bind error names this many of those it could not bind.
 LOG_EACH_UP_TO = 8
 _OUT_OF_FILES = {errno.EMFILE, errno.ENFILE}
 
@@ -556,7 +557,10 @@ class ServiceProxy:
             backends = tuple(b for p in current.ports.values() for b in p.rules.backends)
             self.on_programmed(key, backends)
         if failed:
-            raise BindError(f"cannot listen on {', '.join(failed)}")
+            more = (
+                f" and {len(failed) - LOG_EACH_UP_TO} more" if len(failed) > LOG_EACH_UP_TO else ""
+            )
+            raise BindError(f"cannot listen on {', '.join(failed[:LOG_EACH_UP_TO])}{more}")
 
     async def _listen(self, frontend: Frontend, route: _Route) -> Listener:
         shared = frontend.scope == CLUSTER_IP

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import resource
+import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import cast
 
@@ -19,7 +20,7 @@ from kubelab.core.file_budget import FileBudget
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.store import Store
 from node_agent import proxy_report
-from node_agent.proxy import BudgetError, OutOfFilesError, ServiceProxy
+from node_agent.proxy import BindError, BudgetError, OutOfFilesError, ServiceProxy
 from node_agent.proxy_report import ServiceProblems
 
 pytestmark = pytest.mark.integration
@@ -151,3 +152,17 @@ def test_a_problem_is_logged_once_per_change(caplog: pytest.LogCaptureFixture) -
     ]
     assert problems.failures == {proxy_report.FILE_BUDGET: 4, proxy_report.BIND: 3}
     assert problems.problems == {}
+
+
+async def test_a_bind_error_names_a_few_frontends_not_thousands(ip: str) -> None:
+    proxy = ServiceProxy(cast(Store, None), node_name="n1", node_ips=["127.0.0.1"])
+    taken = [socket.create_server((ip, port)) for port in range(20000, 20012)]
+    try:
+        with pytest.raises(BindError) as failed:
+            await proxy._apply(BIG, service(ip, 12))
+        assert str(failed.value).count(ip) == 8
+        assert str(failed.value).endswith(" and 4 more")
+    finally:
+        for sock in taken:
+            sock.close()
+        await proxy.stop(grace=0)
