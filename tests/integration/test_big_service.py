@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -43,16 +44,32 @@ def node_command_prefix() -> tuple[str, ...]:
     return ("prlimit", f"--nofile={FILE_LIMIT}:{FILE_LIMIT}", "--")
 
 
-def big(ports: int) -> objects_pb2.Service:
+def big(ports: int, name: str = "big") -> objects_pb2.Service:
     return service(
-        "big",
+        name,
         {
-            "selector": {"app": "big"},
+            "selector": {"app": name},
             "ports": [
                 {"name": f"p{i}", "port": 10000 + i, "targetPort": 8080} for i in range(ports)
             ],
         },
     )
+
+
+def environ_of(pod: str) -> dict[str, str]:
+    """The environment of the process running `pod` (embedded mode: a local process)."""
+    marker = f"POD_NAME={pod}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            items = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in items:
+            pairs = (item.decode(errors="replace").partition("=") for item in items if item)
+            return {name: value for name, _, value in pairs}
+    raise AssertionError(f"no process runs pod {pod}")
 
 
 class NodeWatch:
@@ -117,32 +134,49 @@ async def test_a_service_with_20000_ports_is_reported_and_breaks_nothing(
     shop, prod = await apply_seed(api)
     node_port = shop.spec.ports[0].node_port
     seed = {p.metadata.uid for p in await pods(api)}
+    # Built before the request loops start: parsing 20,000 ports takes this process's
+    # loop a second, which would time the loops' requests out on the client side.
+    huge, fits = big(BIG_PORTS), big(FITS)
     watch = NodeWatch(api).start()
     loops = [RequestLoop(node.ip, node_port).start() for node in cluster.nodes]
+    marks: list[tuple[float, str]] = []
+
+    def mark(what: str) -> None:
+        marks.append((time.monotonic(), what))
+
     try:
         for node in cluster.nodes:
             await until_answers(node.ip, node_port, prod)
-        applied, _ = await api.apply(big(BIG_PORTS))
+        mark("apply 20000")
+        applied, _ = await api.apply(huge)
         assert len(applied.spec.ports) == BIG_PORTS, "valid in Kubernetes: accepted"
         await every_node(cluster, big_refused, "reporting default/big over its file budget")
         budget = file_budget(FILE_LIMIT)
         assert BIG_PORTS > budget.listeners > FITS
 
         # A new pod in the namespace starts: the Service's variables would pass ARG_MAX.
+        mark("refused; new pod")
         await api.apply(
             pinned_deployment("fresh", "node-1", [{"name": "http", "containerPort": 8080}])
         )
-        await ready_pods(api, "fresh", 1)
+        (fresh,) = await ready_pods(api, "fresh", 1)
+        env = environ_of(fresh.metadata.name)
+        assert env["SHOP_SERVICE_HOST"] == shop.spec.cluster_ip, "other Services keep theirs"
+        assert not [name for name in env if name.startswith("BIG_")]
         fresh_log = cluster.node("node-1").log_path.read_text()
         assert "no service environment variables for svc=default/big" in fresh_log
 
         # Shrunk to fit, it is programmed; grown again, reported again; deleted, forgotten.
-        await api.apply(big(FITS))
+        mark(f"shrink to {FITS}")
+        await api.apply(fits)
         await every_node(cluster, big_programmed, f"serving default/big's {FITS} ports")
-        await api.apply(big(BIG_PORTS))
+        mark("grow to 20000")
+        await api.apply(huge)
         await every_node(cluster, big_refused, "reporting default/big again")
+        mark("delete")
         await api.delete("services", "big")
         await every_node(cluster, nothing_reported, "forgetting default/big")
+        mark("deleted")
         for node in cluster.nodes:
             await until_answers(node.ip, node_port, prod)
     finally:
@@ -153,7 +187,7 @@ async def test_a_service_with_20000_ports_is_reported_and_breaks_nothing(
     assert watch.not_ready == [], "nodes stayed Ready"
     for node, loop in zip(cluster.nodes, loops, strict=True):
         assert loop.attempts > 0
-        assert loop.failures == [], f"{node.name}'s NodePort stopped answering"
+        assert loop.failures == [], f"{node.name}'s NodePort stopped answering; {marks}"
     now = await pods(api)
     assert seed <= {p.metadata.uid for p in now}, "no seed pod was evicted or replaced"
     for node in cluster.nodes:
@@ -166,3 +200,22 @@ async def test_a_service_with_20000_ports_is_reported_and_breaks_nothing(
         )
         assert "lease expired" not in text, f"{node.name} lost its lease"
         assert len(text) < 256 * 1024, f"{node.name}'s log is {len(text)} bytes"
+
+
+def listeners(samples: Samples) -> float:
+    return samples.get(("kubelab_proxy_file_budget", frozenset({("kind", "in_use")})), 0)
+
+
+async def test_a_refused_service_is_programmed_when_listeners_are_released(
+    cluster: Cluster, api: Client
+) -> None:
+    left = 500
+    filler = file_budget(FILE_LIMIT).listeners - left
+    await api.apply(big(filler, name="filler"))
+    await every_node(cluster, lambda s: listeners(s) == filler, f"holding {filler} listeners")
+    await api.apply(big(FITS))
+    await every_node(cluster, big_refused, f"refusing {FITS} listeners with {left} left")
+    for node in cluster.nodes:
+        assert listeners(await asyncio.to_thread(scrape, node.ip)) == filler, "filler kept"
+    await api.delete("services", "filler")
+    await every_node(cluster, big_programmed, "programming default/big once filler is gone")
