@@ -209,6 +209,8 @@ def listeners(samples: Samples) -> float:
 async def test_a_refused_service_is_programmed_when_listeners_are_released(
     cluster: Cluster, api: Client
 ) -> None:
+    """Parked over the budget, not retried in a loop: another Service's delete wakes it.
+    Then an agent restarted with 20,000 ports in etcd comes back Ready and reports them."""
     left = 500
     filler = file_budget(FILE_LIMIT).listeners - left
     await api.apply(big(filler, name="filler"))
@@ -219,3 +221,14 @@ async def test_a_refused_service_is_programmed_when_listeners_are_released(
         assert listeners(await asyncio.to_thread(scrape, node.ip)) == filler, "filler kept"
     await api.delete("services", "filler")
     await every_node(cluster, big_programmed, "programming default/big once filler is gone")
+
+    # An agent (re)started with the 20,000 ports in etcd starts, serves and reports it.
+    await api.apply(await asyncio.to_thread(big, BIG_PORTS))
+    await every_node(cluster, big_refused, "refusing 20,000 ports")
+    node = cluster.node("node-2")
+    await asyncio.to_thread(node.stop)
+    await asyncio.to_thread(node.start)
+    await every_node(cluster, big_refused, "refusing 20,000 ports after a restart")
+    (back,) = [n for n in (await api.list("nodes"))[0] if n.metadata.name == "node-2"]
+    assert isinstance(back, objects_pb2.Node)
+    assert {c.type: c.status for c in back.status.conditions}["Ready"] == "True"
