@@ -20,7 +20,13 @@ from kubelab.core.file_budget import FileBudget
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.store import Store
 from node_agent import proxy_report
-from node_agent.proxy import BindError, BudgetError, OutOfFilesError, ServiceProxy
+from node_agent.proxy import (
+    BIND_BATCH,
+    BindError,
+    BudgetError,
+    OutOfFilesError,
+    ServiceProxy,
+)
 from node_agent.proxy_report import ServiceProblems
 
 pytestmark = pytest.mark.integration
@@ -165,4 +171,28 @@ async def test_a_bind_error_names_a_few_frontends_not_thousands(ip: str) -> None
     finally:
         for sock in taken:
             sock.close()
+        await proxy.stop(grace=0)
+
+
+async def test_a_big_service_leaves_the_loop_to_others(ip: str) -> None:
+    """Binding and closing hundreds of sockets is done in batches, between which the
+    loop runs other work (the agent's lease renewal, other Services' traffic)."""
+    proxy = ServiceProxy(cast(Store, None), node_name="n1", node_ips=["127.0.0.1"])
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    ticker = asyncio.create_task(other_work())
+    try:
+        await asyncio.sleep(0)
+        for desired in (service(ip, 640), ()):
+            turns = 0
+            await proxy._apply(BIG, desired)
+            assert turns >= 640 // BIND_BATCH
+    finally:
+        ticker.cancel()
         await proxy.stop(grace=0)
