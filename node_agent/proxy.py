@@ -437,7 +437,10 @@ class ServiceProxy:
                 self.problems.report(key, proxy_report.BIND, f"{err}; retrying")
                 self._work.retry(key)
             except OutOfFilesError as err:
-                self.problems.report(key, proxy_report.OUT_OF_FILES, f"{err}; retrying")
+                # How far it got varies from retry to retry: not a change worth a line.
+                self.problems.report(
+                    key, proxy_report.OUT_OF_FILES, f"{err}; retrying", same_as=err.errno
+                )
                 self._work.retry(key)
             except Exception as err:
                 self.problems.report(
