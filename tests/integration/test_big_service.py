@@ -41,6 +41,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture
 def node_command_prefix() -> tuple[str, ...]:
+    # util-linux's prlimit: wherever the agent's `setpriv` is, it is too.
     return ("prlimit", f"--nofile={FILE_LIMIT}:{FILE_LIMIT}", "--")
 
 
