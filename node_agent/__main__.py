@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import resource
 import signal
 from pathlib import Path
 
 from kubelab.core.endpoint_choice import Target
+from kubelab.core.file_budget import file_budget
 from kubelab.core.lb_requests import NODE_HEALTH_PORT
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
@@ -115,12 +117,20 @@ async def run(args: argparse.Namespace) -> int:
     agent = NodeAgent(store, config)
     proxy = None
     if not args.no_proxy:
+        budget = file_budget(raise_file_limit())
+        log.info(
+            "file limit %d: up to %d proxy listeners",
+            budget.limit,
+            budget.listeners,
+            extra={"node": args.name},
+        )
         proxy = ServiceProxy(
             store,
             node_name=args.name,
             node_ips=[args.node_ip, *args.external_ip],
             connect_timeout=args.connect_timeout,
             udp_idle_timeout=args.udp_idle_timeout,
+            budget=budget,
         )
         proxy_metrics.register(proxy)
     server = await start_server(
@@ -178,6 +188,20 @@ async def run(args: argparse.Namespace) -> int:
         metrics.close()
     await store.close()
     return exit_code
+
+
+def raise_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as many daemons do (the low soft
+    default exists for select(), which neither asyncio nor gRPC use here), and return
+    the soft limit now in force: every proxy listener is a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as err:
+            log.warning("cannot raise the file limit from %d to %d: %s", soft, hard, err)
+    return soft
 
 
 async def _start(agent: NodeAgent, proxy: ServiceProxy | None, network: LabNetwork | None) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubelab.core import kinds
-from kubelab.core.service_env import service_environment
+from kubelab.core.service_env import SERVICE_LINKS_BUDGET, service_links
 from kubelab.runtime import sources
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import (
@@ -98,6 +98,7 @@ class NodeAgent:
         self._reports: WorkQueue[PodKey] = WorkQueue()
         self._written: dict[PodKey, objects_pb2.PodStatus] = {}
         self._terminating: dict[PodKey, asyncio.Task[None]] = {}
+        self._links_skipped: dict[PodKey, tuple[str, ...]] = {}
         self._lease: Lease | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
@@ -196,13 +197,28 @@ class NodeAgent:
     def _mine(self, obj: kinds.ApiObject | None) -> bool:
         return isinstance(obj, objects_pb2.Pod) and obj.spec.node_name == self.config.name
 
-    def _env_for(self, namespace: str) -> Mapping[str, str]:
+    def _env_for(self, key: PodKey) -> Mapping[str, str]:
+        """The pod's Service variables, bounded so exec cannot fail with E2BIG
+        (`kubelab.core.service_env`); a Service left out is logged once per pod."""
         services = [
             s
             for s in self.services.cache.values()
-            if isinstance(s, objects_pb2.Service) and s.metadata.namespace == namespace
+            if isinstance(s, objects_pb2.Service) and s.metadata.namespace == key[0]
         ]
-        return service_environment(services)
+        links = service_links(services)
+        if links.skipped and self._links_skipped.get(key) != links.skipped:
+            log.warning(
+                "no service environment variables for svc=%s: they would pass the %d KiB "
+                "budget (exec would fail with 'argument list too long'); use cluster DNS",
+                ",".join(f"{key[0]}/{name}" for name in links.skipped),
+                SERVICE_LINKS_BUDGET // 1024,
+                extra={"node": self.config.name, "pod": f"{key[0]}/{key[1]}"},
+            )
+        if links.skipped:
+            self._links_skipped[key] = links.skipped
+        else:
+            self._links_skipped.pop(key, None)
+        return links.env
 
     async def _pod_worker(self) -> None:
         while True:
@@ -229,7 +245,7 @@ class NodeAgent:
                 grace = float(pod.spec.termination_grace_period_seconds)
                 self._start_termination(key, grace, delete_object=True)
                 return
-            await self.runtime.ensure(pod, self._env_for(key[0]))
+            await self.runtime.ensure(pod, self._env_for(key))
             return
         if key in self.runtime.running():
             self._start_termination(key, 0.0 if pod is None else 30.0, delete_object=False)
@@ -244,6 +260,7 @@ class NodeAgent:
                     await self._delete_pod_object(key)
             finally:
                 self._terminating.pop(key, None)
+                self._links_skipped.pop(key, None)
                 self._work.add(key)
 
         self._terminating[key] = asyncio.create_task(terminate(), name=f"terminate {key}")

@@ -18,6 +18,15 @@ dies takes only its own sockets with it. ClusterIP sockets are also bound with
 IP_FREEBIND, so a proxy can listen on a ClusterIP no interface carries (lab
 mode routes the Service range to the node).
 
+Failure stays with one Service (issue 13). Every listener is a descriptor, so the
+proxy has a file budget (`kubelab.core.file_budget`, from RLIMIT_NOFILE): a
+Service whose listeners do not all fit beside the others' holds none, is reported
+(`proxy_report`: a log line per change, a gauge) and is synced again when another
+Service releases listeners or it changes. Running out of descriptors while binding
+closes that Service's listeners and retries it with back-off; so does any other
+error of its sync. Work for one Service yields to the loop every `BIND_BATCH`
+ports, so the agent's lease renewal and other Services' traffic never wait on it.
+
 Per port (`_Port`): one `Balancer` (round robin, ClientIP affinity, suspects),
 the connections and flows per endpoint, and the counters behind the metrics.
 When a terminating endpoint leaves the Service (a deleted pod) its connections
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,24 +48,36 @@ from dataclasses import dataclass, field
 from kubelab.core import kinds
 from kubelab.core.endpoint_choice import Backend, Balancer, Target
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL
+from kubelab.core.file_budget import FileBudget, Refusal, admit
 from kubelab.core.proxy_rules import (
     CLUSTER_IP,
     Frontend,
     NodeAddresses,
     PortRules,
     ServiceKey,
+    frontend_count,
     health_check_frontends,
+    iter_service_rules,
     local_ready_endpoints,
-    service_rules,
 )
 from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.runtime import sources
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import Store
 from kubelab.v1 import objects_pb2
+from node_agent import proxy_report
 from node_agent.health_check import ServiceHealth
+from node_agent.proxy_report import ServiceProblems
 
 log = logging.getLogger("node_agent.proxy")
+
+# Binding is synchronous: yield to the loop every so many sockets, so a Service with
+# thousands of ports never holds up the lease renewal or another Service's traffic.
+BIND_BATCH = 64
+# More new or closed frontends than this in one sync are logged as a count, not each;
+# a bind error names this many of those it could not bind.
+LOG_EACH_UP_TO = 8
+_OUT_OF_FILES = {errno.EMFILE, errno.ENFILE}
 
 OnProgrammed = Callable[[ServiceKey, tuple[Backend, ...]], None]
 
@@ -238,6 +260,14 @@ class _Route:
 Listener = TcpListener | UdpListener
 
 
+def _log_frontends(key: ServiceKey, what: str, frontends: Sequence[Frontend]) -> None:
+    if len(frontends) > LOG_EACH_UP_TO:
+        log.info("svc=%s/%s: %s %d frontends", *key, what, len(frontends))
+        return
+    for frontend in frontends:
+        log.info("svc=%s/%s: %s %s", *key, what, frontend)
+
+
 @dataclass(slots=True)
 class _Service:
     ports: dict[tuple[str, str], _Port] = field(default_factory=dict)
@@ -245,9 +275,28 @@ class _Service:
     health: ServiceHealth | None = None
 
 
+def _held(service: _Service) -> int:
+    health = len(service.health.listeners) if service.health is not None else 0
+    return len(service.listeners) + health
+
+
 class BindError(OSError):
     """Some of a Service's frontends could not be bound (the address or port is taken by
     something else): the sync retries with back-off."""
+
+
+class OutOfFilesError(OSError):
+    """The process ran out of descriptors binding a Service's frontends: the Service's
+    listeners were closed (all or nothing) and the sync retries with back-off."""
+
+
+class BudgetError(Exception):
+    """A Service needs more listeners than the file budget has left: it holds none,
+    and is synced again when the budget frees up or the Service changes."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 class ServiceProxy:
@@ -263,6 +312,7 @@ class ServiceProxy:
         probe_interval: float = 1.0,
         udp_idle_timeout: float = 30.0,
         on_programmed: OnProgrammed | None = None,
+        budget: FileBudget | None = None,
     ) -> None:
         self.store = store
         self.node_name = node_name
@@ -277,6 +327,9 @@ class ServiceProxy:
         self.addresses = NodeAddresses()
         self.services: dict[ServiceKey, _Service] = {}
         self.bind_failures = 0
+        self.budget = budget  # None: no limit of its own (tests, benchmarks)
+        self.problems = ServiceProblems(node_name)
+        self._over_budget: set[ServiceKey] = set()
         self._slices_by_service: dict[ServiceKey, set[tuple[str, str]]] = {}
         self._work: WorkQueue[ServiceKey] = WorkQueue()
         self._probes: dict[tuple[int, Target], asyncio.Task[None]] = {}
@@ -360,57 +413,112 @@ class ServiceProxy:
     # ------------------------------------------------------------------ sync
 
     async def _worker(self) -> None:
+        """Sync one Service at a time. A failure is that Service's alone: reported once
+        per change (`proxy_report`), retried with back-off, or, over the file budget,
+        parked until listeners are released."""
         while True:
             key = await self._work.get()
+            before = self.listeners_in_use()
             try:
                 await self._sync(key)
                 self._work.forget(key)
+                self._over_budget.discard(key)
+                self.problems.resolved(key, present=key in self.services)
+            except BudgetError as err:
+                self._work.forget(key)
+                self._over_budget.add(key)
+                self.problems.report(
+                    key,
+                    proxy_report.FILE_BUDGET,
+                    f"{err}; it will be programmed when it fits",
+                    same_as=err.refusal.needed,
+                )
             except BindError as err:
-                delay = self._work.retry(key)
-                log.error("svc=%s/%s: %s; retrying in %.1fs", *key, err, delay)
-            except Exception:
-                log.exception("svc=%s/%s: proxy sync failed; retrying", *key)
+                self.problems.report(key, proxy_report.BIND, f"{err}; retrying")
+                self._work.retry(key)
+            except OutOfFilesError as err:
+                # How far it got varies from retry to retry: not a change worth a line.
+                self.problems.report(
+                    key, proxy_report.OUT_OF_FILES, f"{err}; retrying", same_as=err.errno
+                )
+                self._work.retry(key)
+            except Exception as err:
+                self.problems.report(
+                    key, proxy_report.ERROR, f"sync failed: {err!r}; retrying", exc_info=err
+                )
                 self._work.retry(key)
             finally:
                 self._work.done(key)
+            if self._over_budget and self.listeners_in_use() < before:
+                for waiting in self._over_budget - {key}:
+                    self._work.add(waiting)
+
+    def listeners_in_use(self) -> int:
+        """Listening sockets held for every Service: what the file budget counts."""
+        return sum(_held(service) for service in self.services.values())
 
     async def _sync(self, key: ServiceKey) -> None:
         service = self.services_informer.get(key)
         if not isinstance(service, objects_pb2.Service):
             await self._apply(key, ())
             return
+        health = health_check_frontends(service, self.node_ips)
+        # Refused before its rules are built: a Service of 20,000 ports takes a second
+        # to build, and must not cost that on every change while it cannot fit anyway.
+        await self._admit(key, frontend_count(service, self.node_ips) + len(health))
         slices = [
             s
             for s in (self.slices_informer.get(k) for k in self._slices_by_service.get(key, ()))
             if isinstance(s, objects_pb2.EndpointSlice)
         ]
-        await self._apply(
-            key,
-            service_rules(service, slices, self.node_ips),
-            health_check_frontends(service, self.node_ips),
-        )
+        desired = []
+        for rules in iter_service_rules(service, slices, self.node_ips):
+            desired.append(rules)
+            if len(desired) % BIND_BATCH == 0:
+                await asyncio.sleep(0)
+        await self._apply(key, tuple(desired), health)
+
+    async def _admit(self, key: ServiceKey, needed: int) -> None:
+        """Raise BudgetError, leaving `key` holding no listener, unless `needed`
+        listeners fit beside the other Services'."""
+        if self.budget is None or not needed:
+            return
+        held = _held(self.services[key]) if key in self.services else 0
+        refusal = admit(self.budget, needed=needed, used_by_others=self.listeners_in_use() - held)
+        if refusal is not None:
+            await self._apply(key, ())  # all or nothing: it holds no listener
+            raise BudgetError(refusal)
 
     async def _apply(
         self, key: ServiceKey, desired: tuple[PortRules, ...], health: tuple[Frontend, ...] = ()
     ) -> None:
+        await self._admit(key, len({f for r in desired for f in r.frontends} | set(health)))
         current = self.services.setdefault(key, _Service())
         changed = False
         wanted = {rules.identity: rules for rules in desired}
         for identity in [i for i in current.ports if i not in wanted]:
             current.ports.pop(identity).close()
             changed = True
-        for identity, rules in wanted.items():
+        for i, (identity, rules) in enumerate(wanted.items(), 1):
             port = current.ports.get(identity)
             if port is None:
                 port = current.ports[identity] = _Port(self, key, rules)
                 changed = True
             else:
                 changed |= port.update(rules)
+            if i % BIND_BATCH == 0:
+                await asyncio.sleep(0)
         want = {f: current.ports[r.identity] for r in desired for f in r.frontends}
-        for frontend, (_, port) in list(current.listeners.items()):
-            if want.get(frontend) is not port:
-                self._close_listener(key, current, frontend)
+        stale = [f for f, (_, port) in current.listeners.items() if want.get(f) is not port]
+        for i, frontend in enumerate(stale, 1):
+            listener, _ = current.listeners.pop(frontend)
+            listener.close()
+            if i % BIND_BATCH == 0:
+                await asyncio.sleep(0)
+        _log_frontends(key, "stopped listening on", stale)
         failed: list[str] = []
+        opened: list[Frontend] = []
+        out_of_files: OSError | None = None
         for frontend, port in want.items():
             if frontend in current.listeners:
                 continue
@@ -418,10 +526,23 @@ class ServiceProxy:
                 listener = await self._listen(frontend, _Route(port, frontend))
             except OSError as err:
                 self.bind_failures += 1
+                if err.errno in _OUT_OF_FILES:
+                    out_of_files = err
+                    break
                 failed.append(f"{frontend} ({err.strerror or err})")
                 continue
             current.listeners[frontend] = (listener, port)
-            log.info("svc=%s/%s: listening on %s", *key, frontend)
+            opened.append(frontend)
+            if len(opened) % BIND_BATCH == 0:
+                await asyncio.sleep(0)
+        _log_frontends(key, "listening on", opened)
+        if out_of_files is not None:
+            await self._apply(key, ())  # all or nothing, and the descriptors go back
+            raise OutOfFilesError(
+                out_of_files.errno,
+                f"out of file descriptors after binding {len(opened)} of {len(want)} "
+                f"frontends ({out_of_files.strerror})",
+            )
         if health and current.health is None:
             ports = current.ports.values()  # a live view: the count follows every update
             current.health = ServiceHealth(
@@ -439,7 +560,10 @@ class ServiceProxy:
             backends = tuple(b for p in current.ports.values() for b in p.rules.backends)
             self.on_programmed(key, backends)
         if failed:
-            raise BindError(f"cannot listen on {', '.join(failed)}")
+            more = (
+                f" and {len(failed) - LOG_EACH_UP_TO} more" if len(failed) > LOG_EACH_UP_TO else ""
+            )
+            raise BindError(f"cannot listen on {', '.join(failed[:LOG_EACH_UP_TO])}{more}")
 
     async def _listen(self, frontend: Frontend, route: _Route) -> Listener:
         shared = frontend.scope == CLUSTER_IP
@@ -455,11 +579,6 @@ class ServiceProxy:
         return await serve_tcp(
             route, frontend.ip, frontend.port, reuse_port=shared, free_bind=shared
         )
-
-    def _close_listener(self, key: ServiceKey, service: _Service, frontend: Frontend) -> None:
-        listener, _ = service.listeners.pop(frontend)
-        listener.close()
-        log.info("svc=%s/%s: stopped listening on %s", *key, frontend)
 
     async def _expire_affinity(self, period: float = 30.0) -> None:
         """Sweep expired ClientIP entries, so the tables do not grow with every client

@@ -89,6 +89,31 @@ class ProxyCollector(Collector):
             "kubelab_proxy_bind_failures", "Frontends that could not be bound"
         )
         bind_failures.add_metric([], self.proxy.bind_failures)
+        not_programmed = GaugeMetricFamily(
+            "kubelab_proxy_services_not_programmed",
+            "Services this node does not (fully) serve, by reason: file_budget (more listeners "
+            "than the node's file budget has left), out_of_files, bind, error",
+            labels=["service", "reason"],
+        )
+        for (namespace, name), problem in sorted(self.proxy.problems.problems.items()):
+            not_programmed.add_metric([f"{namespace}/{name}", problem.reason], 1)
+        sync_failures = CounterMetricFamily(
+            "kubelab_proxy_sync_failures",
+            "Service syncs that failed, by reason (each retry counts)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.proxy.problems.failures.items()):
+            sync_failures.add_metric([reason], count)
+        budget = GaugeMetricFamily(
+            "kubelab_proxy_file_budget",
+            "The proxy's file budget: limit is RLIMIT_NOFILE, listeners the part listeners "
+            "may hold, in_use what they hold",
+            labels=["kind"],
+        )
+        if self.proxy.budget is not None:
+            budget.add_metric(["limit"], self.proxy.budget.limit)
+            budget.add_metric(["listeners"], self.proxy.budget.listeners)
+        budget.add_metric(["in_use"], self.proxy.listeners_in_use())
         yield from (
             connections,
             active,
@@ -100,6 +125,9 @@ class ProxyCollector(Collector):
             listeners,
             bind_failures,
             health_checks,
+            not_programmed,
+            sync_failures,
+            budget,
         )
 
 

@@ -27,7 +27,7 @@ embedded mode, where every node shares one network namespace.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from kubelab.core.endpoint_choice import Backend, Target
@@ -98,18 +98,31 @@ def port_backends(
     slices: Iterable[objects_pb2.EndpointSlice], name: str, protocol: str
 ) -> tuple[Backend, ...]:
     """The endpoints of the Service port `name`/`protocol`, in slice order."""
+    return _backends([(eps, _port_numbers(eps)) for eps in slices], name, protocol)
+
+
+_SlicePorts = Mapping[tuple[str, str], int]
+
+
+def _port_numbers(eps: objects_pb2.EndpointSlice) -> _SlicePorts:
+    """A slice's port numbers by (name, protocol), the first of each winning: looked up
+    once per Service port, so a Service of 20,000 ports costs 20,000 lookups, not
+    20,000 scans of 20,000 slice ports."""
+    numbers: dict[tuple[str, str], int] = {}
+    for p in eps.ports:
+        if p.HasField("port"):
+            numbers.setdefault((p.name, p.protocol or "TCP"), p.port)
+    return numbers
+
+
+def _backends(
+    slices: Sequence[tuple[objects_pb2.EndpointSlice, _SlicePorts]], name: str, protocol: str
+) -> tuple[Backend, ...]:
     found: dict[Target, Backend] = {}
-    for eps in slices:
+    for eps, numbers in slices:
         if eps.address_type not in ("", "IPv4"):
             continue
-        number = next(
-            (
-                p.port
-                for p in eps.ports
-                if p.name == name and (p.protocol or "TCP") == protocol and p.HasField("port")
-            ),
-            None,
-        )
+        number = numbers.get((name, protocol))
         if number is None:
             continue
         for endpoint in eps.endpoints:
@@ -140,12 +153,39 @@ def service_rules(
     node_ips: Sequence[str],
 ) -> tuple[PortRules, ...]:
     """Every port this node serves for `service`; () for a Service it serves nothing for."""
+    return tuple(iter_service_rules(service, slices, node_ips))
+
+
+def frontend_count(service: objects_pb2.Service, node_ips: Sequence[str]) -> int:
+    """How many frontends `service_rules` gives `service` on this node, without building
+    them (validation forbids two ports with one port number, or one nodePort, and protocol),
+    so a Service too big for the node's file budget costs nothing to refuse."""
     cluster = has_cluster_ip(service)
     node_ports = has_node_ports(service)
     if not cluster and not node_ports:
-        return ()
-    slices = list(slices)
-    rules = []
+        return 0
+    return sum(
+        int(cluster) + (len(node_ips) if node_ports and port.node_port else 0)
+        for port in service.spec.ports
+        if (port.protocol or "TCP") in ("TCP", "UDP")
+    )
+
+
+def iter_service_rules(
+    service: objects_pb2.Service,
+    slices: Iterable[objects_pb2.EndpointSlice],
+    node_ips: Sequence[str],
+) -> Iterator[PortRules]:
+    """`service_rules` one port at a time, for a caller that must not hold its event loop
+    for the whole of a Service with thousands of ports."""
+    cluster = has_cluster_ip(service)
+    node_ports = has_node_ports(service)
+    if not cluster and not node_ports:
+        return
+    indexed = [(eps, _port_numbers(eps)) for eps in slices]
+    affinity = affinity_timeout(service)
+    external_local = service.spec.external_traffic_policy == "Local"
+    internal_local = service.spec.internal_traffic_policy == "Local"
     for port in service.spec.ports:
         protocol = port.protocol or "TCP"
         if protocol not in ("TCP", "UDP"):
@@ -155,20 +195,17 @@ def service_rules(
             frontends.append(Frontend(protocol, service.spec.cluster_ip, port.port, CLUSTER_IP))
         if node_ports and port.node_port:
             frontends += [Frontend(protocol, ip, port.node_port, NODE_PORT) for ip in node_ips]
-        rules.append(
-            PortRules(
-                name=port.name,
-                protocol=protocol,
-                port=port.port,
-                node_port=port.node_port,
-                frontends=tuple(frontends),
-                backends=port_backends(slices, port.name, protocol),
-                affinity_timeout=affinity_timeout(service),
-                external_local=service.spec.external_traffic_policy == "Local",
-                internal_local=service.spec.internal_traffic_policy == "Local",
-            )
+        yield PortRules(
+            name=port.name,
+            protocol=protocol,
+            port=port.port,
+            node_port=port.node_port,
+            frontends=tuple(frontends),
+            backends=_backends(indexed, port.name, protocol),
+            affinity_timeout=affinity,
+            external_local=external_local,
+            internal_local=internal_local,
         )
-    return tuple(rules)
 
 
 def has_local_endpoint(backends: Iterable[Backend], node: str) -> bool:
@@ -232,7 +269,7 @@ def served_at(
     """Where each port of `service` answers, for `get -o wide` and `describe`:
     `nodes` maps each live node to its addresses. A Local external policy answers
     only on nodes with a local endpoint."""
-    slices = list(slices)
+    indexed = [(eps, _port_numbers(eps)) for eps in slices]
     answer = []
     for port in service.spec.ports:
         places: list[str] = []
@@ -243,7 +280,7 @@ def served_at(
         if has_cluster_ip(service):
             places.append(f"{service.spec.cluster_ip}:{port.port}/{protocol}")
         if has_node_ports(service) and port.node_port:
-            backends = port_backends(slices, port.name, protocol)
+            backends = _backends(indexed, port.name, protocol)
             for node, addresses in sorted(nodes.items()):
                 local_only = service.spec.external_traffic_policy == "Local"
                 if local_only and not has_local_endpoint(backends, node):

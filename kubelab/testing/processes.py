@@ -226,6 +226,7 @@ class NodeAgentProcess:
     ip_base: str = "127.10.90"
     pod_base: str = "127.247"
     extra_args: tuple[str, ...] = ()
+    command_prefix: tuple[str, ...] = ()  # e.g. `prlimit --nofile=N:N --`, which execs
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -246,6 +247,7 @@ class NodeAgentProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         command = [
+            *self.command_prefix,
             sys.executable,
             "-m",
             "node_agent",

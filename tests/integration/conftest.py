@@ -63,10 +63,26 @@ def node_grace() -> float:
 
 
 @pytest.fixture
+def node_command_prefix() -> tuple[str, ...]:
+    """What the node agents run through (a test may lower their file limit with `prlimit`)."""
+    return ()
+
+
+@pytest.fixture
 def cluster(
-    etcd: EtcdServer, apiserver: ApiServerProcess, tmp_path: Path, node_grace: float
+    etcd: EtcdServer,
+    apiserver: ApiServerProcess,
+    tmp_path: Path,
+    node_grace: float,
+    node_command_prefix: tuple[str, ...],
 ) -> Iterator[Cluster]:
-    yield from _cluster(etcd, apiserver, tmp_path, node_grace=node_grace)
+    yield from _cluster(
+        etcd,
+        apiserver,
+        tmp_path,
+        node_grace=node_grace,
+        node_command_prefix=node_command_prefix,
+    )
 
 
 @pytest.fixture
@@ -112,6 +128,7 @@ def _cluster(
     *,
     cloud: CloudStubProcess | None = None,
     node_grace: float = NODE_GRACE,
+    node_command_prefix: tuple[str, ...] = (),
 ) -> Iterator[Cluster]:
     cloud_args = ("--cloud", cloud.address) if cloud is not None else ()
     controller = ControllerProcess(
@@ -132,6 +149,7 @@ def _cluster(
                 *("--lease-ttl", str(LEASE_TTL), "--restart-backoff", "0.2"),
                 *("--metrics", f"{ip_base}.{n}:{METRICS_PORT}"),
             ),
+            command_prefix=node_command_prefix,
         )
         for n in (1, 2, 3)
     ]

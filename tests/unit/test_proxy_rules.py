@@ -27,6 +27,7 @@ from kubelab.core.proxy_rules import (
     Frontend,
     NodeAddresses,
     affinity_timeout,
+    frontend_count,
     has_local_endpoint,
     health_check_frontends,
     local_ready_endpoints,
@@ -825,3 +826,19 @@ def test_served_at_is_where_the_proxies_listen(
     assert [port.name for port, _ in served] == [port.name for port in svc.spec.ports]
     for port, places in served:
         assert places == expected.get((port.name, port.protocol or "TCP"), [])
+
+
+@given(
+    st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]),
+    st.sampled_from([VIP, "None", ""]),
+    st.lists(st.sampled_from([HTTP, DNS, SCTP, ("web", "TCP", 8080, 0)]), unique=True),
+    st.integers(min_value=0, max_value=3),
+)
+def test_frontend_count_is_what_the_rules_hold(
+    type_: str, cluster_ip: str, ports: list[tuple[str, str, int, int]], node_ips: int
+) -> None:
+    """The file budget refuses a Service by this count before building its rules."""
+    svc = service(type_, cluster_ip=cluster_ip, ports=ports)
+    ips = [f"192.168.0.{n}" for n in range(node_ips)]
+    rules = service_rules(svc, [], ips)
+    assert frontend_count(svc, ips) == len({f for r in rules for f in r.frontends})

@@ -6,8 +6,16 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kubelab.core.service_env import env_var_name, service_environment
+from kubelab.core.service_env import (
+    SERVICE_LINKS_BUDGET,
+    env_size,
+    env_var_name,
+    service_environment,
+    service_links,
+)
 from kubelab.v1 import objects_pb2
 
 
@@ -118,3 +126,77 @@ def test_namespace_filter_keeps_only_the_pods_namespace() -> None:
 )
 def test_env_var_name(name: str, expected: str) -> None:
     assert env_var_name(name) == expected
+
+
+def ports(count: int) -> list[dict[str, Any]]:
+    return [{"name": f"p{i}", "port": 1000 + i} for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("services", "budget", "kept", "skipped"),
+    [
+        pytest.param(
+            [svc("shop", {"clusterIP": "127.96.0.12", "ports": [{"name": "http", "port": 80}]})],
+            SERVICE_LINKS_BUDGET,
+            ["shop"],
+            (),
+            id="small-service-kept",
+        ),
+        pytest.param(
+            [
+                svc("shop", {"clusterIP": "127.96.0.12", "ports": ports(1)}),
+                svc("big", {"clusterIP": "127.96.0.13", "ports": ports(20000)}),
+            ],
+            SERVICE_LINKS_BUDGET,
+            ["shop"],
+            ("big",),
+            id="20000-ports-skipped-others-kept",
+        ),
+        pytest.param(
+            [
+                # a alone (1971 bytes) would fit, but b and c (475 each) would not beside it
+                svc("a", {"clusterIP": "127.96.0.12", "ports": ports(10)}),
+                svc("b", {"clusterIP": "127.96.0.13", "ports": ports(2)}),
+                svc("c", {"clusterIP": "127.96.0.14", "ports": ports(2)}),
+            ],
+            2000,
+            ["b", "c"],
+            ("a",),
+            id="smaller-services-first",
+        ),
+        pytest.param(
+            [svc("headless", {"clusterIP": "None", "ports": ports(20000)})],
+            SERVICE_LINKS_BUDGET,
+            [],
+            (),
+            id="headless-has-no-variables-to-skip",
+        ),
+    ],
+)
+def test_service_links_stay_in_budget(
+    services: list[objects_pb2.Service], budget: int, kept: list[str], skipped: tuple[str, ...]
+) -> None:
+    links = service_links(services, budget=budget)
+    assert links.skipped == skipped
+    expected = service_environment([s for s in services if s.metadata.name in kept])
+    assert links.env == expected
+    assert env_size(links.env) <= budget
+
+
+@given(st.lists(st.integers(min_value=0, max_value=400), max_size=8), st.integers(0, 20000))
+def test_service_links_never_pass_the_budget(counts: list[int], budget: int) -> None:
+    services = [
+        svc(f"s{i}", {"clusterIP": f"127.96.0.{i + 1}", "ports": ports(n)})
+        for i, n in enumerate(counts)
+    ]
+    links = service_links(services, budget=budget)
+    assert env_size(links.env) <= budget
+    named = {s.metadata.name for s in services if s.spec.ports}
+    kept = {k.split("_", 1)[0].lower() for k in links.env if k.endswith("_SERVICE_HOST")}
+    assert kept | set(links.skipped) == named, "every Service is either linked or skipped"
+    assert not kept & set(links.skipped)
+
+
+def test_env_size_counts_what_exec_counts() -> None:
+    # "A=bc" and its NUL, plus its envp pointer.
+    assert env_size({"A": "bc"}) == 5 + 8
