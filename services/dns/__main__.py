@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from kubelab.rpc.server import split_address, start_server, write_address_file
 from kubelab.runtime.loop import exit_with
 from kubelab.store import Store
 from services.dns.server import QueryCollector, Responder, listen
-from services.dns.sync import ZoneSync
+from services.dns.sync import SWITCH_INTERVAL, ZoneSync
 
 log = logging.getLogger("dns")
 
@@ -152,6 +153,7 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging("dns", args.log_level)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     exit_with(run(args), log)
 
 

@@ -13,14 +13,17 @@ both informers have listed (`first_table`): a DNS server that answered
 NXDOMAIN for Services it had not read yet would be cached as "no such name"
 by every client.
 
-A change after an idle spell is rebuilt at once; changes that arrive while a
-rebuild runs (their events wait on the event loop) make the next rebuild
-together, so a burst of a thousand changes costs a few rebuilds. The rebuild
-runs on the event loop: queries wait for it, never see half of it.
-An update after one Service changed costs about a millisecond (copying the
-table's two dicts, rendering the few questions), independent of the zone's
-size; the first full rendering of 1,000 Services 0.6-1 s (before the server
-binds). The SOA serial is the newest etcd revision either informer has seen.
+The rebuild runs off the query path, on a worker thread: the event loop takes
+a snapshot of the changed Services and their slices (references to immutable
+cached objects, a few per change), the thread computes records, zone and
+table from the snapshot and from state only it touches (`ZoneBuilder`, the
+last table), and the loop swaps the result in. Queries keep being answered
+from the previous table meanwhile; the process's GIL switch interval is set
+short (`SWITCH_INTERVAL`) so a query waits at most that long for a rebuild
+holding the GIL. A change after an idle spell is rebuilt at once; changes that
+arrive while a rebuild runs make the next rebuild together, so a burst of a
+thousand changes costs a few rebuilds. The SOA serial is the newest etcd
+revision either informer has seen.
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ from kubelab.v1 import objects_pb2
 from services.dns.wire import Table
 
 log = logging.getLogger("dns.sync")
+
+# The changed Services (None: gone) with their slices, as the rebuild thread gets them.
+Snapshot = dict[ServiceKey, tuple[objects_pb2.Service | None, list[objects_pb2.EndpointSlice]]]
+# How long a query may wait for the GIL while a rebuild thread holds it (Python's
+# default is 5 ms, the whole budget of an answer).
+SWITCH_INTERVAL = 0.0005
 
 REBUILD_SECONDS = Histogram(
     "kubelab_dns_rebuild_seconds",
@@ -114,16 +123,19 @@ class ZoneSync:
         self._dirty.clear()
         return self.rebuild()
 
-    def _records(self, key: ServiceKey) -> list[Record]:
+    def _records(
+        self,
+        key: ServiceKey,
+        svc: objects_pb2.Service | None,
+        slices: list[objects_pb2.EndpointSlice],
+    ) -> list[Record]:
         """The records of one Service that can be served. What cannot (a name over
         DNS's limits, or any error computing them) is that Service's problem: logged
         once per change, counted, left out; every other name keeps being served."""
         self._unserved.discard(key)
-        svc = self.services.cache.get(key)
-        if not isinstance(svc, objects_pb2.Service):
+        if svc is None:
             UNSERVED.set(len(self._unserved))
             return []
-        slices = list(self._groups.get(key, {}).values())
         try:
             records, unfit = split_servable(
                 service_records(svc, slices, domain=self.domain, ttl=self.ttl)
@@ -146,13 +158,24 @@ class ZoneSync:
         UNSERVED.set(len(self._unserved))
         return records
 
-    def rebuild(self) -> Table:
-        """Redo the Services changed since the last rebuild, re-render their questions."""
-        began = time.perf_counter()
+    def _snapshot(self) -> tuple[Snapshot, int]:
+        """On the event loop: the changed Services with their slices, and the serial.
+        The cached objects are replaced, never changed, by the informers, so holding
+        references is a consistent copy."""
         keys, self._pending = self._pending, set()
-        serial = max(self.services.revision, self.slices.revision)
+        snapshot: Snapshot = {}
+        for key in keys:
+            svc = self.services.cache.get(key)
+            slices = list(self._groups.get(key, {}).values())
+            snapshot[key] = (svc if isinstance(svc, objects_pb2.Service) else None, slices)
+        return snapshot, max(self.services.revision, self.slices.revision)
+
+    def _rebuild(self, snapshot: Snapshot, serial: int) -> Table:
+        """Off the loop: the next table from the changed Services. Touches only the
+        builder and the last table, which no other code changes."""
+        began = time.perf_counter()
         zone, answers, removed = self.builder.update(
-            {key: self._records(key) for key in keys}, serial
+            {key: self._records(key, *inputs) for key, inputs in snapshot.items()}, serial
         )
         if self.table is None:
             table = Table.build(zone)
@@ -165,7 +188,7 @@ class ZoneSync:
         log.info(
             "zone updated",
             extra={
-                "services": len(keys),
+                "services": len(snapshot),
                 "questions": len(answers),
                 "serial": serial,
                 "ms": round(took * 1000, 1),
@@ -173,15 +196,19 @@ class ZoneSync:
         )
         return table
 
+    def rebuild(self) -> Table:
+        """Redo the Services changed since the last rebuild, here and now."""
+        return self._rebuild(*self._snapshot())
+
     async def run(self, swap: Callable[[Table], None]) -> None:
         """Rebuild after changes, forever, handing each table to `swap`: at once after
-        an idle spell; changes that arrive during a rebuild (the informers' events wait
-        on the event loop) make the next one."""
+        an idle spell, on a worker thread; changes that arrive during a rebuild make
+        the next one."""
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            swap(self.rebuild())
-            await asyncio.sleep(0)
+            snapshot, serial = self._snapshot()
+            swap(await asyncio.to_thread(self._rebuild, snapshot, serial))
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -322,3 +323,52 @@ async def test_malformed_packets_never_stop_the_server(
     assert data(await ask(dns_server, name, tcp=True)) == [created.spec.cluster_ip]
     assert dns_server.process is not None and dns_server.process.poll() is None
     assert "Traceback" not in dns_server.log_path.read_text()
+
+
+def big_slice(service_name: str, index: int, ready: set[int]) -> objects_pb2.EndpointSlice:
+    """Slice `index` of a big headless Service: 100 endpoints 10.0.<index>.<n>."""
+    endpoints = [
+        {"addresses": [f"10.0.{index}.{n}"], "conditions": {"ready": n in ready}}
+        for n in range(100)
+    ]
+    return endpoint_slice(f"{service_name}-{index}", service_name, endpoints)
+
+
+async def test_a_churning_big_headless_service_never_holds_up_other_names(
+    dns_server: DnsProcess, client: Client
+) -> None:
+    """2,000 endpoints whose readiness flips while an unrelated name is asked: every
+    question is answered (the rebuilds run off the query path), each flip reaches its
+    endpoint's name, and the big name's answers carry what fits (all of it over TCP)."""
+    created = await client.create(service("web", selector={"app": "web"}, ports=[{"port": 80}]))
+    web = "web.default.svc.cluster.local"
+    await client.create(service("big", clusterIP="None", ports=[{"name": "pg", "port": 5432}]))
+    everyone = set(range(100))
+    for index in range(20):
+        await client.create(big_slice("big", index, everyone))
+    big = "big.default.svc.cluster.local"
+    await until(dns_server, "10-0-19-99.big.default.svc.cluster.local", "A", ["10.0.19.99"])
+
+    stop = asyncio.Event()
+    asked: list[list[str]] = []
+
+    async def ask_web() -> None:
+        while not stop.is_set():
+            asked.append(data(await ask(dns_server, web)))
+
+    asking = asyncio.create_task(ask_web())
+    try:
+        for flip in range(10):
+            ready = everyone - {flip}
+            await client.apply(big_slice("big", 0, ready))
+            await until(dns_server, f"10-0-0-{flip}.{big}", "A", dns.rcode.NXDOMAIN)
+    finally:
+        stop.set()
+        await asking
+    assert len(asked) > 10
+    assert all(answer == [created.spec.cluster_ip] for answer in asked)
+    whole = await ask(dns_server, big, tcp=True)  # 1,999 addresses: 32 KB, they all fit
+    assert not whole.flags & dns.flags.TC
+    assert len(whole.answer[0]) == 1999
+    some = await ask(dns_server, big)  # 512 bytes: the first 29, and TC
+    assert some.flags & dns.flags.TC and len(some.answer[0]) == 29
