@@ -167,8 +167,9 @@ def spawn(
     cwd: Path | None = None,
     log: Path | None = None,
 ) -> Process:
-    """Start `argv` as a container process, stdout and stderr appended to `log` (or
-    discarded). Raises OSError when it cannot be executed (missing program, bad cwd)."""
+    """Start `argv` as a container process, stdout and stderr appended to `log` (0600;
+    or discarded). Raises OSError when it cannot be executed (missing program, bad cwd)
+    or `log` is a symlink."""
     program = argv[0] if argv else ""
     if not shutil.which(program, path=env.get("PATH", os.defpath)) and not (
         os.path.isabs(program) and os.access(program, os.X_OK)
@@ -180,7 +181,10 @@ def spawn(
     with contextlib.ExitStack() as stack:
         out: int | IO[bytes] = subprocess.DEVNULL
         if log is not None:
-            out = stack.enter_context(log.open("ab"))
+            # Private to the agent's user, and never through a symlink: the container
+            # runs in the log's directory and could have planted one.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+            out = stack.enter_context(os.fdopen(os.open(log, flags, 0o600), "ab"))
         popen = subprocess.Popen(
             [*wrapper, *argv],
             stdin=subprocess.DEVNULL,

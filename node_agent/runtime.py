@@ -13,7 +13,11 @@ restarts); this module owns what is per pod:
   `PodCIDRFullError` from `ensure`;
 - the pod's directory `log_dir/<namespace>_<name>/`: container logs, and the
   working directory of containers whose spec names none. A new pod (not a
-  restart) starts with it empty; `terminate` leaves it for post-mortems;
+  restart) starts with it empty; `terminate` leaves it for post-mortems.
+  Directories are 0700 and logs 0600: a pod's output is its owner's. Logs are
+  read (`open_log`) only for a container of a pod this runtime runs, by the
+  names in its spec, never a path from a caller, and never through a symlink
+  (a container can write into its directory: it could plant one);
 - the PodStatus (kubelet's generateAPIPodStatus): phase from the container
   states (`kubelab.core.pod_status.pod_phase`), podIP/podIPs, hostIP,
   startTime (when `ensure` first saw the pod), containerStatuses, and the
@@ -40,14 +44,17 @@ more: the caller deletes the pod's status.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
+import os
 import shutil
 import signal
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -168,15 +175,24 @@ class PodRuntime:
     def running(self) -> list[tuple[str, str]]:
         return list(self._pods)
 
+    def containers(self, namespace: str, name: str) -> list[str]:
+        """The pod's container names, in spec order (KeyError when the pod is unknown)."""
+        return [runner.spec.name for runner in self._pods[(namespace, name)].runners]
+
     def log_path(
         self, namespace: str, name: str, container: str = "", previous: bool = False
     ) -> Path:
         """`<log_dir>/<namespace>_<name>/<container>[.previous].log`; the container
-        defaults to the pod's first (KeyError when the pod is unknown)."""
-        if not container:
-            container = self._pods[(namespace, name)].pod.spec.containers[0].name
-        suffix = ".previous.log" if previous else ".log"
-        return self.log_dir / f"{namespace}_{name}" / f"{container}{suffix}"
+        defaults to the pod's first. KeyError when the pod or the container is unknown."""
+        return self._runner(namespace, name, container).log_path(previous)
+
+    def open_log(
+        self, namespace: str, name: str, container: str = "", previous: bool = False
+    ) -> BinaryIO:
+        """The container's log, open for reading (see `log_path`). FileNotFoundError when
+        there is none; OSError(ELOOP) when it (or the pod's directory) is a symlink."""
+        path = self.log_path(namespace, name, container, previous)
+        return _open_regular(path.parent, path.name)
 
     def status(self, namespace: str, name: str) -> objects_pb2.PodStatus | None:
         known = self._pods.get((namespace, name))
@@ -196,11 +212,22 @@ class PodRuntime:
 
     # ------------------------------------------------------------ internals
 
+    def _runner(self, namespace: str, name: str, container: str) -> ContainerRunner:
+        runners = self._pods[(namespace, name)].runners
+        if not container:
+            return runners[0]
+        for runner in runners:
+            if runner.spec.name == container:
+                return runner
+        raise KeyError(container)
+
     def _start(self, key: PodKey, pod: objects_pb2.Pod, env: Mapping[str, str]) -> None:
         ip = self._allocate_ip()
         directory = self.log_dir / f"{key[0]}_{key[1]}"
         shutil.rmtree(directory, ignore_errors=True)  # an earlier pod's, of the same name
-        directory.mkdir(parents=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_dir.chmod(0o700)  # made by an older agent, with the umask's mode
+        directory.mkdir(mode=0o700)
         known = _Pod(
             pod=_copy(pod),
             ip=ip,
@@ -313,6 +340,24 @@ class PodRuntime:
 
     def _kobj(self, known: _Pod, **fields: str) -> dict[str, str]:
         return kobj(known.key, kind="pod", node=self.node_name, **fields)
+
+
+def _open_regular(directory: Path, filename: str) -> BinaryIO:
+    """`directory/filename` for reading, following no symlink at either step, and only
+    if it is a regular file (a FIFO planted there would block the reader forever)."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(filename, flags, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileNotFoundError(errno.ENOENT, "not a regular file", filename)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _copy(message: M) -> M:

@@ -4,19 +4,34 @@
 agent reports), `KillPod` signals a pod's process the way a crash would (the
 restart policy then applies: this is for chaos, not for deleting), `Logs`
 streams a pod's output files (`follow` keeps reading as they grow).
+
+Requests are checked first (`kubelab.core.node_requests`): a client mistake
+is INVALID_ARGUMENT naming the field, never UNKNOWN. `Logs` reads only the
+log of a container of a pod this node runs: the pod is looked up in the
+runtime (NOT_FOUND otherwise), the container must be one of its spec's
+(kubectl's "container x is not valid for pod y"), and the file is named by
+the runtime, opened without following symlinks; nothing the caller sends
+becomes part of a path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
 
+from kubelab.core.errors import FieldError
+from kubelab.core.node_requests import container_problem, validate_kill, validate_logs
+from kubelab.obs.logs import kobj
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
 from node_agent.agent import NodeAgent
+
+log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _CHUNK = 64 * 1024
@@ -45,15 +60,12 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
     async def KillPod(
         self, request: node_pb2.KillPodRequest, context: Context
     ) -> node_pb2.KillPodResponse:
-        if (request.namespace or "default", request.name) not in self.agent.runtime.running():
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f'pod "{request.name}" is not running on node {self.agent.config.name}',
-            )
+        await _refuse(context, validate_kill(request))
+        namespace = request.namespace or "default"
+        if (namespace, request.name) not in self.agent.runtime.running():
+            await context.abort(grpc.StatusCode.NOT_FOUND, self._not_here(request.name))
         try:
-            pid = self.agent.runtime.kill(
-                request.namespace or "default", request.name, request.signal or signal.SIGKILL
-            )
+            pid = self.agent.runtime.kill(namespace, request.name, request.signal or signal.SIGKILL)
         except (KeyError, ProcessLookupError):
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -64,22 +76,33 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
     async def Logs(
         self, request: node_pb2.LogsRequest, context: Context
     ) -> AsyncIterator[node_pb2.LogChunk]:
-        namespace = request.namespace or "default"
+        await _refuse(context, validate_logs(request))
+        namespace, name = request.namespace or "default", request.name
+        runtime = self.agent.runtime
         try:
-            path = self.agent.runtime.log_path(
-                namespace, request.name, request.container, previous=request.previous
-            )
+            containers = runtime.containers(namespace, name)
         except KeyError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, self._not_here(name))
+        container = request.container or next(iter(containers), "")
+        await _refuse(context, [p] if (p := container_problem(name, containers, container)) else [])
+        try:
+            logs = runtime.open_log(namespace, name, container, previous=request.previous)
+        except KeyError:  # the pod went between the two looks
+            await context.abort(grpc.StatusCode.NOT_FOUND, self._not_here(name))
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                log.warning(
+                    "log of container %s is a symlink: not followed",
+                    container,
+                    extra=kobj(f"{namespace}/{name}", kind="pod", node=self.agent.config.name),
+                )
+            what = "previous instance of " if request.previous else ""
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
-                f'pod "{request.name}" is not running on node {self.agent.config.name}',
+                f'no logs for the {what}container "{container}" of pod "{name}" '
+                f"on node {self.agent.config.name}",
             )
-        if not path.exists():
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f'no logs for pod "{request.name}" on node {self.agent.config.name}',
-            )
-        with path.open("rb") as logs:
+        with logs:
             data = logs.read()
             if request.tail_lines > 0:
                 data = b"\n".join(data.splitlines()[-request.tail_lines :]) + b"\n"
@@ -90,10 +113,19 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
                 if more:
                     yield node_pb2.LogChunk(data=more)
                     continue
-                if (namespace, request.name) not in self.agent.runtime.running():
+                if (namespace, name) not in runtime.running():
                     return
                 # A log file has no change notification we can await portably.
                 await asyncio.sleep(0.2)
+
+    def _not_here(self, name: str) -> str:
+        return f'pod "{name}" is not running on node {self.agent.config.name}'
+
+
+async def _refuse(context: Context, problems: Sequence[FieldError]) -> None:
+    """INVALID_ARGUMENT naming the fields, when there are problems."""
+    if problems:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(str(p) for p in problems))
 
 
 SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["NodeAgent"].full_name

@@ -21,7 +21,7 @@ from kubelab.cli.common import (
     pass_settings,
     run,
 )
-from kubelab.cli.errors import from_api_error, is_connection_error
+from kubelab.cli.errors import from_api_error, stops_everything
 from kubelab.cli.printers import kind_ref, metadata
 from kubelab.client import ApiError, Client
 from kubelab.core.kinds import ApiObject
@@ -48,7 +48,7 @@ def apply(settings: Settings, filenames: tuple[str, ...]) -> None:
         async for item, (_, result, err) in _apply_all(client, loaded):
             name = metadata(item.object).name
             if err is not None:
-                if is_connection_error(err):
+                if stops_everything(err):
                     raise err
                 failures += 1
                 error = from_api_error(

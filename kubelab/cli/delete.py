@@ -34,7 +34,7 @@ from kubelab.cli.common import (
     run,
     target_names,
 )
-from kubelab.cli.errors import CliError, from_api_error, is_connection_error
+from kubelab.cli.errors import CliError, from_api_error, stops_everything
 from kubelab.cli.printers import kind_ref, metadata
 from kubelab.client import ApiError, Client
 from kubelab.core.kinds import KindInfo
@@ -81,7 +81,7 @@ async def delete_each(
                 info.resource, name, namespace, grace_period_seconds=grace_period_seconds
             )
         except ApiError as err:
-            if is_connection_error(err):
+            if stops_everything(err):
                 raise
             if err.code == grpc.StatusCode.NOT_FOUND and ignore_not_found:
                 continue

@@ -9,9 +9,14 @@ meaning), not on the server's text:
     The Service "shop" is invalid: spec.ports[0].nodePort: Invalid value: ...
     The connection to the server 127.0.0.1:6443 was refused - did you specify ...
 
-A client that cannot reach the server also sees UNAVAILABLE; grpc's own
-message ("failed to connect", "errors resolving") tells that apart from an
-apiserver answering UNAVAILABLE because its store is down.
+Errors name the component that is down. A client that cannot reach the
+apiserver sees UNAVAILABLE with grpc's own words ("failed to connect", "errors
+resolving"): `error: cannot reach the apiserver at X: ...`. An apiserver whose
+etcd is down answers UNAVAILABLE too, with `storage is unavailable: ...`
+(kubelab/rpc/errors.py), whose detail carries etcd's own connect failure: that
+is checked first, so it reads as the store being down, not the apiserver
+(`error: the cluster's store (etcd) is unavailable: ...`). Either way nothing
+later in the same command can work (`stops_everything`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import grpc
 from kubelab.client import ApiError
 
 UP_HINT = "Is a cluster running? Start one with: kubelab up"
+STORE_HINT = "etcd is stopped or has lost its quorum; see which actor is down with: kubelab status"
+# How the apiserver begins its answer when etcd does not answer (kubelab/rpc/errors.py).
+STORE_DOWN_PREFIX = "storage is unavailable"
 
 
 class CliError(Exception):
@@ -65,14 +73,21 @@ def from_api_error(
     """kubectl's wording for an API failure. `kind`/`resource`/`name` name the
     object the call was about, when the caller knows it."""
     code, message = err.code, err.message.strip()
+    if is_store_down(err):
+        detail = message.removeprefix(STORE_DOWN_PREFIX).lstrip(": ")
+        return CliError(
+            f"error: the cluster's store (etcd) is unavailable: the apiserver at {server} "
+            f"answers but cannot reach it ({detail or 'no detail'})",
+            hint=STORE_HINT,
+        )
     if is_connection_error(err):
         if "connection refused" in message.lower():
             return CliError(
-                f"The connection to the server {server} was refused - "
+                f"error: cannot reach the apiserver at {server}: the connection was refused - "
                 "did you specify the right host or port?",
                 hint=UP_HINT,
             )
-        return CliError(f"Unable to connect to the server {server}: {message}", hint=UP_HINT)
+        return CliError(f"error: cannot reach the apiserver at {server}: {message}", hint=UP_HINT)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return CliError(f"Unable to connect to the server {server}: timeout ({message})")
     if code == grpc.StatusCode.UNIMPLEMENTED:
@@ -92,7 +107,23 @@ def from_api_error(
     return CliError(f"Error from server ({reason}): {message or code.name}")
 
 
+def is_store_down(err: ApiError) -> bool:
+    """The apiserver answered, and said its store (etcd) does not."""
+    return err.code == grpc.StatusCode.UNAVAILABLE and err.message.strip().startswith(
+        STORE_DOWN_PREFIX
+    )
+
+
 def is_connection_error(err: ApiError) -> bool:
     """The client never reached an apiserver: nothing later will either."""
     message = err.message.lower()
-    return err.code == grpc.StatusCode.UNAVAILABLE and any(f in message for f in _CONNECT_FAILURES)
+    return (
+        err.code == grpc.StatusCode.UNAVAILABLE
+        and not is_store_down(err)
+        and any(f in message for f in _CONNECT_FAILURES)
+    )
+
+
+def stops_everything(err: ApiError) -> bool:
+    """No later call of the same command can succeed: the apiserver or its store is down."""
+    return is_connection_error(err) or is_store_down(err)

@@ -40,7 +40,7 @@ import grpc
 
 from kubelab.agent_client import AgentAddress, AgentClient, NoAgentAddressError
 from kubelab.cli.common import Settings, api_options, pass_settings, resolve_kind, run
-from kubelab.cli.errors import CliError, from_api_error, is_connection_error
+from kubelab.cli.errors import CliError, from_api_error, stops_everything
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds
 from kubelab.v1 import objects_pb2
@@ -139,7 +139,7 @@ async def read_pod(api: Client, namespace: str, name: str) -> objects_pb2.Pod:
     try:
         pod = await api.get(info.resource, name, namespace)
     except ApiError as err:
-        if is_connection_error(err):
+        if stops_everything(err):
             raise
         raise from_api_error(
             err, api.target, kind=info.kind, resource=info.resource, name=name
@@ -155,7 +155,7 @@ async def connect_agent(api: Client, node: str) -> AgentClient:
     except NoAgentAddressError as err:
         raise CliError(f"error: {err.message}") from None
     except ApiError as err:
-        if is_connection_error(err):
+        if stops_everything(err):
             raise
         info = kinds.NODES
         raise from_api_error(

@@ -36,7 +36,7 @@ from kubelab.cli.common import (
     run,
     target_names,
 )
-from kubelab.cli.errors import CliError, from_api_error, is_connection_error
+from kubelab.cli.errors import CliError, from_api_error, stops_everything
 from kubelab.cli.printers import kind_ref
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds
@@ -88,7 +88,7 @@ async def scale_one(
         try:
             obj = await client.get(info.resource, name, namespace)
         except ApiError as err:
-            if is_connection_error(err):
+            if stops_everything(err):
                 raise
             raise from_api_error(
                 err, client.target, kind=info.kind, resource=info.resource, name=name
@@ -104,7 +104,7 @@ async def scale_one(
         except ApiError as err:
             if err.code == grpc.StatusCode.ABORTED:
                 continue
-            if is_connection_error(err):
+            if stops_everything(err):
                 raise
             raise from_api_error(
                 err, client.target, kind=info.kind, resource=info.resource, name=name

@@ -11,6 +11,11 @@ names the node (`{"pod": "node-1", "client": "ip:port"}`, the shape the
 and a healthCheckNodePort whose /healthz answers `node.healthz` (200 or 503,
 as a node proxy does with and without a local endpoint).
 
+The cloud-stub forwards only to the cluster's Ready nodes, on NodePorts the
+cluster allocated: `FakeNodes.register` makes the stand-ins the cluster's (a Node
+each, a heartbeat each on its own lease, the shared ports claimed in etcd), and
+`FakeNodes.leave` ends one's heartbeat (the node is no longer Ready).
+
 `lb_spec` builds the `LoadBalancerSpec` a controller would send for them, and
 `cloud_client` opens a `CloudProvider` stub.
 """
@@ -31,8 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from kubelab.core.allocators import Claim
+from kubelab.store import Lease, Store
 from kubelab.testing.processes import _kill, _spawn, _stop, wait_serving
-from kubelab.v1 import cloud_pb2, cloud_pb2_grpc
+from kubelab.v1 import cloud_pb2, cloud_pb2_grpc, objects_pb2
 
 if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio channel
     from kubelab.v1.cloud_pb2_grpc import CloudProviderAsyncStub
@@ -195,6 +202,7 @@ class FakeNodes:
     tcp_port: int = 0
     udp_port: int = 0
     health_port: int = 0
+    leases: dict[str, tuple[Store, Lease]] = field(default_factory=dict)
 
     async def start(self) -> FakeNodes:
         for _ in range(50):
@@ -213,6 +221,31 @@ class FakeNodes:
             self.tcp_port, self.udp_port, self.health_port = ports
             return self
         raise OSError(errno.EADDRINUSE, "no free ports for the fake nodes")
+
+    async def register(self, store: Store, ttl: int = 600) -> FakeNodes:
+        """Make the nodes the cluster's, Ready for `ttl` seconds, their ports NodePorts."""
+        for node in self.nodes:
+            obj = objects_pb2.Node(api_version="v1", kind="Node")
+            obj.metadata.name = node.name
+            obj.status.addresses.add(type="InternalIP", address=node.ip)
+            await store.create(obj)
+            lease = await store.grant_lease(ttl)
+            await store.put_heartbeat(node.name, lease)
+            self.leases[node.name] = (store, lease)
+        holder = objects_pb2.Service(api_version="v1", kind="Service")
+        holder.metadata.namespace, holder.metadata.name = "kube-system", "fake-node-ports"
+        claims = [
+            Claim.node_port("TCP", self.tcp_port),
+            Claim.node_port("UDP", self.udp_port),
+            Claim.node_port("TCP", self.health_port),
+        ]
+        await store.create(holder, claims)
+        return self
+
+    async def leave(self, index: int) -> None:
+        """Node `index` stops heartbeating: the cluster no longer counts it Ready."""
+        store, lease = self.leases.pop(self.nodes[index].name)
+        await store.revoke_lease(lease)
 
     def __getitem__(self, index: int) -> FakeNode:
         return self.nodes[index]

@@ -10,8 +10,14 @@ allocates an external IP from its pool (one etcd claim per IP under
 listens on ip:port for every port, and forwards each new connection (UDP flow)
 to a healthy node's nodePort, round robin.
 
+It forwards only where the cluster says, as etcd has it, never wherever the
+caller says: a requested node that is not a Ready node of the cluster at its
+InternalIP is ignored (reported unhealthy, last_error saying why), and the
+forwarding follows the cluster when its nodes change; a nodePort (or
+healthCheckNodePort) that the cluster did not allocate is refused.
+
 Status codes: INVALID_ARGUMENT (the message names the field: spec.loadBalancerIP,
-spec.ports[i]...), ALREADY_EXISTS (the requested IP is held by another Service,
+spec.ports[i]..., spec.ports[i].nodePort not a NodePort of the cluster), ALREADY_EXISTS (the requested IP is held by another Service,
 named in the message), RESOURCE_EXHAUSTED (no free address in the pool),
 NOT_FOUND (Get of a load balancer that does not exist), UNAVAILABLE (etcd is
 down, or a listener could not be bound yet; retry). Bad input changes nothing.

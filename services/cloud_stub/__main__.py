@@ -4,8 +4,10 @@ The pretend cloud (DESIGN §1, §2.5): gRPC `kubelab.v1.CloudProvider` (plus
 health and reflection) on --listen; it hands out external IPs from --pool and
 forwards each one's ports to the healthy nodes' nodePorts.
 
-Order of things: gRPC on --listen with health NOT_SERVING; every load balancer
-stored in etcd is run again (same address, listeners bound; retried while etcd
+Order of things: gRPC on --listen with health NOT_SERVING; the cluster's nodes
+are read from etcd and followed from then on (a load balancer forwards only to
+them: `services.cloud_stub.cluster`); every load balancer stored in etcd is run
+again (same address, listeners bound; retried while etcd
 is away); the node health checks start; then health turns SERVING and
 --address-file receives the bound gRPC address (written whole, by rename, as
 `services.dns` does), so a launcher waiting on either never talks to a
@@ -40,6 +42,7 @@ from kubelab.rpc.server import split_address, start_server, write_address_file
 from kubelab.runtime.loop import exit_with
 from kubelab.store import Store, StoreUnavailableError
 from services.cloud_stub import servicer
+from services.cloud_stub.cluster import ClusterView
 from services.cloud_stub.health import HealthChecker
 from services.cloud_stub.metrics import CloudCollector
 from services.cloud_stub.provider import CloudProvider
@@ -114,10 +117,12 @@ async def _resume(provider: CloudProvider) -> None:
 async def run(args: argparse.Namespace) -> int | None:
     store = Store(args.etcd)
     checker = HealthChecker(interval=args.check_interval, timeout=args.check_timeout)
+    cluster = ClusterView(store)
     provider = CloudProvider(
         store,
         args.pool,
         checker,
+        cluster,
         connect_timeout=args.connect_timeout,
         udp_idle_timeout=args.udp_idle_timeout,
     )
@@ -132,9 +137,17 @@ async def run(args: argparse.Namespace) -> int | None:
         loop.add_signal_handler(sig, stop.set)
     stopping = asyncio.create_task(stop.wait())
     checks: asyncio.Task[None] | None = None
+    watching = asyncio.create_task(cluster.run(), name="cluster")
+    following: asyncio.Task[None] | None = None
     code = None
     try:
-        log.info("resuming load balancers from etcd %s", args.etcd)
+        log.info("reading the cluster's nodes from etcd %s", args.etcd)
+        synced = asyncio.create_task(cluster.synced())
+        await asyncio.wait([synced, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not synced.done():
+            synced.cancel()
+            return None
+        log.info("resuming load balancers")
         resuming = asyncio.create_task(_resume(provider))
         await asyncio.wait([resuming, stopping], return_when=asyncio.FIRST_COMPLETED)
         if not resuming.done():
@@ -142,6 +155,7 @@ async def run(args: argparse.Namespace) -> int | None:
             return None
         resuming.result()
         checks = asyncio.create_task(checker.run(), name="health checks")
+        following = asyncio.create_task(provider.follow(), name="follow the cluster")
         await server.set_serving(True)
         if args.address_file:
             write_address_file(args.address_file, server.address)
@@ -150,17 +164,20 @@ async def run(args: argparse.Namespace) -> int | None:
             server.address,
             extra={"pool": str(args.pool), "load_balancers": len(provider.runtimes)},
         )
-        await asyncio.wait([stopping, checks], return_when=asyncio.FIRST_COMPLETED)
-        if checks.done():
-            error = None if checks.cancelled() else checks.exception()
-            log.error("health checks ended (%r); exiting", error)
+        done, _ = await asyncio.wait(
+            [stopping, checks, following, watching], return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done - {stopping}:
+            error = None if task.cancelled() else task.exception()
+            log.error("%s ended (%r); exiting", task.get_name(), error)
             code = 1
     finally:
         log.info("shutting down")
         await server.stop(grace=1)
         await provider.stop(args.shutdown_grace)
-        if checks is not None:
-            checks.cancel()
+        for background in (checks, following, watching):
+            if background is not None:
+                background.cancel()
         stopping.cancel()
         if metrics:
             metrics.close()

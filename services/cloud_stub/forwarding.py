@@ -9,6 +9,11 @@ current node set and nodePort, so a node or nodePort change needs no rebind.
 The health checks of nodes it adds are run (awaited) before any traffic is
 routed to them.
 
+Only the nodes of the spec that the cluster confirms are forwarded to
+(`kubelab.core.lb_targets.forwardable`: a Ready node of the cluster, at its
+InternalIP); each other one is logged once and reported as unhealthy with the
+reason. `update` is called again when the cluster's nodes change.
+
 Each new connection (UDP flow) goes to the next healthy node's nodePort, round
 robin (`kubelab.core.load_balancers.RoundRobin`, failing open when no node is
 healthy). A client outside `spec.source_ranges` gets a reset. A connect that
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kubelab.core.endpoint_choice import Target
+from kubelab.core.lb_targets import ClusterNodes, forwardable
 from kubelab.core.load_balancers import (
     CheckKey,
     ListenerKey,
@@ -66,6 +72,7 @@ class LbStats:
     refused_source: int = 0
     refused_no_node: int = 0
     connect_failures: int = 0
+    ignored_nodes: int = 0  # times a requested node was found not to be the cluster's
     closed_bytes_in: int = 0
     closed_bytes_out: int = 0
     open: dict[ListenerKey, set[Connection]] = field(default_factory=dict)
@@ -154,7 +161,9 @@ class LoadBalancerRuntime:
         self.checker = checker
         self.connect_timeout = connect_timeout
         self.udp_idle_timeout = udp_idle_timeout
-        self.spec = cloud_pb2.LoadBalancerSpec()
+        self.requested = cloud_pb2.LoadBalancerSpec()  # as the caller asked
+        self.spec = cloud_pb2.LoadBalancerSpec()  # what is run: the nodes the cluster confirms
+        self.ignored: dict[str, str] = {}  # requested node name → why it is not forwarded to
         self.ip = ""
         self.ranges = parse_ranges(())
         self.targets: dict[ListenerKey, tuple[Target, ...]] = {}
@@ -164,9 +173,22 @@ class LoadBalancerRuntime:
         self._accepting = True  # False once `stop_listening` closed the listeners
         self.target_healthy = health_by_target(self.checks, checker.healthy)
 
-    async def update(self, spec: cloud_pb2.LoadBalancerSpec, ip: str) -> None:
-        """Take a (normalized, valid) spec at `ip`. Raises BindError naming the listeners
-        that could not be bound; everything else is applied even then."""
+    async def update(
+        self, requested: cloud_pb2.LoadBalancerSpec, ip: str, cluster: ClusterNodes
+    ) -> None:
+        """Take a (normalized, valid) spec at `ip`, forwarding only to the nodes of it that
+        `cluster` confirms. Raises BindError naming the listeners that could not be bound;
+        everything else is applied even then."""
+        nodes, ignored = forwardable(requested.nodes, cluster)
+        for name in ignored.keys() - self.ignored.keys():
+            self.stats.ignored_nodes += 1
+            log.warning("%s", ignored[name], extra=kobj(self.name, kind="svc", node=name))
+        self.requested, self.ignored = requested, ignored
+        spec = cloud_pb2.LoadBalancerSpec()
+        spec.CopyFrom(requested)
+        del spec.nodes[:]
+        spec.nodes.extend(nodes)
+
         checks = check_keys(spec)
         added = self.checker.acquire(checks.values())
         await self.checker.check(added)
@@ -272,4 +294,17 @@ class LoadBalancerRuntime:
         return health
 
     def describe(self) -> cloud_pb2.LoadBalancer:
-        return cloud_pb2.LoadBalancer(spec=self.spec, ip=self.ip, nodes=self.node_health())
+        """The load balancer as requested; a node the cluster did not confirm shows as
+        unhealthy, its `last_error` saying why."""
+        health = {h.name: h for h in self.node_health()}
+        nodes = [
+            health.get(node.name)
+            or cloud_pb2.NodeHealth(
+                name=node.name,
+                address=node.address,
+                healthy=False,
+                last_error=self.ignored.get(node.name, ""),
+            )
+            for node in self.requested.nodes
+        ]
+        return cloud_pb2.LoadBalancer(spec=self.requested, ip=self.ip, nodes=nodes)

@@ -13,7 +13,10 @@ ints (`LbStats`) and this collector turns them into families when scraped.
   (`in`: from clients);
 * `kubelab_cloud_refused_total{lb,reason="source_range"|"no_node"}`,
   `kubelab_cloud_connect_failures_total{lb}`;
-* `kubelab_cloud_health_checks_total{result="pass"|"fail"}`.
+* `kubelab_cloud_health_checks_total{result="pass"|"fail"}`;
+* `kubelab_cloud_ignored_nodes_total{lb}` — requested nodes found not to be the
+  cluster's Ready nodes (not forwarded to), `kubelab_cloud_refused_node_ports_total`
+  — Ensures refused for a nodePort the cluster did not allocate.
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ class CloudCollector(Collector):
         failures = CounterMetricFamily(
             "kubelab_cloud_connect_failures", "connects to a node that failed", labels=["lb"]
         )
+        ignored = CounterMetricFamily(
+            "kubelab_cloud_ignored_nodes",
+            "requested nodes that are not the cluster's Ready nodes",
+            labels=["lb"],
+        )
         for name, runtime in runtimes:
             for node in runtime.node_health():
                 healthy.add_metric([name, node.name or node.address], int(node.healthy))
@@ -74,7 +82,13 @@ class CloudCollector(Collector):
             refused.add_metric([name, "source_range"], stats.refused_source)
             refused.add_metric([name, "no_node"], stats.refused_no_node)
             failures.add_metric([name], stats.connect_failures)
-        yield from (healthy, connections, active, flows, carried, refused, failures)
+            ignored.add_metric([name], stats.ignored_nodes)
+        yield from (healthy, connections, active, flows, carried, refused, failures, ignored)
+        yield CounterMetricFamily(
+            "kubelab_cloud_refused_node_ports",
+            "Ensures refused for a nodePort the cluster did not allocate",
+            provider.refused_ports,
+        )
 
         checks = CounterMetricFamily(
             "kubelab_cloud_health_checks", "node health checks run", labels=["result"]

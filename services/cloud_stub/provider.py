@@ -10,7 +10,13 @@ write record and claims in one transaction, then bring the listeners in line.
   nothing to change writes nothing. A lost race (another cloud-stub wrote the
   record or took the address in between) re-reads and plans again.
 * Bad input (field errors, an address out of the pool or held by another
-  Service, an empty pool) is refused before anything is written or bound.
+  Service, an empty pool, a nodePort the cluster did not allocate) is refused
+  before anything is written or bound.
+* It forwards only where the cluster says (`kubelab.core.lb_targets`, read from
+  etcd through `ClusterView`), never wherever a caller says: a requested node
+  that is not a Ready node of the cluster at its InternalIP is ignored (reported
+  unhealthy, with the reason), and `follow` re-applies every load balancer when
+  the cluster's nodes change.
 * Delete removes record and claim in one transaction, then closes the
   listeners (their connections are reset); deleting what does not exist is OK.
 * At start, `resume` re-ensures every stored load balancer (same address,
@@ -27,6 +33,7 @@ import logging
 
 from kubelab.core.errors import FieldError
 from kubelab.core.lb_pool import LbPool, plan_address
+from kubelab.core.lb_targets import ClusterNodes, forwardable, port_problems
 from kubelab.core.load_balancers import CheckKey, lb_name, normalized, validate_spec
 from kubelab.obs.logs import kobj
 from kubelab.store import (
@@ -38,6 +45,7 @@ from kubelab.store import (
     StoredLoadBalancer,
 )
 from kubelab.v1 import cloud_pb2
+from services.cloud_stub.cluster import ClusterView
 from services.cloud_stub.forwarding import LoadBalancerRuntime
 from services.cloud_stub.health import CheckState, HealthChecker
 
@@ -60,6 +68,7 @@ class CloudProvider:
         store: Store,
         pool: LbPool,
         checker: HealthChecker,
+        cluster: ClusterView,
         *,
         connect_timeout: float = 0.5,
         udp_idle_timeout: float = 30.0,
@@ -67,11 +76,13 @@ class CloudProvider:
         self.store = store
         self.pool = pool
         self.checker = checker
+        self.cluster = cluster
         self.connect_timeout = connect_timeout
         self.udp_idle_timeout = udp_idle_timeout
         self.runtimes: dict[str, LoadBalancerRuntime] = {}
         # Addresses of the pool held (by any cloud-stub) as of the last read, for metrics.
         self.in_use = 0
+        self.refused_ports = 0  # Ensures refused for a nodePort the cluster did not allocate
         self._lock = asyncio.Lock()
         checker.on_change = self._health_changed
 
@@ -86,9 +97,16 @@ class CloudProvider:
         if problems:
             raise InvalidSpecError(problems)
         spec = normalized(spec)
+        problems = port_problems(spec, await self.cluster.node_ports())
+        if problems:
+            self.refused_ports += 1
+            raise InvalidSpecError(problems)
+        cluster = self.cluster.current()
+        if forwardable(spec.nodes, cluster)[1]:
+            cluster = await self.cluster.fresh()
         async with self._lock:
             record = await self._save(spec)
-            runtime = await self._run(record)
+            runtime = await self._run(record, cluster)
         return runtime.describe()
 
     async def get(self, namespace: str, name: str) -> cloud_pb2.LoadBalancer:
@@ -132,13 +150,42 @@ class CloudProvider:
         async with self._lock:
             stored = await self.store.list_load_balancers()
             claims = await self.store.lb_claims()  # read once for all, not once per record
+            node_ports = await self.cluster.node_ports()
             for item in stored:
+                problems = port_problems(item.record.spec, node_ports)
+                if problems:
+                    log.error(
+                        "not resumed: %s",
+                        "; ".join(map(str, problems)),
+                        extra=kobj(item.name, kind="svc"),
+                    )
+                    continue
                 try:
                     record = await self._save(item.record.spec, known=(item, claims))
                     await self._run(record)
                 except Exception as err:
                     log.error("could not resume: %s", err, extra=kobj(item.name, kind="svc"))
             log.info("resumed %d load balancers", len(self.runtimes))
+
+    async def follow(self) -> None:
+        """Re-apply every load balancer whenever the cluster's nodes change, so forwarding
+        follows the cluster and not the last request. Runs until cancelled."""
+        changed = self.cluster.changed
+        applied = self.cluster.current().usable()
+        while True:
+            await changed.wait()
+            changed.clear()
+            current = self.cluster.current()
+            if current.usable() == applied:
+                continue
+            applied = current.usable()
+            log.info("cluster nodes changed: %s", ",".join(sorted(applied)) or "none")
+            async with self._lock:
+                for runtime in list(self.runtimes.values()):
+                    try:
+                        await runtime.update(runtime.requested, runtime.ip, current)
+                    except Exception as err:  # a listener that cannot bind: the next Ensure retries
+                        log.warning("re-applying: %s", err, extra=kobj(runtime.name, kind="svc"))
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, give open connections `grace` seconds, then reset the rest.
@@ -220,7 +267,9 @@ class CloudProvider:
         else:
             log.info("updated", extra=extra)
 
-    async def _run(self, record: cloud_pb2.LoadBalancer) -> LoadBalancerRuntime:
+    async def _run(
+        self, record: cloud_pb2.LoadBalancer, cluster: ClusterNodes | None = None
+    ) -> LoadBalancerRuntime:
         key = lb_name(record.spec.namespace, record.spec.name)
         runtime = self.runtimes.get(key)
         if runtime is None:
@@ -230,7 +279,7 @@ class CloudProvider:
                 connect_timeout=self.connect_timeout,
                 udp_idle_timeout=self.udp_idle_timeout,
             )
-        await runtime.update(record.spec, record.ip)
+        await runtime.update(record.spec, record.ip, cluster or self.cluster.current())
         return runtime
 
     def _describe(self, stored: StoredLoadBalancer) -> cloud_pb2.LoadBalancer:

@@ -280,7 +280,7 @@ def test_a_stopped_apiserver_is_a_clear_error(kubelab: Kubelab, tmp_path: Path) 
     result = lonely("get", "svc")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "The connection to the server 127.0.0.1:1 was refused - "
+        "error: cannot reach the apiserver at 127.0.0.1:1: the connection was refused - "
         "did you specify the right host or port?",
         "Is a cluster running? Start one with: kubelab up",
     ]

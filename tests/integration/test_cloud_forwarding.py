@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kubelab.store import Store
 from kubelab.testing.cloud import CloudStubProcess, FakeNodes, cloud_client, lb_spec, random_pool
 from kubelab.testing.echo_client import eventually
 from kubelab.testing.processes import EtcdServer, free_port
@@ -49,10 +50,13 @@ def cloud(etcd: EtcdServer, tmp_path: Path) -> Iterator[CloudStubProcess]:
 
 
 @pytest.fixture
-async def nodes() -> AsyncIterator[FakeNodes]:
+async def nodes(etcd: EtcdServer) -> AsyncIterator[FakeNodes]:
     fakes = await FakeNodes(f"127.10.{random.randint(100, 254)}").start()
+    store = Store(etcd.endpoint)
+    await fakes.register(store)
     yield fakes
     await fakes.close()
+    await store.close()
 
 
 async def node_health(cloud: CloudStubProcess, name: str = "shop") -> dict[str, bool]:

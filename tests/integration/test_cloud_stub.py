@@ -48,17 +48,18 @@ def stubs(etcd: EtcdServer, tmp_path: Path) -> Iterator[Stubs]:
 
 
 @pytest.fixture
-async def nodes() -> AsyncIterator[FakeNodes]:
-    fakes = await FakeNodes(f"127.10.{random.randint(100, 254)}").start()
-    yield fakes
-    await fakes.close()
-
-
-@pytest.fixture
 async def store(etcd: EtcdServer) -> AsyncIterator[Store]:
     client = Store(etcd.endpoint)
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def nodes(store: Store) -> AsyncIterator[FakeNodes]:
+    fakes = await FakeNodes(f"127.10.{random.randint(100, 254)}").start()
+    await fakes.register(store)
+    yield fakes
+    await fakes.close()
 
 
 async def test_ensure_is_idempotent_and_keeps_the_address(

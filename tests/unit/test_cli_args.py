@@ -236,6 +236,18 @@ def test_label_outcome(changes: LabelChanges, changed: bool, word: str) -> None:
         ),
         pytest.param(
             grpc.StatusCode.UNAVAILABLE,
+            "storage is unavailable: etcd at 127.0.0.1:2379 is unavailable: failed to connect "
+            "to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:2379: Failed to connect to "
+            "remote host: Connection refused",
+            {},
+            "error: the cluster's store (etcd) is unavailable: the apiserver at 127.0.0.1:6443 "
+            "answers but cannot reach it (etcd at 127.0.0.1:2379 is unavailable: failed to "
+            "connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:2379: Failed to "
+            "connect to remote host: Connection refused)",
+            id="etcd-down-not-the-apiserver",
+        ),
+        pytest.param(
+            grpc.StatusCode.UNAVAILABLE,
             "etcd is unavailable",
             {},
             "Error from server (ServiceUnavailable): etcd is unavailable",
@@ -246,7 +258,7 @@ def test_label_outcome(changes: LabelChanges, changed: bool, word: str) -> None:
             "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:6443: "
             "Failed to connect to remote host: Connection refused",
             {},
-            "The connection to the server 127.0.0.1:6443 was refused - "
+            "error: cannot reach the apiserver at 127.0.0.1:6443: the connection was refused - "
             "did you specify the right host or port?",
             id="refused",
         ),
@@ -254,7 +266,7 @@ def test_label_outcome(changes: LabelChanges, changed: bool, word: str) -> None:
             grpc.StatusCode.UNAVAILABLE,
             "errors resolving nohost:6443: Domain name not found",
             {},
-            "Unable to connect to the server 127.0.0.1:6443: "
+            "error: cannot reach the apiserver at 127.0.0.1:6443: "
             "errors resolving nohost:6443: Domain name not found",
             id="unresolvable",
         ),
@@ -288,7 +300,7 @@ def test_unreachable_server_is_one_clear_message(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["--server", f"127.0.0.1:{port}", "get", "svc"])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == (
-        f"The connection to the server 127.0.0.1:{port} was refused - "
+        f"error: cannot reach the apiserver at 127.0.0.1:{port}: the connection was refused - "
         "did you specify the right host or port?"
     )
     assert "kubelab up" in result.stderr
@@ -300,7 +312,7 @@ def test_server_option_after_the_verb_wins(runner: CliRunner) -> None:
     result = runner.invoke(
         cli, ["--server", "127.0.0.1:1", "get", "svc", "--server", f"127.0.0.1:{port}"]
     )
-    assert f"127.0.0.1:{port} was refused" in result.stderr
+    assert f"the apiserver at 127.0.0.1:{port}: the connection was refused" in result.stderr
 
 
 @pytest.mark.parametrize(
