@@ -174,11 +174,20 @@ class LoadBalancerRuntime:
         self.target_healthy = health_by_target(self.checks, checker.healthy)
 
     async def update(
-        self, requested: cloud_pb2.LoadBalancerSpec, ip: str, cluster: ClusterNodes
+        self,
+        requested: cloud_pb2.LoadBalancerSpec,
+        ip: str,
+        cluster: ClusterNodes,
+        *,
+        check_first: bool = True,
     ) -> None:
         """Take a (normalized, valid) spec at `ip`, forwarding only to the nodes of it that
         `cluster` confirms. Raises BindError naming the listeners that could not be bound;
-        everything else is applied even then."""
+        everything else is applied even then. New nodes are health-checked before any
+        traffic goes to them, unless `check_first` is off: a load balancer resumed after
+        a restart of this process forwards at once to the nodes it forwarded to before
+        (the checker's next round, and the relay's connect retry, correct a stale one),
+        as a cloud's data plane carries on while its controller restarts."""
         nodes, ignored = forwardable(requested.nodes, cluster)
         for name in ignored.keys() - self.ignored.keys():
             self.stats.ignored_nodes += 1
@@ -191,7 +200,8 @@ class LoadBalancerRuntime:
 
         checks = check_keys(spec)
         added = self.checker.acquire(checks.values())
-        await self.checker.check(added)
+        if check_first:
+            await self.checker.check(added)
         self.checker.release(self.checks.values())
         self.checks.clear()
         self.checks.update(checks)  # in place: `target_healthy` reads this very dict

@@ -20,7 +20,10 @@ write record and claims in one transaction, then bring the listeners in line.
 * Delete removes record and claim in one transaction, then closes the
   listeners (their connections are reset); deleting what does not exist is OK.
 * At start, `resume` re-ensures every stored load balancer (same address,
-  listeners back) before the process reports SERVING.
+  listeners back) before the process reports SERVING, forwarding at once to the
+  Ready nodes without waiting for their first health check: restarting the
+  cloud-stub should touch load-balancer traffic as little as restarting a
+  cloud's controller does.
 
 Mutations are serialised by one lock: they are rare (a controller's reconcile),
 and one writer at a time keeps the plan's view of the claims current.
@@ -162,7 +165,7 @@ class CloudProvider:
                     continue
                 try:
                     record = await self._save(item.record.spec, known=(item, claims))
-                    await self._run(record)
+                    await self._run(record, check_first=False)
                 except Exception as err:
                     log.error("could not resume: %s", err, extra=kobj(item.name, kind="svc"))
             log.info("resumed %d load balancers", len(self.runtimes))
@@ -268,7 +271,11 @@ class CloudProvider:
             log.info("updated", extra=extra)
 
     async def _run(
-        self, record: cloud_pb2.LoadBalancer, cluster: ClusterNodes | None = None
+        self,
+        record: cloud_pb2.LoadBalancer,
+        cluster: ClusterNodes | None = None,
+        *,
+        check_first: bool = True,
     ) -> LoadBalancerRuntime:
         key = lb_name(record.spec.namespace, record.spec.name)
         runtime = self.runtimes.get(key)
@@ -279,7 +286,8 @@ class CloudProvider:
                 connect_timeout=self.connect_timeout,
                 udp_idle_timeout=self.udp_idle_timeout,
             )
-        await runtime.update(record.spec, record.ip, cluster or self.cluster.current())
+        current = cluster or self.cluster.current()
+        await runtime.update(record.spec, record.ip, current, check_first=check_first)
         return runtime
 
     def _describe(self, stored: StoredLoadBalancer) -> cloud_pb2.LoadBalancer:

@@ -379,6 +379,10 @@ async def test_a_restarted_cloud_stub_keeps_its_addresses_and_catches_up(
         api, "c", lambda s: reason(s) == "False/CloudProviderUnavailable", "cloud unavailable"
     )
     cloud.start()
+    # Serving means forwarding: the resumed load balancers answer the first request,
+    # without waiting for the nodes' first health check.
+    assert await connect_outcome(a, PORT) == "answered"
+    assert await connect_outcome(b, PORT) == "answered"
     await until_answers(a, PORT, pods)
     await until_answers(b, PORT, pods)
     c = await provisioned(api, "c")
