@@ -108,7 +108,9 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _documents(text: str, source: str) -> list[object]:
     if text.lstrip().startswith("{"):
         try:
-            return [json.loads(text, object_pairs_hook=_json_object)]
+            return [
+                json.loads(text, object_pairs_hook=_json_object, parse_int=yaml12.parse_decimal)
+            ]
         except _DuplicateKeyError as err:
             raise ManifestError(f"{source}: invalid JSON: {err}", source=source) from None
         except RecursionError:
@@ -189,7 +191,7 @@ def _described(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | yaml12.LongInteger):
         return "a number"
     if isinstance(value, str):
         return "a string"

@@ -67,7 +67,8 @@ _PERCENT_RE = re.compile(_PERCENT_FMT)
 _HTTP_HEADER_NAME_RE = re.compile(_HTTP_HEADER_NAME_FMT)
 _PORT_NAME_CHARSET_RE = re.compile("[-a-z0-9]+")
 _PORT_NAME_LETTER_RE = re.compile("[a-z]")
-_INT_RE = re.compile("-?[0-9]+")
+# How an int-or-string stores a number: canonical decimal ("0080" is a string).
+INT_TEXT_RE = re.compile("0|-?[1-9][0-9]*")
 _PREFIX_LEN_RE = re.compile("[0-9]{1,3}")
 
 
@@ -253,8 +254,10 @@ def is_cidr(value: str) -> list[str]:
 
 def parse_int_or_string(value: str) -> int | str:
     """An int-or-string field (`targetPort`, probe ports, `maxSurge`): the int it holds,
-    else the string. `kubelab.core.manifests` stores YAML `8080` as `"8080"`."""
-    if _INT_RE.fullmatch(value):
+    else the string. `kubelab.core.manifests` stores YAML `8080` as `"8080"` and
+    refuses the YAML string `"8080"`; `"0080"` is not how a number is stored, so it
+    is the string it looks like (and no valid port name: it has no letter)."""
+    if INT_TEXT_RE.fullmatch(value):
         try:
             return int(value)
         except ValueError:  # longer than Python's int-parsing digit limit
