@@ -37,6 +37,7 @@ __all__ = [
     "is_ipv4",
     "is_ipv6",
     "is_label_value",
+    "is_non_special_ip",
     "is_percent",
     "is_port_name",
     "is_port_num",
@@ -121,6 +122,8 @@ _HTTP_HEADER_NAME_MSG = _regex_error(
     _HTTP_HEADER_NAME_FMT,
     "X-Header-Name",
 )
+
+_IPV4_LINK_LOCAL_MULTICAST = ipaddress.IPv4Network("224.0.0.0/24")
 
 IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 IPV4_MSG = "must be a valid IPv4 address"
@@ -238,6 +241,34 @@ def is_ipv4(value: str) -> list[str]:
 
 def is_ipv6(value: str) -> list[str]:
     return [] if isinstance(parse_ip(value), ipaddress.IPv6Address) else [IPV6_MSG]
+
+
+def is_non_special_ip(value: str) -> list[str]:
+    """An address a Service or endpoint may name: Kubernetes' ValidateEndpointIP /
+    ValidateNonSpecialIP, less the loopback rule (embedded mode runs pods and
+    external IPs on 127.0.0.0/8). Only the syntax-valid are checked: pair it with
+    `is_ip`/`is_ipv4`/`is_ipv6`, which word a malformed address."""
+    ip = parse_ip(value)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # Go's net.IP reads ::ffff:a.b.c.d as IPv4.
+    if ip is None:
+        return []
+    problems = []
+    if ip.is_unspecified:
+        problems.append(f"may not be unspecified ({value})")
+    if ip.is_link_local:
+        problems.append("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+    if _is_link_local_multicast(ip):
+        problems.append("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
+    return problems
+
+
+def _is_link_local_multicast(ip: IPAddress) -> bool:
+    # Go's IP.IsLinkLocalMulticast: 224.0.0.0/24, or ff02::/16 with any flags (ffX2::).
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip in _IPV4_LINK_LOCAL_MULTICAST
+    first, second = ip.packed[0], ip.packed[1]
+    return first == 0xFF and second & 0x0F == 0x02
 
 
 def is_cidr(value: str) -> list[str]:

@@ -147,9 +147,10 @@ class Registry:
             meta.namespace = ""
         return prepared
 
-    def _check(self, info: KindInfo, obj: ApiObject, found: list[FieldError]) -> None:
+    def _check(self, info: KindInfo, obj: ApiObject | str, found: list[FieldError]) -> None:
         if found:
-            raise InvalidObjectError(info.kind, _meta(obj).name, found)
+            name = obj if isinstance(obj, str) else _meta(obj).name
+            raise InvalidObjectError(info.kind, name, found)
 
     async def _write_service(
         self,
@@ -334,6 +335,8 @@ class Registry:
         is marked with a deletionTimestamp and its node agent stops and removes it;
         `grace_period_seconds=0` removes it at once."""
         namespace = (namespace or "default") if info.namespaced else ""
+        if grace_period_seconds is not None:
+            self._check(info, name, validation.validate_grace_period(grace_period_seconds))
         for _ in range(_CAS_ATTEMPTS):
             current = await self.store.get(info, namespace, name)
             current_revision = _meta(current).resource_version
