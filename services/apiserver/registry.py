@@ -298,6 +298,9 @@ class Registry:
         info = kinds.info_of(obj)
         meta = _meta(obj)
         namespace = (meta.namespace or "default") if info.namespaced else ""
+        # Before the store is read by them: a huge name would be an etcd request.
+        self._check(info, meta.name, validation.validate_key(info, namespace, meta.name))
+        self._check(info, meta.name, validation.validate_size(obj))
         exists = False
         current: ApiObject | None = None
         for _ in range(_CAS_ATTEMPTS):
