@@ -152,6 +152,13 @@ class Registry:
             name = obj if isinstance(obj, str) else _meta(obj).name
             raise InvalidObjectError(info.kind, name, found)
 
+    def _check_before_reading(self, info: KindInfo, obj: ApiObject, namespace: str) -> None:
+        """The name, namespace and size rules, before the store is read by them: a
+        huge name would otherwise become an etcd request, refused as INTERNAL."""
+        name = _meta(obj).name
+        self._check(info, name, validation.validate_key(info, namespace, name))
+        self._check(info, name, validation.validate_size(obj))
+
     async def _write_service(
         self,
         svc: objects_pb2.Service,
@@ -252,6 +259,8 @@ class Registry:
         attempt uses it instead of reading again; a conflict re-reads."""
         info = kinds.info_of(obj)
         wanted_revision = _meta(obj).resource_version
+        namespace = (_meta(obj).namespace or "default") if info.namespaced else ""
+        self._check_before_reading(info, obj, namespace)
         for _ in range(_CAS_ATTEMPTS):
             new = self._prepare(info, obj)
             meta = _meta(new)
@@ -298,9 +307,7 @@ class Registry:
         info = kinds.info_of(obj)
         meta = _meta(obj)
         namespace = (meta.namespace or "default") if info.namespaced else ""
-        # Before the store is read by them: a huge name would be an etcd request.
-        self._check(info, meta.name, validation.validate_key(info, namespace, meta.name))
-        self._check(info, meta.name, validation.validate_size(obj))
+        self._check_before_reading(info, obj, namespace)
         exists = False
         current: ApiObject | None = None
         for _ in range(_CAS_ATTEMPTS):
