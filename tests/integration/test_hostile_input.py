@@ -170,3 +170,19 @@ async def test_sdk_negative_delete_grace_period_changes_nothing(api: Client) -> 
     assert after.metadata.resource_version == created.metadata.resource_version
     assert after.spec == created.spec
     assert not after.metadata.HasField("deletion_timestamp")
+
+
+async def test_cli_applies_many_objects_near_the_size_limit(
+    kubelab_cli: list[str], api: Client, tmp_path: Path
+) -> None:
+    # Six valid 0.9 MB pods: their answers together pass a client's 4 MiB message cap.
+    names = [f"big-{i}" for i in range(6)]
+    path = tmp_path / "big.yaml"
+    path.write_text("---\n".join(pod_yaml(name, env="x" * 900_000) for name in names))
+    result = run(kubelab_cli, "apply", "-f", str(path))
+    assert result.returncode == 0, result.stderr[:2000]
+    assert result.stdout.splitlines() == [f"pod/{name} created" for name in names]
+    for name in names:
+        stored = await api.get("pod", name)
+        assert isinstance(stored, objects_pb2.Pod)
+        assert len(stored.spec.containers[0].env[0].value) == 900_000
