@@ -103,7 +103,8 @@ async def delete_each(
 @click.option("--ignore-not-found", is_flag=True, help="A missing object is not an error.")
 @click.option(
     "--grace-period",
-    type=int,
+    # An int64 on the wire: a larger number is a usage error, not a failed conversion.
+    type=click.IntRange(-(2**63), 2**63 - 1),
     default=-1,
     metavar="SECONDS",
     help="Seconds a pod gets to stop (default -1: the pod's terminationGracePeriodSeconds). "

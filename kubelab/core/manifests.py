@@ -2,7 +2,7 @@
 
 This module owns the boundary between what a user writes (`kubectl apply -f`
 style files) and the typed objects the rest of kubelab handles. Loading is
-four steps, each with its own failure:
+five steps, each with its own failure:
 
 1. Text -> documents. JSON when the text is one JSON object (duplicate keys
    are an error), otherwise a YAML stream read as YAML 1.2, as Kubernetes
@@ -18,6 +18,11 @@ four steps, each with its own failure:
 4. `json_format.ParseDict` on the cleaned dict, which after step 3 cannot
    fail on types; should it fail anyway, its error is re-worded, not raised.
 
+5. Size: an object whose encoded size is above what the apiserver stores
+   (`validation.MAX_OBJECT_BYTES`) is refused here, with every problem the
+   apiserver would report (a 5 MB name: `must be no more than 63
+   characters`), because it could not even be sent: gRPC caps messages.
+
 Every failure is a `ManifestError` naming the source and 1-based document
 number (`shop.yaml: document 2: ...`); nothing else escapes `load_manifests`.
 
@@ -32,7 +37,6 @@ identically here and in kubectl.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,7 +48,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from kubelab.core import errors, kinds, yaml12
+from kubelab.core import errors, kinds, validation, yaml12
 from kubelab.core.errors import FieldError
 from kubelab.core.manifests_shape import (
     INT_OR_STRING,
@@ -55,6 +59,7 @@ from kubelab.core.manifests_shape import (
     message_type_of,
     show,
 )
+from kubelab.core.validation_syntax import INT_TEXT_RE
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -108,7 +113,9 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _documents(text: str, source: str) -> list[object]:
     if text.lstrip().startswith("{"):
         try:
-            return [json.loads(text, object_pairs_hook=_json_object)]
+            return [
+                json.loads(text, object_pairs_hook=_json_object, parse_int=yaml12.parse_decimal)
+            ]
         except _DuplicateKeyError as err:
             raise ManifestError(f"{source}: invalid JSON: {err}", source=source) from None
         except RecursionError:
@@ -189,7 +196,7 @@ def _described(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | yaml12.LongInteger):
         return "a number"
     if isinstance(value, str):
         return "a string"
@@ -281,13 +288,21 @@ def _decode(
         json_format.ParseDict(cleaned, message)
     except (json_format.ParseError, ValueError, TypeError) as err:
         raise fail(f'{info.kind} "{name}" is invalid: {err}') from None
+    if message.ByteSize() > validation.MAX_OBJECT_BYTES:
+        # It could not be sent (gRPC caps messages) nor stored; the server's own
+        # words come from the same pure validation, defaults applied first.
+        typed = cast(kinds.ApiObject, message)
+        shown = info.message()
+        shown.CopyFrom(typed)
+        validation.apply_defaults(info, shown)
+        problems = validation.validate_object(info, shown)
+        raise fail(errors.format_invalid(info.kind, name, problems), problems)
     return info, message, tuple(walk.warnings)
 
 
 # ---------------------------------------------------------------- objects -> text
 
 _FIRST_KEYS = ("apiVersion", "kind", "metadata", "spec")
-_DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
 
 def to_kubernetes_dict(obj: Message) -> dict[str, Any]:
@@ -319,8 +334,9 @@ def _restore_numbers(body: dict[str, Any], descriptor: Descriptor) -> None:
                     _restore_numbers(item, message_type_of(field))
         elif field.cpp_type in _INT64_CPPTYPES:
             body[key] = [int(v) for v in value] if isinstance(value, list) else int(value)
-        elif field.full_name in INT_OR_STRING and _DECIMAL.fullmatch(value):
-            # "0080" stays a string: as a number it would read back as "80".
+        elif field.full_name in INT_OR_STRING and INT_TEXT_RE.fullmatch(value):
+            # What reads as a number is printed as one ("-5" too: as a string it
+            # would be refused on the way back); "0080" stays a string.
             body[key] = int(value)
 
 

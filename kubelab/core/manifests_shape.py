@@ -13,8 +13,14 @@ the kind's message descriptor and returns a cleaned dict that
   dropped silently (kubectl ignores it on apply too); `null` means unset.
 - Int-or-string fields (targetPort, probe ports, maxSurge/maxUnavailable) are
   proto strings and take `8080` or `"http"`; a number is stored as the string
-  `"8080"`. Integers must fit their proto width; a float with no fractional
-  part (JSON `8080.0`) counts as an integer.
+  `"8080"`, so a string that spells a number the same way (`"12345"`) is
+  refused here, in the words Kubernetes uses for a string that is no port name
+  or percent: once stored it could not be told from the number. The number
+  must fit an int32, as Kubernetes' IntOrString. Integers must fit their proto
+  width; a float with no fractional part (JSON `8080.0`) counts as an integer.
+- No value makes the check raise: integers of any length (Python refuses to
+  print more than 4,300 digits), NaN and infinities, non-string keys, a list or
+  an object where a scalar belongs; each is a field error.
 - Every type error in the document is collected, not just the first, each
   with its path and Kubernetes wording
   (`spec.ports[0].port: Invalid value: "eighty": must be an integer`); the
@@ -37,6 +43,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
+from kubelab.core.validation_syntax import INT_TEXT_RE, is_percent, is_port_name
+from kubelab.core.yaml12 import LongInteger
 from kubelab.v1 import objects_pb2
 
 # Int-or-string fields are proto strings; Kubernetes YAML writes them as either.
@@ -50,6 +58,17 @@ INT_OR_STRING = frozenset(
         objects_pb2.RollingUpdateDeployment.DESCRIPTOR.fields_by_name["max_unavailable"],
     )
 )
+
+# How Kubernetes words a string int-or-string value that is not what a string must be.
+_STRING_PROBLEMS = {
+    objects_pb2.RollingUpdateDeployment.DESCRIPTOR.fields_by_name[
+        "max_surge"
+    ].full_name: is_percent,
+    objects_pb2.RollingUpdateDeployment.DESCRIPTOR.fields_by_name[
+        "max_unavailable"
+    ].full_name: is_percent,
+}
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 _INT_RANGES = {
     FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1, "a 32-bit integer"),
@@ -84,7 +103,11 @@ def show(value: object) -> object:
         return _Shown("[...]")
     if isinstance(value, str) and len(value) > 64:
         return _Shown(json.dumps(value[:61]) + "...")
-    if isinstance(value, bool | int | float | str):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _Shown(errors.abbreviate(errors.int_text(value), 64))
+    if isinstance(value, LongInteger):
+        return _Shown(errors.abbreviate(value.text, 64))
+    if isinstance(value, bool | float | str):
         return value
     return _Shown(type(value).__name__)
 
@@ -104,7 +127,10 @@ def _key_text(key: object) -> str | None:
         return key
     if isinstance(key, bool):
         return "true" if key else "false"
-    if isinstance(key, int | float):
+    if isinstance(key, int):
+        text = errors.int_text(key)
+        return text if text[-1:].isdigit() else None
+    if isinstance(key, float):
         return str(key)
     return None
 
@@ -167,7 +193,7 @@ class ShapeCheck:
                 continue  # Written by kubelab, never by a manifest (as with kubectl apply).
             text = _key_text(key)
             field = fields.get(text) if text is not None else None
-            sub = _join(path, text if text is not None else repr(key))
+            sub = _join(path, text if text is not None else str(show(key)))
             if field is None:
                 self.warnings.append(f"{sub}: unknown field, ignored")
                 continue
@@ -213,13 +239,10 @@ class ShapeCheck:
             result = self.message(value, message_type, path)
             return _INVALID if result is None else result
         if cpp == FieldDescriptor.CPPTYPE_STRING:
+            if field.full_name in INT_OR_STRING:
+                return self._int_or_string(value, field, path)
             if isinstance(value, str):
                 return value
-            if field.full_name in INT_OR_STRING:
-                number = _as_int(value)
-                if number is None:
-                    return self._invalid(path, value, "must be an integer or a string")
-                return str(number)
             return self._invalid(path, value, "must be a string")
         if cpp == FieldDescriptor.CPPTYPE_BOOL:
             if isinstance(value, bool):
@@ -227,6 +250,8 @@ class ShapeCheck:
             return self._invalid(path, value, "must be a boolean")
         if cpp in _INT_RANGES:
             low, high, what = _INT_RANGES[cpp]
+            if isinstance(value, LongInteger):
+                return self._invalid(path, value, f"must fit in {what}")
             number = _as_int(value)
             if number is None:
                 return self._invalid(path, value, "must be an integer")
@@ -234,8 +259,13 @@ class ShapeCheck:
                 return self._invalid(path, value, f"must fit in {what}")
             return number
         if cpp in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and math.isfinite(value):
                 return value
+            if isinstance(value, int) and not isinstance(value, bool):
+                # A float, or the nearest: ParseDict would refuse a huge int.
+                as_float = float(value) if value.bit_length() < 1024 else math.inf
+                if math.isfinite(as_float):
+                    return as_float
             return self._invalid(path, value, "must be a number")
         if cpp == FieldDescriptor.CPPTYPE_ENUM and field.enum_type is not None:
             if isinstance(value, str) and value in field.enum_type.values_by_name:
@@ -243,6 +273,23 @@ class ShapeCheck:
             names = ", ".join(field.enum_type.values_by_name)
             return self._invalid(path, value, f"must be one of {names}")
         return self._invalid(path, value, "is not supported by kubelab")
+
+    def _int_or_string(self, value: object, field: FieldDescriptor, path: str) -> object:
+        if isinstance(value, str):
+            if not INT_TEXT_RE.fullmatch(value):
+                return value
+            problems = _STRING_PROBLEMS.get(field.full_name, is_port_name)(value)
+            for problem in problems:
+                self._invalid(path, value, problem)
+            return _INVALID
+        if isinstance(value, LongInteger):
+            return self._invalid(path, value, "must fit in a 32-bit integer")
+        number = _as_int(value)
+        if number is None:
+            return self._invalid(path, value, "must be an integer or a string")
+        if not _INT32_MIN <= number <= _INT32_MAX:
+            return self._invalid(path, value, "must fit in a 32-bit integer")
+        return str(number)
 
     def _timestamp(self, value: object, path: str) -> object:
         if isinstance(value, str):

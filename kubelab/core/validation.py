@@ -12,6 +12,7 @@ kind kubelab serves. The apiserver calls, in this order:
    Returns all problems at once, each a `FieldError` whose path and wording are
    Kubernetes' (`spec.ports[1].port: Invalid value: 0: must be between 1 and
    65535, inclusive`), so the apiserver answers INVALID_ARGUMENT naming fields.
+   That includes the encoded size (`validation_size.MAX_OBJECT_BYTES`).
 3. On update, also `validate_update(info, old, new)`: only what may not change
    (a Service's clusterIP, a Deployment's selector, a Pod's spec but images).
 
@@ -49,12 +50,13 @@ from kubelab.core.validation_cluster import (
     validate_node,
     validate_node_update,
 )
-from kubelab.core.validation_meta import validate_meta_update
+from kubelab.core.validation_meta import names, validate_meta_update
 from kubelab.core.validation_pods import (
     default_deployment,
     default_pod_spec,
     validate_deployment,
     validate_deployment_update,
+    validate_grace_period,
     validate_pod,
     validate_pod_update,
 )
@@ -63,6 +65,7 @@ from kubelab.core.validation_services import (
     validate_service,
     validate_service_update,
 )
+from kubelab.core.validation_size import MAX_OBJECT_BYTES, validate_size
 from kubelab.core.validation_syntax import (
     is_cidr,
     is_dns1035_label,
@@ -74,6 +77,7 @@ from kubelab.core.validation_syntax import (
     is_ipv4,
     is_ipv6,
     is_label_value,
+    is_non_special_ip,
     is_percent,
     is_port_name,
     is_port_num,
@@ -85,6 +89,7 @@ from kubelab.v1 import objects_pb2
 
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "MAX_OBJECT_BYTES",
     "apply_defaults",
     "is_cidr",
     "is_dns1035_label",
@@ -96,13 +101,17 @@ __all__ = [
     "is_ipv4",
     "is_ipv6",
     "is_label_value",
+    "is_non_special_ip",
     "is_percent",
     "is_port_name",
     "is_port_num",
     "is_qualified_name",
     "parse_int_or_string",
     "parse_ip",
+    "validate_grace_period",
+    "validate_key",
     "validate_object",
+    "validate_size",
     "validate_update",
 ]
 
@@ -153,14 +162,26 @@ def validate_object(info: KindInfo, obj: Message) -> list[FieldError]:
     """Every static rule for `obj`'s kind; empty when `obj` may be stored."""
     typed = _typed(info, obj)
     if isinstance(typed, objects_pb2.Service):
-        return validate_service(typed)
-    if isinstance(typed, objects_pb2.Pod):
-        return validate_pod(typed)
-    if isinstance(typed, objects_pb2.Deployment):
-        return validate_deployment(typed)
-    if isinstance(typed, objects_pb2.EndpointSlice):
-        return validate_endpoint_slice(typed)
-    return validate_node(typed)
+        found = validate_service(typed)
+    elif isinstance(typed, objects_pb2.Pod):
+        found = validate_pod(typed)
+    elif isinstance(typed, objects_pb2.Deployment):
+        found = validate_deployment(typed)
+    elif isinstance(typed, objects_pb2.EndpointSlice):
+        found = validate_endpoint_slice(typed)
+    else:
+        found = validate_node(typed)
+    return found + validate_size(typed)
+
+
+def validate_key(info: KindInfo, namespace: str, name: str) -> list[FieldError]:
+    """The name and namespace rules alone, for the apiserver to check before it
+    reads the store by them: a 5 MB name must not become an etcd request."""
+    check = is_dns1035_label if info.message is objects_pb2.Service else is_dns1123_subdomain
+    found = names("metadata.name", name, check) if name else []
+    if info.namespaced and namespace:
+        found += names("metadata.namespace", namespace, is_dns1123_label)
+    return found
 
 
 def validate_update(info: KindInfo, old: Message, new: Message) -> list[FieldError]:

@@ -9,8 +9,9 @@ their wording and paths (an EndpointSlice has no `spec`: `endpoints[0]...`).
 
 Where kubelab differs:
 
-* Addresses are not refused for being loopback or link-local (Kubernetes'
-  ValidateNonSpecialIP): embedded mode runs pods on 127.244.0.0/16.
+* Addresses are not refused for being loopback (Kubernetes' ValidateEndpointIP
+  refuses them): embedded mode runs pods on 127.244.0.0/16. Unspecified,
+  link-local and link-local multicast addresses are refused as there.
 * An EndpointSlice port's empty protocol is read as TCP rather than defaulted:
   slices get no defaults here.
 * A Node's address types are checked (Kubernetes only refuses duplicates), and
@@ -19,7 +20,9 @@ Where kubelab differs:
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from collections.abc import Sequence
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
@@ -38,6 +41,7 @@ from kubelab.core.validation_syntax import (
     is_ip,
     is_ipv4,
     is_ipv6,
+    is_non_special_ip,
     is_port_num,
     is_qualified_name,
 )
@@ -118,9 +122,9 @@ def _endpoint(endpoint: objects_pb2.Endpoint, address_type: str, path: str) -> l
         at = f"{path}.addresses[{i}]"
         # Unknown address types were reported above; their addresses are not checked.
         if address_type == "IPv4":
-            found += names(at, address, is_ipv4)
+            found += names(at, address, is_ipv4) or names(at, address, is_non_special_ip)
         elif address_type == "IPv6":
-            found += names(at, address, is_ipv6)
+            found += names(at, address, is_ipv6) or names(at, address, is_non_special_ip)
         elif address_type == "FQDN":
             found += _fqdn(at, address)
     if endpoint.node_name:
@@ -148,6 +152,13 @@ def validate_node(node: objects_pb2.Node) -> list[FieldError]:
         found += names("spec.podCIDR", spec.pod_cidr, is_cidr)
     for i, cidr in enumerate(spec.pod_cidrs):
         found += names(f"spec.podCIDRs[{i}]", cidr, is_cidr)
+    if len(spec.pod_cidrs) > 1 and not _dual_stack_pair(spec.pod_cidrs):
+        listed = GoLiteral("[]string{" + ", ".join(json.dumps(c) for c in spec.pod_cidrs) + "}")
+        found.append(
+            errors.invalid(
+                "spec.podCIDRs", listed, "may specify no more than one CIDR for each IP family"
+            )
+        )
     if spec.pod_cidr and spec.pod_cidrs and spec.pod_cidrs[0] != spec.pod_cidr:
         found.append(
             errors.invalid("spec.podCIDRs", spec.pod_cidrs[0], "first value must match `podCIDR`")
@@ -172,6 +183,14 @@ def validate_node(node: objects_pb2.Node) -> list[FieldError]:
             found.append(errors.duplicate(path, GoLiteral(literal)))
         seen.add(key)
     return found
+
+
+def _dual_stack_pair(cidrs: Sequence[str]) -> bool:
+    """Kubernetes' IsDualStackCIDRStrings, for at most two: one IPv4 and one IPv6."""
+    if len(cidrs) != 2 or any(is_cidr(c) for c in cidrs):
+        return False
+    versions = {ipaddress.ip_network(c, strict=False).version for c in cidrs}
+    return versions == {4, 6}
 
 
 def validate_node_update(old: objects_pb2.Node, new: objects_pb2.Node) -> list[FieldError]:

@@ -157,6 +157,11 @@ def validate_pod_spec(spec: objects_pb2.PodSpec, path: str) -> list[FieldError]:
     return found
 
 
+def validate_grace_period(seconds: int) -> list[FieldError]:
+    """A delete's gracePeriodSeconds, which becomes the pod's terminationGracePeriodSeconds."""
+    return nonnegative("gracePeriodSeconds", seconds)
+
+
 def _container(container: objects_pb2.Container, path: str) -> list[FieldError]:
     found: list[FieldError] = []
     if not container.name:
@@ -165,6 +170,13 @@ def _container(container: objects_pb2.Container, path: str) -> list[FieldError]:
         found += names(f"{path}.name", container.name, is_dns1123_label)
     if not container.image:
         found.append(errors.required(f"{path}.image"))
+    elif container.image != container.image.strip():
+        # Kubernetes' validateContainerCommon: `" "` is no image, and never runs.
+        found.append(
+            errors.invalid(
+                f"{path}.image", container.image, "must not have leading or trailing whitespace"
+            )
+        )
     port_names: set[str] = set()
     for j, port in enumerate(container.ports):
         at = f"{path}.ports[{j}]"

@@ -13,8 +13,9 @@ Where kubelab differs, it is because kubelab is smaller:
   agrees (`kubectl get -o yaml` output applies as is). An IPv6 clusterIP or
   loadBalancerIP is refused here rather than by an allocator.
 * Protocols are TCP and UDP; SCTP gets `Unsupported value`.
-* externalIPs are not refused for being loopback or link-local (Kubernetes'
-  ValidateNonSpecialIP): embedded mode puts everything on 127.0.0.0/8.
+* externalIPs are not refused for being loopback (Kubernetes'
+  ValidateNonSpecialIP refuses them): embedded mode puts everything on
+  127.0.0.0/8. Unspecified and link-local addresses are refused as there.
 * Only what can be decided from the object alone is checked here. Ranges
   (service CIDR, NodePort range), conflicts and the healthCheckNodePort a
   `LoadBalancer` + `Local` Service needs belong to the allocator.
@@ -44,6 +45,7 @@ from kubelab.core.validation_syntax import (
     is_dns1123_label,
     is_dns1123_subdomain,
     is_ip,
+    is_non_special_ip,
     is_port_num,
     is_qualified_name,
     parse_ip,
@@ -140,6 +142,7 @@ def validate_service(svc: objects_pb2.Service) -> list[FieldError]:
     found += _session_affinity(spec)
     for i, ip in enumerate(spec.external_ips):
         found += names(f"spec.externalIPs[{i}]", ip, is_ip)
+        found += names(f"spec.externalIPs[{i}]", ip, is_non_special_ip)
 
     if not spec.type:
         found.append(errors.required("spec.type"))

@@ -37,6 +37,7 @@ __all__ = [
     "is_ipv4",
     "is_ipv6",
     "is_label_value",
+    "is_non_special_ip",
     "is_percent",
     "is_port_name",
     "is_port_num",
@@ -67,7 +68,8 @@ _PERCENT_RE = re.compile(_PERCENT_FMT)
 _HTTP_HEADER_NAME_RE = re.compile(_HTTP_HEADER_NAME_FMT)
 _PORT_NAME_CHARSET_RE = re.compile("[-a-z0-9]+")
 _PORT_NAME_LETTER_RE = re.compile("[a-z]")
-_INT_RE = re.compile("-?[0-9]+")
+# How an int-or-string stores a number: canonical decimal ("0080" is a string).
+INT_TEXT_RE = re.compile("0|-?[1-9][0-9]*")
 _PREFIX_LEN_RE = re.compile("[0-9]{1,3}")
 
 
@@ -120,6 +122,8 @@ _HTTP_HEADER_NAME_MSG = _regex_error(
     _HTTP_HEADER_NAME_FMT,
     "X-Header-Name",
 )
+
+_IPV4_LINK_LOCAL_MULTICAST = ipaddress.IPv4Network("224.0.0.0/24")
 
 IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 IPV4_MSG = "must be a valid IPv4 address"
@@ -239,6 +243,34 @@ def is_ipv6(value: str) -> list[str]:
     return [] if isinstance(parse_ip(value), ipaddress.IPv6Address) else [IPV6_MSG]
 
 
+def is_non_special_ip(value: str) -> list[str]:
+    """An address a Service or endpoint may name: Kubernetes' ValidateEndpointIP /
+    ValidateNonSpecialIP, less the loopback rule (embedded mode runs pods and
+    external IPs on 127.0.0.0/8). Only the syntax-valid are checked: pair it with
+    `is_ip`/`is_ipv4`/`is_ipv6`, which word a malformed address."""
+    ip = parse_ip(value)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # Go's net.IP reads ::ffff:a.b.c.d as IPv4.
+    if ip is None:
+        return []
+    problems = []
+    if ip.is_unspecified:
+        problems.append(f"may not be unspecified ({value})")
+    if ip.is_link_local:
+        problems.append("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+    if _is_link_local_multicast(ip):
+        problems.append("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
+    return problems
+
+
+def _is_link_local_multicast(ip: IPAddress) -> bool:
+    # Go's IP.IsLinkLocalMulticast: 224.0.0.0/24, or ff02::/16 with any flags (ffX2::).
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip in _IPV4_LINK_LOCAL_MULTICAST
+    first, second = ip.packed[0], ip.packed[1]
+    return first == 0xFF and second & 0x0F == 0x02
+
+
 def is_cidr(value: str) -> list[str]:
     """`10.0.0.0/8`; host bits may be set (`10.0.0.1/8`), as Go's ParseCIDR allows."""
     address, slash, prefix = value.partition("/")
@@ -253,8 +285,10 @@ def is_cidr(value: str) -> list[str]:
 
 def parse_int_or_string(value: str) -> int | str:
     """An int-or-string field (`targetPort`, probe ports, `maxSurge`): the int it holds,
-    else the string. `kubelab.core.manifests` stores YAML `8080` as `"8080"`."""
-    if _INT_RE.fullmatch(value):
+    else the string. `kubelab.core.manifests` stores YAML `8080` as `"8080"` and
+    refuses the YAML string `"8080"`; `"0080"` is not how a number is stored, so it
+    is the string it looks like (and no valid port name: it has no letter)."""
+    if INT_TEXT_RE.fullmatch(value):
         try:
             return int(value)
         except ValueError:  # longer than Python's int-parsing digit limit

@@ -15,6 +15,11 @@ patterns as extra implicit resolvers, so every string that a YAML 1.1 *or*
 back identically here and in kubectl. `problem` words a parse error with its
 1-based line and column.
 
+A decimal integer longer than Python converts (`sys.get_int_max_str_digits`,
+4,300 digits, a guard against quadratic conversion) is read as a
+`LongInteger` holding its text, for the manifest's shape check to refuse
+naming the field; `parse_decimal` does the same for JSON.
+
 Nothing here knows about Kubernetes objects; `kubelab.core.manifests` does.
 """
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -68,7 +74,21 @@ class _CoreSchemaLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _construct_core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+@dataclass(frozen=True, slots=True)
+class LongInteger:
+    """A decimal integer too long to convert; `text` is as written."""
+
+    text: str
+
+
+def parse_decimal(text: str) -> int | LongInteger:
+    try:
+        return int(text, 10)
+    except ValueError:  # Only the digit limit: callers pass [-+]?[0-9]+.
+        return LongInteger(text)
+
+
+def _construct_core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | LongInteger:
     text = str(loader.construct_scalar(node))
     if not _CORE_INT.match(text):
         raise yaml.constructor.ConstructorError(
@@ -78,7 +98,7 @@ def _construct_core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
         return int(text[2:], 8)
     if text.startswith("0x"):
         return int(text[2:], 16)
-    return int(text, 10)
+    return parse_decimal(text)
 
 
 _CoreSchemaLoader.yaml_implicit_resolvers = {

@@ -147,9 +147,17 @@ class Registry:
             meta.namespace = ""
         return prepared
 
-    def _check(self, info: KindInfo, obj: ApiObject, found: list[FieldError]) -> None:
+    def _check(self, info: KindInfo, obj: ApiObject | str, found: list[FieldError]) -> None:
         if found:
-            raise InvalidObjectError(info.kind, _meta(obj).name, found)
+            name = obj if isinstance(obj, str) else _meta(obj).name
+            raise InvalidObjectError(info.kind, name, found)
+
+    def _check_before_reading(self, info: KindInfo, obj: ApiObject, namespace: str) -> None:
+        """The name, namespace and size rules, before the store is read by them: a
+        huge name would otherwise become an etcd request, refused as INTERNAL."""
+        name = _meta(obj).name
+        self._check(info, name, validation.validate_key(info, namespace, name))
+        self._check(info, name, validation.validate_size(obj))
 
     async def _write_service(
         self,
@@ -251,6 +259,8 @@ class Registry:
         attempt uses it instead of reading again; a conflict re-reads."""
         info = kinds.info_of(obj)
         wanted_revision = _meta(obj).resource_version
+        namespace = (_meta(obj).namespace or "default") if info.namespaced else ""
+        self._check_before_reading(info, obj, namespace)
         for _ in range(_CAS_ATTEMPTS):
             new = self._prepare(info, obj)
             meta = _meta(new)
@@ -297,6 +307,7 @@ class Registry:
         info = kinds.info_of(obj)
         meta = _meta(obj)
         namespace = (meta.namespace or "default") if info.namespaced else ""
+        self._check_before_reading(info, obj, namespace)
         exists = False
         current: ApiObject | None = None
         for _ in range(_CAS_ATTEMPTS):
@@ -334,6 +345,8 @@ class Registry:
         is marked with a deletionTimestamp and its node agent stops and removes it;
         `grace_period_seconds=0` removes it at once."""
         namespace = (namespace or "default") if info.namespaced else ""
+        if grace_period_seconds is not None:
+            self._check(info, name, validation.validate_grace_period(grace_period_seconds))
         for _ in range(_CAS_ATTEMPTS):
             current = await self.store.get(info, namespace, name)
             current_revision = _meta(current).resource_version

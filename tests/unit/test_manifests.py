@@ -316,7 +316,6 @@ def test_unquoted_timestamp_is_read_as_text() -> None:
     ("yaml_value", "stored", "printed"),
     [
         pytest.param("8080", "8080", 8080, id="int"),
-        pytest.param('"8080"', "8080", 8080, id="digit-string"),
         pytest.param("http", "http", "http", id="name"),
         pytest.param('"0080"', "0080", "0080", id="leading-zero-string-kept"),
         pytest.param("8080.0", "8080", 8080, id="integral-float"),
