@@ -4,10 +4,11 @@ gRPC's defaults (4 MiB received, unlimited sent) made message size a function of
 cluster size: a list of 17 Services with 250 kB annotations no longer fitted.
 Now no message grows with the cluster. Every message kubelab builds is bounded:
 
-* an object is at most `OBJECT_BYTES_MAX`, because etcd refuses any request over
-  its `--max-request-bytes` (1.5 MiB by default, which kubelab keeps);
+* an object is at most `MAX_OBJECT_BYTES` (1 MiB encoded; validation refuses a
+  larger one), under etcd's `--max-request-bytes` (1.5 MiB by default, which
+  kubelab keeps);
 * a list page, an apply chunk and its answer stop adding objects once they hold
-  `PAGE_BYTES`, so each is at most `PAGE_BYTES + OBJECT_BYTES_MAX`;
+  `PAGE_BYTES`, so each is at most `PAGE_BYTES + MAX_OBJECT_BYTES`;
 * a watch event carries one object.
 
 (One answer is not paged yet: NodeAgent.ListPods, one node's pods.)
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 from typing import Final
 
-OBJECT_BYTES_MAX: Final = 3 * 512 * 1024
 PAGE_BYTES: Final = 4 * 1024 * 1024
 MESSAGE_BYTES_MAX: Final = 32 * 1024 * 1024
 # What kubectl asks per list page (`--chunk-size`), and so do the SDK and the informers.
