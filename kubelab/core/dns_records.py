@@ -61,7 +61,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
@@ -248,9 +248,12 @@ def service_records(
     *,
     domain: str = DEFAULT_DOMAIN,
     ttl: int = DEFAULT_TTL,
+    per_slice: SliceRecords | None = None,
 ) -> list[Record]:
     """Every record one Service owns (its slices: those labelled with its name), whether
-    or not its names fit DNS (`split_servable` says which do)."""
+    or not its names fit DNS (`split_servable` says which do). A headless Service's
+    come slice by slice from `per_slice`, which a caller may memoize: a change to one
+    slice of fifty need not recompute the other forty-nine."""
     spec = svc.spec
     base = service_name(svc.metadata.name, svc.metadata.namespace, domain)
     if spec.type == EXTERNAL_NAME:
@@ -258,7 +261,7 @@ def service_records(
             return []
         return [Record(base, RType.CNAME, ttl, absolute(spec.external_name))]
     if spec.cluster_ip == HEADLESS:
-        return _headless_records(base, spec, slices, ttl)
+        return _headless_records(base, spec, slices, ttl, per_slice or headless_slice_records)
     records: list[Record] = []
     for text in spec.cluster_ips or [spec.cluster_ip]:
         parsed = _address(text)
@@ -277,35 +280,48 @@ def service_records(
     return records
 
 
+SliceRecords = Callable[[str, objects_pb2.EndpointSlice, bool, int], list[Record]]
+
+
+def headless_slice_records(
+    base: str, eps: objects_pb2.EndpointSlice, publish_not_ready: bool, ttl: int
+) -> list[Record]:
+    """The records one slice gives a headless Service named `base`."""
+    if eps.address_type not in ("IPv4", "IPv6", ""):
+        return []  # FQDN slices name no address
+    records: list[Record] = []
+    ports = [
+        (f"_{p.name.lower()}._{(p.protocol or 'TCP').lower()}.{base}", p.port)
+        for p in eps.ports
+        if p.name and p.HasField("port")
+    ]
+    for endpoint in eps.endpoints:
+        if not is_ready(endpoint, publish_not_ready):
+            continue
+        for text in endpoint.addresses:
+            parsed = _address(text)
+            if parsed is None:
+                continue
+            rtype, ip = parsed
+            host = f"{(endpoint.hostname or dashed(ip)).lower()}.{base}"
+            records.append(Record(base, rtype, ttl, ip))
+            records.append(Record(host, rtype, ttl, ip))
+            records.append(Record(reverse_name(ip), RType.PTR, ttl, host))
+            for owner, number in ports:
+                records.append(Record(owner, RType.SRV, ttl, Srv(0, 100, number, host)))
+    return records
+
+
 def _headless_records(
     base: str,
     spec: objects_pb2.ServiceSpec,
     slices: Sequence[objects_pb2.EndpointSlice],
     ttl: int,
+    per_slice: SliceRecords,
 ) -> list[Record]:
     records: list[Record] = []
     for eps in sorted(slices, key=lambda s: s.metadata.name):
-        if eps.address_type not in ("IPv4", "IPv6", ""):
-            continue  # FQDN slices name no address
-        ports = [
-            (f"_{p.name.lower()}._{(p.protocol or 'TCP').lower()}.{base}", p.port)
-            for p in eps.ports
-            if p.name and p.HasField("port")
-        ]
-        for endpoint in eps.endpoints:
-            if not is_ready(endpoint, spec.publish_not_ready_addresses):
-                continue
-            for text in endpoint.addresses:
-                parsed = _address(text)
-                if parsed is None:
-                    continue
-                rtype, ip = parsed
-                host = f"{(endpoint.hostname or dashed(ip)).lower()}.{base}"
-                records.append(Record(base, rtype, ttl, ip))
-                records.append(Record(host, rtype, ttl, ip))
-                records.append(Record(reverse_name(ip), RType.PTR, ttl, host))
-                for owner, number in ports:
-                    records.append(Record(owner, RType.SRV, ttl, Srv(0, 100, number, host)))
+        records += per_slice(base, eps, spec.publish_not_ready_addresses, ttl)
     return records
 
 

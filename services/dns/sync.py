@@ -41,6 +41,7 @@ from kubelab.core.dns_records import (
     Record,
     ServiceKey,
     ZoneBuilder,
+    headless_slice_records,
     service_records,
     split_servable,
 )
@@ -71,6 +72,35 @@ SKIPPED = Counter(
 UNSERVED = Gauge("kubelab_dns_services_with_skipped_records", "Services with records left out")
 
 
+Memo = tuple[objects_pb2.EndpointSlice, str, bool, int, list[Record]]
+
+
+class SliceMemo:
+    """One rebuild's `per_slice` for one Service: a slice whose object (or content),
+    name, and the Service's publishNotReadyAddresses are as last time gets last time's
+    records; `fresh` holds what this rebuild used, so slices that left are dropped."""
+
+    def __init__(self, last: dict[str, Memo]) -> None:
+        self.last = last
+        self.fresh: dict[str, Memo] = {}
+
+    def records(
+        self, base: str, eps: objects_pb2.EndpointSlice, publish: bool, ttl: int
+    ) -> list[Record]:
+        name = eps.metadata.name
+        kept = self.last.get(name)
+        if (
+            kept is not None
+            and kept[1:4] == (base, publish, ttl)
+            and (kept[0] is eps or kept[0] == eps)
+        ):
+            records = kept[4]
+        else:
+            records = headless_slice_records(base, eps, publish, ttl)
+        self.fresh[name] = (eps, base, publish, ttl, records)
+        return records
+
+
 class ZoneSync:
     def __init__(self, store: Store, *, domain: str, ttl: int) -> None:
         self.domain = domain
@@ -83,6 +113,8 @@ class ZoneSync:
         self._groups: dict[ServiceKey, dict[ServiceKey, objects_pb2.EndpointSlice]] = {}
         self._pending: set[ServiceKey] = set()
         self._unserved: set[ServiceKey] = set()
+        # Per Service, each slice's records from the last rebuild (rebuild thread only).
+        self._slice_memos: dict[ServiceKey, dict[str, Memo]] = {}
         self._dirty = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.services.on_change(self._service_changed)
@@ -134,12 +166,17 @@ class ZoneSync:
         once per change, counted, left out; every other name keeps being served."""
         self._unserved.discard(key)
         if svc is None:
+            self._slice_memos.pop(key, None)
             UNSERVED.set(len(self._unserved))
             return []
         try:
+            memo = SliceMemo(self._slice_memos.get(key, {}))
             records, unfit = split_servable(
-                service_records(svc, slices, domain=self.domain, ttl=self.ttl)
+                service_records(
+                    svc, slices, domain=self.domain, ttl=self.ttl, per_slice=memo.records
+                )
             )
+            self._slice_memos[key] = memo.fresh
         except Exception as err:
             log.exception("svc=%s/%s: records not served: %r", *key, err)
             SKIPPED.labels("error").inc()
