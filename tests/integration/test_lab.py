@@ -113,9 +113,14 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     status = kubelab("status")
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
-    assert lines[1].split() == ["NAME", "PID", "ALIVE", "ADDRESS", "LOG"]
-    assert lines[2].split()[:4] == ["etcd", str(records[0].pid), "yes", records[0].address]
-    assert lines[3].split()[:4] == ["apiserver", str(records[1].pid), "yes", records[1].address]
+    assert lines[1].split() == ["NAME", "PID", "ALIVE", "RESTARTS", "ADDRESS", "LOG"]
+    assert lines[2].split()[:5] == ["etcd", str(records[0].pid), "yes", "0", records[0].address]
+    assert lines[3].split()[:5] == [
+        *("apiserver", str(records[1].pid), "yes", "0", records[1].address)
+    ]
+    supervisor = lab.read_state(kubelab.home / "cluster.json")
+    assert supervisor is not None and supervisor.supervisor is not None
+    assert f"Supervisor pid {supervisor.supervisor.pid} restarts" in status.stdout
 
     again = kubelab("up", *FREE_PORTS)
     assert again.returncode == 0
@@ -124,8 +129,10 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
 
     down = kubelab("down")
     assert down.returncode == 0, down.stderr
+    # The supervisor goes first, so it restarts nothing that down stops.
+    assert down.stdout.splitlines()[0] == f"supervisor (pid {supervisor.supervisor.pid}): stopped"
     assert "apiserver (pid" in down.stdout and "stopped" in down.stdout
-    assert all_gone(records)
+    assert all_gone([*records, supervisor.supervisor])
     assert not (kubelab.home / "cluster.json").exists()
     assert (kubelab.home / "etcd").is_dir(), "plain down keeps the data"
 
@@ -145,17 +152,20 @@ def test_data_survives_down_and_up(kubelab: Kubelab) -> None:
     assert get.stdout == "service/shop\n"
 
 
-def test_stale_state_after_kill_9_is_cleaned_and_a_fresh_cluster_starts(kubelab: Kubelab) -> None:
+def test_after_kill_9_of_everything_up_starts_it_all_where_it_was(kubelab: Kubelab) -> None:
     assert kubelab("up", *FREE_PORTS).returncode == 0
     assert kubelab("apply", "-f", str(EXAMPLE)).returncode == 0
-    old = kubelab.records()
-    for record in old:
+    state = lab.read_state(kubelab.home / "cluster.json")
+    assert state is not None and state.supervisor is not None
+    old = state.processes
+    everything = [state.supervisor, *old]  # the supervisor first, or it restarts them
+    for record in everything:
         os.kill(record.pid, signal.SIGKILL)
-    wait_until(lambda: all_gone(old), 10, "killed actors to exit")
+    wait_until(lambda: all_gone(everything), 10, "killed actors to exit")
 
     status = kubelab("status")
     assert status.returncode == 1
-    assert "not healthy" in status.stderr
+    assert "not healthy" in status.stderr and "Supervisor not running" in status.stdout
 
     refused = kubelab("get", "svc")
     assert refused.returncode == 1
@@ -165,9 +175,12 @@ def test_stale_state_after_kill_9_is_cleaned_and_a_fresh_cluster_starts(kubelab:
 
     up = kubelab("up", *FREE_PORTS)
     assert up.returncode == 0, up.stderr
-    assert "stale" in up.stderr
+    assert "Restarted etcd, apiserver, cloud-stub, controller, dns;" in up.stdout
     new = kubelab.records()
     assert {r.pid for r in new}.isdisjoint(r.pid for r in old)
+    assert [(r.address, r.command, r.restarts) for r in new] == [
+        (r.address, r.command, 1) for r in old
+    ]
     assert all(lab.process_alive(r) for r in new)
     assert kubelab("get", "svc", "shop", "-o", "name").stdout == "service/shop\n"
 
