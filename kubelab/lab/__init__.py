@@ -80,7 +80,7 @@ from kubelab.lab.specs import (
     node_spec,
     port_hosts,
 )
-from kubelab.lab.state import ClusterState, read_state
+from kubelab.lab.state import ClusterState, read_state, state_lock
 
 __all__ = [
     "API",
@@ -137,6 +137,7 @@ __all__ = [
     "process_alive",
     "read_state",
     "resolve_ports",
+    "state_lock",
     "status",
     "stop_process",
     "tail_log",

@@ -9,8 +9,10 @@
   addresses and ports, and waited on until ready. Its supervisor is stopped
   first (it would race us) and started afresh at the end. When everything runs,
   supervisor included, this is a no-op (`already_running`).
-- No record, or one from a start that never finished (or from a kubelab that
-  did not record its layout): stop what is left of it and start afresh: ports
+- A record from a kubelab that did not record its layout: left alone when all
+  of it runs (a supervisor is started for it); otherwise like the next case.
+- No record, or one from a start that never finished: stop what is left of
+  it and start afresh: ports
   resolved, then stage by stage every actor spawned and recorded, then each one
   waited on until ready, then the supervisor. Only then is cluster.json marked
   ready. On any failure, KeyboardInterrupt included, every actor this call
@@ -47,7 +49,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -55,6 +57,7 @@ from kubelab.lab.errors import LabError
 from kubelab.lab.ports import resolve_ports
 from kubelab.lab.processes import (
     ProcessRecord,
+    adopted,
     follow,
     now,
     respawn,
@@ -197,6 +200,9 @@ def up(config: LabConfig, reporter: Reporter | None = None) -> UpResult:
             layout = state.layout(config.home)
             if state.ready and layout is not None:
                 return _restart_missing(config, state, layout, reporter)
+            running = state.processes and all(follow(p) is not None for p in state.processes)
+            if state.ready and running:
+                return _supervise_as_is(config, state)
             _clean(config, state, reporter.note)
         return _fresh(config, reporter)
 
@@ -208,6 +214,15 @@ def _recorded(config: LabConfig, note: Callable[[str], None]) -> ClusterState | 
         note(f"ignoring unreadable {config.state_file} ({err}); starting afresh")
         config.state_file.unlink(missing_ok=True)
         return None
+
+
+def _supervise_as_is(config: LabConfig, state: ClusterState) -> UpResult:
+    """A running cluster recorded by a kubelab that did not record its layout:
+    leave it be, and supervise it (the supervisor needs only the argv)."""
+    if state.supervisor is None or follow(state.supervisor) is None:
+        state.supervisor = _start_supervisor(config)
+        _save(config, state)
+    return UpResult(state, already_running=True)
 
 
 def _clean(config: LabConfig, state: ClusterState, note: Callable[[str], None]) -> None:
@@ -245,7 +260,7 @@ def _restart_missing(
                 if current is not None:
                     if current.pid != record.pid:
                         reporter.note(f"{spec.name} runs as pid {current.pid} (restarted by hand)")
-                        state.replace_record(replace(current, restarts=record.restarts + 1))
+                        state.replace_record(adopted(record, current.pid))
                     continue
                 reporter.starting(spec, record.address)
                 proc, restarted_record = respawn(record, config.home)

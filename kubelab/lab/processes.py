@@ -80,14 +80,13 @@ def _matches(pid: int, command: list[str]) -> bool:
     try:
         if proc.stat().st_uid != os.getuid():
             return False
-        raw = (proc / "cmdline").read_bytes()
+        if (proc / "cmdline").read_bytes().split(b"\0")[:-1] != [os.fsencode(a) for a in command]:
+            return False
         stat = (proc / "stat").read_text()
     except OSError:
         return False
     # Field 3 of stat, after the parenthesised command name, is the state.
-    if stat[stat.rfind(")") + 2 :].startswith("Z"):
-        return False
-    return raw.split(b"\0")[:-1] == [os.fsencode(a) for a in command]
+    return not stat[stat.rfind(")") + 2 :].startswith("Z")
 
 
 def find_process(command: list[str]) -> int | None:
@@ -109,6 +108,12 @@ def follow(record: ProcessRecord) -> ProcessRecord | None:
         return None
     pid = find_process(record.command)
     return replace(record, pid=pid) if pid is not None else None
+
+
+def adopted(record: ProcessRecord, pid: int) -> ProcessRecord:
+    """The record of an actor someone restarted by hand as `pid`: one more restart,
+    started now (as far as we can tell), so a crash soon after backs off."""
+    return replace(record, pid=pid, started=now(), restarts=record.restarts + 1)
 
 
 def _signal(record: ProcessRecord, sig: signal.Signals) -> None:

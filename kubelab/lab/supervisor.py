@@ -36,7 +36,7 @@ from pathlib import Path
 
 from kubelab.core.pod_status import RestartBackoff
 from kubelab.lab.errors import LabError
-from kubelab.lab.processes import ProcessRecord, follow, now, respawn
+from kubelab.lab.processes import ProcessRecord, adopted, follow, now, respawn
 from kubelab.lab.state import read_state, state_lock, write_state
 from kubelab.obs.logs import kobj, setup_logging
 
@@ -102,7 +102,7 @@ class Supervisor:
                     current.pid,
                     extra=kobj(name, kind="actor"),
                 )
-                return replace(current, restarts=record.restarts + 1)
+                return adopted(record, current.pid)
             return record
         backoff = self.backoffs.setdefault(
             name, RestartBackoff(INITIAL_BACKOFF, MAX_BACKOFF, RESET_AFTER)

@@ -290,6 +290,26 @@ def test_state_files_are_private_and_an_older_home_is_fixed(cluster: Cluster) ->
     assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
 
 
+def test_a_running_cluster_recorded_without_its_layout_is_left_alone(cluster: Cluster) -> None:
+    """What a kubelab from before supervision recorded: up starts only a supervisor."""
+    kill(cluster.supervisor())
+    state = cluster.state()
+    layout = state.fields.pop("layout")
+    state.supervisor = None
+    with lab.state_lock(cluster.home):
+        write_state(cluster.home / "cluster.json", state)
+    try:
+        assert "already running" in cluster.up()
+        after = cluster.state()
+        assert [p.pid for p in after.processes] == [p.pid for p in state.processes]
+        assert after.supervisor is not None and lab.process_alive(after.supervisor)
+    finally:
+        with lab.state_lock(cluster.home):
+            restored = cluster.state()
+            restored.fields["layout"] = layout
+            write_state(cluster.home / "cluster.json", restored)
+
+
 def test_down_and_up_round_trip(cluster: Cluster) -> None:
     state = cluster.state()
     assert state.supervisor is not None
