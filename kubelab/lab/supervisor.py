@@ -77,7 +77,7 @@ class Supervisor:
                 state = read_state(self.state_file)
             except (OSError, ValueError) as err:
                 log.error("cannot read %s: %s", self.state_file, err)
-                return True  # a writer may be mid-way; look again next time
+                return True  # look again next time: a running `up` rewrites it
             if state is None:
                 return False
             changed = False
@@ -145,9 +145,12 @@ def supervise(home: Path, stop: threading.Event) -> None:
     supervisor = Supervisor(home)
     log.info("supervising the actors recorded in %s", supervisor.state_file)
     while not stop.is_set():
-        if not supervisor.tick():
-            log.info("%s is gone; nothing left to supervise", supervisor.state_file)
-            return
+        try:
+            if not supervisor.tick():
+                log.info("%s is gone; nothing left to supervise", supervisor.state_file)
+                return
+        except OSError as err:  # a full disk, a home made unwritable: try again next time
+            log.error("cannot supervise: %s", err)
         stop.wait(POLL)
     log.info("stopping; the actors keep running")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kubelab import lab
+from kubelab.lab.state import layout_fields
 from kubelab.testing.processes import health_serving, wait_until
 
 pytestmark = pytest.mark.integration
@@ -281,12 +282,28 @@ def test_ports_picked_in_one_plan_are_distinct(tmp_path: Path) -> None:
 
 
 def test_cluster_state_round_trips(tmp_path: Path) -> None:
-    record = lab.ProcessRecord("etcd", 42, "127.0.0.1:2379", "/l", ["etcd", "--x"], "now")
-    state = lab.ClusterState([record], True, "now", {"api": "127.0.0.1:6443", "home": "/h"})
+    record = lab.ProcessRecord("etcd", 42, "127.0.0.1:2379", "/l", ["etcd", "--x"], "now", 3)
+    supervisor = lab.ProcessRecord("supervisor", 43, "", "/s", ["python", "-m", "s"], "now")
+    config = lab.LabConfig(home=tmp_path, nodes=2, node_ip_base="127.10.9.0")
+    layout = lab.Layout(config, {"etcd": 2379, "dns": 53}, {"dns": "127.96.0.10"})
+    fields = {"api": "127.0.0.1:6443", "home": "/h", "layout": layout_fields(layout)}
+    fields |= {"service_cidr": config.service_cidr, "node_port_range": config.node_port_range}
+    fields |= {"lb_pool": config.lb_pool}
+    state = lab.ClusterState([record], True, "now", fields, supervisor)
     path = tmp_path / "cluster.json"
     path.write_text(json.dumps(state.to_json()))
     assert lab.read_state(path) == state
     assert state.address("api") == "127.0.0.1:6443"
+    back = state.layout(tmp_path)
+    assert back is not None
+    assert (back.ports, back.hosts) == (layout.ports, layout.hosts)
+    assert [s.name for stage in lab.cluster_stages(back.config) for s in stage][-2:] == [
+        "node-1",
+        "node-2",
+    ]
+    assert back.config.node_ip(1) == "127.10.9.1"
+    del state.fields["layout"]
+    assert state.layout(tmp_path) is None, "a record from before layouts were recorded"
 
 
 @pytest.mark.parametrize(
