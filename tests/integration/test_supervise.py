@@ -237,35 +237,36 @@ def test_up_starts_only_the_missing_actor_where_it_was(cluster: Cluster) -> None
 
 
 def test_status_and_the_supervisor_follow_an_actor_restarted_by_hand(cluster: Cluster) -> None:
+    # The case: etcd restarted by hand was reported dead.
     kill(cluster.supervisor())
-    dns = cluster.record("dns")
-    os.kill(dns.pid, signal.SIGTERM)
-    wait_until(lambda: not lab.process_alive(dns), 15, "dns to stop")
-    with Path(dns.log).open("ab") as log:
+    etcd = cluster.record("etcd")
+    os.kill(etcd.pid, signal.SIGTERM)
+    wait_until(lambda: not lab.process_alive(etcd), 15, "etcd to stop")
+    with Path(etcd.log).open("ab") as log:
         hand = subprocess.Popen(
-            dns.command, cwd=cluster.home, stdout=log, stderr=log, start_new_session=True
+            etcd.command, cwd=cluster.home, stdout=log, stderr=log, start_new_session=True
         )
     try:
-        wait_until(lambda: lab.find_process(dns.command) == hand.pid, 10, "dns by hand")
-        wait_until(lambda: cluster.ready("dns"), 30, "dns by hand to answer")
+        wait_until(lambda: lab.find_process(etcd.command) == hand.pid, 10, "etcd by hand")
+        wait_until(lambda: cluster.ready("etcd"), 30, "etcd by hand to answer")
         status = cluster("status")
-        row = next(line.split() for line in status.stdout.splitlines() if line.startswith("dns "))
-        assert row[:3] == ["dns", str(hand.pid), "yes"]
+        row = next(line.split() for line in status.stdout.splitlines() if line.startswith("etcd "))
+        assert row[:3] == ["etcd", str(hand.pid), "yes"]
         assert "Supervisor not running" in status.stdout
         assert status.returncode == 0, status.stderr
 
         up = cluster(*cluster.up_args, timeout=120)
         assert up.returncode == 0, up.stderr
-        assert f"dns runs as pid {hand.pid} (restarted by hand)" in up.stderr
-        assert cluster.record("dns").pid == hand.pid
+        assert f"etcd runs as pid {hand.pid} (restarted by hand)" in up.stderr
+        assert cluster.record("etcd").pid == hand.pid
 
         # The new supervisor owns it now: killed, it is restarted like any other.
         hand.kill()
         hand.wait()
         wait_until(
-            lambda: cluster.record("dns").pid != hand.pid and cluster.ready("dns"),
+            lambda: cluster.record("etcd").pid != hand.pid and cluster.ready("etcd"),
             30,
-            "the supervisor to restart dns",
+            "the supervisor to restart etcd",
         )
     finally:
         if hand.poll() is None:
