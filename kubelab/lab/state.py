@@ -34,6 +34,11 @@ from kubelab.lab.specs import LabConfig, Layout
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 _OWN_KEYS = ("processes", "ready", "started", "supervisor")
+# Everything kubelab keeps in a home.
+_HOME_ENTRIES = {
+    *("cluster.json", "cluster.json.tmp", ".lock", ".state.lock"),
+    *("logs", "etcd", "nodes"),
+}
 
 
 def _record(raw: Any) -> ProcessRecord:
@@ -159,13 +164,19 @@ def state_lock(home: Path) -> Iterator[None]:
 
 
 def make_private(config: LabConfig) -> None:
-    """The home and what kubelab keeps in it readable by the user alone: 0700
-    directories, 0600 files (etcd keeps its own data dir 0700)."""
-    config.home.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    config.home.chmod(PRIVATE_DIR)
-    for path in (config.state_file, config.home / ".lock", config.home / ".state.lock"):
+    """What kubelab keeps in its home readable by the user alone: 0700 directories,
+    0600 files. The home itself too, unless it holds things of someone else's
+    (KUBELAB_HOME=/tmp or ~ must not lose their modes): what is ours is private
+    either way."""
+    home = config.home
+    home.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if {entry.name for entry in home.iterdir()} <= _HOME_ENTRIES:
+        home.chmod(PRIVATE_DIR)
+    for path in (config.state_file, home / ".lock", home / ".state.lock"):
         with contextlib.suppress(FileNotFoundError):
             path.chmod(PRIVATE_FILE)
+    with contextlib.suppress(FileNotFoundError):
+        config.etcd_dir.chmod(PRIVATE_DIR)  # etcd makes it so; an older one may not be
     for tree in (config.logs_dir, config.nodes_dir):
         for root, _, files in os.walk(tree):
             Path(root).chmod(PRIVATE_DIR)

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from kubelab import lab
-from kubelab.lab.state import layout_fields
+from kubelab.lab.state import layout_fields, make_private
 from kubelab.testing.processes import health_serving, wait_until
 
 pytestmark = pytest.mark.integration
@@ -336,3 +337,23 @@ def test_process_alive_needs_the_same_command() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_shared_home_keeps_its_mode_and_kubelab_s_files_turn_private(tmp_path: Path) -> None:
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    home = tmp_path / "shared"
+    (home / "logs").mkdir(parents=True)
+    home.chmod(0o755)
+    (home / "logs").chmod(0o755)
+    for name, content in (("notes.txt", "mine"), ("cluster.json", "{}"), ("logs/dns.log", "")):
+        (home / name).write_text(content)
+        (home / name).chmod(0o644)
+    make_private(lab.LabConfig(home=home))
+    assert (mode(home), mode(home / "notes.txt")) == (0o755, 0o644), "not kubelab's to change"
+    assert mode(home / "logs") == 0o700
+    assert mode(home / "cluster.json") == mode(home / "logs" / "dns.log") == 0o600
+    (home / "notes.txt").unlink()
+    make_private(lab.LabConfig(home=home))
+    assert mode(home) == 0o700, "a home of kubelab's own is private too"
