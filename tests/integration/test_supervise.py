@@ -153,9 +153,31 @@ class Cluster:
         return found
 
 
+def _stat(pid: int) -> str:
+    try:
+        text = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return ""
+    return text[text.rfind(")") + 2 :]  # from field 3, the state, on
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (a node agent's pods)."""
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    return [child for child in pids if _stat(child).split()[1:2] == [str(pid)]]
+
+
 def kill(record: lab.ProcessRecord) -> None:
+    """SIGKILL, and wait until the actor is gone, and a node's pods, which die with it
+    (the actors a supervisor restarted outlive it)."""
+    pods = children(record.pid) if record.name.startswith("node-") else []
+    doomed = [record.pid, *pods]
     os.kill(record.pid, signal.SIGKILL)
-    wait_until(lambda: not lab.process_alive(record), 10, f"{record.name} to die")
+
+    def gone() -> bool:
+        return all(_stat(pid)[:1] in ("", "Z") for pid in doomed)
+
+    wait_until(gone, 10, f"{record.name} and its children to die")
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +229,7 @@ async def test_a_killed_actor_comes_back_by_itself(cluster: Cluster, actor: str)
     new = cluster.record(actor)
     assert (new.address, new.command, new.restarts) == (old.address, old.command, old.restarts + 1)
     # node-1's NodePort never needed the actor: no request through it failed, but for
-    # one in flight to a pod on a killed node (its pods die with it).
+    # one in flight to a pod on a killed node while the pods died with it.
     failed = requests.failed_since(killed) if actor.startswith("node-") else requests.failures
     assert not failed, [str(f) for f in failed[:5]]
     after = cluster.settled()
