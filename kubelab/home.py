@@ -3,7 +3,9 @@
 `cluster.json` in there is written by `kubelab up` (kubelab.lab) and read by
 the CLI and SDK to find the apiserver and the cluster DNS. Its shape:
 `{"api": "127.0.0.1:6443", "etcd": "127.0.0.1:2379", "dns": "127.96.0.10:53",
-"cluster_domain": "cluster.local", "processes": [...]}`.
+"cluster_domain": "cluster.local", "processes": [...], "supervisor": {...},
+"layout": {...}}`. The home is the user's alone (0700, its files 0600), so
+reading cluster.json needs nothing but being that user.
 """
 
 from __future__ import annotations

@@ -74,6 +74,8 @@ def _home_hint(home: Path) -> list[str]:
 def _summary(state: lab.ClusterState, home: Path) -> list[str]:
     api = state.address("api") or "?"
     rows = [[p.name, p.address, f"pid {p.pid}"] for p in state.processes]
+    if (supervisor := state.supervisor) is not None:
+        rows.append([supervisor.name, "(restarts actors that exit)", f"pid {supervisor.pid}"])
     return [
         f"kubelab is running (state and logs in {home}):",
         *("  " + line for line in render(rows)),
@@ -168,6 +170,10 @@ def up(
 ) -> None:
     """Start an embedded cluster in the background, wait until it is ready.
 
+    On a cluster that is partly running, start only what is missing, on its
+    previous addresses and ports; the options are then ignored. A supervisor
+    restarts any actor that exits, with back-off (1 s doubling to 30 s).
+
     Default ports: apiserver 6443, etcd 2379/2380, cluster DNS 127.96.0.10:53
     (10053 without root), cloud-stub 10258 (metrics 10263); a default port that is
     taken is replaced by a free one.
@@ -204,6 +210,8 @@ def up(
         click.echo(f"kubelab is already running in {config.home} (apiserver {api}).")
         click.echo("Stop it with: kubelab down")
         return
+    if result.restarted:
+        click.echo(f"Restarted {', '.join(result.restarted)}; everything else kept running.")
     for line in _summary(result.state, config.home):
         click.echo(line)
 
@@ -211,7 +219,8 @@ def up(
 @click.command("down")
 @click.option("--purge", is_flag=True, help="Also delete the etcd data and the logs.")
 def down(purge: bool) -> None:
-    """Stop the embedded cluster (SIGTERM, then SIGKILL after 10s)."""
+    """Stop the embedded cluster: its supervisor first, then every actor (SIGTERM,
+    then SIGKILL after 10s)."""
     config = lab.default_config()
     try:
         outcomes = lab.down(config, purge=purge)
@@ -229,7 +238,10 @@ def down(purge: bool) -> None:
 
 @click.command("status")
 def status() -> None:
-    """Show the embedded cluster's processes (exit 1 unless all run)."""
+    """Show the embedded cluster's processes (exit 1 unless all run).
+
+    An actor restarted by hand (the same command) is shown under its new pid.
+    """
     config = lab.default_config()
     try:
         found = lab.status(config)
@@ -239,22 +251,33 @@ def status() -> None:
         raise CliError(
             f"No kubelab cluster is running in {config.home}.", hint="Start one with: kubelab up"
         )
-    state, processes = found
-    rows = [["NAME", "PID", "ALIVE", "ADDRESS", "LOG"]]
+    rows = [["NAME", "PID", "ALIVE", "RESTARTS", "ADDRESS", "LOG"]]
     rows += [
         [
             p.record.name,
             str(p.record.pid),
             "yes" if p.alive else "no",
+            str(p.record.restarts),
             p.record.address,
             p.record.log,
         ]
-        for p in processes
+        for p in found.processes
     ]
-    click.echo(f"kubelab cluster in {config.home}, started {state.started}")
+    click.echo(f"kubelab cluster in {config.home}, started {found.state.started}")
     for line in render(rows):
         click.echo(line)
-    dead = [p.record.name for p in processes if not p.alive]
-    if dead or not state.ready:
+    supervisor = found.supervisor
+    if supervisor is not None and supervisor.alive:
+        click.echo(
+            f"Supervisor pid {supervisor.record.pid} restarts any actor that exits "
+            f"(log: {supervisor.record.log})."
+        )
+    else:
+        click.echo("Supervisor not running: an actor that exits stays down (kubelab up starts it).")
+    dead = [p.record.name for p in found.processes if not p.alive]
+    if dead or not found.state.ready:
         why = f"not running: {', '.join(dead)}" if dead else "startup has not finished"
-        raise CliError(f"The cluster is not healthy ({why}).", hint="Restart it with: kubelab up")
+        raise CliError(
+            f"The cluster is not healthy ({why}).",
+            hint="Start what is missing with: kubelab up   (it leaves running actors alone)",
+        )

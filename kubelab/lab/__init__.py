@@ -14,16 +14,19 @@ The package is split by what each module holds, imports running one way
 - `specs`: `LabConfig`, `Layout`, `PortSpec`, `ProcessSpec`, the actors and
   their start order (`cluster_stages`): the only place that names an actor.
 - `ports`: turning port wishes into a `Layout`'s ports.
-- `processes`: spawning actors detached, proving a pid is still ours,
-  waiting for readiness, stopping.
-- `state`: cluster.json read/write and stale-record cleanup.
+- `processes`: spawning actors detached, proving a pid is still ours (or
+  finding an actor restarted by hand), waiting for readiness, stopping.
+- `state`: cluster.json read/write under its lock, and the home kept private.
 - `launcher`: `up`, `down`, `status` under the home's lock.
+- `supervisor`: the process `up` leaves behind to restart an actor that exits
+  (run as `python -m kubelab.lab.supervisor`; nothing here imports it).
 """
 
 from __future__ import annotations
 
 from kubelab.lab.errors import LOG_TAIL_LINES, LabError, tail_log
 from kubelab.lab.launcher import (
+    ClusterStatus,
     ProcessStatus,
     QuietReporter,
     Reporter,
@@ -38,6 +41,8 @@ from kubelab.lab.processes import (
     POLL_INTERVAL,
     STOP_GRACE_SECONDS,
     ProcessRecord,
+    find_process,
+    follow,
     process_alive,
     stop_process,
 )
@@ -75,7 +80,7 @@ from kubelab.lab.specs import (
     node_spec,
     port_hosts,
 )
-from kubelab.lab.state import ClusterState, read_state
+from kubelab.lab.state import ClusterState, read_state, state_lock
 
 __all__ = [
     "API",
@@ -104,6 +109,7 @@ __all__ = [
     "POLL_INTERVAL",
     "STOP_GRACE_SECONDS",
     "ClusterState",
+    "ClusterStatus",
     "LabConfig",
     "LabError",
     "Layout",
@@ -121,6 +127,8 @@ __all__ = [
     "dns_answering",
     "down",
     "etcd_healthy",
+    "find_process",
+    "follow",
     "free_port",
     "grpc_serving",
     "node_spec",
@@ -129,6 +137,7 @@ __all__ = [
     "process_alive",
     "read_state",
     "resolve_ports",
+    "state_lock",
     "status",
     "stop_process",
     "tail_log",

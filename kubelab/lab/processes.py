@@ -5,14 +5,18 @@ stdout+stderr appended to `$KUBELAB_HOME/logs/<name>.log`, cwd the home), so
 it outlives the `kubelab up` that started it, the way `kind create cluster`
 leaves containers running. Each spawn appends a `RUN_MARK` line with the argv
 to the log first, so a failure shows only this run's lines
-(`kubelab.lab.errors.tail_log`).
+(`kubelab.lab.errors.tail_log`). Actors run with umask 077 and their logs are
+created 0600: what they write (etcd's data, pods' logs) is the user's alone.
 
 Process identity: a pid alone is not proof; after a crash or reboot the pid may
 belong to another program. A recorded process counts as ours only while
 `/proc/<pid>/cmdline` equals the argv we spawned it with (and it is not a
 zombie). `stop_process` signals only such processes, so `down` never kills a
 stranger. A child this very process spawned is proved by its `Popen` instead
-(`stop_child`): its pid cannot be reused before we reap it.
+(`stop_child`): its pid cannot be reused before we reap it. An actor restarted
+by hand (the same argv, say copied from its log's RUN_MARK line) has a new pid:
+`follow` finds it by that argv among the user's processes, so status, down
+and the supervisor keep track of it.
 
 Stopping is SIGTERM to the actor's whole process group, a grace period, then
 SIGKILL. Waits are polls of a condition (readiness, process exit) against a
@@ -27,9 +31,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from kubelab.lab.errors import RUN_MARK, LabError
 from kubelab.lab.specs import Layout, ProcessSpec
@@ -48,6 +53,7 @@ class ProcessRecord:
     log: str
     command: list[str]
     started: str
+    restarts: int = 0
 
 
 def now() -> str:
@@ -57,17 +63,8 @@ def now() -> str:
 
 def process_alive(record: ProcessRecord) -> bool:
     """The recorded pid still runs the recorded command (not a zombie, not a stranger)."""
-    proc = Path("/proc") / str(record.pid)
     if Path("/proc/self").exists():
-        try:
-            raw = (proc / "cmdline").read_bytes()
-            stat = (proc / "stat").read_text()
-        except OSError:
-            return False
-        # Field 3 of stat, after the parenthesised command name, is the state.
-        if stat[stat.rfind(")") + 2 :].startswith("Z"):
-            return False
-        return raw.split(b"\0")[:-1] == [os.fsencode(a) for a in record.command]
+        return _matches(record.pid, record.command)
     try:  # no /proc (macOS): the pid is all we can check
         os.kill(record.pid, 0)
     except ProcessLookupError:
@@ -75,6 +72,48 @@ def process_alive(record: ProcessRecord) -> bool:
     except PermissionError:
         pass  # alive, someone else's
     return True
+
+
+def _matches(pid: int, command: list[str]) -> bool:
+    """`pid` is one of the user's live (not zombie) processes running exactly `command`."""
+    proc = Path("/proc") / str(pid)
+    try:
+        if proc.stat().st_uid != os.getuid():
+            return False
+        if (proc / "cmdline").read_bytes().split(b"\0")[:-1] != [os.fsencode(a) for a in command]:
+            return False
+        stat = (proc / "stat").read_text()
+    except OSError:
+        return False
+    # Field 3 of stat, after the parenthesised command name, is the state.
+    return not stat[stat.rfind(")") + 2 :].startswith("Z")
+
+
+def find_process(command: list[str]) -> int | None:
+    """The pid of one of the user's processes running exactly `command`, if any
+    (lowest first: the one started earliest, as a rule)."""
+    try:
+        pids = sorted(int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    except OSError:
+        return None
+    return next((pid for pid in pids if _matches(pid, command)), None)
+
+
+def follow(record: ProcessRecord) -> ProcessRecord | None:
+    """The record as it stands now: itself while its pid is alive, the same
+    command under a new pid when someone restarted it by hand, None when gone."""
+    if process_alive(record):
+        return record
+    if not Path("/proc/self").exists():
+        return None
+    pid = find_process(record.command)
+    return replace(record, pid=pid) if pid is not None else None
+
+
+def adopted(record: ProcessRecord, pid: int) -> ProcessRecord:
+    """The record of an actor someone restarted by hand as `pid`: one more restart,
+    started now (as far as we can tell), so a crash soon after backs off."""
+    return replace(record, pid=pid, started=now(), restarts=record.restarts + 1)
 
 
 def _signal(record: ProcessRecord, sig: signal.Signals) -> None:
@@ -126,6 +165,36 @@ def stop_child(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS)
             proc.wait(grace)
 
 
+def open_private_log(log: Path) -> BinaryIO:
+    """`log` opened for appending, readable by the user alone (an older one is fixed)."""
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
+def start(name: str, command: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start `command` detached, its output appended to `log` after a RUN_MARK
+    line; raises `LabError` when it cannot be executed at all."""
+    with open_private_log(log) as out:
+        out.write(f"{RUN_MARK}{now()} {' '.join(command)}\n".encode())
+        out.flush()
+        try:
+            return subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,  # not the caller's cwd: `-m` must not find a stray package
+                # Logs go to files a person tails: readable text unless asked otherwise.
+                env={"KUBELAB_LOG_FORMAT": "text", **os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,
+                umask=0o077,
+            )
+        except OSError as err:
+            raise LabError(f"cannot start {name}: {err}", log=log) from None
+
+
 def spawn(spec: ProcessSpec, layout: Layout) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
     """Start one actor detached, its output appended to its log; raises
     `LabError` when it cannot be executed at all."""
@@ -133,22 +202,7 @@ def spawn(spec: ProcessSpec, layout: Layout) -> tuple[subprocess.Popen[bytes], P
     command = spec.command(layout)
     log = config.log_file(spec.name)
     started = now()
-    with log.open("ab") as out:
-        out.write(f"{RUN_MARK}{started} {' '.join(command)}\n".encode())
-        out.flush()
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=config.home,  # not the caller's cwd: `-m` must not find a stray package
-                # Logs go to files a person tails: readable text unless asked otherwise.
-                env={"KUBELAB_LOG_FORMAT": "text", **os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=True,
-            )
-        except OSError as err:
-            raise LabError(f"cannot start {spec.name}: {err}", log=log) from None
+    proc = start(spec.name, command, log, config.home)
     record = ProcessRecord(
         name=spec.name,
         pid=proc.pid,
@@ -158,6 +212,14 @@ def spawn(spec: ProcessSpec, layout: Layout) -> tuple[subprocess.Popen[bytes], P
         started=started,
     )
     return proc, record
+
+
+def respawn(record: ProcessRecord, home: Path) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+    """Start a recorded actor again, exactly as before (same argv, so the same
+    addresses and ports), one more restart on its record."""
+    started = now()
+    proc = start(record.name, record.command, Path(record.log), home)
+    return proc, replace(record, pid=proc.pid, started=started, restarts=record.restarts + 1)
 
 
 def wait_ready(spec: ProcessSpec, layout: Layout, proc: subprocess.Popen[bytes]) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from kubelab import lab
+from kubelab.lab.state import layout_fields, make_private
 from kubelab.testing.processes import health_serving, wait_until
 
 pytestmark = pytest.mark.integration
@@ -113,9 +115,14 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     status = kubelab("status")
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
-    assert lines[1].split() == ["NAME", "PID", "ALIVE", "ADDRESS", "LOG"]
-    assert lines[2].split()[:4] == ["etcd", str(records[0].pid), "yes", records[0].address]
-    assert lines[3].split()[:4] == ["apiserver", str(records[1].pid), "yes", records[1].address]
+    assert lines[1].split() == ["NAME", "PID", "ALIVE", "RESTARTS", "ADDRESS", "LOG"]
+    assert lines[2].split()[:5] == ["etcd", str(records[0].pid), "yes", "0", records[0].address]
+    assert lines[3].split()[:5] == [
+        *("apiserver", str(records[1].pid), "yes", "0", records[1].address)
+    ]
+    supervisor = lab.read_state(kubelab.home / "cluster.json")
+    assert supervisor is not None and supervisor.supervisor is not None
+    assert f"Supervisor pid {supervisor.supervisor.pid} restarts" in status.stdout
 
     again = kubelab("up", *FREE_PORTS)
     assert again.returncode == 0
@@ -124,8 +131,10 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
 
     down = kubelab("down")
     assert down.returncode == 0, down.stderr
+    # The supervisor goes first, so it restarts nothing that down stops.
+    assert down.stdout.splitlines()[0] == f"supervisor (pid {supervisor.supervisor.pid}): stopped"
     assert "apiserver (pid" in down.stdout and "stopped" in down.stdout
-    assert all_gone(records)
+    assert all_gone([*records, supervisor.supervisor])
     assert not (kubelab.home / "cluster.json").exists()
     assert (kubelab.home / "etcd").is_dir(), "plain down keeps the data"
 
@@ -145,17 +154,20 @@ def test_data_survives_down_and_up(kubelab: Kubelab) -> None:
     assert get.stdout == "service/shop\n"
 
 
-def test_stale_state_after_kill_9_is_cleaned_and_a_fresh_cluster_starts(kubelab: Kubelab) -> None:
+def test_after_kill_9_of_everything_up_starts_it_all_where_it_was(kubelab: Kubelab) -> None:
     assert kubelab("up", *FREE_PORTS).returncode == 0
     assert kubelab("apply", "-f", str(EXAMPLE)).returncode == 0
-    old = kubelab.records()
-    for record in old:
+    state = lab.read_state(kubelab.home / "cluster.json")
+    assert state is not None and state.supervisor is not None
+    old = state.processes
+    everything = [state.supervisor, *old]  # the supervisor first, or it restarts them
+    for record in everything:
         os.kill(record.pid, signal.SIGKILL)
-    wait_until(lambda: all_gone(old), 10, "killed actors to exit")
+    wait_until(lambda: all_gone(everything), 10, "killed actors to exit")
 
     status = kubelab("status")
     assert status.returncode == 1
-    assert "not healthy" in status.stderr
+    assert "not healthy" in status.stderr and "Supervisor not running" in status.stdout
 
     refused = kubelab("get", "svc")
     assert refused.returncode == 1
@@ -165,9 +177,12 @@ def test_stale_state_after_kill_9_is_cleaned_and_a_fresh_cluster_starts(kubelab:
 
     up = kubelab("up", *FREE_PORTS)
     assert up.returncode == 0, up.stderr
-    assert "stale" in up.stderr
+    assert "Restarted etcd, apiserver, cloud-stub, controller, dns;" in up.stdout
     new = kubelab.records()
     assert {r.pid for r in new}.isdisjoint(r.pid for r in old)
+    assert [(r.address, r.command, r.restarts) for r in new] == [
+        (r.address, r.command, 1) for r in old
+    ]
     assert all(lab.process_alive(r) for r in new)
     assert kubelab("get", "svc", "shop", "-o", "name").stdout == "service/shop\n"
 
@@ -268,12 +283,28 @@ def test_ports_picked_in_one_plan_are_distinct(tmp_path: Path) -> None:
 
 
 def test_cluster_state_round_trips(tmp_path: Path) -> None:
-    record = lab.ProcessRecord("etcd", 42, "127.0.0.1:2379", "/l", ["etcd", "--x"], "now")
-    state = lab.ClusterState([record], True, "now", {"api": "127.0.0.1:6443", "home": "/h"})
+    record = lab.ProcessRecord("etcd", 42, "127.0.0.1:2379", "/l", ["etcd", "--x"], "now", 3)
+    supervisor = lab.ProcessRecord("supervisor", 43, "", "/s", ["python", "-m", "s"], "now")
+    config = lab.LabConfig(home=tmp_path, nodes=2, node_ip_base="127.10.9.0")
+    layout = lab.Layout(config, {"etcd": 2379, "dns": 53}, {"dns": "127.96.0.10"})
+    fields = {"api": "127.0.0.1:6443", "home": "/h", "layout": layout_fields(layout)}
+    fields |= {"service_cidr": config.service_cidr, "node_port_range": config.node_port_range}
+    fields |= {"lb_pool": config.lb_pool}
+    state = lab.ClusterState([record], True, "now", fields, supervisor)
     path = tmp_path / "cluster.json"
     path.write_text(json.dumps(state.to_json()))
     assert lab.read_state(path) == state
     assert state.address("api") == "127.0.0.1:6443"
+    back = state.layout(tmp_path)
+    assert back is not None
+    assert (back.ports, back.hosts) == (layout.ports, layout.hosts)
+    assert [s.name for stage in lab.cluster_stages(back.config) for s in stage][-2:] == [
+        "node-1",
+        "node-2",
+    ]
+    assert back.config.node_ip(1) == "127.10.9.1"
+    del state.fields["layout"]
+    assert state.layout(tmp_path) is None, "a record from before layouts were recorded"
 
 
 @pytest.mark.parametrize(
@@ -306,3 +337,23 @@ def test_process_alive_needs_the_same_command() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_shared_home_keeps_its_mode_and_kubelab_s_files_turn_private(tmp_path: Path) -> None:
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    home = tmp_path / "shared"
+    (home / "logs").mkdir(parents=True)
+    home.chmod(0o755)
+    (home / "logs").chmod(0o755)
+    for name, content in (("notes.txt", "mine"), ("cluster.json", "{}"), ("logs/dns.log", "")):
+        (home / name).write_text(content)
+        (home / name).chmod(0o644)
+    make_private(lab.LabConfig(home=home))
+    assert (mode(home), mode(home / "notes.txt")) == (0o755, 0o644), "not kubelab's to change"
+    assert mode(home / "logs") == 0o700
+    assert mode(home / "cluster.json") == mode(home / "logs" / "dns.log") == 0o600
+    (home / "notes.txt").unlink()
+    make_private(lab.LabConfig(home=home))
+    assert mode(home) == 0o700, "a home of kubelab's own is private too"
