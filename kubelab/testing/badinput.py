@@ -7,7 +7,7 @@ an extra key, a value wrapped in a list or a map, a list element repeated. Raw g
 messages are random bytes or a valid request's bytes flipped, cut or extended
 (`raw_messages`).
 
-`examples` draws a fixed number of values from a strategy, deterministically
+`examples` draws a fixed number of distinct values from a strategy, deterministically
 (`derandomize`), so the campaign sends the same inputs on every run and in CI. A
 generated manifest's `metadata.name`, when still the placeholder `NAME`, becomes a
 unique name (`render`), so what got stored can be told apart afterwards.
@@ -16,7 +16,7 @@ unique name (`render`), so what got stored can be told apart afterwards.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 import yaml
@@ -266,12 +266,16 @@ def raw_messages(valid: list[bytes]) -> st.SearchStrategy[bytes]:
     )
 
 
-def examples(strategy: st.SearchStrategy[T], count: int) -> list[T]:
-    """`count` values of `strategy`, the same ones on every run."""
-    drawn: list[T] = []
+def examples(
+    strategy: st.SearchStrategy[T], count: int, key: Callable[[T], Hashable] = repr
+) -> list[T]:
+    """`count` distinct values of `strategy` (told apart by `key`), the same ones on
+    every run. Hypothesis draws small values first and repeats some, so it is asked for
+    more than `count`; ValueError if even those hold too few distinct ones."""
+    drawn: dict[Hashable, T] = {}
 
     @settings(
-        max_examples=count,
+        max_examples=count * 2,
         derandomize=True,
         deadline=None,
         database=None,
@@ -280,7 +284,10 @@ def examples(strategy: st.SearchStrategy[T], count: int) -> list[T]:
     )
     @given(strategy)
     def collect(value: T) -> None:
-        drawn.append(value)
+        if len(drawn) < count:
+            drawn.setdefault(key(value), value)
 
     collect()
-    return drawn
+    if len(drawn) < count:
+        raise ValueError(f"only {len(drawn)} distinct values of {count} wanted")
+    return list(drawn.values())
