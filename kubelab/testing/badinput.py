@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
 T = TypeVar("T")
@@ -266,6 +266,10 @@ def raw_messages(valid: list[bytes]) -> st.SearchStrategy[bytes]:
     )
 
 
+class _Enough(Exception):
+    """Ends a draw once it holds enough values (hypothesis stops at a test's exception)."""
+
+
 def examples(
     strategy: st.SearchStrategy[T], count: int, key: Callable[[T], Hashable] = repr
 ) -> list[T]:
@@ -281,13 +285,18 @@ def examples(
         database=None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
     )
     @given(strategy)
     def collect(value: T) -> None:
-        if len(drawn) < count:
-            drawn.setdefault(key(value), value)
+        drawn.setdefault(key(value), value)
+        if len(drawn) >= count:
+            raise _Enough
 
-    collect()
+    try:
+        collect()
+    except _Enough:
+        pass
     if len(drawn) < count:
         raise ValueError(f"only {len(drawn)} distinct values of {count} wanted")
-    return list(drawn.values())
+    return list(drawn.values())[:count]
