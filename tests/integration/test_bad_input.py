@@ -285,6 +285,11 @@ async def test_bad_input_never_meets_a_server_fault(
         assert await _stored(api, refused - accepted) == set()
         assert await _stored(api, accepted) == accepted
         assert await _stored(api, applied) == applied
+        # And nothing else was stored, under any key.
+        everything = {
+            _key(obj) for info in kinds.ALL_KINDS for obj in (await api.list(info.resource))[0]
+        }
+        assert everything - accepted - applied == {("nodes", "", node.name)}
 
         raw = await _raw(apiserver.address, node.address)
         assert sum(raw.values()) >= 500 and raw["INVALID_ARGUMENT"], raw
