@@ -29,7 +29,7 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
-from kubelab.core import kinds, request_keys, selectors
+from kubelab.core import kinds, request_keys, selectors, validation
 from kubelab.core.allocators import RangeFullError
 from kubelab.core.errors import FieldError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, UnknownKindError
@@ -93,14 +93,21 @@ async def _answer(method: str, context: Context, call: Callable[[], Awaitable[T]
 
 
 def _object_of(request_object: api_pb2.Object) -> ApiObject:
-    """The object, once its key and resourceVersion could reach the store."""
+    """The object, once its key and resourceVersion could reach the store (an update
+    reads the store before it validates)."""
     info, obj = kinds.unwrap(request_object)
     meta = obj.metadata
     found = request_keys.name_errors(meta.name, "metadata.name", required=False)
     if info.namespaced:
         found += request_keys.namespace_errors(meta.namespace, "metadata.namespace")
     if found:
-        raise InvalidRequestError(found)
+        # No kind's rules accept such a key, so validation refuses it too, in the kind's
+        # own words and with every other problem of the object.
+        checked: Message = obj.__class__()
+        checked.CopyFrom(obj)
+        validation.apply_defaults(info, checked)
+        problems = validation.validate_object(info, checked) or found
+        raise InvalidObjectError(info.kind, request_keys.shown(meta.name), problems)
     request_keys.parse_resource_version(meta.resource_version, "metadata.resourceVersion")
     return obj
 

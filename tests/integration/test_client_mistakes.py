@@ -170,3 +170,28 @@ async def test_the_cloud_stub_refuses_undecodable_requests(
         cloud.stop()
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "Traceback" not in cloud.log_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace"),
+    [
+        pytest.param(HUGE, "default", id="5MB-name"),
+        pytest.param("shop", HUGE, id="5MB-namespace"),
+        pytest.param("a/b", "default", id="slash-in-name"),
+    ],
+)
+@pytest.mark.parametrize("verb", ["apply", "update"])
+async def test_an_object_whose_key_cannot_be_stored_is_refused_in_the_kinds_words(
+    api: Client, name: str, namespace: str, verb: str
+) -> None:
+    svc = _service(name)
+    svc.metadata.namespace = namespace
+    with pytest.raises(ApiError) as caught:
+        await (api.apply(svc) if verb == "apply" else api.update(svc))
+    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.message.startswith("Service ")
+    field = "metadata.name" if namespace == "default" else "metadata.namespace"
+    assert f"{field}: Invalid value" in caught.value.message
+    assert len(caught.value.message.encode()) <= 2048
+    items, _ = await api.list("svc")
+    assert items == []
