@@ -28,6 +28,7 @@ import grpc
 from kubelab.core.errors import FieldError
 from kubelab.core.node_requests import container_problem, validate_kill, validate_logs
 from kubelab.obs.logs import kobj
+from kubelab.rpc.decoding import add_servicer
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
 from node_agent.agent import NodeAgent
 
@@ -133,6 +134,7 @@ SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["NodeAgent"].full_name
 
 def register(agent: NodeAgent) -> Any:
     def add(server: grpc.aio.Server) -> None:
-        node_pb2_grpc.add_NodeAgentServicer_to_server(NodeAgentServicer(agent), server)
+        servicer = NodeAgentServicer(agent)
+        add_servicer(server, node_pb2_grpc.add_NodeAgentServicer_to_server, servicer)
 
     return add

@@ -124,6 +124,11 @@ def _documents(text: str, source: str) -> list[object]:
             ) from None
         except json.JSONDecodeError:
             pass  # Maybe a YAML flow mapping; the YAML reader words any error.
+        except ValueError as err:
+            # Python refuses to convert integers of more than 4,300 digits.
+            raise ManifestError(
+                f"{source}: invalid JSON: {_number_problem(err)}", source=source
+            ) from None
     documents: list[object] = []
     try:
         for document in yaml12.load_all(text):
@@ -142,7 +147,20 @@ def _documents(text: str, source: str) -> list[object]:
             source=source,
             document=number,
         ) from None
+    except ValueError as err:
+        number = len(documents) + 1
+        raise ManifestError(
+            f"{source}: document {number}: invalid YAML: {_number_problem(err)}",
+            source=source,
+            document=number,
+        ) from None
     return documents
+
+
+def _number_problem(err: ValueError) -> str:
+    if "digits" in str(err):
+        return "a number has too many digits"
+    return str(err)
 
 
 # ---------------------------------------------------------------- documents -> objects

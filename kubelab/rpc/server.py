@@ -1,9 +1,11 @@
 """gRPC server factory: every actor serves health and reflection the same way.
 
 `start_server` binds, registers the actor's servicers plus `grpc.health.v1`
-and server reflection, and starts serving. Health starts NOT_SERVING and the
-actor flips it to SERVING once its first sync is done, so `kubelab up` and
-compose health checks wait on a real readiness signal.
+and server reflection, and starts serving. Registrars register their servicers
+through `kubelab.rpc.decoding.add_servicer` (health and reflection are registered
+the same way), so an undecodable request is answered INVALID_ARGUMENT.
+Health starts NOT_SERVING and the actor flips it to SERVING once its first sync
+is done, so `kubelab up` and compose health checks wait on a real readiness signal.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from kubelab.limits import GRPC_OPTIONS
+from kubelab.rpc.decoding import add_servicer
 
 Registrar = Callable[[grpc.aio.Server], None]
 
@@ -57,13 +60,17 @@ async def start_server(
     for register in registrars:
         register(server)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, health_servicer)
     names = (
         *service_names,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(names, server)
+    add_servicer(
+        server,
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        reflection.aio.ReflectionServicer(names),
+    )
     try:
         port = server.add_insecure_port(listen)
     except RuntimeError as err:

@@ -27,6 +27,7 @@ from kubelab.store.errors import (
     LeaseExpiredError,
     NotFoundError,
     NotLeaderError,
+    RequestTooLargeError,
     StoreError,
     StoreUnavailableError,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "ObjectEvent",
     "PodKey",
     "PodStatusEvent",
+    "RequestTooLargeError",
     "Store",
     "StoreError",
     "StoreUnavailableError",

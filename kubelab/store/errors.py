@@ -19,6 +19,11 @@ class NotFoundError(StoreError):
     pass
 
 
+class RequestTooLargeError(StoreError):
+    """etcd refused a request over its --max-request-bytes and applied none of it.
+    Validation keeps objects well under that; this is the net under it."""
+
+
 class AlreadyExistsError(StoreError):
     pass
 

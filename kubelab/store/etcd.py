@@ -39,6 +39,7 @@ from kubelab.store.errors import (
     CompactedError,
     ExpiredContinueError,
     LeaseExpiredError,
+    RequestTooLargeError,
     StoreUnavailableError,
 )
 from kubelab.store.keys import REGISTRY, prefix_end
@@ -195,6 +196,10 @@ class EtcdConnection:
                 ) from None
             if "requested lease not found" in (err.details() or ""):
                 raise LeaseExpiredError(err.details()) from None
+            details = err.details() or ""
+            # etcd's own limit (--max-request-bytes), or its gRPC server's (that + 512 KiB).
+            if "request is too large" in details or "larger than max" in details:
+                raise RequestTooLargeError(details) from None
             raise
 
     async def _send_txn(self, request: etcdrpc.TxnRequest) -> Any:
@@ -371,7 +376,7 @@ class EtcdConnection:
 def _refused_before_applying(err: BaseException) -> bool:
     """etcd checked the request and applied none of it: too large, too many operations,
     a key twice (INVALID_ARGUMENT), or a put on a lease that is gone."""
-    if isinstance(err, LeaseExpiredError):
+    if isinstance(err, LeaseExpiredError | RequestTooLargeError):
         return True
     return isinstance(err, grpc.aio.AioRpcError) and err.code() in (
         grpc.StatusCode.INVALID_ARGUMENT,

@@ -6,7 +6,11 @@ trailing metadata `kubelab-field-errors` lists them as JSON for programs);
 NOT_FOUND; ALREADY_EXISTS; stale resourceVersion → ABORTED; a watch from a
 compacted revision → OUT_OF_RANGE (relist); etcd down → UNAVAILABLE; a full
 allocation range → RESOURCE_EXHAUSTED. Anything else is a bug: logged with its
-traceback, answered INTERNAL.
+traceback and an error id, answered INTERNAL with only that id.
+
+A key (kind, namespace, name) and a resourceVersion are checked before they reach the
+store (`kubelab.core.request_keys`): etcd's own refusals of a huge key or an int64
+overflow are server faults to the client, not the field error they should be.
 
 Watch follows Kubernetes' filtered-watch semantics: with a label selector, an
 object that stops matching is sent as DELETED and one that starts matching as
@@ -25,12 +29,14 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
-from kubelab.core import kinds, selectors
+from kubelab.core import kinds, request_keys, selectors, validation
 from kubelab.core.allocators import RangeFullError
 from kubelab.core.errors import FieldError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, UnknownKindError
+from kubelab.core.request_keys import InvalidRequestError
 from kubelab.limits import LIST_CHUNK
-from kubelab.rpc.errors import Context, Status, answer, store_status
+from kubelab.rpc.decoding import add_servicer
+from kubelab.rpc.errors import Context, Status, answer, capped, internal_status, store_status
 from kubelab.store import AlreadyExistsError, EventType
 from kubelab.v1 import api_pb2, api_pb2_grpc
 from services.apiserver.live_views import LiveViews
@@ -56,7 +62,7 @@ def _status_of(err: Exception) -> Status | None:
     match err:
         case InvalidObjectError():
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
-        case UnknownKindError() | selectors.SelectorError():
+        case UnknownKindError() | selectors.SelectorError() | InvalidRequestError():
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
         case AlreadyExistsError():
             return grpc.StatusCode.ALREADY_EXISTS, str(err)
@@ -66,7 +72,7 @@ def _status_of(err: Exception) -> Status | None:
 
 
 def _field_errors(err: Exception) -> Sequence[FieldError]:
-    return err.errors if isinstance(err, InvalidObjectError) else ()
+    return err.errors if isinstance(err, InvalidObjectError | InvalidRequestError) else ()
 
 
 async def _answer(method: str, context: Context, call: Callable[[], Awaitable[T]]) -> T:
@@ -88,7 +94,23 @@ async def _answer(method: str, context: Context, call: Callable[[], Awaitable[T]
 
 
 def _object_of(request_object: api_pb2.Object) -> ApiObject:
-    return kinds.unwrap(request_object)[1]
+    """The object, once its key and resourceVersion could reach the store (an update
+    reads the store before it validates)."""
+    info, obj = kinds.unwrap(request_object)
+    meta = obj.metadata
+    found = request_keys.name_errors(meta.name, "metadata.name", required=False)
+    if info.namespaced:
+        found += request_keys.namespace_errors(meta.namespace, "metadata.namespace")
+    if found:
+        # No kind's rules accept such a key, so validation refuses it too, in the kind's
+        # own words and with every other problem of the object.
+        checked: Message = obj.__class__()
+        checked.CopyFrom(obj)
+        validation.apply_defaults(info, checked)
+        problems = validation.validate_object(info, checked) or found
+        raise InvalidObjectError(info.kind, request_keys.shown(meta.name), problems)
+    request_keys.parse_resource_version(meta.resource_version, "metadata.resourceVersion")
+    return obj
 
 
 def _labels(obj: Message | None) -> dict[str, str]:
@@ -137,10 +159,9 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             except Exception as err:
                 mapped = _status_of(err)
                 if mapped is None:
-                    log.exception("internal error in ApplyStream")
-                    mapped = (grpc.StatusCode.INTERNAL, f"internal error: {err}")
+                    mapped = internal_status(log, "ApplyStream")
                 REQUESTS.labels("ApplyStream", mapped[0].name).inc()
-                return api_pb2.ApplyResult(code=mapped[0].value[0], message=mapped[1])
+                return api_pb2.ApplyResult(code=mapped[0].value[0], message=capped(mapped[1]))
             REQUESTS.labels("ApplyStream", "OK").inc()
             return api_pb2.ApplyResult(
                 response=api_pb2.ApplyResponse(object=kinds.wrap(written), result=result)
@@ -164,8 +185,9 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
 
     async def Get(self, request: api_pb2.GetRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
-            info = kinds.kind_info(request.key.kind)
-            namespace = (request.key.namespace or "default") if info.namespaced else ""
+            key = request.key
+            info = request_keys.check_key(key.kind, key.namespace, key.name)
+            namespace = (key.namespace or "default") if info.namespaced else ""
             obj = await self.registry.store.get(info, namespace, request.key.name)
             return kinds.wrap(await self.views.one(info, obj))
 
@@ -173,7 +195,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
 
     async def List(self, request: api_pb2.ListRequest, context: Context) -> api_pb2.ListResponse:
         async def call() -> api_pb2.ListResponse:
-            info = kinds.kind_info(request.kind)
+            info = request_keys.check_key(request.kind, request.namespace, "", name_required=False)
             selector = selectors.parse_selector(request.label_selector)
             page = await self.registry.store.list_page(
                 info,
@@ -194,7 +216,9 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
 
     async def Delete(self, request: api_pb2.DeleteRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
-            info = kinds.kind_info(request.key.kind)
+            key = request.key
+            info = request_keys.check_key(key.kind, key.namespace, key.name)
+            request_keys.parse_resource_version(request.resource_version)
             grace = (
                 request.grace_period_seconds if request.HasField("grace_period_seconds") else None
             )
@@ -209,16 +233,11 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
         self, request: api_pb2.WatchRequest, context: Context
     ) -> AsyncIterator[api_pb2.WatchEvent]:
         try:
-            info = kinds.kind_info(request.kind)
+            info = request_keys.check_key(request.kind, request.namespace, "", name_required=False)
             selector = selectors.parse_selector(request.label_selector)
-            if request.resource_version:
-                try:
-                    start = int(request.resource_version)
-                except ValueError:
-                    raise UnknownKindError(
-                        f'resourceVersion: Invalid value: "{request.resource_version}": '
-                        "must be an integer"
-                    ) from None
+            revision = request_keys.parse_resource_version(request.resource_version)
+            if revision is not None:
+                start = revision
             else:
                 # Page by page, so the first state is never one response as large as the
                 # cluster; every page is read at the first one's revision.
@@ -261,9 +280,8 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
         except Exception as err:
             mapped = _status_of(err)
             if mapped is None:
-                log.exception("internal error in Watch")
-                mapped = (grpc.StatusCode.INTERNAL, f"internal error: {err}")
-            await context.abort(mapped[0], mapped[1])
+                mapped = internal_status(log, "Watch")
+            await context.abort(mapped[0], capped(mapped[1]))
 
 
 def _rv(obj: Any) -> str:
@@ -272,7 +290,7 @@ def _rv(obj: Any) -> str:
 
 def register(registry: Registry) -> Callable[[grpc.aio.Server], None]:
     def add(server: grpc.aio.Server) -> None:
-        api_pb2_grpc.add_ApiServicer_to_server(ApiServicer(registry), server)
+        add_servicer(server, api_pb2_grpc.add_ApiServicer_to_server, ApiServicer(registry))
 
     return add
 

@@ -21,6 +21,7 @@ import grpc
 
 from kubelab.core.errors import FieldError
 from kubelab.core.lb_pool import AddressTakenError, PoolExhaustedError
+from kubelab.rpc.decoding import add_servicer
 from kubelab.rpc.errors import Context, Status, answer, store_status
 from kubelab.v1 import cloud_pb2, cloud_pb2_grpc
 from services.cloud_stub.forwarding import BindError
@@ -93,6 +94,7 @@ class CloudProviderServicer(cloud_pb2_grpc.CloudProviderServicer):
 
 def register(provider: CloudProvider) -> Callable[[grpc.aio.Server], None]:
     def add(server: grpc.aio.Server) -> None:
-        cloud_pb2_grpc.add_CloudProviderServicer_to_server(CloudProviderServicer(provider), server)
+        servicer = CloudProviderServicer(provider)
+        add_servicer(server, cloud_pb2_grpc.add_CloudProviderServicer_to_server, servicer)
 
     return add

@@ -16,6 +16,7 @@ from kubelab.store import (
     EventType,
     NotFoundError,
     ObjectEvent,
+    RequestTooLargeError,
     Store,
     StoreUnavailableError,
 )
@@ -209,3 +210,16 @@ async def test_watch_survives_an_etcd_restart(etcd: EtcdServer, store: Store) ->
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await writer.close()
+
+
+async def test_a_request_etcd_finds_too_large_is_refused_and_stores_nothing(store: Store) -> None:
+    """Validation keeps objects under 1 MiB; if one got past it, etcd's own limit (1.5 MiB)
+    is a clear error the API answers INVALID_ARGUMENT, not an internal one."""
+    big = service("big")
+    big.metadata.annotations["blob"] = "x" * (2 * 1024 * 1024)
+    small = service("small")
+    results = await asyncio.gather(store.create(big), store.create(small), return_exceptions=True)
+    assert isinstance(results[0], RequestTooLargeError)
+    assert isinstance(results[1], objects_pb2.Service)
+    names = [s.metadata.name for s in (await store.list(kinds.SERVICES, "default"))[0]]
+    assert names == ["small"]

@@ -695,3 +695,21 @@ def test_round_trip_any_strings(
     )
     assert [o.object for o in load_manifests(to_yaml(svc))] == [svc]
     assert [o.object for o in load_manifests(to_json(svc))] == [svc]
+
+
+_DIGITS = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        pytest.param(
+            '{"apiVersion": "v1", "kind": "Service", "x": ' + _DIGITS + "}", "JSON", id="json"
+        ),
+        pytest.param("apiVersion: v1\nkind: Service\nx: " + _DIGITS + "\n", "YAML", id="yaml"),
+    ],
+)
+def test_a_number_with_too_many_digits_is_a_manifest_error(text: str, where: str) -> None:
+    # Python refuses int() past 4,300 digits; the CLI called that ValueError a kubelab bug.
+    with pytest.raises(ManifestError, match=f"invalid {where}: a number has too many digits"):
+        load_manifests(text)
