@@ -235,8 +235,8 @@ class PropagationResult:
     notes: list[str]
     title: str
 
-    def print(self) -> None:
-        print_table(self.title, self.rows, self.notes)
+    def print(self, load: float) -> None:
+        print_table(self.title, self.rows, self.notes, load)
 
 
 async def run_propagation(

@@ -8,6 +8,7 @@ import argparse
 import statistics
 from collections.abc import Collection, Sequence
 
+from _conditions import started_on, verdict
 from _dataplane_measure import METRICS, Result, Results
 from _dataplane_paths import Path
 
@@ -87,7 +88,7 @@ def to_nodeport(metric: str, result: Result, nodeport: Result | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
-def table_rows(paths: Sequence[Path], results: Results) -> list[list[str]]:
+def table_rows(paths: Sequence[Path], results: Results, load: float) -> list[list[str]]:
     with_lb = any(p.key == "loadbalancer" for p in paths)
     rows = []
     for metric, label in METRICS.items():
@@ -136,7 +137,7 @@ def table_rows(paths: Sequence[Path], results: Results) -> list[list[str]]:
                     if result.total_ticks
                     else "-",
                     text,
-                    "" if met is None else ("yes" if met else "NO"),
+                    "" if met is None else verdict(met, load),
                 ]
             )
     return rows
@@ -175,7 +176,7 @@ def cpu_parts_note(paths: Sequence[Path], results: Results) -> str | None:
 
 
 def print_report(
-    args: argparse.Namespace, paths: Sequence[Path], results: Results, pod: str
+    args: argparse.Namespace, paths: Sequence[Path], results: Results, pod: str, load: float
 ) -> None:
     print(
         f"Data plane on loopback: {len(paths)} paths to one kubelab/echo pod ({pod}); "
@@ -189,7 +190,8 @@ def print_report(
         *("proxy CPU", "idle", "goal", "met"),
     ]
     numbers = {i for i, title in enumerate(header) if title in ("value", "idle") or "x " in title}
-    print_table(header, table_rows(paths, results), numbers)
+    print(started_on(load))
+    print_table(header, table_rows(paths, results, load), numbers)
     print(
         f"Generators: wrk -t1 -c{args.connections} (keep-alive), wrk -t1 "
         f"-c{args.new_connections} -H 'Connection: close' (new connections); bulk: "

@@ -90,7 +90,6 @@ process logs.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -98,6 +97,7 @@ import time
 from pathlib import Path as FsPath
 
 from _cluster import BenchCluster
+from _conditions import load_average
 from _dataplane_measure import (
     PhaseFailed,
     Results,
@@ -161,7 +161,7 @@ async def data_plane(
 
 async def bench(args: argparse.Namespace, workdir: FsPath) -> None:
     started = time.monotonic()
-    load = os.getloadavg()[0]
+    load = load_average()
     measured = None if args.skip_dataplane else await data_plane(args, workdir, started)
     propagation = None
     if not args.skip_propagation:
@@ -178,10 +178,10 @@ async def bench(args: argparse.Namespace, workdir: FsPath) -> None:
                 progress,
             )
     if measured is not None:
-        print_report(args, *measured)
+        print_report(args, *measured, load)
     if propagation is not None:
         print()
-        propagation.print()
+        propagation.print(load)
     print(
         f"\nwhole run: {time.monotonic() - started:.0f} s; load average before it: {load:.2f} "
         "(other work on the machine skews every figure)"

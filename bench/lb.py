@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from _cluster import (
     until_in_rotation,
     until_released,
 )
+from _conditions import load_average, started_on, verdict
 from _dataplane_measure import PhaseFailed, phase, progress
 from _dataplane_report import print_table
 from propagation import ms, percentile
@@ -184,13 +184,13 @@ def report(args: argparse.Namespace, samples: list[Sample], load: float, wall: f
         cells = [what, *(ms(v) for v in (percentile(values, 0.5), p99, max(values)))]
         if not goal:
             return [*cells, "", ""]
-        return [*cells, f"p99 <= {GOAL_P99_S * 1000:.0f} ms", "yes" if p99 <= GOAL_P99_S else "NO"]
+        return [*cells, f"p99 <= {GOAL_P99_S * 1000:.0f} ms", verdict(p99 <= GOAL_P99_S, load)]
 
     failed = [s.failed for s in samples]
     print(
         f"LoadBalancer provisioning: {len(samples)} Services applied one at a time (after "
         f"{args.warmup} unmeasured), each deleted once it answered; 3 node agents, one echo "
-        f"pod; load average before the run {load:.2f}"
+        f"pod; {started_on(load)}"
     )
     print_table(
         ["", "p50", "p99", "max", "goal", "met"],
@@ -226,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.services < 1 or args.warmup < 0 or args.probe_timeout <= 0:
         parser.error("--services: at least 1; --warmup: at least 0; --probe-timeout: above 0")
-    load = os.getloadavg()[0]
+    load = load_average()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="kubelab-bench-lb-"))
     try:

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from _conditions import load_average, started_on, verdict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kubelab.core import kinds
@@ -636,12 +637,13 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def print_table(title: str, rows: list[Row], notes: list[str]) -> None:
+def print_table(title: str, rows: list[Row], notes: list[str], load: float) -> None:
     print(title)
+    print(started_on(load))
     width = max(len(r.metric) for r in rows)
     print(f"{'metric':<{width}}  {'value':>16}  {'goal':<16}  met")
     for r in rows:
-        met = "" if r.met is None else ("yes" if r.met else "NO")
+        met = "" if r.met is None else verdict(r.met, load)
         print(f"{r.metric:<{width}}  {r.value:>16}  {r.goal:<16}  {met}")
     for note in notes:
         print(note)
@@ -899,6 +901,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
         f"simulated nodes, real etcd and controller (seed {args.seed})",
         rows,
         notes,
+        args.load,
     )
 
 
@@ -918,6 +921,7 @@ def main() -> None:
     if args.rate <= 0:
         parser.error("--rate must be positive")
 
+    args.load = load_average()  # before anything of ours runs: the machine's own load
     workdir = Path(tempfile.mkdtemp(prefix="kubelab-bench-propagation-"))
     try:
         run_actor(bench(args, workdir))
