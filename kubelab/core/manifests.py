@@ -125,10 +125,9 @@ def _documents(text: str, source: str) -> list[object]:
         except json.JSONDecodeError:
             pass  # Maybe a YAML flow mapping; the YAML reader words any error.
         except ValueError as err:
-            # Python refuses to convert integers of more than 4,300 digits.
-            raise ManifestError(
-                f"{source}: invalid JSON: {_number_problem(err)}", source=source
-            ) from None
+            # A number Python will not convert (long integers are LongInteger by now;
+            # this is the net under that).
+            raise ManifestError(f"{source}: invalid JSON: {err}", source=source) from None
     documents: list[object] = []
     try:
         for document in yaml12.load_all(text):
@@ -150,17 +149,11 @@ def _documents(text: str, source: str) -> list[object]:
     except ValueError as err:
         number = len(documents) + 1
         raise ManifestError(
-            f"{source}: document {number}: invalid YAML: {_number_problem(err)}",
+            f"{source}: document {number}: invalid YAML: {err}",
             source=source,
             document=number,
         ) from None
     return documents
-
-
-def _number_problem(err: ValueError) -> str:
-    if "digits" in str(err):
-        return "a number has too many digits"
-    return str(err)
 
 
 # ---------------------------------------------------------------- documents -> objects

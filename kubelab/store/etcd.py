@@ -197,8 +197,12 @@ class EtcdConnection:
             if "requested lease not found" in (err.details() or ""):
                 raise LeaseExpiredError(err.details()) from None
             details = err.details() or ""
-            # etcd's own limit (--max-request-bytes), or its gRPC server's (that + 512 KiB).
-            if "request is too large" in details or "larger than max" in details:
+            # etcd's own limit (--max-request-bytes), or its gRPC server's (that + 512 KiB),
+            # in the words of etcd and of Go's gRPC server; an answer too large for this
+            # client ("CLIENT: Received message larger than max") is the caller's to handle.
+            if "request is too large" in details or details.startswith(
+                "grpc: received message larger than max"
+            ):
                 raise RequestTooLargeError(details) from None
             raise
 

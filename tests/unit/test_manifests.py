@@ -701,15 +701,26 @@ _DIGITS = "9" * 5000
 
 
 @pytest.mark.parametrize(
-    ("text", "where"),
+    "text",
     [
         pytest.param(
-            '{"apiVersion": "v1", "kind": "Service", "x": ' + _DIGITS + "}", "JSON", id="json"
+            '{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}, '
+            '"spec": {"ports": [{"port": ' + _DIGITS + "}]}}",
+            id="json",
         ),
-        pytest.param("apiVersion: v1\nkind: Service\nx: " + _DIGITS + "\n", "YAML", id="yaml"),
+        pytest.param(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
+            "spec: {ports: [{port: " + _DIGITS + "}]}\n",
+            id="yaml",
+        ),
     ],
 )
-def test_a_number_with_too_many_digits_is_a_manifest_error(text: str, where: str) -> None:
+def test_a_number_with_too_many_digits_is_a_field_error(text: str) -> None:
     # Python refuses int() past 4,300 digits; the CLI called that ValueError a kubelab bug.
-    with pytest.raises(ManifestError, match=f"invalid {where}: a number has too many digits"):
+    with pytest.raises(ManifestError, match=r"spec\.ports\[0\]\.port: Invalid value: 9+\.\.\. "):
         load_manifests(text)
+
+
+def test_a_number_with_too_many_digits_in_an_unknown_field_is_ignored_with_a_warning() -> None:
+    (loaded,) = load_manifests("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nx: " + _DIGITS)
+    assert loaded.warnings == ("x: unknown field, ignored",)
