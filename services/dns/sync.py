@@ -13,7 +13,9 @@ both informers have listed (`first_table`): a DNS server that answered
 NXDOMAIN for Services it had not read yet would be cached as "no such name"
 by every client.
 
-The rebuild runs off the query path, on a worker thread: the event loop takes
+A rebuild of more than a few hundred endpoints (a big headless Service) runs
+off the query path, on a worker thread (a small one runs on the loop, in about a
+millisecond, sooner than a thread could take it): the event loop takes
 a snapshot of the changed Services and their slices (references to immutable
 cached objects, a few per change), the thread computes records, zone and
 table from the snapshot and from state only it touches (`ZoneBuilder`, the
@@ -57,6 +59,13 @@ Snapshot = dict[ServiceKey, tuple[objects_pb2.Service | None, list[objects_pb2.E
 # How long a query may wait for the GIL while a rebuild thread holds it (Python's
 # default is 5 ms, the whole budget of an answer).
 SWITCH_INTERVAL = 0.0005
+# Rebuilds touching at most this many endpoints run on the event loop itself.
+INLINE_ENDPOINTS = 500
+
+
+def _endpoints(snapshot: Snapshot) -> int:
+    return sum(len(eps.endpoints) for _, slices in snapshot.values() for eps in slices)
+
 
 REBUILD_SECONDS = Histogram(
     "kubelab_dns_rebuild_seconds",
@@ -245,7 +254,12 @@ class ZoneSync:
             await self._dirty.wait()
             self._dirty.clear()
             snapshot, serial = self._snapshot()
-            swap(await asyncio.to_thread(self._rebuild, snapshot, serial))
+            if _endpoints(snapshot) <= INLINE_ENDPOINTS:
+                # Small: done here in about a millisecond, sooner than a thread could
+                # take it (handing it over, then sharing the GIL with the queries).
+                swap(self._rebuild(snapshot, serial))
+            else:
+                swap(await asyncio.to_thread(self._rebuild, snapshot, serial))
 
     async def stop(self) -> None:
         for task in self.tasks:
