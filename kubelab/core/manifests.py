@@ -132,24 +132,16 @@ def _documents(text: str, source: str) -> list[object]:
     try:
         for document in yaml12.load_all(text):
             documents.append(document)
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, RecursionError, ValueError) as err:
         number = len(documents) + 1
+        if isinstance(err, yaml.YAMLError):
+            problem = yaml12.problem(err)
+        elif isinstance(err, RecursionError):
+            problem = "nested too deeply"
+        else:
+            problem = str(err)  # a number Python will not convert
         raise ManifestError(
-            f"{source}: document {number}: invalid YAML: {yaml12.problem(err)}",
-            source=source,
-            document=number,
-        ) from None
-    except RecursionError:
-        number = len(documents) + 1
-        raise ManifestError(
-            f"{source}: document {number}: invalid YAML: nested too deeply",
-            source=source,
-            document=number,
-        ) from None
-    except ValueError as err:
-        number = len(documents) + 1
-        raise ManifestError(
-            f"{source}: document {number}: invalid YAML: {err}",
+            f"{source}: document {number}: invalid YAML: {problem}",
             source=source,
             document=number,
         ) from None

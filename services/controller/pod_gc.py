@@ -44,6 +44,22 @@ COLLECTED = Counter(
 _GC: PodKey = ("", "pod-gc")
 
 
+async def delete_pod(store: Store, pod: objects_pb2.Pod, fence: Fence) -> bool:
+    """Delete `pod` as it was read (its resourceVersion), as the leader (`fence`); False
+    when it is gone already."""
+    try:
+        await store.delete(
+            kinds.PODS,
+            pod.metadata.namespace,
+            pod.metadata.name,
+            expected_revision=int(pod.metadata.resource_version),
+            fence=fence,
+        )
+    except NotFoundError:
+        return False
+    return True
+
+
 class PodGarbageCollector:
     def __init__(
         self,
@@ -100,14 +116,7 @@ class PodGarbageCollector:
                 absent[node] = await self._node_absent(node)
             if not absent[node]:
                 continue
-            try:
-                await self.store.delete(
-                    kinds.PODS,
-                    *pod_key,
-                    expected_revision=int(pod.metadata.resource_version),
-                    fence=self.fence,
-                )
-            except NotFoundError:
+            if not await delete_pod(self.store, pod, self.fence):
                 continue
             COLLECTED.labels("orphaned").inc()
             log.info(

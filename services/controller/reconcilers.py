@@ -44,7 +44,6 @@ from kubelab.store import (
     AlreadyExistsError,
     ConflictError,
     Fence,
-    NotFoundError,
     NotLeaderError,
     PodKey,
     Store,
@@ -53,7 +52,7 @@ from kubelab.store import (
 from kubelab.v1 import objects_pb2
 from services.controller.claims import adopt, deployments_selecting, release
 from services.controller.load_balancers import Cloud, LoadBalancerController
-from services.controller.pod_gc import PodGarbageCollector
+from services.controller.pod_gc import PodGarbageCollector, delete_pod
 from services.controller.repair import repair_forever
 from services.controller.slices import SliceController
 
@@ -417,19 +416,15 @@ class Controllers:
         pod = self.pods.get(key)
         if not isinstance(pod, objects_pb2.Pod) or is_terminating(pod):
             return
-        revision = int(pod.metadata.resource_version)
         if not pod.spec.node_name:
-            try:
-                await self.store.delete(
-                    kinds.PODS, *key, expected_revision=revision, fence=self.fence
-                )
-            except NotFoundError:
-                pass
+            await delete_pod(self.store, pod, self.fence)
             return
         marked = objects_pb2.Pod()
         marked.CopyFrom(pod)
         marked.metadata.deletion_timestamp.CopyFrom(to_timestamp(float(int(self.clock()))))
-        await self.store.update(marked, expected_revision=revision, fence=self.fence)
+        await self.store.update(
+            marked, expected_revision=int(pod.metadata.resource_version), fence=self.fence
+        )
 
     async def _delete_orphans(self, key: PodKey) -> None:
         """A deleted Deployment takes its pods with it (Kubernetes' garbage collector)."""
@@ -450,17 +445,10 @@ class Controllers:
         now = self.clock()
         for key in pods_to_evict(pods, self.gone_since, now=now, grace=self.node_grace):
             pod = self.pods.get(key)
-            if pod is None:
-                continue
-            try:
-                # Its status key went with the dead node's lease; nothing else to remove.
-                await self.store.delete(
-                    kinds.PODS,
-                    *key,
-                    expected_revision=int(pod.metadata.resource_version),
-                    fence=self.fence,
-                )
-            except NotFoundError:
+            # Its status key went with the dead node's lease; nothing else to remove.
+            if not isinstance(pod, objects_pb2.Pod) or not await delete_pod(
+                self.store, pod, self.fence
+            ):
                 continue
             log.info(
                 "evicted from a lost node",

@@ -57,6 +57,22 @@ def service_cidr() -> str:
 
 
 @pytest.fixture
+def node(etcd: EtcdServer, tmp_path: Path) -> Iterator[NodeAgentProcess]:
+    """One node agent on its own (no controller), for tests of the agent's API."""
+    agent = NodeAgentProcess(
+        etcd.endpoint,
+        tmp_path,
+        1,
+        ip_base=f"127.10.{random.randint(100, 254)}",
+        pod_base=f"127.{random.randint(200, 250)}",
+        extra_args=("--lease-ttl", "2"),
+    )
+    agent.start()
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture
 def node_grace() -> float:
     """The controller's --node-grace (a test may override it, say to tell pod GC from eviction)."""
     return NODE_GRACE

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from kubelab.client import ApiError, Client
 from kubelab.core import kinds, manifests
 from kubelab.core.kinds import ApiObject
 from kubelab.testing import badinput
-from kubelab.testing.processes import ApiServerProcess, EtcdServer, NodeAgentProcess
+from kubelab.testing.processes import ApiServerProcess, NodeAgentProcess
 from kubelab.v1 import api_pb2, objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -46,21 +45,6 @@ BROKEN_ANSWER = "Stream removed"
 _RESULT_LINE = re.compile(r"^(\S+)/(\S+) (created|configured|unchanged)$")
 
 Key = tuple[str, str, str]  # resource, namespace, name
-
-
-@pytest.fixture
-def node(etcd: EtcdServer, tmp_path: Path) -> Iterator[NodeAgentProcess]:
-    agent = NodeAgentProcess(
-        etcd.endpoint,
-        tmp_path,
-        1,
-        ip_base=f"127.10.{random.randint(100, 254)}",
-        pod_base=f"127.{random.randint(200, 250)}",
-        extra_args=("--lease-ttl", "2"),
-    )
-    agent.start()
-    yield agent
-    agent.stop()
 
 
 def _key(obj: ApiObject) -> Key:

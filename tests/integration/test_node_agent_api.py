@@ -6,9 +6,8 @@ not list, and neither answers UNKNOWN for a client mistake."""
 from __future__ import annotations
 
 import os
-import random
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from google.protobuf import json_format
 
 from kubelab.client import Client
 from kubelab.testing.echo_client import eventually
-from kubelab.testing.processes import EtcdServer, NodeAgentProcess
+from kubelab.testing.processes import NodeAgentProcess
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
 
 if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio channel
@@ -27,21 +26,6 @@ if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio cha
 pytestmark = pytest.mark.integration
 
 SECRET = "root:x:0:0"  # what /etc/passwd starts with
-
-
-@pytest.fixture
-def node(etcd: EtcdServer, tmp_path: Path) -> Iterator[NodeAgentProcess]:
-    agent = NodeAgentProcess(
-        etcd.endpoint,
-        tmp_path,
-        1,
-        ip_base=f"127.10.{random.randint(100, 254)}",
-        pod_base=f"127.{random.randint(200, 250)}",
-        extra_args=("--lease-ttl", "2"),
-    )
-    agent.start()
-    yield agent
-    agent.stop()
 
 
 @pytest.fixture
