@@ -100,6 +100,7 @@ class NodeAgent:
         self._terminating: dict[PodKey, asyncio.Task[None]] = {}
         self._links_skipped: dict[PodKey, tuple[str, ...]] = {}
         self._lease: Lease | None = None
+        self._last_ips: dict[PodKey, str] = {}  # pods this agent has not run yet: their IPs
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -112,6 +113,7 @@ class NodeAgent:
             self._tasks.append(asyncio.create_task(informer.run(), name=informer.name))
         await self.pods.synced.wait()
         await self.services.synced.wait()
+        await self._recall_pod_ips()
         self._tasks += [
             asyncio.create_task(self._keep_lease(), name="lease"),
             asyncio.create_task(self._pod_worker(), name="pods"),
@@ -161,6 +163,28 @@ class NodeAgent:
         await self.store.put_heartbeat(self.config.name, lease)
         # Only now: a lease whose heartbeat was never written must not look registered.
         self._lease = lease
+
+    async def _recall_pod_ips(self) -> None:
+        """Where this node's pods ran before this agent started: an agent that crashed or
+        was restarted runs them again on the same IPs, which the slices and every proxy
+        still hold (their statuses outlive the agent until its old lease expires). A kubelet
+        restart leaves its pods running; this is the nearest a restart of processes gets."""
+        keys = [key for key, pod in self.pods.cache.items() if self._mine(pod)]
+        statuses = await asyncio.gather(
+            *(self.store.get_pod_status(*key) for key in keys), return_exceptions=True
+        )
+        for key, status in zip(keys, statuses, strict=True):
+            if isinstance(status, objects_pb2.PodStatus) and status.pod_ip:
+                if status.host_ip == self.config.node_ip:
+                    self._last_ips[key] = status.pod_ip
+            elif isinstance(status, Exception):  # etcd away: lowest free IPs it is
+                log.warning("pod %s/%s: its last IP is unknown: %s", *key, status)
+        if self._last_ips:
+            log.info(
+                "running %d pods again on their last IPs",
+                len(self._last_ips),
+                extra={"node": self.config.name},
+            )
 
     async def _keep_lease(self) -> None:
         """Renew the node's lease from a thread of its own (`LeaseKeeper`): programming a
@@ -245,8 +269,12 @@ class NodeAgent:
                 grace = float(pod.spec.termination_grace_period_seconds)
                 self._start_termination(key, grace, delete_object=True)
                 return
-            await self.runtime.ensure(pod, self._env_for(key))
+            last_ip = self._last_ips.pop(key, "")
+            await self.runtime.ensure(
+                pod, self._env_for(key), last_ip=last_ip, avoid=self._last_ips.values()
+            )
             return
+        self._last_ips.pop(key, None)  # gone before it ran here again: its IP is free
         if key in self.runtime.running():
             self._start_termination(key, 0.0 if pod is None else 30.0, delete_object=False)
 

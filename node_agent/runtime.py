@@ -18,6 +18,9 @@ restarts); this module owns what is per pod:
   read (`open_log`) only for a container of a pod this runtime runs, by the
   names in its spec, never a path from a caller, and never through a symlink
   (a container can write into its directory: it could plant one);
+- the pod's IP: the lowest free one of the node's pod CIDR, or the one the
+  caller says the pod had when it is free (an agent that restarted runs its
+  pods again where the slices and the proxies still send their traffic);
 - the PodStatus (kubelet's generateAPIPodStatus): phase from the container
   states (`kubelab.core.pod_status.pod_phase`), podIP/podIPs, hostIP,
   startTime (when `ensure` first saw the pod), containerStatuses, and the
@@ -51,7 +54,7 @@ import os
 import shutil
 import signal
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -128,8 +131,18 @@ class PodRuntime:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def ensure(self, pod: objects_pb2.Pod, env: Mapping[str, str]) -> None:
-        """Run `pod` if it is not running; see the module doc for what a running pod gets."""
+    async def ensure(
+        self,
+        pod: objects_pb2.Pod,
+        env: Mapping[str, str],
+        *,
+        last_ip: str = "",
+        avoid: Collection[str] = (),
+    ) -> None:
+        """Run `pod` if it is not running; see the module doc for what a running pod gets.
+
+        `last_ip`: where the pod ran before this runtime started (an agent's restart), to
+        run it there again if free; `avoid`: other such pods' addresses, kept for them."""
         key = (pod.metadata.namespace, pod.metadata.name)
         while (known := self._pods.get(key)) is not None:
             if not pod.metadata.uid or known.pod.metadata.uid == pod.metadata.uid:
@@ -137,7 +150,7 @@ class PodRuntime:
                 return
             log.info("pod replaced by a new uid", extra=self._kobj(known))
             await self.terminate(*key, known.grace_seconds)
-        self._start(key, pod, env)
+        self._start(key, pod, env, self._allocate_ip(last_ip, avoid))
 
     async def terminate(self, namespace: str, name: str, grace_seconds: float) -> None:
         """SIGTERM every container, SIGKILL after `grace_seconds`, then forget the pod.
@@ -221,8 +234,7 @@ class PodRuntime:
                 return runner
         raise KeyError(container)
 
-    def _start(self, key: PodKey, pod: objects_pb2.Pod, env: Mapping[str, str]) -> None:
-        ip = self._allocate_ip()
+    def _start(self, key: PodKey, pod: objects_pb2.Pod, env: Mapping[str, str], ip: str) -> None:
         directory = self.log_dir / f"{key[0]}_{key[1]}"
         shutil.rmtree(directory, ignore_errors=True)  # an earlier pod's, of the same name
         self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -295,9 +307,19 @@ class PodRuntime:
                 task.add_done_callback(self._background.discard)
         known.pod = _copy(pod)
 
-    def _allocate_ip(self) -> str:
+    def _allocate_ip(self, last_ip: str = "", avoid: Collection[str] = ()) -> str:
+        """`last_ip` when it is a pod address of this node and free, else the lowest free
+        one not in `avoid`."""
         taken = {known.ip for known in self._pods.values()}
         first = int(self._network.network_address) + 2
+        if last_ip and last_ip not in taken:
+            try:
+                address = int(ipaddress.ip_address(last_ip))
+            except ValueError:
+                address = 0
+            if first <= address < int(self._network.broadcast_address):
+                return last_ip
+        taken.update(avoid)
         for host in self._network.hosts():
             if int(host) >= first and str(host) not in taken:
                 return str(host)

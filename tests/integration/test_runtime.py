@@ -214,6 +214,32 @@ async def test_pod_ips_lowest_free_from_dot_two_and_released_on_terminate(node: 
     assert node.status("c").pod_ip == FIRST_IP
 
 
+@pytest.mark.parametrize(
+    ("reported", "expected"),
+    [
+        ("127.244.201.77", "127.244.201.77"),  # an agent's restart: the pod keeps its IP
+        (FIRST_IP, "127.244.201.3"),  # taken by "a" meanwhile: the lowest free one
+        ("127.244.201.1", "127.244.201.3"),  # the gateway is never a pod's
+        ("127.244.201.255", "127.244.201.3"),  # nor the broadcast address
+        ("127.244.202.9", "127.244.201.3"),  # another node's range
+        ("fd00::9", "127.244.201.3"),
+        ("garbage", "127.244.201.3"),
+    ],
+)
+async def test_a_pod_runs_again_on_its_reported_ip_when_free(
+    node: Node, reported: str, expected: str
+) -> None:
+    await node.runtime.ensure(make_pod("a", program("sleep", "60")), {})
+    await node.runtime.ensure(make_pod("b", program("sleep", "60")), {}, last_ip=reported)
+    assert node.status("b").pod_ip == expected
+
+
+async def test_a_new_pod_avoids_the_ips_kept_for_pods_not_run_again_yet(node: Node) -> None:
+    kept = [FIRST_IP, "127.244.201.3"]
+    await node.runtime.ensure(make_pod("new", program("sleep", "60")), {}, avoid=kept)
+    assert node.status("new").pod_ip == "127.244.201.4"
+
+
 async def test_command_pod_runs_the_program_with_service_and_pod_env(node: Node) -> None:
     shop = objects_pb2.Service()
     shop.metadata.name, shop.metadata.namespace = "shop", "default"

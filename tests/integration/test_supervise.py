@@ -236,6 +236,10 @@ async def test_a_killed_actor_comes_back_by_itself(cluster: Cluster, actor: str)
     survivors = {name: facts for name, facts in before.items() if facts[0] != actor}
     assert survivors, "every pod was on the killed node"
     assert {name: after.get(name) for name in survivors} == survivors
+    # A restarted node agent runs its pods again on the IPs they had, where the slices
+    # and every proxy still send their traffic.
+    rerun = {name: facts[:2] for name, facts in before.items() if facts[0] == actor}
+    assert {name: after.get(name, ("", ""))[:2] for name in rerun} == rerun
 
 
 def test_up_starts_only_the_missing_actor_where_it_was(cluster: Cluster) -> None:
