@@ -34,20 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from propagation import (
-    NODE_IPS,
-    Change,
-    NotConverged,
-    Row,
-    SliceWatch,
-    World,
-    flip,
-    keep_leases,
-    ms,
-    percentile,
-    populate,
-    print_table,
-)
+from _propagation_probes import Change, Row, SliceWatch, flip, ms, percentile, print_table
+from _propagation_world import NODE_IPS, NotConverged, World, keep_leases, populate
 
 from kubelab.store import Store
 from kubelab.testing.processes import ControllerProcess, EtcdServer
