@@ -21,10 +21,11 @@ down: $(BIN)/kubelab
 status: $(BIN)/kubelab
 	$(BIN)/kubelab status
 
-test: $(BIN)/kubelab          ## the whole suite: lint, types, unit, integration
+test: $(BIN)/kubelab          ## the whole suite: lint, types, import layers, unit, integration
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 test-fast: $(BIN)/kubelab
@@ -34,6 +35,7 @@ lint: $(BIN)/kubelab
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 proto: $(BIN)/kubelab         ## regenerate kubelab/v1 from proto/
 	$(BIN)/python proto/generate.py
