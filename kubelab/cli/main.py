@@ -11,24 +11,33 @@ quietly (`get -w` ends that way).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
 
 import click
 
-from kubelab.cli.apply import apply
-from kubelab.cli.cluster import down, status, up
 from kubelab.cli.common import Settings, namespace_option, server_option
-from kubelab.cli.delete import delete
-from kubelab.cli.describe import describe
-from kubelab.cli.dns import dns_command
 from kubelab.cli.errors import CliError, from_api_error
-from kubelab.cli.get import get
-from kubelab.cli.label import label
-from kubelab.cli.logs import logs
-from kubelab.cli.scale import scale
 from kubelab.client import ApiError
+
+# Each verb's module is imported only when that verb runs (or help lists it): `up`
+# alone pulls in the launcher and rich, `dns` dnspython, `describe` its printers, and
+# a `kubelab get svc` that imported them all spent most of its time importing.
+VERBS: dict[str, tuple[str, str]] = {
+    "up": ("kubelab.cli.cluster", "up"),
+    "down": ("kubelab.cli.cluster", "down"),
+    "status": ("kubelab.cli.cluster", "status"),
+    "apply": ("kubelab.cli.apply", "apply"),
+    "get": ("kubelab.cli.get", "get"),
+    "describe": ("kubelab.cli.describe", "describe"),
+    "delete": ("kubelab.cli.delete", "delete"),
+    "label": ("kubelab.cli.label", "label"),
+    "scale": ("kubelab.cli.scale", "scale"),
+    "logs": ("kubelab.cli.logs", "logs"),
+    "dns": ("kubelab.cli.dns", "dns_command"),
+}
 
 
 def _fail(error: CliError) -> None:
@@ -39,6 +48,17 @@ def _fail(error: CliError) -> None:
 
 
 class KubelabGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = VERBS.get(cmd_name)
+        if where is None:
+            return None
+        command = getattr(importlib.import_module(where[0]), where[1])
+        assert isinstance(command, click.Command)
+        return command
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -81,10 +101,6 @@ def cli(ctx: click.Context) -> None:
     `kubelab apply -f examples/shop-service.yaml`, `kubelab get svc`.
     """
     ctx.ensure_object(Settings)
-
-
-for command in (up, down, status, apply, get, describe, delete, label, scale, logs, dns_command):
-    cli.add_command(command)
 
 
 def main() -> None:

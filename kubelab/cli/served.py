@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from kubelab.cli.printers import NONE
 from kubelab.client import Client
 from kubelab.core import kinds
-from kubelab.core.endpointslices import SERVICE_NAME_LABEL
+from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.core.proxy_rules import served_at
 from kubelab.v1 import objects_pb2
 

@@ -72,6 +72,7 @@ from dataclasses import dataclass
 
 from kubelab.core import kinds
 from kubelab.core.deployments import SAFE_ALPHABET, SUFFIX_LENGTH
+from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.core.slice_endpoints import (
     ADDRESS_TYPE,
     EndpointKey,
@@ -97,7 +98,6 @@ __all__ = [
 ]
 
 MANAGED_BY = "endpointslice-controller.k8s.io"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 _RESERVED_LABELS = frozenset({SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL})

@@ -16,6 +16,9 @@ from google.protobuf.message import Message
 
 from kubelab.v1 import api_pb2, objects_pb2
 
+# The label that ties an EndpointSlice to its Service (discovery.k8s.io).
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
 # Any API object. Every member has `.metadata`, so code can reach it untyped-free.
 ApiObject: TypeAlias = (
     objects_pb2.Service
