@@ -1,7 +1,7 @@
 """The probes bench/propagation.py measures with, and its table.
 
 `SliceWatch` follows every slice and tells when each readiness change arrived;
-`LeaderWatch` and `CpuSampler` watch a controller's restart; `flip`/`propagate` make the
+`LeaderWatch` and `SyncedLog` watch a controller's restart; `flip`/`propagate` make the
 changes; `CpuHog` takes a core for the "one core taken" run; `print_runs` prints the
 runs side by side. bench/_dataplane_propagation.py and bench/lb.py reuse them.
 """
@@ -9,6 +9,8 @@ runs side by side. bench/_dataplane_propagation.py and bench/lb.py reuse them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import math
 import os
 import random
@@ -40,9 +42,6 @@ DRAIN_DEADLINE = 15.0
 SETTLE_S = 1.0
 SETTLE_DEADLINE = 20.0
 
-# Resync proxy: CPU quiet for this long, sampled this often.
-QUIET_WINDOW_S = 0.2
-CPU_SAMPLE_S = 0.02
 CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
@@ -221,38 +220,50 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * CLOCK_TICK_S
 
 
-class CpuSampler:
+class SyncedLog:
+    """When a controller says it has reconciled everything once: the moment this process
+    finds its "synced" line in the controller's log (polled every 20 ms; a log record is
+    flushed as it is written), and the controller's CPU time from its start to then."""
+
     def __init__(self, controller: ControllerProcess) -> None:
         self.controller = controller
-        self.samples: list[tuple[float, float]] = []
-        self.task = asyncio.create_task(self._run(), name="cpu sampler")
+        self.at: float | None = None  # monotonic
+        self.cpu: float | None = None
+        self._read = 0
 
-    async def _run(self) -> None:
-        while True:
-            process = self.controller.process
-            if process is not None:
-                try:
-                    self.samples.append((time.monotonic(), cpu_seconds(process.pid)))
-                except OSError:
-                    return
-            await asyncio.sleep(CPU_SAMPLE_S)
+    def poll(self) -> bool:
+        """True once the line is there."""
+        if self.at is not None:
+            return True
+        try:
+            with open(self.controller.log_path, "rb") as log:
+                log.seek(self._read)
+                chunk = log.read()
+        except FileNotFoundError:
+            return False
+        complete = chunk.rfind(b"\n") + 1
+        self._read += complete
+        if not any(_is_synced(line) for line in chunk[:complete].splitlines()):
+            return False
+        self.at = time.monotonic()
+        process = self.controller.process
+        if process is not None:
+            with contextlib.suppress(OSError):
+                self.cpu = cpu_seconds(process.pid)
+        return True
 
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
 
-    def quiet_since(self, after: float) -> tuple[float, float] | None:
-        """Start of the first QUIET_WINDOW_S at or after `after` with at most one clock
-        tick of CPU, and the CPU seconds used from the first sample to it."""
-        for i, (start, used) in enumerate(self.samples):
-            if start < after:
-                continue
-            for end, later in self.samples[i + 1 :]:
-                if end - start >= QUIET_WINDOW_S:
-                    if later - used <= CLOCK_TICK_S * 1.01:
-                        return start, used - self.samples[0][1]
-                    break
-        return None
+def _is_synced(line: bytes) -> bool:
+    """The controller's "synced" record, as JSON (KUBELAB_LOG_FORMAT=json, or stderr not a
+    terminal) or as text (`12:00:00 I controller synced seconds=0.04`)."""
+    if line.startswith(b"{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        return isinstance(record, dict) and record.get("msg") == "synced"
+    words = line.split()
+    return words[1:4] == [b"I", b"controller", b"synced"]
 
 
 # ---------------------------------------------------------------------- phases
