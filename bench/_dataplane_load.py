@@ -35,12 +35,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import select
 import socket
 import sys
 import time
 from typing import cast
+
+from _stats import percentile
 
 from kubelab.runtime.loop import run_actor
 
@@ -302,11 +303,6 @@ class _Pinger:
                 elapsed = self.ping()
                 if keep:
                     samples.append(elapsed)
-
-
-def percentile(values: list[int], q: float) -> float:
-    ordered = sorted(values)
-    return float(ordered[max(0, math.ceil(q * len(ordered)) - 1)])
 
 
 def latency(args: argparse.Namespace) -> dict[str, dict[str, float | list[float]]]:

@@ -34,8 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _propagation_probes import Change, Row, SliceWatch, flip, ms, percentile, print_table
+from _propagation_probes import Change, Row, SliceWatch, flip, ms, print_table
 from _propagation_world import NODE_IPS, NotConverged, World, keep_leases, populate
+from _stats import percentile
 
 from kubelab.store import Store
 from kubelab.testing.processes import ControllerProcess, EtcdServer

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import aetcd
 import aetcd.rpc as etcdrpc
+from _stats import percentile
 
 from kubelab.client import Client
 from kubelab.testing.processes import (
@@ -76,11 +77,6 @@ async def timed(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - started, latencies
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def bench_raw(

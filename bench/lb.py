@@ -56,7 +56,8 @@ from _cluster import (
 from _conditions import load_average, started_on, verdict
 from _dataplane_measure import PhaseFailed, phase, progress
 from _dataplane_report import print_table
-from _propagation_probes import ms, percentile
+from _propagation_probes import ms
+from _stats import percentile
 
 from kubelab.client import Client
 from kubelab.runtime.loop import run_actor

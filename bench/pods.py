@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import shutil
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from _stats import percentile
 from google.protobuf import json_format
 
 from kubelab.client import ApiError, Client
@@ -253,12 +253,6 @@ async def reset(cluster: Cluster, api: Client, store: Store, victim: str, interv
             f"Ready nodes {sorted(nodes_ready)}"
         ),
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank: the smallest value with at least q of the values at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def print_table(args: argparse.Namespace, samples: dict[str, list[float]], killed: int) -> None:

@@ -60,13 +60,13 @@ from _propagation_probes import (
     SyncedLog,
     measure_baseline,
     ms,
-    percentile,
     print_runs,
     propagate,
     settle,
     until,
 )
 from _propagation_world import NODE_IPS, NotConverged, World, keep_leases, populate
+from _stats import percentile
 
 from kubelab.runtime.loop import run_actor
 from kubelab.store import Store
