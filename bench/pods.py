@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from _conditions import load_average, started_on
 from _stats import percentile
 from google.protobuf import json_format
 
@@ -263,6 +264,7 @@ def print_table(args: argparse.Namespace, samples: dict[str, list[float]], kille
         f"lease TTL {args.lease_ttl} s, node grace {args.node_grace:g} s, "
         f"API polled every {args.poll * 1000:.0f} ms"
     )
+    print(started_on(args.load))
     print(f"{'metric':<44} {'p50 s':>7} {'p99 s':>7}")
     for key, label in METRICS.items():
         values = samples[key]
@@ -351,6 +353,7 @@ def main() -> None:
     )
     parser.add_argument("--poll", type=float, default=0.02, help="API poll interval, seconds")
     args = parser.parse_args()
+    args.load = load_average()  # before anything of ours runs
     if args.runs < 1 or args.replicas < 1:
         parser.error("--runs and --replicas must be at least 1")
 
