@@ -186,9 +186,8 @@ def commands(block: Block) -> list[Command]:
         if not text.strip() or text.lstrip().startswith("#"):
             continue
         while text.endswith("\\") and i < len(lines):
-            text = (
-                text[:-1] + " " + (lines[i][2:] if lines[i].startswith("> ") else lines[i]).lstrip()
-            )
+            more = lines[i][2:] if lines[i].startswith("> ") else lines[i]
+            text = f"{text[:-1].rstrip()} {more.lstrip()}"
             i += 1
         heredoc = _HEREDOC.search(strip_comment(text))
         if heredoc:
