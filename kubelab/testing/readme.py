@@ -212,6 +212,19 @@ def readme_commands(markdown: str) -> list[Command]:
     return [command for block in blocks(markdown) for command in commands(block)]
 
 
+_BENCH = re.compile(r"`((?:\.venv/bin/)?python3? bench/\w+\.py(?: [^`]*)?)`")
+
+
+def bench_commands(markdown: str) -> list[tuple[int, str]]:
+    """The benchmark commands the prose gives (`.venv/bin/python bench/dns.py --skip-qps`),
+    with their line, each once: minutes each, so a test can only check they start."""
+    found: dict[str, int] = {}
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        for match in _BENCH.finditer(line):
+            found.setdefault(match.group(1), number)
+    return [(number, text) for text, number in found.items()]
+
+
 # ---- output shapes ----------------------------------------------------------------------
 
 _IP = r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?::\d+)?(?:/(?:TCP|UDP|SCTP))?"

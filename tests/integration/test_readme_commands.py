@@ -24,11 +24,12 @@ import json
 import shutil
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from kubelab.testing.docker import REPO_ROOT
-from kubelab.testing.readme import Command, readme_commands
+from kubelab.testing.readme import Command, bench_commands, readme_commands
 from tests.docker_fixtures import require
 from tests.readme_shell import Shell
 
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 README = REPO_ROOT / "README.md"
 COMMANDS = [c for c in readme_commands(README.read_text()) if c.kind != "lab"]
+BENCHES = bench_commands(README.read_text())
 START = "make up"  # the fixture runs it: every test needs the cluster it starts
 
 # Commands the test does not run, by their first line (comment left out), and why.
@@ -156,3 +158,16 @@ def test_readme_command(readme: Shell, command: Command) -> None:
         return
 
     readme.check(command, text, any_order=any(map(command.head.startswith, ANY_ORDER)))
+
+
+@pytest.mark.parametrize(("line", "text"), BENCHES, ids=[f"L{line}" for line, _ in BENCHES])
+def test_readme_benchmark_command_starts(tmp_path: Path, line: int, text: str) -> None:
+    """A benchmark takes minutes (`make bench` half an hour), far beyond this test's budget:
+    as far as a test goes, each one the README names runs as written up to its argument
+    parsing, and knows every option the README gives it."""
+    result = Shell(tmp_path / "home").run(f"{text} --help")
+    assert result.returncode == 0 and "usage:" in result.stdout, (
+        f"README line {line}: {text} --help:\n{result.stdout}{result.stderr}"
+    )
+    for option in (word for word in text.split() if word.startswith("--")):
+        assert option in result.stdout, f"README line {line}: {option} unknown to {text}"

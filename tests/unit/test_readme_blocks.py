@@ -7,6 +7,7 @@ import pytest
 from kubelab.testing.docker import REPO_ROOT
 from kubelab.testing.readme import (
     Command,
+    bench_commands,
     blocks,
     command_names,
     commands,
@@ -332,3 +333,16 @@ def test_the_readme_has_commands_of_each_kind() -> None:
     assert sum(bool(c.expected) for c in found) >= 20
     assert any(c.head == "make up" for c in found)
     assert commands(blocks("```text\n$ not run\n```\n")[0]) == []
+
+
+def test_bench_commands_in_prose() -> None:
+    prose = (
+        "Run `.venv/bin/python bench/api.py` (or `python bench/api.py`), then\n"
+        "`.venv/bin/python bench/dns.py --skip-qps` and `.venv/bin/python bench/api.py` again;\n"
+        "`bench/_conditions.py` is a module, `make bench` runs them all.\n"
+    )
+    assert bench_commands(prose) == [
+        (1, ".venv/bin/python bench/api.py"),
+        (1, "python bench/api.py"),
+        (2, ".venv/bin/python bench/dns.py --skip-qps"),
+    ]
