@@ -33,10 +33,11 @@ _HEREDOC = re.compile(r"<<-?\s*'?\"?(\w+)'?\"?")
 # `<podIP>`, `<a node agent's pid from kubelab status>`: the reader fills these in.
 _PLACEHOLDER = re.compile(r"<[A-Za-z][^<>]*>")
 _KEYWORDS = {"for", "in", "do", "done", "while", "until", "if", "then", "else", "fi", "!"}
-# Output that says the command failed, as kubelab words it.
+# Commands that change the cluster (a rough cut, for README lines).
 _CHANGES = re.compile(
     r"\bkubelab\s+(apply|create|delete|label|annotate|scale|up|down)\b|\bmake\b|\bkill\b|-X\s*POST"
 )
+# Output that says the command failed, as kubelab words it.
 _FAILURE = re.compile(r'^(error:|The \w+ "[^"]*" is invalid)')
 
 
