@@ -1,0 +1,3 @@
+"""node_agent: imports kubelab first, for its process-wide settings (kubelab/__init__.py)."""
+
+import kubelab  # noqa: F401
