@@ -45,6 +45,7 @@ from kubelab.store.etcd import Lease, channel_target
 log = logging.getLogger(__name__)
 
 DEFAULT_STALL_LIMIT = 30.0
+RETRY_DELAY = 0.05  # after a failed renewal (a refused connection fails at once)
 
 
 class LeaseLost(enum.Enum):
@@ -71,12 +72,10 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self.renewals = 0
 
-    def _renew_once(self, stub: etcdrpc.LeaseStub) -> int:
+    def _renew_once(self, stub: etcdrpc.LeaseStub, timeout: float) -> int:
         """One keep-alive round trip; the TTL etcd answered (0: the lease is gone)."""
         request = etcdrpc.LeaseKeepAliveRequest(ID=self.lease.id)
-        # A deadline of a third of the TTL: a frozen or cut-off member must read as
-        # "unconfirmed" in time, not hang the renewal.
-        replies = stub.LeaseKeepAlive(iter([request]), timeout=self.interval)
+        replies = stub.LeaseKeepAlive(iter([request]), timeout=timeout)
         try:
             for reply in replies:
                 return int(reply.TTL)
@@ -86,7 +85,13 @@ class LeaseKeeper:
 
     def _keep(self) -> LeaseLost | None:
         """The thread: renew every interval until the lease is lost (its reason) or
-        `_stop` is set (None)."""
+        `_stop` is set (None).
+
+        A renewal may take as long as the lease has left (a starved etcd answers in
+        hundreds of milliseconds, and an answer that arrives in time still counts); a
+        failed one is tried again at once, not an interval later, which with a 2 s TTL
+        left a single slow renewal no second chance. "Confirmed" is when the renewal
+        that etcd answered was sent: etcd's own TTL restarts no earlier than that."""
         host, port = channel_target(self.endpoint)
         options = [
             ("grpc.initial_reconnect_backoff_ms", 100),
@@ -95,20 +100,26 @@ class LeaseKeeper:
         with grpc.insecure_channel(f"{host}:{port}", options=options) as channel:
             stub = etcdrpc.LeaseStub(channel)
             confirmed = self._clock()
-            while not self._stop.wait(self.interval):
-                now = self._clock()
-                if now - self._ticked > self.stall_limit:
+            due = confirmed + self.interval
+            failure: grpc.RpcError | None = None
+            while not self._stop.wait(max(0.0, due - self._clock())):
+                sent = self._clock()
+                if sent - self._ticked > self.stall_limit:
                     return LeaseLost.STALLED
+                left = confirmed + self.lease.ttl - sent
+                if left <= 0:
+                    log.warning("lease %x: renewal failed: %s", self.lease.id, failure)
+                    return LeaseLost.UNCONFIRMED
                 try:
-                    ttl = self._renew_once(stub)
+                    ttl = self._renew_once(stub, timeout=left)
                 except grpc.RpcError as err:
-                    if self._clock() - confirmed >= self.lease.ttl:
-                        log.warning("lease %x: renewal failed: %s", self.lease.id, err)
-                        return LeaseLost.UNCONFIRMED
+                    failure = err
+                    due = self._clock() + RETRY_DELAY
                     continue
                 if ttl <= 0:
                     return LeaseLost.EXPIRED
-                confirmed = self._clock()
+                confirmed, failure = sent, None
+                due = sent + self.interval
                 self.renewals += 1
         return None
 

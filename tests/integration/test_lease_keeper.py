@@ -17,7 +17,7 @@ import pytest
 
 from kubelab.store import LeaseKeeper, LeaseLost, Store
 from kubelab.testing.echo_client import eventually
-from kubelab.testing.processes import EtcdServer
+from kubelab.testing.processes import EtcdServer, async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +87,32 @@ async def test_an_unreachable_etcd_is_reported_after_a_ttl(store: Store, etcd: E
         assert 1.5 <= time.monotonic() - began <= 4.5
     finally:
         os.kill(etcd.process.pid, signal.SIGCONT)
+
+
+async def test_a_renewal_slower_than_an_interval_still_counts(
+    store: Store, etcd: EtcdServer
+) -> None:
+    """A starved etcd answers late; an answer within the TTL keeps the lease. (Each
+    renewal once had only a third of the TTL, and a failure waited another third: one
+    slow renewal, here etcd frozen for 3 s of a 4 s lease, lost a live holder's lease.)"""
+    lease = await store.grant_lease(4)
+    await store.put_heartbeat("node-1", lease)
+    keeper = LeaseKeeper(store.endpoint, lease)
+    running = asyncio.create_task(keeper.run())
+    assert etcd.process is not None
+    # Freeze etcd right after a renewal: the next one is due in 1.33 s, and waits.
+    await async_wait_until(lambda: keeper.renewals >= 1, 5, "a first renewal", interval=0.002)
+    renewed = keeper.renewals
+    await async_wait_until(lambda: keeper.renewals > renewed, 5, "a renewal", interval=0.002)
+    os.kill(etcd.process.pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(3.0)
+    finally:
+        os.kill(etcd.process.pid, signal.SIGCONT)
+    frozen_through = keeper.renewals
+    await async_wait_until(lambda: keeper.renewals > frozen_through, 5, "renewals again")
+    assert not running.done(), running.result()
+    assert (await store.live_nodes())[0] == {"node-1"}
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await store.revoke_lease(lease)
