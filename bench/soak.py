@@ -122,8 +122,8 @@ async def run_phase(
     progress(f"{cluster.name} {name}: {seconds:g} s of loops and work")
     for loop in cluster.loops.values():
         await loop.start()
-    work.start()
     work.done.clear()
+    work.start()
     start = time.monotonic()
     samples: list[float] = []
     while (now := time.monotonic()) < start + seconds:
