@@ -222,10 +222,16 @@ def main() -> None:
             Embedded(workdir) if mode == "embedded" else InLab(args.image, workdir)
         )
         try:
-            phases += [r.phase for r in asyncio.run(soak_mode(cluster, args, workdir, load))]
+            ran = [r.phase for r in asyncio.run(soak_mode(cluster, args, workdir, load))]
         except Exception as err:  # a bench reports what broke and goes on
             traceback.print_exc()
             print(f"\n{mode}: the soak broke off: {type(err).__name__}: {err} (logs: {workdir})")
+            continue
+        phases += ran
+        if all(p.clean and p.detected for p in ran):
+            shutil.rmtree(workdir, ignore_errors=True)  # nothing in the logs to explain
+        else:
+            print(f"{mode}: logs kept in {workdir}")
     if shutil.which(HOG[0]) is None or len(phases) < 2 * len(modes):
         verdict = "not judged (a phase did not run)"
     else:
