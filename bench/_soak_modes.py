@@ -148,20 +148,26 @@ class SoakCluster:
         """Every pinned pod Ready (re-created if the node's loss evicted it)."""
         deadline = time.monotonic() + timeout
         while True:
-            missing = 0
+            waiting: list[str] = []
             for node in NODES:
+                name = f"soak-pin-{node}"
                 try:
-                    pod = await self.api.get("pods", f"soak-pin-{node}")
+                    pod = await self.api.get("pods", name)
                 except ApiError:
-                    await self.api.apply(pinned_pod(f"soak-pin-{node}", node, self.labels))
-                    missing += 1
+                    await self.api.apply(pinned_pod(name, node, self.labels))
+                    waiting.append(f"{name} (evicted: created again)")
                     continue
                 assert isinstance(pod, objects_pb2.Pod)
-                missing += not is_ready(pod)
-            if not missing:
+                if not is_ready(pod):
+                    waiting.append(f"{name} ({pod.status.phase or 'Pending'})")
+            if not waiting:
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{missing} pinned pods not Ready after {timeout:g} s")
+                live, _ = await self.store.live_nodes()
+                raise TimeoutError(
+                    f"not Ready after {timeout:g} s: {', '.join(waiting)}; nodes with a live "
+                    f"lease: {', '.join(sorted(live)) or 'none'}"
+                )
             await asyncio.sleep(0.2)
 
     async def kill(self) -> float:

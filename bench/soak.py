@@ -144,8 +144,7 @@ async def run_phase(
         detection, detail = None, str(err)
     if hog is not None:
         hog.stop()
-    progress(f"{cluster.name} {name}: {detail}; starting {VICTIM} again")
-    await cluster.revive()
+    progress(f"{cluster.name} {name}: {detail}")
     phase = Phase(
         name=name,
         hog=hog is not None,
@@ -161,9 +160,14 @@ async def run_phase(
 
 
 async def soak_mode(
-    cluster: SoakCluster, args: argparse.Namespace, workdir: Path, load_before: float
-) -> list[PhaseReport]:
-    reports: list[PhaseReport] = []
+    cluster: SoakCluster,
+    args: argparse.Namespace,
+    workdir: Path,
+    load_before: float,
+    reports: list[PhaseReport],
+) -> None:
+    """Both phases on `cluster`, each one's report added to `reports` as it ends (so a
+    later step that breaks loses nothing measured)."""
     try:
         progress(f"{cluster.name}: starting the cluster")
         await cluster.open()
@@ -177,6 +181,9 @@ async def soak_mode(
             if shutil.which(HOG[0]):
                 phases.append(("hog", Hog(workdir)))
             for name, hog in phases:
+                if reports:
+                    progress(f"{cluster.name}: starting {VICTIM} again")
+                    await cluster.revive()
                 try:
                     report = await run_phase(
                         cluster,
@@ -195,8 +202,7 @@ async def soak_mode(
             await monitor.stop()
     finally:
         await cluster.close()
-    print_mode(cluster.name, reports, cluster.where(), DEMAND)
-    return reports
+        print_mode(cluster.name, reports, cluster.where(), DEMAND)
 
 
 def main() -> None:
@@ -216,26 +222,27 @@ def main() -> None:
             "skipped, and the goals are not judged"
         )
     phases: list[Phase] = []
+    expected = 2 if shutil.which(HOG[0]) else 1
     for mode in modes:
         workdir = Path(tempfile.mkdtemp(prefix=f"kubelab-soak-{mode}-"))
         cluster: SoakCluster = (
             Embedded(workdir) if mode == "embedded" else InLab(args.image, workdir)
         )
+        reports: list[PhaseReport] = []
         try:
-            ran = [r.phase for r in asyncio.run(soak_mode(cluster, args, workdir, load))]
+            asyncio.run(soak_mode(cluster, args, workdir, load, reports))
         except Exception as err:  # a bench reports what broke and goes on
             traceback.print_exc()
             print(f"\n{mode}: the soak broke off: {type(err).__name__}: {err} (logs: {workdir})")
-            continue
+        ran = [r.phase for r in reports]
         phases += ran
-        if all(p.clean and p.detected for p in ran):
+        if len(ran) == expected and all(p.clean and p.detected for p in ran):
             shutil.rmtree(workdir, ignore_errors=True)  # nothing in the logs to explain
         else:
             print(f"{mode}: logs kept in {workdir}")
-    if shutil.which(HOG[0]) is None or len(phases) < 2 * len(modes):
+    verdict = judge(phases, DEMAND)
+    if len(phases) < expected * len(modes) and verdict != "MISSED":
         verdict = "not judged (a phase did not run)"
-    else:
-        verdict = judge(phases, DEMAND)
     print(
         f"\ngoals (0 false NotReady / 0 leader changes / 0 failed requests, detection <= 3 s), "
         f"{'+'.join(modes)}, {args.minutes:g}-minute phases: {verdict}"
