@@ -285,6 +285,20 @@ class InLab(SoakCluster):
     async def close(self) -> None:
         if hasattr(self, "lab"):
             logs = await asyncio.to_thread(self.lab.logs, 100_000)
+            # Every thread of every node's processes, with its state and what it waits in:
+            # a node that went quiet shows whether it is blocked, and where.
+            for node in ("node1", "node2", "node3"):
+                threads = await asyncio.to_thread(
+                    docker,
+                    *(
+                        "top",
+                        self.compose.container(node),
+                        "-eLo",
+                        "pid,lwp,stat,wchan:32,time,args",
+                    ),
+                    check=False,
+                )
+                logs += f"\n--- {node}: threads at the end\n{threads.stdout}{threads.stderr}"
             (self.workdir / "lab.log").write_text(logs)
             await self.lab.close()
         await asyncio.to_thread(self.compose.down)
