@@ -13,6 +13,8 @@ election alone is not mutual exclusion; the fence is what makes it so.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aetcd.rpc as etcdrpc
 
 from kubelab.store.etcd import EtcdConnection, Lease, put, read, version_is
@@ -47,3 +49,22 @@ class ElectionStore(EtcdConnection):
     async def still_leads(self, fence: Fence) -> bool:
         response = await self._call("Range", etcdrpc.RangeRequest(key=fence.key))
         return bool(response.kvs) and int(response.kvs[0].create_revision) == fence.revision
+
+    async def watch_leader(
+        self, election: str, *, from_revision: int
+    ) -> AsyncIterator[tuple[tuple[str, int] | None, int]]:
+        """After `from_revision`, every change of `election`'s key: the new holder (its
+        identity and fence revision, as `leader` gives them; None once vacant) and the
+        revision of the change. A rewrite by the same term yields the same holder."""
+        key = election_key(election)
+        holder: tuple[str, int] | None = None
+        async for event in self.watch_prefix(key, from_revision):
+            if event.key != key:
+                continue  # another election whose name starts with this one's
+            if event.deleted:
+                holder = None
+            elif event.created:
+                holder = (event.value.decode(), event.revision)
+            elif holder is None:  # a rewrite in a term that began before the watch
+                holder = await self.leader(election)
+            yield holder, event.revision

@@ -113,3 +113,28 @@ async def test_one_leader_at_a_time_and_the_deposed_one_is_fenced(
         assert names == {"s", "fresh"}
     finally:
         await other.close()
+
+
+async def test_the_leader_watch_sees_every_term_even_the_same_identity_again(
+    store: Store,
+) -> None:
+    start = await store.current_revision()
+    # Another election whose key this one's is a prefix of: not this election's.
+    await store.campaign("controller-b", "other", await store.grant_lease(2))
+    first = await store.campaign("controller", "c1", lease := await store.grant_lease(2))
+    await store.revoke_lease(lease)
+    again = await store.campaign("controller", "c1", await store.grant_lease(2))
+
+    async def seen() -> list[tuple[str, int] | None]:
+        holders: list[tuple[str, int] | None] = []
+        async for holder, _ in store.watch_leader("controller", from_revision=start):
+            holders.append(holder)
+            if len(holders) == 3:
+                return holders
+        raise AssertionError("the watch ended")
+
+    assert await asyncio.wait_for(seen(), 10) == [
+        ("c1", first.revision),
+        None,
+        ("c1", again.revision),
+    ]
