@@ -58,10 +58,12 @@ zones' answers.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
+import re
 import socket
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
@@ -181,12 +183,15 @@ def fits_dns(name: str) -> bool:
     label, each label at most 63 octets, the whole at most 255. Objects the apiserver
     accepts can still make names that do not fit (a 63-character port name becomes the
     64-character label `_<name>`); such records are left out, never fatal."""
-    if not name.isascii() or not name.endswith("."):
-        return False
-    labels = name[:-1].split(".") if name != "." else []
-    if any(not label or len(label) > MAX_LABEL for label in labels):
-        return False
-    return sum(len(label) + 1 for label in labels) + 1 <= MAX_NAME
+    # One C-level match, not a Python loop over labels: this runs for every name of
+    # every record. A name of n label octets plus its dots takes n + 1 octets on the
+    # wire (one length byte a label, the root's zero), so <= 255 is len(name) <= 254.
+    return name == "." or (
+        len(name) <= MAX_NAME - 1 and name.isascii() and _LABELS.fullmatch(name) is not None
+    )
+
+
+_LABELS = re.compile(r"(?:[^.]{1,%d}\.)+" % MAX_LABEL)
 
 
 def _names_of(record: Record) -> tuple[str, ...]:
@@ -281,6 +286,26 @@ def service_records(
 
 
 SliceRecords = Callable[[str, objects_pb2.EndpointSlice, bool, int], list[Record]]
+
+
+def service_parts(
+    svc: objects_pb2.Service,
+    slices: Sequence[objects_pb2.EndpointSlice],
+    *,
+    domain: str = DEFAULT_DOMAIN,
+    ttl: int = DEFAULT_TTL,
+    per_slice: SliceRecords | None = None,
+) -> dict[str, list[Record]]:
+    """`service_records` by where they come from: a headless Service's by slice name,
+    any other Service's under "". A change to one slice of fifty then gives
+    `ZoneBuilder` one part of fifty to compare, not the Service's every record."""
+    spec = svc.spec
+    if spec.cluster_ip != HEADLESS or spec.type == EXTERNAL_NAME:
+        return {"": service_records(svc, slices, domain=domain, ttl=ttl)}
+    base = service_name(svc.metadata.name, svc.metadata.namespace, domain)
+    compute = per_slice or headless_slice_records
+    publish = spec.publish_not_ready_addresses
+    return {eps.metadata.name: compute(base, eps, publish, ttl) for eps in slices}
 
 
 def headless_slice_records(
@@ -414,17 +439,23 @@ class Zone:
                 break  # out of the zone (the client's resolver follows it), or a loop
             seen.add(target)
             name = target
-        return Answer(Rcode.NOERROR, tuple(answer), (), self._glue(answer))
+        # Only an SRV answer has glue: no pass over a 5,000-address answer looking for it.
+        glue = self._glue(answer) if qtype in (RType.SRV, RType.ANY) else ()
+        return Answer(Rcode.NOERROR, tuple(answer), (), glue)
 
     def _glue(self, answer: Sequence[Record]) -> tuple[Record, ...]:
         """Addresses of SRV targets, for the additional section (spec 2.3.2, 2.4.2)."""
         glue: list[Record] = []
         seen: set[str] = set()
+        rrsets = self.rrsets
         for record in answer:
-            if isinstance(record.data, Srv) and record.data.target not in seen:
-                seen.add(record.data.target)
-                node = self.rrsets.get(record.data.target, {})
-                glue += node.get(RType.A, ()) + node.get(RType.AAAA, ())
+            data = record.data
+            if isinstance(data, Srv) and data.target not in seen:
+                seen.add(data.target)
+                node = rrsets.get(data.target)
+                if node is not None:
+                    glue += node.get(RType.A, ())
+                    glue += node.get(RType.AAAA, ())
         return tuple(glue)
 
     def _pod_subtree(self, name: str) -> bool:
@@ -536,28 +567,36 @@ ALIAS_TYPES = (RType.A, RType.AAAA, RType.SRV)
 
 
 class ZoneBuilder:
-    """A zone kept up to date Service by Service: what `build_zone` computes whole.
+    """A zone kept up to date part by part: what `build_zone` computes whole.
 
-    `update({(namespace, name): service_records(...)}, serial)` replaces those
-    Services' records (an empty list removes a Service) and returns the new
-    `Zone` (equal to `build_zone` over the same Services), the questions whose
-    answer may have changed with their answers, and the questions no longer
-    answered: the owners the changed records touch, the SRV owners whose targets
-    they touch (glue), every alias (a CNAME may lead anywhere, and its negative
-    answers carry the SOA) and the apex (the serial). Records are counted, so two
-    Services owning the same record both have to let go of it; a name exists
-    while some owner at or below it does (`names` is recomputed only when one
-    appears or disappears, e.g. a namespace's first or last Service)."""
+    `update({key: records}, serial)` replaces the records of those keys (an empty
+    list removes one; a key is a Service, or a part of one: `service_parts`) and
+    returns the new `Zone` (equal to `build_zone` over the same Services), the
+    questions whose answer may have changed with their answers, and the questions
+    no longer answered: the owners the changed records touch, the SRV owners whose
+    targets they touch (glue), every alias (a CNAME may lead anywhere, and its
+    negative answers carry the SOA) and the apex (the serial). Records are counted,
+    so two owners of the same record both have to let go of it.
+
+    A change costs what changed, not the size of the RRsets it lands in: each
+    owner's records are kept sorted (a record is inserted or removed by bisection,
+    where sorting a 5,000-address RRset again took milliseconds), and the zone's
+    name set is updated by the names that appear or disappear, not recomputed."""
 
     def __init__(self, *, domain: str = DEFAULT_DOMAIN, ttl: int = DEFAULT_TTL) -> None:
         self.domain = absolute(domain)
         self.ttl = ttl
-        self.owned: dict[ServiceKey, list[Record]] = {}
+        self.owned: dict[Hashable, list[Record]] = {}
         self.answers: dict[Question, Answer] = {}
         self.zone: Zone | None = None
+        # name -> type -> record -> how many owners have it (insertion ordered: the
+        # first CNAME wins, as in `assemble`)
         self._merged: dict[str, dict[RType, dict[Record, int]]] = {}
+        self._sorted: dict[str, dict[RType, list[Record]]] = {}  # the same, in answer order
         self._rrsets: dict[str, dict[RType, tuple[Record, ...]]] = {}
         self._below: dict[str, int] = {}  # name -> owners at or below it
+        self._flipped: set[str] = set()  # names whose existence changed this update
+        self._unsorted: set[tuple[str, RType]] = set()  # RRsets new this update, not sorted yet
         self._names: frozenset[str] = frozenset()
         self._aliases: set[str] = set()
         self._srv_owners: dict[str, dict[str, int]] = {}  # SRV target -> SRV owners
@@ -565,7 +604,20 @@ class ZoneBuilder:
 
     def _add(self, record: Record) -> None:
         node = self._merged.setdefault(record.name, {}).setdefault(record.rtype, {})
-        node[record] = node.get(record, 0) + 1
+        count = node.get(record, 0)
+        node[record] = count + 1
+        if not count:
+            node_sorted = self._sorted.setdefault(record.name, {})
+            ordered = node_sorted.get(record.rtype)
+            if ordered is None:
+                # A new RRset (all of them, the first time): filled unsorted, sorted
+                # once by `_node`, rather than bisected into record by record.
+                node_sorted[record.rtype] = [record]
+                self._unsorted.add((record.name, record.rtype))
+            elif (record.name, record.rtype) in self._unsorted:
+                ordered.append(record)
+            else:
+                bisect.insort(ordered, record, key=_sort_key)
         if isinstance(record.data, Srv):
             owners = self._srv_owners.setdefault(record.data.target, {})
             owners[record.name] = owners.get(record.name, 0) + 1
@@ -576,10 +628,21 @@ class ZoneBuilder:
         found[record] -= 1
         if not found[record]:
             del found[record]
+            ordered = self._sorted[record.name][record.rtype]
+            if (record.name, record.rtype) in self._unsorted:
+                ordered.remove(record)
+            else:
+                at = bisect.bisect_left(ordered, _sort_key(record), key=_sort_key)
+                while ordered[at] != record:  # equal keys (none so far): the record itself
+                    at += 1
+                del ordered[at]
             if not found:
                 del node[record.rtype]
+                del self._sorted[record.name][record.rtype]
+                self._unsorted.discard((record.name, record.rtype))
                 if not node:
                     del self._merged[record.name]
+                    del self._sorted[record.name]
         if isinstance(record.data, Srv):
             owners = self._srv_owners[record.data.target]
             owners[record.name] -= 1
@@ -588,9 +651,9 @@ class ZoneBuilder:
                 if not owners:
                     del self._srv_owners[record.data.target]
 
-    def _exists(self, name: str, delta: int) -> bool:
-        """Count an owner in or out of `name` and its ancestors; whether `names` changed."""
-        changed = False
+    def _exists(self, name: str, delta: int) -> None:
+        """Count an owner in or out of `name` and its ancestors, noting the names that
+        came to exist or stopped existing."""
         chain = [name]
         if under(name, self.domain):
             chain = []
@@ -603,8 +666,8 @@ class ZoneBuilder:
                 self._below[step] = count
             else:
                 del self._below[step]
-            changed = changed or (count == 0) != (count - delta == 0)
-        return changed
+            if (count == 0) != (count - delta == 0):
+                self._flipped.add(step)
 
     def _questions(self, name: str) -> list[Question]:
         node = self._rrsets.get(name)
@@ -615,8 +678,39 @@ class ZoneBuilder:
             keys += [(name, rtype) for rtype in ALIAS_TYPES]
         return keys
 
+    def _apply(self, key: Hashable, records: Sequence[Record], touched: set[str]) -> None:
+        """Replace one key's records by applying only the difference: one endpoint of
+        a 5,000-endpoint headless Service changes three records."""
+        old = Counter(self.owned.pop(key, ()))
+        new = Counter(records)
+        for record, count in (old - new).items():
+            for _ in range(count):
+                self._remove(record)
+            touched.add(record.name)
+        for record, count in (new - old).items():
+            for _ in range(count):
+                self._add(record)
+            touched.add(record.name)
+        if records:
+            self.owned[key] = list(records)
+
+    def _node(self, name: str) -> dict[RType, tuple[Record, ...]]:
+        merged = self._merged[name]
+        if RType.CNAME in merged:
+            # A CNAME owner has nothing else (RFC 1034 3.6.2); only ExternalName makes one.
+            self._aliases.add(name)
+            return {RType.CNAME: (next(iter(merged[RType.CNAME])),)}
+        self._aliases.discard(name)
+        node = self._sorted[name]
+        for rtype, found in node.items():
+            if (name, rtype) in self._unsorted:
+                if len(found) > 1:
+                    found.sort(key=_sort_key)
+                self._unsorted.discard((name, rtype))
+        return {rtype: tuple(found) for rtype, found in sorted(node.items())}
+
     def update(
-        self, changed: Mapping[ServiceKey, Sequence[Record]], serial: int
+        self, changed: Mapping[Hashable, Sequence[Record]], serial: int
     ) -> tuple[Zone, dict[Question, Answer], set[Question]]:
         touched: set[str] = set()
         soa = soa_record(self.domain, self.ttl, serial)
@@ -630,45 +724,28 @@ class ZoneBuilder:
             self._soa = soa
             touched.add(self.domain)
         for key, records in changed.items():
-            # Only the difference is applied: one endpoint of a 5,000-endpoint headless
-            # Service changes three records, and touches three names, not 15,000.
-            old = Counter(self.owned.pop(key, ()))
-            new = Counter(records)
-            for record, count in (old - new).items():
-                for _ in range(count):
-                    self._remove(record)
-                touched.add(record.name)
-            for record, count in (new - old).items():
-                for _ in range(count):
-                    self._add(record)
-                touched.add(record.name)
-            if records:
-                self.owned[key] = list(records)
+            self._apply(key, records, touched)
         before: set[Question] = set()
-        names_changed = False
         for name in touched:
             before.update(self._questions(name))
             existed = name in self._rrsets
-            merged = self._merged.get(name)
-            if not merged:
+            if name not in self._merged:
                 if existed:
                     del self._rrsets[name]
                     self._aliases.discard(name)
-                    names_changed |= self._exists(name, -1)
+                    self._exists(name, -1)
                 continue
-            if RType.CNAME in merged:
-                merged = {RType.CNAME: dict.fromkeys([next(iter(merged[RType.CNAME]))], 1)}
-                self._aliases.add(name)
-            else:
-                self._aliases.discard(name)
-            self._rrsets[name] = {
-                rtype: tuple(found) if len(found) == 1 else tuple(sorted(found, key=_sort_key))
-                for rtype, found in sorted(merged.items())
-            }
+            self._rrsets[name] = self._node(name)
             if not existed:
-                names_changed |= self._exists(name, 1)
-        if names_changed or self.zone is None:
+                self._exists(name, 1)
+        if self.zone is None:
             self._names = frozenset(self._below) | {self.domain}
+        elif self._flipped:
+            # Set operations in C over the names that changed, not a Python pass over
+            # every name of the zone.
+            gone = {n for n in self._flipped if n not in self._below and n != self.domain}
+            self._names = self._names.difference(gone).union(self._flipped - gone)
+        self._flipped.clear()
         zone = Zone(
             self.domain,
             self.ttl,
