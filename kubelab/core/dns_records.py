@@ -60,10 +60,13 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import operator
 import re
 import socket
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from itertools import chain, repeat
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
@@ -385,8 +388,10 @@ class Zone:
     ttl: int
     serial: int
     rrsets: Mapping[str, Mapping[RType, tuple[Record, ...]]]
-    names: frozenset[str]
+    names: AbstractSet[str]
     aliases: frozenset[str] = field(default=frozenset())
+    # Owner -> its A records then its AAAA records (owners with either), for glue.
+    addresses: Mapping[str, tuple[Record, ...]] = field(default_factory=dict)
 
     @property
     def soa(self) -> Record:
@@ -425,7 +430,10 @@ class Zone:
                 answer += [r for rrset in node.values() for r in rrset]
                 break
             if qtype in node:
-                answer += node[RType(qtype)]
+                found = node[RType(qtype)]
+                answer += found
+                if qtype == RType.SRV:
+                    return Answer(Rcode.NOERROR, tuple(answer), (), self._srv_glue(found))
                 break
             cname = node.get(RType.CNAME)
             if not cname:
@@ -440,8 +448,17 @@ class Zone:
             seen.add(target)
             name = target
         # Only an SRV answer has glue: no pass over a 5,000-address answer looking for it.
-        glue = self._glue(answer) if qtype in (RType.SRV, RType.ANY) else ()
+        glue = self._glue(answer) if qtype == RType.ANY else ()
         return Answer(Rcode.NOERROR, tuple(answer), (), glue)
+
+    def _srv_glue(self, srvs: tuple[Record, ...]) -> tuple[Record, ...]:
+        """`_glue` of one SRV RRset, the common case, with its loops in C (`addresses`
+        holds each target's A and AAAA records already joined): an SRV answer of a
+        5,000-endpoint Service is looked up again after each change to it."""
+        if not self.addresses:
+            return self._glue(srvs)
+        targets = dict.fromkeys(map(_SRV_TARGET, srvs))
+        return tuple(chain.from_iterable(map(self.addresses.get, targets, repeat(()))))
 
     def _glue(self, answer: Sequence[Record]) -> tuple[Record, ...]:
         """Addresses of SRV targets, for the additional section (spec 2.3.2, 2.4.2)."""
@@ -532,7 +549,15 @@ def assemble(
         else:
             names.add(name)
     names.add(apex)
-    return Zone(apex, ttl, serial, rrsets, frozenset(names), frozenset(aliases))
+    addresses = {name: a for name, node in rrsets.items() if (a := _addresses_of(node))}
+    return Zone(apex, ttl, serial, rrsets, frozenset(names), frozenset(aliases), addresses)
+
+
+def _addresses_of(node: Mapping[RType, tuple[Record, ...]]) -> tuple[Record, ...]:
+    return node.get(RType.A, ()) + node.get(RType.AAAA, ())
+
+
+_SRV_TARGET = operator.attrgetter("data.target")
 
 
 def build_zone(
@@ -594,6 +619,7 @@ class ZoneBuilder:
         self._merged: dict[str, dict[RType, dict[Record, int]]] = {}
         self._sorted: dict[str, dict[RType, list[Record]]] = {}  # the same, in answer order
         self._rrsets: dict[str, dict[RType, tuple[Record, ...]]] = {}
+        self._addresses: dict[str, tuple[Record, ...]] = {}  # `Zone.addresses`
         self._below: dict[str, int] = {}  # name -> owners at or below it
         self._flipped: set[str] = set()  # names whose existence changed this update
         self._unsorted: set[tuple[str, RType]] = set()  # RRsets new this update, not sorted yet
@@ -732,10 +758,16 @@ class ZoneBuilder:
             if name not in self._merged:
                 if existed:
                     del self._rrsets[name]
+                    self._addresses.pop(name, None)
                     self._aliases.discard(name)
                     self._exists(name, -1)
                 continue
-            self._rrsets[name] = self._node(name)
+            node = self._rrsets[name] = self._node(name)
+            addresses = _addresses_of(node)
+            if addresses:
+                self._addresses[name] = addresses
+            else:
+                self._addresses.pop(name, None)
             if not existed:
                 self._exists(name, 1)
         if self.zone is None:
@@ -753,6 +785,7 @@ class ZoneBuilder:
             dict(self._rrsets),
             self._names,
             frozenset(self._aliases),
+            dict(self._addresses),
         )
         self.zone = zone
         affected = set(touched) | self._aliases

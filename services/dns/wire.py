@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import io
 import logging
+import operator
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -102,15 +103,25 @@ _OPT = opt_rr()  # the OPT of every EDNS answer (no options)
 # ---------------------------------------------------------------- pre-rendered answers
 
 
-def _rotations(answer: Answer) -> list[Answer]:
-    """Rotations of an answer that is one RRset of several addresses (a headless
-    Service); just the answer otherwise."""
+_OWNER = operator.attrgetter("name")
+_TYPE = operator.attrgetter("rtype")
+
+
+def _turns(answer: Answer) -> int:
+    """How many rotations of `answer` are served: up to `MAX_ROTATIONS` for an answer
+    that is one RRset of several addresses (a headless Service), else 1."""
     records = answer.answer
     if len(records) < 2 or records[0].rtype not in (RType.A, RType.AAAA):
-        return [answer]
-    if any(r.name != records[0].name or r.rtype != records[0].rtype for r in records):
-        return [answer]
-    turns = min(len(records), MAX_ROTATIONS)
+        return 1
+    # One owner, one type; checked in C (`map`), the answer may hold 5,000 records.
+    if len(set(map(_OWNER, records))) != 1 or len(set(map(_TYPE, records))) != 1:
+        return 1
+    return min(len(records), MAX_ROTATIONS)
+
+
+def _rotations(answer: Answer, turns: int) -> list[Answer]:
+    """The `turns` rotations of `answer`: rotation k starts at record k * (len // turns)."""
+    records = answer.answer
     step = len(records) // turns
     return [answer._replace(answer=records[k * step :] + records[: k * step]) for k in range(turns)]
 
@@ -135,32 +146,34 @@ def _dnspython_replies(owner: str, rtype: RType, answer: Answer, domain: str) ->
     return udp, full, edns, edns
 
 
+def _cuts(whole: Whole) -> list[bytes]:
+    """The eight variants of one rendered reply (see `UDP`...`EDNS_UDP`), RD clear then set."""
+    if len(whole.wire) + 2 + len(_OPT) <= UDP_LIMIT:
+        # All of it fits everywhere (most answers: one address, one PTR): every cut is
+        # the whole, with the OPT or without; no cutting to do.
+        additional = struct.unpack_from("!H", whole.wire, 8)[0] + 1
+        edns = whole.wire[:8] + struct.pack("!H", additional) + whole.wire[10:] + _OPT
+        return [_with_rd(reply, rd) for reply in (whole.wire, whole.wire, edns, edns) for rd in (0, 1)]
+    # Cut with RD as asked: each reply made in one copy (they run to 64 KiB).
+    cuts = ((UDP_LIMIT, b""), (TCP_LIMIT, b""), (TCP_LIMIT, _OPT), (OUR_PAYLOAD, _OPT))
+    return [whole.cut(limit, opt, rd=rd) for limit, opt in cuts for rd in (False, True)]
+
+
 def _variants(owner: str, rtype: RType, answer: Answer, domain: str) -> tuple[bytes, ...]:
-    turns = _rotations(answer)
-    wholes = None
-    if len(turns) > 1:
-        wholes = render_rotations(owner, rtype, answer, len(turns))
-    if wholes is None:
-        wholes = [render(owner, rtype, turn) for turn in turns]
     found: list[bytes] = []
-    for turn, whole in zip(turns, wholes, strict=True):
-        if whole is None:
+    count = _turns(answer)
+    wholes = render_rotations(owner, rtype, answer, count) if count > 1 else None
+    if wholes is not None:
+        for whole in wholes:
+            found += _cuts(whole)
+        return tuple(found)
+    for turn in _rotations(answer, count):
+        rendered = render(owner, rtype, turn)
+        if rendered is None:
             replies = _dnspython_replies(owner, rtype, turn, domain)
-        elif len(whole.wire) + 2 + len(_OPT) <= UDP_LIMIT:
-            # All of it fits everywhere (most answers: one address, one PTR): every
-            # cut is the whole, with the OPT or without; no cutting to do.
-            additional = struct.unpack_from("!H", whole.wire, 8)[0] + 1
-            edns = whole.wire[:8] + struct.pack("!H", additional) + whole.wire[10:] + _OPT
-            replies = (whole.wire, whole.wire, edns, edns)
+            found += [_with_rd(reply, rd) for reply in replies for rd in (0, 1)]
         else:
-            replies = (
-                whole.cut(UDP_LIMIT),
-                whole.cut(TCP_LIMIT),
-                whole.cut(TCP_LIMIT, _OPT),
-                whole.cut(OUR_PAYLOAD, _OPT),
-            )
-        for reply in replies:
-            found += [_with_rd(reply, 0), _with_rd(reply, 1)]
+            found += _cuts(rendered)
     return tuple(found)
 
 
