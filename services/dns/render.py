@@ -15,6 +15,11 @@ RRsets (dnspython drops an RRset that does not fit entirely, which left a
 of the answer or authority section was left out; additional records are
 optional and dropped silently (RFC 2181 9).
 
+`render_rotations` renders the rotations of a big address answer (a
+headless Service's) from one buffer of pre-encoded records: every A (AAAA)
+record at the question's name is the same 16 (28) bytes wherever it lands,
+so a rotation is two slices of that buffer, not a rendering.
+
 Names are compressed as dnspython compresses them: owners, CNAME/PTR
 targets and SOA names point to earlier occurrences; SRV targets are written
 whole (RFC 2782) but may be pointed to. Only names without escapes are
@@ -199,10 +204,11 @@ def render_rotations(owner: str, rtype: int, answer: Answer, turns: int) -> list
     names = set(map(_OWNER, records))
     if len(names) != 1 or names.pop() != owner.lower():
         return None
-    pieces = list(map(_at_question, records))  # the loop in C: 5,000 records a change
-    if None in pieces:
+    found = list(map(_at_question, records))  # the loop in C: 5,000 records a change
+    if None in found:
         return None
-    body = b"".join(cast(list[bytes], pieces))
+    pieces = cast(list[bytes], found)
+    body = b"".join(pieces)
     size = len(pieces[0])
     if len(body) != size * len(pieces):
         return None  # mixed sizes (A with AAAA): not one RRset
@@ -218,14 +224,14 @@ def render_rotations(owner: str, rtype: int, answer: Answer, turns: int) -> list
     step = len(pieces) // turns
     whole = kept * size  # bytes of records kept, from wherever a rotation starts
     view = memoryview(body)
-    found = []
+    rotations = []
     for k in range(turns):
         at = k * step * size
         first = view[at : at + whole]
         rest = view[: whole - len(first)]  # wrapped around to the start
         wire = b"".join((head, first, rest))
-        found.append(Rendered(wire, question_end, ends, (len(pieces), 0, 0)))
-    return found
+        rotations.append(Rendered(wire, question_end, ends, (len(pieces), 0, 0)))
+    return rotations
 
 
 def render(owner: str, rtype: int, answer: Answer) -> Rendered | None:

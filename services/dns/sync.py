@@ -7,12 +7,15 @@ and mark the zone dirty (STYLE habit 2); the rebuild recomputes only those
 Services' records, part by part (`kubelab.core.dns_records.service_parts`,
 pure: a headless Service's slices each on its own, and a slice that did not
 change keeps its records, `SliceMemo`), hands the parts that changed to the
-zone kept by `ZoneBuilder` (which also says which questions they touch), re-renders the questions whose answer changed (`Table.update`
-copies the rest) and hands the new table to the server, which swaps it in one
+zone kept by `ZoneBuilder` (which also says which questions they touch),
+re-renders the questions whose answer changed (`Table.update` copies the
+rest) and hands the new table to the server, which swaps it in one
 assignment (habit 3, kube-proxy's `syncProxyRules`). Nothing is served before
 both informers have listed (`first_table`): a DNS server that answered
 NXDOMAIN for Services it had not read yet would be cached as "no such name"
-by every client.
+by every client. The first table renders nothing ahead: each answer is
+rendered by its first query (`Table.pending`), so a cold start over 10,000
+endpoints serves once the zone is built.
 
 A rebuild of more than a few hundred endpoints (a big headless Service) runs
 off the query path, on a worker thread (a small one runs on the loop, in about a
@@ -252,6 +255,7 @@ class ZoneSync:
         """Off the loop: the next table from the changed Services. Touches only the
         builder and the last table, which no other code changes."""
         began = time.perf_counter()
+        cpu = time.thread_time()  # this rebuild's own CPU, whatever else the machine runs
         changed: dict[Part, list[Record]] = {}
         for key, inputs in snapshot.items():
             changed.update(self._records(key, *inputs))
@@ -273,6 +277,7 @@ class ZoneSync:
                 "questions": len(answers),
                 "serial": serial,
                 "ms": round(took * 1000, 1),
+                "cpu_ms": round((time.thread_time() - cpu) * 1000, 2),
             },
         )
         return table

@@ -45,9 +45,10 @@ queries, 0.7-0.8x with EDNS, 0.7-0.9x for NXDOMAIN.
 question whose `Answer` did not change, so a Service created in a zone of a
 thousand re-renders only its own few questions; `Table.update(zone, previous,
 answers, removed)` does the same without looking at the other questions
-(`ZoneBuilder.update` says which may have changed), and keeps the previous
-table's name sets while the zone's names stay the same. A table is immutable
-once built; the server swaps whole tables.
+(`ZoneBuilder.update` says which may have changed), and updates the
+previous table's name sets by the names that came or went. A table is
+immutable once built (but for its render-on-first-query caches, `pending`:
+the first table renders nothing ahead); the server swaps whole tables.
 """
 
 from __future__ import annotations
@@ -153,7 +154,9 @@ def _cuts(whole: Whole) -> list[bytes]:
         # the whole, with the OPT or without; no cutting to do.
         additional = struct.unpack_from("!H", whole.wire, 8)[0] + 1
         edns = whole.wire[:8] + struct.pack("!H", additional) + whole.wire[10:] + _OPT
-        return [_with_rd(reply, rd) for reply in (whole.wire, whole.wire, edns, edns) for rd in (0, 1)]
+        return [
+            _with_rd(reply, rd) for reply in (whole.wire, whole.wire, edns, edns) for rd in (0, 1)
+        ]
     # Cut with RD as asked: each reply made in one copy (they run to 64 KiB).
     cuts = ((UDP_LIMIT, b""), (TCP_LIMIT, b""), (TCP_LIMIT, _OPT), (OUR_PAYLOAD, _OPT))
     return [whole.cut(limit, opt, rd=rd) for limit, opt in cuts for rd in (False, True)]
