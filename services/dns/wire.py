@@ -221,16 +221,22 @@ def _name_sets(zone: Zone, names: Iterable[str]) -> tuple[frozenset[bytes], froz
     return frozenset(plain), frozenset(special)
 
 
-def _unpend(pending: Pending, previous: Table, key: tuple[str, RType]) -> Pending:
-    """`pending` without `key`'s question: copied first if it is still `previous`'s
-    (that table may still be answering), so the copy is made once an update, and
-    only by updates that meet a pending question."""
+def _unpend(
+    pending: Pending,
+    previous: Table,
+    key: tuple[str, RType],
+    positive: dict[bytes, tuple[bytes, ...]],
+) -> Pending:
+    """`pending` without `key`'s question, nor its rendering in `positive`: copied
+    first if it is still `previous`'s (that table may still be answering), so the
+    copy is made once an update, and only by updates that meet a pending question."""
     try:
         question = question_wire(*key)
     except Exception:
         return pending
     if question not in pending:
         return pending
+    positive.pop(question, None)
     if pending is previous.pending:
         pending = dict(pending)
     del pending[question]
@@ -395,7 +401,9 @@ class Table:
             if gone is not None:
                 positive.pop(gone.question, None)
             if pending:
-                pending = _unpend(pending, previous, key)
+                # A first query may have rendered it between the two copies above
+                # (into `positive`, not yet `rendered`): dropped by its question too.
+                pending = _unpend(pending, previous, key, positive)
         for key, answer in answers.items():
             before = rendered.get(key)
             if before is None or before.answer != answer:
@@ -403,7 +411,7 @@ class Table:
                     del rendered[key]
                     positive.pop(before.question, None)
                 if pending:
-                    pending = _unpend(pending, previous, key)
+                    pending = _unpend(pending, previous, key, positive)
                 fresh = _render(key, answer, zone.domain)
                 if fresh is not None:
                     rendered[key] = fresh

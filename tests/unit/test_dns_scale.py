@@ -216,3 +216,20 @@ def test_name_wire_and_fits_dns_agree_with_their_definitions(labels: list[str]) 
     else:
         with pytest.raises(dns.name.NameTooLong if len(text) + 1 > 255 else dns.name.LabelTooLong):
             name_wire(text)
+
+
+def test_a_question_rendered_by_its_first_query_goes_when_its_name_does() -> None:
+    """The first query renders a pending question into `positive` and `rendered`; an
+    update copying those two while it happens may see it in the first only."""
+    builder = ZoneBuilder(domain=ZONE, ttl=5)
+    shop = service("shop", clusterIP="10.96.0.5")
+    zone, _, _ = builder.update({("default", "shop"): service_records(shop, [], domain=ZONE)}, 1)
+    table = Table.build(zone, answers=builder.answers, lazy=True)
+    query = dns.message.make_query("shop.default.svc.cluster.local.", "A")
+    data = query.to_wire()
+    assert table.answer(data, udp=True)[1] == Rcode.NOERROR
+    del table.rendered[("shop.default.svc.cluster.local.", RType.A)]  # the copy's view
+    zone, answers, removed = builder.update({("default", "shop"): []}, 2)
+    after = Table.update(zone, table, answers, removed)
+    assert after.answer(data, udp=True)[1] == Rcode.NXDOMAIN
+    assert table.answer(data, udp=True)[1] == Rcode.NOERROR  # the previous table as it was
