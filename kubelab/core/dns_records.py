@@ -211,6 +211,13 @@ def _names_of(record: Record) -> tuple[str, ...]:
 def split_servable(records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
     """(records whose every name fits DNS, the rest). The DNS serves the first and
     reports the second; one record that cannot be served never stops the others."""
+    records = list(records)
+    # Most records share their names (a Service's, its SRV owner): each name checked
+    # once, and when all fit (the rule), no record looked at twice.
+    names = set(map(_OWNER, records))
+    names.update(n for r in records if r.rtype != RType.A for n in _names_of(r)[1:])
+    if all(map(fits_dns, names)):
+        return records, []
     servable: list[Record] = []
     unfit: list[Record] = []
     for record in records:
@@ -560,6 +567,7 @@ def _addresses_of(node: Mapping[RType, tuple[Record, ...]]) -> tuple[Record, ...
 
 
 _SRV_TARGET = operator.attrgetter("data.target")
+_OWNER = operator.attrgetter("name")
 
 
 def build_zone(

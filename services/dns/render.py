@@ -165,29 +165,33 @@ def _at_question(record: Record) -> bytes | None:
     return b"\xc0\x0c" + _RR.pack(record.rtype, 1, record.ttl, len(rdata)) + rdata
 
 
-def _addresses_only(owner: str, rtype: int, answer: Answer) -> Rendered | None:
-    """`render` for the big case, an answer of addresses at the question's name and
-    nothing else (a headless Service): the records' cached bytes, joined, in C."""
-    if answer.authority or answer.additional or answer.rcode != Rcode.NOERROR:
+_OWNER = operator.attrgetter("name")
+
+
+def _answer_only(owner: str, rtype: int, answer: Answer) -> Rendered | None:
+    """`render` for the big cases, in C (the records' cached bytes, joined): an answer
+    of records at the question's name (a headless Service's addresses, or its SRV
+    records) and no authority, with additional records only when the answer alone
+    overflows the largest message, so none of them would be written anyway."""
+    if answer.authority or answer.rcode != Rcode.NOERROR:
         return None
-    lower = owner.lower()
-    pieces = []
-    for record in answer.answer:
-        piece = _at_question(record) if record.name == lower else None
-        if piece is None:
-            return None
-        pieces.append(piece)
+    if len(set(map(_OWNER, answer.answer))) != 1 or answer.answer[0].name != owner.lower():
+        return None
+    found = list(map(_at_question, answer.answer))
+    if None in found:
+        return None
+    pieces = cast(list[bytes], found)
     writer = _Writer()
     writer.name(owner)
     head = _HEADER.pack(QR | AA, 1, len(pieces), 0, 0) + writer.out + struct.pack("!HH", rtype, 1)
     question_end = len(head) + 2
-    ends = list(itertools.accumulate((len(p) for p in pieces), initial=question_end))[1:]
+    ends = list(itertools.accumulate(map(len, pieces), initial=question_end))[1:]
+    if answer.additional and ends[-1] <= _LIMIT:
+        return None  # room left for additional records: `render` writes them
     kept = bisect.bisect_right(ends, _LIMIT)
     wire = head + b"".join(pieces[:kept])
-    return Rendered(wire, question_end, tuple(ends[:kept]), (len(pieces), 0, 0))
-
-
-_OWNER = operator.attrgetter("name")
+    sections = (len(pieces), 0, len(answer.additional))
+    return Rendered(wire, question_end, tuple(ends[:kept]), sections)
 
 
 def render_rotations(owner: str, rtype: int, answer: Answer, turns: int) -> list[Rendered] | None:
@@ -240,7 +244,7 @@ def render(owner: str, rtype: int, answer: Answer) -> Rendered | None:
     module). `owner` is spelled as the asker spelled it: answer names point into it."""
     if len(answer.answer) > 16:
         try:
-            fast = _addresses_only(owner, rtype, answer)
+            fast = _answer_only(owner, rtype, answer)
         except Unrenderable:
             return None
         if fast is not None:

@@ -35,6 +35,7 @@ from kubelab.core.dns_records import (
     service_records,
 )
 from kubelab.v1 import objects_pb2
+from services.dns import render as render_module
 from services.dns.messages import name_wire
 from services.dns.render import render, render_rotations
 from services.dns.wire import MAX_ROTATIONS, Table, _rotations
@@ -233,3 +234,25 @@ def test_a_question_rendered_by_its_first_query_goes_when_its_name_does() -> Non
     after = Table.update(zone, table, answers, removed)
     assert after.answer(data, udp=True)[1] == Rcode.NXDOMAIN
     assert table.answer(data, udp=True)[1] == Rcode.NOERROR  # the previous table as it was
+
+
+@pytest.mark.parametrize("endpoints", [5000, 1150, 600, 20], ids=lambda n: f"srv-{n}")
+@pytest.mark.parametrize(
+    "owner", ["_pg._tcp.db.default.svc.cluster.local.", "_PG._tcp.DB.default.svc.cluster.local."]
+)
+def test_a_big_srv_answer_renders_as_record_by_record(
+    endpoints: int, owner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The joined fast path (an answer that alone overflows 64 KiB, its glue never
+    written) cuts to the same bytes as the record-by-record writer."""
+    headless = service("db", clusterIP="None")
+    body = [endpoint(f"10.0.{n // 250}.{n % 250 + 1}") for n in range(endpoints)]
+    pg = [{"name": "pg", "protocol": "TCP", "port": 5432}]
+    zone = build_zone([headless], [endpoint_slice("db-a", "db", body, pg)], domain=ZONE)
+    answer = zone.lookup(owner.lower(), RType.SRV)
+    fast = render(owner, RType.SRV, answer)
+    monkeypatch.setattr(render_module, "_answer_only", lambda *_: None)
+    slow = render(owner, RType.SRV, answer)
+    assert fast is not None and slow is not None
+    for limit, opt in ((512, b""), (1232, b"\x00" * 11), (65535, b""), (65535, b"\x00" * 11)):
+        assert fast.cut(limit, opt) == slow.cut(limit, opt), limit
