@@ -43,11 +43,11 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge, Histogram
 
 from kubelab.core import kinds
+from kubelab.core.dns_builder import ZoneBuilder
 from kubelab.core.dns_records import (
     SERVICE_NAME_LABEL,
     Record,
     ServiceKey,
-    ZoneBuilder,
     headless_slice_records,
     service_parts,
     split_servable,

@@ -22,12 +22,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubelab.core.dns_builder import ZoneBuilder
 from kubelab.core.dns_records import (
     Answer,
     Rcode,
     Record,
     RType,
-    ZoneBuilder,
     build_zone,
     fits_dns,
     group_slices,
