@@ -189,7 +189,14 @@ def slow_reply(data: bytes, zone: Zone, *, udp: bool) -> tuple[bytes | None, int
 
 
 def name_wire(text: str) -> bytes:
-    """A name in wire form, uncompressed."""
+    """A name in wire form, uncompressed. Plain names (every name kubelab makes) are
+    encoded here, ~20x faster than through dnspython: a zone's every name and question
+    is encoded when the first table is built. Anything else goes through dnspython,
+    which also says what is wrong with a name that has no wire form."""
+    if text.endswith(".") and text.isascii() and "\\" not in text and len(text) <= 254:
+        labels = text[:-1].split(".") if text != "." else []
+        if all(0 < len(label) <= 63 for label in labels):
+            return b"".join(bytes((len(label),)) + label.encode() for label in labels) + b"\0"
     wire = name(text).to_wire()
     assert wire is not None
     return wire

@@ -15,6 +15,11 @@ RRsets (dnspython drops an RRset that does not fit entirely, which left a
 of the answer or authority section was left out; additional records are
 optional and dropped silently (RFC 2181 9).
 
+`render_rotations` renders the rotations of a big address answer (a
+headless Service's) from one buffer of pre-encoded records: every A (AAAA)
+record at the question's name is the same 16 (28) bytes wherever it lands,
+so a rotation is two slices of that buffer, not a rendering.
+
 Names are compressed as dnspython compresses them: owners, CNAME/PTR
 targets and SOA names point to earlier occurrences; SRV targets are written
 whole (RFC 2782) but may be pointed to. Only names without escapes are
@@ -27,10 +32,12 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import operator
 import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from kubelab.core.dns_records import Answer, Rcode, Record, RType, Soa, Srv
 
@@ -51,7 +58,7 @@ class Rendered:
 
     wire: bytes
     question_end: int  # offset (with the id counted) after the question
-    ends: tuple[int, ...]  # offset (id counted) after each record, in message order
+    ends: Sequence[int]  # offset (id counted) after each record, in message order
     sections: tuple[int, int, int]  # records in answer, authority, additional (all of them)
 
     def cut(self, limit: int, opt: bytes = b"", *, rd: bool = False) -> bytes:
@@ -66,7 +73,8 @@ class Rendered:
         end = self.ends[kept - 1] if kept else self.question_end
         additional = counts[2] + (1 if opt else 0)
         head = _HEADER.pack(flags, 1, counts[0], counts[1], additional)
-        return head + self.wire[_HEADER.size : end - 2] + opt
+        # One copy (a view, joined): a big answer is cut into 64 KiB replies 8 times a rotation.
+        return b"".join((head, memoryview(self.wire)[_HEADER.size : end - 2], opt))
 
 
 class _Writer:
@@ -79,27 +87,29 @@ class _Writer:
         written is remembered, so later names can point into this one."""
         if "\\" in text or not text.endswith(".") or not text.isascii():
             raise Unrenderable(text)
+        out = self.out
         if text == ".":
-            self.out.append(0)
+            out.append(0)
             return
-        labels = text[:-1].split(".")
+        offsets = self.offsets
         lower = text.lower()  # names compare case-insensitively: "Shop." may point to "shop."
-        lowered = lower[:-1].split(".")
-        for i in range(len(labels)):
-            suffix = lower if i == 0 else ".".join(lowered[i:]) + "."
-            at = self.offsets.get(suffix) if compress else None
+        start, end = 0, len(text)
+        while start < end:
+            suffix = lower[start:]  # the rest of the name, from this label on
+            at = offsets.get(suffix) if compress else None
             if at is not None:
-                self.out += struct.pack("!H", 0xC000 | at)
+                out += struct.pack("!H", 0xC000 | at)
                 return
-            here = len(self.out) + 2
-            if here < _POINTER_LIMIT:
-                self.offsets.setdefault(suffix, here)
-            label = labels[i].encode()
-            if not label or len(label) > 63:
+            dot = text.index(".", start)
+            if not 0 < dot - start <= 63:
                 raise Unrenderable(text)
-            self.out.append(len(label))
-            self.out += label
-        self.out.append(0)
+            here = len(out) + 2
+            if here < _POINTER_LIMIT:
+                offsets.setdefault(suffix, here)
+            out.append(dot - start)
+            out += text[start:dot].encode()
+            start = dot + 1
+        out.append(0)
 
     def record(self, record: Record) -> None:
         self.name(record.name)
@@ -155,26 +165,77 @@ def _at_question(record: Record) -> bytes | None:
     return b"\xc0\x0c" + _RR.pack(record.rtype, 1, record.ttl, len(rdata)) + rdata
 
 
-def _addresses_only(owner: str, rtype: int, answer: Answer) -> Rendered | None:
-    """`render` for the big case, an answer of addresses at the question's name and
-    nothing else (a headless Service): the records' cached bytes, joined, in C."""
-    if answer.authority or answer.additional or answer.rcode != Rcode.NOERROR:
+_OWNER = operator.attrgetter("name")
+
+
+def _answer_only(owner: str, rtype: int, answer: Answer) -> Rendered | None:
+    """`render` for the big cases, in C (the records' cached bytes, joined): an answer
+    of records at the question's name (a headless Service's addresses, or its SRV
+    records) and no authority, with additional records only when the answer alone
+    overflows the largest message, so none of them would be written anyway."""
+    if answer.authority or answer.rcode != Rcode.NOERROR:
         return None
-    lower = owner.lower()
-    pieces = []
-    for record in answer.answer:
-        piece = _at_question(record) if record.name == lower else None
-        if piece is None:
-            return None
-        pieces.append(piece)
+    if len(set(map(_OWNER, answer.answer))) != 1 or answer.answer[0].name != owner.lower():
+        return None
+    found = list(map(_at_question, answer.answer))
+    if None in found:
+        return None
+    pieces = cast(list[bytes], found)
     writer = _Writer()
     writer.name(owner)
     head = _HEADER.pack(QR | AA, 1, len(pieces), 0, 0) + writer.out + struct.pack("!HH", rtype, 1)
     question_end = len(head) + 2
-    ends = list(itertools.accumulate((len(p) for p in pieces), initial=question_end))[1:]
+    ends = list(itertools.accumulate(map(len, pieces), initial=question_end))[1:]
+    if answer.additional and ends[-1] <= _LIMIT:
+        return None  # room left for additional records: `render` writes them
     kept = bisect.bisect_right(ends, _LIMIT)
     wire = head + b"".join(pieces[:kept])
-    return Rendered(wire, question_end, tuple(ends[:kept]), (len(pieces), 0, 0))
+    sections = (len(pieces), 0, len(answer.additional))
+    return Rendered(wire, question_end, tuple(ends[:kept]), sections)
+
+
+def render_rotations(owner: str, rtype: int, answer: Answer, turns: int) -> list[Rendered] | None:
+    """`render` of `turns` rotations of an answer of addresses of one type at the
+    question's name (a headless Service): rotation k starts at record
+    k * (len // turns). Each record is encoded once and, all being the same size,
+    every rotation is two slices of one buffer and its record ends a `range`: a
+    change to a 5,000-address answer costs a few copies of 64 KiB, not 8 x 5,000
+    records. None when the answer is anything else (`render` then, rotation by
+    rotation)."""
+    records = answer.answer
+    if answer.authority or answer.additional or answer.rcode != Rcode.NOERROR or not records:
+        return None
+    names = set(map(_OWNER, records))
+    if len(names) != 1 or names.pop() != owner.lower():
+        return None
+    found = list(map(_at_question, records))  # the loop in C: 5,000 records a change
+    if None in found:
+        return None
+    pieces = cast(list[bytes], found)
+    body = b"".join(pieces)
+    size = len(pieces[0])
+    if len(body) != size * len(pieces):
+        return None  # mixed sizes (A with AAAA): not one RRset
+    writer = _Writer()
+    try:
+        writer.name(owner)
+    except Unrenderable:
+        return None
+    head = _HEADER.pack(QR | AA, 1, len(pieces), 0, 0) + writer.out + struct.pack("!HH", rtype, 1)
+    question_end = len(head) + 2
+    kept = min(len(pieces), (_LIMIT - question_end) // size)  # past 64 KiB: never sent
+    ends = range(question_end + size, question_end + size * kept + 1, size)
+    step = len(pieces) // turns
+    whole = kept * size  # bytes of records kept, from wherever a rotation starts
+    view = memoryview(body)
+    rotations = []
+    for k in range(turns):
+        at = k * step * size
+        first = view[at : at + whole]
+        rest = view[: whole - len(first)]  # wrapped around to the start
+        wire = b"".join((head, first, rest))
+        rotations.append(Rendered(wire, question_end, ends, (len(pieces), 0, 0)))
+    return rotations
 
 
 def render(owner: str, rtype: int, answer: Answer) -> Rendered | None:
@@ -183,7 +244,7 @@ def render(owner: str, rtype: int, answer: Answer) -> Rendered | None:
     module). `owner` is spelled as the asker spelled it: answer names point into it."""
     if len(answer.answer) > 16:
         try:
-            fast = _addresses_only(owner, rtype, answer)
+            fast = _answer_only(owner, rtype, answer)
         except Unrenderable:
             return None
         if fast is not None:

@@ -4,14 +4,18 @@ Services and EndpointSlices come from etcd through informers (list + watch +
 cache, `kubelab.runtime.informer`). Their handlers note which Service a change
 concerns (a slice's by its `kubernetes.io/service-name` label, old and new)
 and mark the zone dirty (STYLE habit 2); the rebuild recomputes only those
-Services' records (`kubelab.core.dns_records.service_records`, pure), merges
-them into the zone kept by `ZoneBuilder` (which also says which questions
-they touch), re-renders the questions whose answer changed (`Table.update`
-copies the rest) and hands the new table to the server, which swaps it in one
+Services' records, part by part (`kubelab.core.dns_records.service_parts`,
+pure: a headless Service's slices each on its own, and a slice that did not
+change keeps its records, `SliceMemo`), hands the parts that changed to the
+zone kept by `ZoneBuilder` (which also says which questions they touch),
+re-renders the questions whose answer changed (`Table.update` copies the
+rest) and hands the new table to the server, which swaps it in one
 assignment (habit 3, kube-proxy's `syncProxyRules`). Nothing is served before
 both informers have listed (`first_table`): a DNS server that answered
 NXDOMAIN for Services it had not read yet would be cached as "no such name"
-by every client.
+by every client. The first table renders nothing ahead: each answer is
+rendered by its first query (`Table.pending`), so a cold start over 10,000
+endpoints serves once the zone is built.
 
 A rebuild of more than a few hundred endpoints (a big headless Service) runs
 off the query path, on a worker thread (a small one runs on the loop, in about a
@@ -31,6 +35,7 @@ revision either informer has seen.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -38,13 +43,13 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge, Histogram
 
 from kubelab.core import kinds
+from kubelab.core.dns_builder import ZoneBuilder
 from kubelab.core.dns_records import (
     SERVICE_NAME_LABEL,
     Record,
     ServiceKey,
-    ZoneBuilder,
     headless_slice_records,
-    service_records,
+    service_parts,
     split_servable,
 )
 from kubelab.runtime import sources
@@ -82,6 +87,10 @@ UNSERVED = Gauge("kubelab_dns_services_with_skipped_records", "Services with rec
 
 
 Memo = tuple[objects_pb2.EndpointSlice, str, bool, int, list[Record]]
+# A Service's part (`service_parts`) as `ZoneBuilder` keys it: namespace, Service, slice.
+Part = tuple[str, str, str]
+# A part's records, and them split into (servable, unfit).
+Split = tuple[list[Record], list[Record], list[Record]]
 
 
 class SliceMemo:
@@ -124,6 +133,8 @@ class ZoneSync:
         self._unserved: set[ServiceKey] = set()
         # Per Service, each slice's records from the last rebuild (rebuild thread only).
         self._slice_memos: dict[ServiceKey, dict[str, Memo]] = {}
+        # Per Service, each part's records as last given to the builder (rebuild thread).
+        self._parts: dict[ServiceKey, dict[str, Split]] = {}
         self._dirty = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.services.on_change(self._service_changed)
@@ -162,35 +173,53 @@ class ZoneSync:
         await self.services.synced.wait()
         await self.slices.synced.wait()
         self._dirty.clear()
-        return self.rebuild()
+        # The first zone allocates a few objects per record at once (hundreds of
+        # thousands over 10,000 endpoints): without the collector running over them
+        # again and again meanwhile, and, once built, frozen out of its reach (they
+        # live as long as their Services; refcounting still frees them), so that no
+        # later collection walks them all holding the GIL while queries wait.
+        gc.disable()
+        try:
+            return self.rebuild()
+        finally:
+            gc.enable()
+            gc.freeze()
 
     def _records(
         self,
         key: ServiceKey,
         svc: objects_pb2.Service | None,
         slices: list[objects_pb2.EndpointSlice],
-    ) -> list[Record]:
-        """The records of one Service that can be served. What cannot (a name over
-        DNS's limits, or any error computing them) is that Service's problem: logged
-        once per change, counted, left out; every other name keeps being served."""
+    ) -> dict[Part, list[Record]]:
+        """The parts of one Service whose servable records changed (`service_parts`:
+        a headless Service's slices, each on its own), with their records; an empty
+        list for a part that is gone. What cannot be served (a name over DNS's limits,
+        or any error computing the records) is that Service's problem: logged once
+        per change, counted, left out; every other name keeps being served."""
         self._unserved.discard(key)
+        old = self._parts.pop(key, {})
+        new: dict[str, Split] = {}
         if svc is None:
             self._slice_memos.pop(key, None)
-            UNSERVED.set(len(self._unserved))
-            return []
-        try:
-            memo = SliceMemo(self._slice_memos.get(key, {}))
-            records, unfit = split_servable(
-                service_records(
+        else:
+            try:
+                memo = SliceMemo(self._slice_memos.get(key, {}))
+                parts = service_parts(
                     svc, slices, domain=self.domain, ttl=self.ttl, per_slice=memo.records
                 )
-            )
-            self._slice_memos[key] = memo.fresh
-        except Exception as err:
-            log.exception("svc=%s/%s: records not served: %r", *key, err)
-            SKIPPED.labels("error").inc()
-            records, unfit = [], []
-            self._unserved.add(key)
+                for part, records in parts.items():
+                    kept = old.get(part)
+                    if kept is not None and kept[0] is records:
+                        new[part] = kept  # a slice `SliceMemo` kept: nothing to redo
+                    else:
+                        new[part] = (records, *split_servable(records))
+                self._slice_memos[key] = memo.fresh
+            except Exception as err:
+                log.exception("svc=%s/%s: records not served: %r", *key, err)
+                SKIPPED.labels("error").inc()
+                new = {}
+                self._unserved.add(key)
+        unfit = [record for split in new.values() for record in split[2]]
         if unfit:
             SKIPPED.labels("name_too_long").inc(len(unfit))
             self._unserved.add(key)
@@ -202,7 +231,13 @@ class ZoneSync:
                 unfit[0].name,
             )
         UNSERVED.set(len(self._unserved))
-        return records
+        if new:
+            self._parts[key] = new
+        changed: dict[Part, list[Record]] = {(*key, part): [] for part in old.keys() - new}
+        for part, split in new.items():
+            if old.get(part) is not split:
+                changed[(*key, part)] = split[1]
+        return changed
 
     def _snapshot(self) -> tuple[Snapshot, int]:
         """On the event loop: the changed Services with their slices, and the serial.
@@ -220,17 +255,21 @@ class ZoneSync:
         """Off the loop: the next table from the changed Services. Touches only the
         builder and the last table, which no other code changes."""
         began = time.perf_counter()
-        zone, answers, removed = self.builder.update(
-            {key: self._records(key, *inputs) for key, inputs in snapshot.items()}, serial
-        )
+        cpu = time.thread_time()  # this rebuild's own CPU, whatever else the machine runs
+        changed: dict[Part, list[Record]] = {}
+        for key, inputs in snapshot.items():
+            changed.update(self._records(key, *inputs))
+        zone, answers, removed = self.builder.update(changed, serial)
         if self.table is None:
-            table = Table.build(zone)
+            # Lazily: the first query of each question renders it (a cold start serves
+            # ten thousand endpoints' names without rendering them all first).
+            table = Table.build(zone, answers=self.builder.answers, lazy=True)
         else:
             table = Table.update(zone, self.table, answers, removed)
         self.table = table
         took = time.perf_counter() - began
         REBUILD_SECONDS.observe(took)
-        QUESTIONS.set(len(table.positive))
+        QUESTIONS.set(len(self.builder.answers))
         log.info(
             "zone updated",
             extra={
@@ -238,6 +277,7 @@ class ZoneSync:
                 "questions": len(answers),
                 "serial": serial,
                 "ms": round(took * 1000, 1),
+                "cpu_ms": round((time.thread_time() - cpu) * 1000, 2),
             },
         )
         return table

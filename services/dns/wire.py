@@ -45,15 +45,17 @@ queries, 0.7-0.8x with EDNS, 0.7-0.9x for NXDOMAIN.
 question whose `Answer` did not change, so a Service created in a zone of a
 thousand re-renders only its own few questions; `Table.update(zone, previous,
 answers, removed)` does the same without looking at the other questions
-(`ZoneBuilder.update` says which may have changed), and keeps the previous
-table's name sets while the zone's names stay the same. A table is immutable
-once built; the server swaps whole tables.
+(`ZoneBuilder.update` says which may have changed), and updates the
+previous table's name sets by the names that came or went. A table is
+immutable once built (but for its render-on-first-query caches, `pending`:
+the first table renders nothing ahead); the server swaps whole tables.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import operator
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -79,7 +81,8 @@ from services.dns.messages import (
     rrsets,
     slow_reply,
 )
-from services.dns.render import render
+from services.dns.render import Rendered as Whole
+from services.dns.render import render, render_rotations
 
 log = logging.getLogger("dns.wire")
 
@@ -95,20 +98,31 @@ _IN = b"\x00\x01"
 # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, and the high byte of ARCOUNT.
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00"
 _ANY = b"\x00\xff"
+_OPT = opt_rr()  # the OPT of every EDNS answer (no options)
 
 
 # ---------------------------------------------------------------- pre-rendered answers
 
 
-def _rotations(answer: Answer) -> list[Answer]:
-    """Rotations of an answer that is one RRset of several addresses (a headless
-    Service); just the answer otherwise."""
+_OWNER = operator.attrgetter("name")
+_TYPE = operator.attrgetter("rtype")
+
+
+def _turns(answer: Answer) -> int:
+    """How many rotations of `answer` are served: up to `MAX_ROTATIONS` for an answer
+    that is one RRset of several addresses (a headless Service), else 1."""
     records = answer.answer
     if len(records) < 2 or records[0].rtype not in (RType.A, RType.AAAA):
-        return [answer]
-    if any(r.name != records[0].name or r.rtype != records[0].rtype for r in records):
-        return [answer]
-    turns = min(len(records), MAX_ROTATIONS)
+        return 1
+    # One owner, one type; checked in C (`map`), the answer may hold 5,000 records.
+    if len(set(map(_OWNER, records))) != 1 or len(set(map(_TYPE, records))) != 1:
+        return 1
+    return min(len(records), MAX_ROTATIONS)
+
+
+def _rotations(answer: Answer, turns: int) -> list[Answer]:
+    """The `turns` rotations of `answer`: rotation k starts at record k * (len // turns)."""
+    records = answer.answer
     step = len(records) // turns
     return [answer._replace(answer=records[k * step :] + records[: k * step]) for k in range(turns)]
 
@@ -133,22 +147,36 @@ def _dnspython_replies(owner: str, rtype: RType, answer: Answer, domain: str) ->
     return udp, full, edns, edns
 
 
+def _cuts(whole: Whole) -> list[bytes]:
+    """The eight variants of one rendered reply (see `UDP`...`EDNS_UDP`), RD clear then set."""
+    if len(whole.wire) + 2 + len(_OPT) <= UDP_LIMIT:
+        # All of it fits everywhere (most answers: one address, one PTR): every cut is
+        # the whole, with the OPT or without; no cutting to do.
+        additional = struct.unpack_from("!H", whole.wire, 8)[0] + 1
+        edns = whole.wire[:8] + struct.pack("!H", additional) + whole.wire[10:] + _OPT
+        return [
+            _with_rd(reply, rd) for reply in (whole.wire, whole.wire, edns, edns) for rd in (0, 1)
+        ]
+    # Cut with RD as asked: each reply made in one copy (they run to 64 KiB).
+    cuts = ((UDP_LIMIT, b""), (TCP_LIMIT, b""), (TCP_LIMIT, _OPT), (OUR_PAYLOAD, _OPT))
+    return [whole.cut(limit, opt, rd=rd) for limit, opt in cuts for rd in (False, True)]
+
+
 def _variants(owner: str, rtype: RType, answer: Answer, domain: str) -> tuple[bytes, ...]:
     found: list[bytes] = []
-    for turn in _rotations(answer):
-        whole = render(owner, rtype, turn)
-        if whole is None:
+    count = _turns(answer)
+    wholes = render_rotations(owner, rtype, answer, count) if count > 1 else None
+    if wholes is not None:
+        for whole in wholes:
+            found += _cuts(whole)
+        return tuple(found)
+    for turn in _rotations(answer, count):
+        rendered = render(owner, rtype, turn)
+        if rendered is None:
             replies = _dnspython_replies(owner, rtype, turn, domain)
+            found += [_with_rd(reply, rd) for reply in replies for rd in (0, 1)]
         else:
-            opt = opt_rr()
-            replies = (
-                whole.cut(UDP_LIMIT),
-                whole.cut(TCP_LIMIT),
-                whole.cut(TCP_LIMIT, opt),
-                whole.cut(OUR_PAYLOAD, opt),
-            )
-        for reply in replies:
-            found += [_with_rd(reply, 0), _with_rd(reply, 1)]
+            found += _cuts(rendered)
     return tuple(found)
 
 
@@ -179,6 +207,40 @@ def _render(key: tuple[str, RType], answer: Answer, domain: str) -> Rendered | N
     except Exception as err:
         log.warning("question %s %s answered SERVFAIL: %r", owner, rtype.name, err)
         return Rendered(answer, question, _variants(owner, rtype, Answer(Rcode.SERVFAIL), domain))
+
+
+def _name_sets(zone: Zone, names: Iterable[str]) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """`names` (of `zone`) in wire form, split into those a template may answer NODATA
+    for (they exist, under the zone, and own no CNAME) and the rest (aliases, and
+    reverse names: the slow path answers those)."""
+    plain: list[bytes] = []
+    special: list[bytes] = []
+    for n in names:
+        wire = name_wire(n)
+        (special if n in zone.aliases or not zone.in_zone(n) else plain).append(wire)
+    return frozenset(plain), frozenset(special)
+
+
+def _unpend(
+    pending: Pending,
+    previous: Table,
+    key: tuple[str, RType],
+    positive: dict[bytes, tuple[bytes, ...]],
+) -> Pending:
+    """`pending` without `key`'s question, nor its rendering in `positive`: copied
+    first if it is still `previous`'s (that table may still be answering), so the
+    copy is made once an update, and only by updates that meet a pending question."""
+    try:
+        question = question_wire(*key)
+    except Exception:
+        return pending
+    if question not in pending:
+        return pending
+    positive.pop(question, None)
+    if pending is previous.pending:
+        pending = dict(pending)
+    del pending[question]
+    return pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +295,16 @@ def _rest(data: bytes, end: int, udp: bool) -> tuple[int, int] | None:
     return 1, max(UDP_LIMIT, rest[3] << 8 | rest[4]) if udp else TCP_LIMIT
 
 
+Pending = dict[bytes, tuple[tuple[str, RType], Answer]]
+
+
 class Table:
-    """Everything a query is answered from, for one zone. Immutable once built."""
+    """Everything a query is answered from, for one zone. Immutable once built, but
+    for `pending`: questions known but not rendered yet (the first table's, so a cold
+    start serves without rendering twenty thousand answers first), each rendered by
+    the first query that asks it and kept in `positive` and `rendered` (caches: a
+    question is in `pending` for good, so a table built from this one meanwhile still
+    has it)."""
 
     def __init__(
         self,
@@ -242,36 +312,32 @@ class Table:
         rendered: dict[tuple[str, RType], Rendered],
         previous: Table | None = None,
         positive: dict[bytes, tuple[bytes, ...]] | None = None,
+        pending: Pending | None = None,
     ) -> None:
         self.zone = zone
         self.rendered = rendered
+        self.pending: Pending = pending or {}
         self.positive: dict[bytes, tuple[bytes, ...]] = (
             positive
             if positive is not None
             else {r.question: r.variants for r in rendered.values()}
         )
-        self.wires: dict[str, bytes]
-        self.names: frozenset[bytes]
-        self.special: frozenset[bytes]
-        if (
-            previous is not None
-            and previous.zone.names is zone.names
-            and previous.zone.aliases == zone.aliases
-        ):
-            self.wires = previous.wires
-            self.names = previous.names
-            self.special = previous.special
+        self.names: frozenset[bytes]  # names a template may answer NODATA for
+        self.special: frozenset[bytes]  # existing names the templates leave to the slow path
+        if previous is None:
+            self.names, self.special = _name_sets(zone, zone.names)
+        elif previous.zone.names is zone.names and previous.zone.aliases == zone.aliases:
+            self.names, self.special = previous.names, previous.special
         else:
-            known = previous.wires if previous is not None else {}
-            self.wires = {n: known.get(n) or name_wire(n) for n in zone.names}
-            # Names a template may answer NODATA for: they exist and own no CNAME.
-            self.names = frozenset(
-                self.wires[n] for n in zone.names if zone.in_zone(n) and n not in zone.aliases
-            )
-            # Existing names the templates must leave to the slow path.
-            self.special = frozenset(
-                self.wires[n] for n in zone.names if n in zone.aliases or not zone.in_zone(n)
-            )
+            # Only the names that came, went or turned alias are looked at (the set
+            # differences run in C): one endpoint leaving a 5,000-endpoint Service
+            # changes one name of ten thousand.
+            old, now = previous.zone, zone
+            redo = (old.names ^ now.names) | (old.aliases ^ now.aliases)
+            drop = {name_wire(n) for n in redo}
+            names, special = _name_sets(now, redo & now.names)
+            self.names = previous.names.difference(drop).union(names)
+            self.special = previous.special.difference(drop).union(special)
         self.domain = name_wire(zone.domain)
         self.pods = name_wire("pod." + zone.domain)
         out = io.BytesIO()
@@ -283,10 +349,29 @@ class Table:
         self.refused = Negative.make(Rcode.REFUSED, b"", text)
 
     @classmethod
-    def build(cls, zone: Zone, previous: Table | None = None) -> Table:
+    def build(
+        cls,
+        zone: Zone,
+        previous: Table | None = None,
+        answers: Mapping[tuple[str, RType], Answer] | None = None,
+        *,
+        lazy: bool = False,
+    ) -> Table:
+        """The table of `zone`, reusing `previous`'s renderings of unchanged answers.
+        `answers`: `zone.answers()` when the caller has them (`ZoneBuilder.answers`).
+        `lazy`: render each answer when first asked, not now (`pending`)."""
+        answers = zone.answers() if answers is None else answers
+        if lazy and previous is None:
+            pending: Pending = {}
+            for key, answer in answers.items():
+                try:
+                    pending[question_wire(*key)] = (key, answer)
+                except Exception as err:
+                    log.warning("question %s %s not served: %r", key[0], key[1].name, err)
+            return cls(zone, {}, None, {}, pending)
         old = previous.rendered if previous is not None else {}
         rendered: dict[tuple[str, RType], Rendered] = {}
-        for key, answer in zone.answers().items():
+        for key, answer in answers.items():
             before = old.get(key)
             fresh = (
                 before
@@ -310,21 +395,42 @@ class Table:
         table is left as it was (the server may still be answering from it)."""
         rendered = dict(previous.rendered)
         positive = dict(previous.positive)
+        pending = previous.pending
         for key in removed:
             gone = rendered.pop(key, None)
             if gone is not None:
                 positive.pop(gone.question, None)
+            if pending:
+                # A first query may have rendered it between the two copies above
+                # (into `positive`, not yet `rendered`): dropped by its question too.
+                pending = _unpend(pending, previous, key, positive)
         for key, answer in answers.items():
             before = rendered.get(key)
             if before is None or before.answer != answer:
                 if before is not None:
                     del rendered[key]
                     positive.pop(before.question, None)
+                if pending:
+                    pending = _unpend(pending, previous, key, positive)
                 fresh = _render(key, answer, zone.domain)
                 if fresh is not None:
                     rendered[key] = fresh
                     positive[fresh.question] = fresh.variants
-        return cls(zone, rendered, previous, positive)
+        return cls(zone, rendered, previous, positive, pending)
+
+    def variants(self, question: bytes) -> tuple[bytes, ...] | None:
+        """The pre-rendered replies to `question` (wire, lowercase), rendering them now
+        if they are pending; None when the zone has no positive answer to it."""
+        found = self.positive.get(question)
+        if found is None and self.pending:
+            waiting = self.pending.get(question)
+            if waiting is not None:
+                key, answer = waiting
+                fresh = _render(key, answer, self.zone.domain)
+                if fresh is not None:
+                    self.rendered[key] = fresh
+                    self.positive[question] = found = fresh.variants
+        return found
 
     def template(self, data: bytes, udp: bool, turn: int) -> tuple[bytes, int] | None:
         """The reply to a one-question QUERY (header already checked) from the
@@ -334,7 +440,7 @@ class Table:
         # holding a zero byte, and then the slice is no key (the bytes before it parse
         # the same way in both), so a hit is a real hit.
         end = data.find(0, 12) + 5
-        variants = self.positive.get(data[12:end]) if end > 16 else None
+        variants = self.variants(data[12:end]) if end > 16 else None
         if variants is not None:
             rest = _rest(data, end, udp)
             if rest is None:
@@ -369,7 +475,7 @@ class Table:
             return None
         lower = qname.lower()  # the name only: a type byte may look like a letter
         rd = data[2] & 1
-        variants = self.positive.get(lower + qtype + qclass)
+        variants = self.variants(lower + qtype + qclass)
         if variants is not None:
             reply = _pick(variants, turn, edns, udp, rd, limit)
             if reply is None:

@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubelab.core.dns_builder import ZoneBuilder
 from kubelab.core.dns_records import (
     Answer,
     Rcode,
@@ -17,7 +18,6 @@ from kubelab.core.dns_records import (
     RType,
     Srv,
     Zone,
-    ZoneBuilder,
     build_zone,
     changed_answers,
     fits_dns,

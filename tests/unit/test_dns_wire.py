@@ -26,11 +26,11 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubelab.core.dns_builder import ZoneBuilder
 from kubelab.core.dns_records import (
     Rcode,
     RType,
     Zone,
-    ZoneBuilder,
     build_zone,
     group_slices,
     service_records,
