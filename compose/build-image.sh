@@ -211,6 +211,17 @@ docker build --force-rm --file "$here/Dockerfile" --build-arg "BASE=$base" \
 # leave a few hundred MB dangling per build. Only untagged kubelab images are touched.
 docker image prune --force --filter "label=org.opencontainers.image.title=kubelab" >/dev/null ||
   log "could not prune the replaced kubelab images (docker image prune failed)"
+# Earlier builds' revision tags ($image:<git sha>) would keep one image per commit built: only
+# the one just built keeps its revision tag. Other tags (a user's own) are left alone.
+if [[ -n $revision ]]; then
+  stale=$(docker image ls --filter "label=org.opencontainers.image.title=kubelab" \
+    --format '{{.Repository}}:{{.Tag}}' "$image" |
+    { grep -E "^$image:[0-9a-f]{7,40}\$" || true; } | { grep -vxF "$image:$revision" || true; })
+  if [[ -n $stale ]]; then
+    # shellcheck disable=SC2086 # one tag per word
+    docker image rm $stale >/dev/null 2>&1 || log "could not remove earlier revision tags: $stale"
+  fi
+fi
 stage_done
 
 size=$(docker image inspect -f '{{.Size}}' "$image:latest" | awk '{ printf "%.0f MB", $1 / 1e6 }')

@@ -10,6 +10,8 @@ No Docker: with CI=true the tests fail (CI must have it); elsewhere they skip, s
 
 from __future__ import annotations
 
+import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -139,3 +141,27 @@ def test_a_build_leaves_no_dangling_kubelab_image(image: str) -> None:
         "label=org.opencontainers.image.title=kubelab",
     ).stdout.split()
     assert dangling == []
+
+
+def test_a_build_keeps_only_its_own_revision_tag(image: str) -> None:
+    """kubelab:<sha> of earlier builds would keep an image per commit built."""
+    if image != "kubelab:latest":
+        pytest.skip(f"the image under test is {image}, not a build of this checkout")
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    ).stdout.strip()
+    tags = docker(
+        "image",
+        "ls",
+        "--filter",
+        "label=org.opencontainers.image.title=kubelab",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "kubelab",
+    ).stdout.split()
+    revisions = [tag for tag in tags if re.fullmatch(r"kubelab:[0-9a-f]{7,40}", tag)]
+    assert revisions == [f"kubelab:{revision}"], tags
