@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from _headless import big_slice as headless_slice
 from google.protobuf import json_format
 
 from kubelab.client import ApiError, Client
@@ -74,25 +75,7 @@ def service(name: str, spec: dict[str, Any]) -> objects_pb2.Service:
 
 
 def big_slice(index: int, not_ready: int | None = None) -> objects_pb2.EndpointSlice:
-    """Slice `index` of `soak-big`: 100 endpoints 10.<index/256>.<index%256>.<n>."""
-    body = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"soak-big-{index}",
-            "labels": {"kubernetes.io/service-name": "soak-big"},
-        },
-        "addressType": "IPv4",
-        "endpoints": [
-            {
-                "addresses": [f"10.{index // 256}.{index % 256}.{n}"],
-                "conditions": {"ready": n != not_ready},
-            }
-            for n in range(100)
-        ],
-        "ports": [{"name": "pg", "protocol": "TCP", "port": 5432}],
-    }
-    return json_format.ParseDict(body, objects_pb2.EndpointSlice())
+    return headless_slice("soak-big", index, not_ready)
 
 
 def _renamed(value: Any) -> Any:

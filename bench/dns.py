@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 
 from _conditions import load_average, started_on, verdict
+from _headless import big_slice as headless_slice
 from google.protobuf import json_format
 
 from kubelab.client import Client
@@ -132,25 +133,7 @@ COLD_START_GOAL_S = 2.0
 
 
 def big_slice(index: int, not_ready: int | None = None) -> objects_pb2.EndpointSlice:
-    """Slice `index` of the headless Service `big`: 100 endpoints 10.<i/256>.<i%256>.<n>."""
-    body = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"big-{index}",
-            "labels": {"kubernetes.io/service-name": "big"},
-        },
-        "addressType": "IPv4",
-        "endpoints": [
-            {
-                "addresses": [f"10.{index // 256}.{index % 256}.{n}"],
-                "conditions": {"ready": n != not_ready},
-            }
-            for n in range(100)
-        ],
-        "ports": [{"name": "pg", "protocol": "TCP", "port": 5432}],
-    }
-    return json_format.ParseDict(body, objects_pb2.EndpointSlice())
+    return headless_slice("big", index, not_ready)
 
 
 async def create_headless(api: str, endpoints: int) -> None:
