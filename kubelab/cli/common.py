@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -25,9 +25,11 @@ from kubelab import home
 from kubelab.cli.errors import CliError
 from kubelab.cli.printers import kind_ref, metadata
 from kubelab.client import Client
-from kubelab.core import kinds, manifests, selectors
+from kubelab.core import kinds, selectors
 from kubelab.core.kinds import KindInfo
-from kubelab.core.manifests import LoadedObject
+
+if TYPE_CHECKING:
+    from kubelab.core.manifests import LoadedObject
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -207,6 +209,10 @@ def load_objects(filenames: Sequence[str], settings: Settings, verb: str) -> lis
     All files are read and checked before anything is sent, so a typo in the
     third document changes nothing (DESIGN §8.5). A manifest namespace that
     contradicts an explicit -n is refused, as kubectl refuses it."""
+    # Here, not at the top: YAML and the validation rules are for the verbs that read
+    # manifests, and `kubelab get svc` should not pay for importing them.
+    from kubelab.core import manifests
+
     if not filenames:
         raise CliError("error: must specify -f FILE (a file, a directory or - for stdin)")
     try:

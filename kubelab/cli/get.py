@@ -34,9 +34,8 @@ from kubelab.cli.common import (
     run,
 )
 from kubelab.cli.errors import CliError, not_found
-from kubelab.cli.served import served_cells
 from kubelab.client import ApiError, Client
-from kubelab.core import kinds, manifests
+from kubelab.core import kinds
 from kubelab.core.kinds import KindInfo
 from kubelab.limits import LIST_CHUNK
 from kubelab.v1 import objects_pb2
@@ -58,6 +57,8 @@ def no_resources(settings: Settings, info: KindInfo, all_namespaces: bool) -> st
 def yaml_list(objects: Sequence[Message]) -> str:
     """A `kind: List` in YAML, items printed by `manifests.to_yaml` so they read
     exactly as single objects do."""
+    from kubelab.core import manifests  # YAML and JSON output only (see load_objects)
+
     lines = ["apiVersion: v1", "items:" if objects else "items: []"]
     for obj in objects:
         body = manifests.to_yaml(obj).rstrip("\n").splitlines()
@@ -67,6 +68,8 @@ def yaml_list(objects: Sequence[Message]) -> str:
 
 
 def json_list(objects: Sequence[Message]) -> str:
+    from kubelab.core import manifests
+
     doc = {
         "apiVersion": "v1",
         "items": [manifests.to_kubernetes_dict(o) for o in objects],
@@ -154,6 +157,8 @@ def print_objects(
 
 
 def object_text(obj: Message, output: str) -> str:
+    from kubelab.core import manifests
+
     return manifests.to_yaml(obj) if output == "yaml" else manifests.to_json(obj)
 
 
@@ -285,6 +290,8 @@ def get(
                 o for _, objs in results for o in objs if isinstance(o, objects_pb2.Service)
             ]
             if services:
+                from kubelab.cli.served import served_cells  # -o wide only
+
                 served.update(await served_cells(client, services))
         return results, missing
 
