@@ -25,12 +25,12 @@ from _propagation_world import (
     BASELINE_NODE,
     LEASE_TTL,
     NAMESPACE,
-    SERVICE_NAME_LABEL,
     NotConverged,
     World,
 )
 
 from kubelab.core import kinds
+from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.store import EventType, ObjectEvent, Store
 from kubelab.testing.processes import ControllerProcess
 from kubelab.v1 import objects_pb2

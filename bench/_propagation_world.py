@@ -24,7 +24,6 @@ from kubelab.store import Lease, Store
 from kubelab.v1 import objects_pb2
 
 NAMESPACE = "default"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 NODE_IPS = {f"node-{n}": f"127.10.92.{n}" for n in (1, 2, 3)}
 BASELINE_NODE = "bench-baseline"
 # The simulated node agents' lease: long, so a busy moment in this process loses nothing.

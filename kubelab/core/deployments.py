@@ -92,6 +92,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kubelab.core import kinds
+from kubelab.core.names import MAX_GENERATED_BASE, SAFE_ALPHABET, SUFFIX_LENGTH, unique_name
 from kubelab.core.pod_claims import claim_pods
 from kubelab.core.pods import (
     TERMINAL_PHASES,
@@ -108,12 +109,7 @@ from kubelab.core.validation_syntax import parse_int_or_string
 from kubelab.v1 import meta_pb2, objects_pb2
 
 POD_TEMPLATE_HASH = "pod-template-hash"
-# Kubernetes' rand.SafeEncodeString alphabet: no vowels (no words), no 0/1/3 (no look-alikes).
-SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 HASH_LENGTH = 10
-SUFFIX_LENGTH = 5
-# Kubernetes' maxGeneratedNameLength: a generated name's base is cut so that base + suffix ≤ 63.
-_MAX_GENERATED_BASE = 63 - SUFFIX_LENGTH
 
 RECREATE = "Recreate"
 AVAILABLE = "Available"
@@ -385,14 +381,6 @@ def _status(
 # ---------------------------------------------------------------- new pods
 
 
-def _pod_name(base: str, taken: set[str], rng: random.Random) -> str:
-    while True:
-        name = base + "".join(rng.choice(SAFE_ALPHABET) for _ in range(SUFFIX_LENGTH))
-        if name not in taken:
-            taken.add(name)
-            return name
-
-
 def controller_reference(deployment: objects_pb2.Deployment) -> meta_pb2.OwnerReference:
     """The ownerReference a Deployment puts on the pods it controls."""
     return meta_pb2.OwnerReference(
@@ -467,10 +455,10 @@ def plan_deployment(
         surge, unavailable = resolve_fenceposts(spec.strategy.rolling_update, replicas)
         step = _rolling(pods, replicas, surge, unavailable, available)
 
-    base = f"{deployment.metadata.name}-{current}-"[:_MAX_GENERATED_BASE]
+    base = f"{deployment.metadata.name}-{current}-"[:MAX_GENERATED_BASE]
     taken = {pod.metadata.name for pod in (*owned, *claimed)}
     create = tuple(
-        _new_pod(deployment, current, _pod_name(base, taken, rng)) for _ in range(step.create)
+        _new_pod(deployment, current, unique_name(base, taken, rng)) for _ in range(step.create)
     )
     return DeploymentPlan(
         create=create,

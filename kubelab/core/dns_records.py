@@ -68,9 +68,9 @@ from enum import IntEnum
 from itertools import chain, repeat
 from typing import NamedTuple
 
+from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.v1 import objects_pb2
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SCHEMA_VERSION = "1.0.1"
 DEFAULT_DOMAIN = "cluster.local"
 DEFAULT_TTL = 5

@@ -71,8 +71,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kubelab.core import kinds
-from kubelab.core.deployments import SAFE_ALPHABET, SUFFIX_LENGTH
 from kubelab.core.kinds import SERVICE_NAME_LABEL
+from kubelab.core.names import MAX_GENERATED_BASE, unique_name
 from kubelab.core.slice_endpoints import (
     ADDRESS_TYPE,
     EndpointKey,
@@ -103,8 +103,6 @@ HEADLESS_LABEL = "service.kubernetes.io/headless"
 _RESERVED_LABELS = frozenset({SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL})
 # Kubernetes' --max-endpoints-per-slice default.
 MAX_ENDPOINTS_PER_SLICE = 100
-# Kubernetes' maxGeneratedNameLength: a generated name's base is cut so base + suffix ≤ 63.
-_MAX_GENERATED_BASE = 63 - SUFFIX_LENGTH
 
 Slice = objects_pb2.EndpointSlice
 
@@ -364,10 +362,10 @@ def reconcile_slices(
             delete.remove(victim)
 
     taken = {eps.metadata.name for eps in existing}
-    base = f"{service.metadata.name}-"[:_MAX_GENERATED_BASE]
+    base = f"{service.metadata.name}-"[:MAX_GENERATED_BASE]
     for eps in create:
         eps.metadata.generate_name = base
-        eps.metadata.name = _slice_name(base, taken, rng)
+        eps.metadata.name = unique_name(base, taken, rng)
     return SlicePlan(
         create=tuple(create),
         update=tuple(sorted(update, key=lambda eps: eps.metadata.name)),
@@ -394,11 +392,3 @@ def _same_placeholder(eps: Slice, placeholder: Slice) -> bool:
         and dict(eps.metadata.labels) == dict(placeholder.metadata.labels)
         and list(eps.metadata.owner_references) == list(placeholder.metadata.owner_references)
     )
-
-
-def _slice_name(base: str, taken: set[str], rng: random.Random) -> str:
-    while True:
-        name = base + "".join(rng.choice(SAFE_ALPHABET) for _ in range(SUFFIX_LENGTH))
-        if name not in taken:
-            taken.add(name)
-            return name

@@ -49,6 +49,7 @@ from kubelab.core.allocators import (
 )
 from kubelab.core.errors import FieldError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, KindInfo
+from kubelab.core.names import random_suffix
 from kubelab.store import (
     AlreadyExistsError,
     ClaimTakenError,
@@ -65,7 +66,6 @@ _ALLOCATION_ATTEMPTS = 16
 _CAS_ATTEMPTS = 16
 A = TypeVar("A", bound=Message)
 # Kubernetes' generateName alphabet: no vowels (no accidental words), no look-alikes.
-_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +235,7 @@ class Registry:
         new = self._prepare(info, obj)
         meta = _meta(new)
         if not meta.name and meta.generate_name:
-            meta.name = meta.generate_name + "".join(
-                self.rng.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5)
-            )
+            meta.name = meta.generate_name + random_suffix(self.rng)
         meta.uid = str(uuid.uuid4())
         meta.resource_version = ""
         meta.generation = 1

@@ -45,13 +45,13 @@ from prometheus_client import Counter, Gauge, Histogram
 from kubelab.core import kinds
 from kubelab.core.dns_builder import ZoneBuilder
 from kubelab.core.dns_records import (
-    SERVICE_NAME_LABEL,
     Record,
     ServiceKey,
     headless_slice_records,
     service_parts,
     split_servable,
 )
+from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.runtime import sources
 from kubelab.store import Store
 from kubelab.v1 import objects_pb2

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from _stats import percentile
+# Loaded by path: bench/ on sys.path would let bench/dns.py shadow dnspython's `dns`.
+_SPEC = importlib.util.spec_from_file_location(
+    "_stats", Path(__file__).resolve().parents[2] / "bench" / "_stats.py"
+)
+assert _SPEC is not None and _SPEC.loader is not None
+_stats = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_stats)
+percentile = _stats.percentile
 
 
 @pytest.mark.parametrize(

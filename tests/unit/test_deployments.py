@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 
 from kubelab.core.deployments import (
     POD_TEMPLATE_HASH,
-    SAFE_ALPHABET,
     DeploymentPlan,
     plan_deployment,
     resolve_fenceposts,
     template_hash,
 )
+from kubelab.core.names import SAFE_ALPHABET
 from kubelab.core.node_lifecycle import next_eviction_due, pods_to_evict
 from kubelab.core.pods import (
     is_active,

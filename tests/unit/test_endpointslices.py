@@ -20,7 +20,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubelab.core.deployments import SAFE_ALPHABET
 from kubelab.core.endpointslices import (
     HEADLESS_LABEL,
     MANAGED_BY,
@@ -31,6 +30,7 @@ from kubelab.core.endpointslices import (
     reconcile_slices,
     slice_labels,
 )
+from kubelab.core.names import SAFE_ALPHABET
 from kubelab.core.slice_endpoints import PortSpec, desired_endpoints, endpoint_ports
 from kubelab.core.validation_cluster import validate_endpoint_slice
 from kubelab.testing.pods import make_pod, set_ready
