@@ -38,6 +38,7 @@ from enum import StrEnum
 
 from kubelab.core import errors
 from kubelab.core.node_routes import internal_ip
+from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.core.validation_services import LOAD_BALANCER
 from kubelab.v1 import cloud_pb2, meta_pb2, objects_pb2
 
@@ -51,11 +52,6 @@ _SOURCE_RANGES_FIELD = "spec.loadBalancerSourceRanges"
 # The cloud-stub's words for a listener it could not bind (services/cloud_stub/forwarding.py).
 _BIND_FAILURE = "cannot listen on"
 _FIRST_UNPRIVILEGED_PORT = 1024
-
-# kube-proxy's healthz port: 200 while the node's proxy is up and synced. Cloud load
-# balancers check it for Cluster-policy Services (KEP-3458); a TCP connect to a nodePort
-# would pass on a frozen node, whose kernel still completes the handshake.
-NODE_HEALTH_PORT = 10256
 
 
 class Reason(StrEnum):

@@ -34,6 +34,11 @@ from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.validation_services import needs_health_check
 from kubelab.v1 import objects_pb2
 
+# kube-proxy's healthz port: 200 while the node's proxy is up and synced. Cloud load
+# balancers check it for Cluster-policy Services (KEP-3458); a TCP connect to a nodePort
+# would pass on a frozen node, whose kernel still completes the handshake.
+NODE_HEALTH_PORT = 10256
+
 ServiceKey = tuple[str, str]
 
 CLUSTER_IP = "ClusterIP"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from prometheus_client import Gauge
 
-from kubelab.core.lb_requests import NODE_HEALTH_PORT
+from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server

@@ -45,6 +45,7 @@ from prometheus_client import Counter, Gauge
 from kubelab.core import lb_requests
 from kubelab.core.kinds import ApiObject
 from kubelab.core.lb_requests import InvalidRequestError, Outcome, Retry
+from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import kobj
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
@@ -110,7 +111,7 @@ class LoadBalancerController:
         nodes: Informer[PodKey, ApiObject],
         heartbeats: Informer[str, bool],
         cloud: Cloud | None,
-        node_health_port: int = lb_requests.NODE_HEALTH_PORT,
+        node_health_port: int = NODE_HEALTH_PORT,
         node_debounce: float = 0.5,
         pending_period: float = 3.0,
         resync_period: float = 60.0,

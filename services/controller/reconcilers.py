@@ -33,10 +33,10 @@ from prometheus_client import Gauge
 from kubelab.core import kinds
 from kubelab.core.deployments import plan_deployment
 from kubelab.core.kinds import ApiObject
-from kubelab.core.lb_requests import NODE_HEALTH_PORT
 from kubelab.core.live_state import pod_with_status
 from kubelab.core.node_lifecycle import next_eviction_due, pods_to_evict
 from kubelab.core.pods import controller_owner, is_terminating, to_timestamp
+from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.core.scheduling import NodeInfo, schedule, why_unschedulable
 from kubelab.runtime import sources
 from kubelab.runtime.queue import WorkQueue

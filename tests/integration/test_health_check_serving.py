@@ -16,9 +16,8 @@ import pytest
 
 from kubelab.client import Client
 from kubelab.core.endpoint_choice import Backend, Target
-from kubelab.core.lb_requests import NODE_HEALTH_PORT
 from kubelab.core.manifests import load_manifests
-from kubelab.core.proxy_rules import HEALTH_CHECK, Frontend, PortRules
+from kubelab.core.proxy_rules import HEALTH_CHECK, NODE_HEALTH_PORT, Frontend, PortRules
 from kubelab.store import Store
 from kubelab.testing.traffic import echo_post
 from kubelab.v1 import objects_pb2
