@@ -85,89 +85,159 @@ LEADER_DEADLINE = 30.0
 RUNS = {"idle": 0, "hog": 1}  # run name -> busy-loop processes beside it
 
 
-async def bench(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], list[str]]:
-    etcd = EtcdServer(workdir / "etcd")
-    first = ControllerProcess(etcd.endpoint, workdir, name="controller")
-    second = ControllerProcess(etcd.endpoint, workdir, name="controller-2")
-    world = World.build(args.services, args.pods)
-    rng = random.Random(args.seed)
-    rows: list[Row] = []
-    notes: list[str] = []
-    store = Store(etcd.endpoint)
-    watch = SliceWatch(store, world)
-    leaders = LeaderWatch(store)
-    background: list[asyncio.Task[Any]] = []  # must run until the end
-    starts: list[asyncio.Task[None]] = []  # controller starts (blocking, in threads)
-    try:
-        etcd.start()
+class Bench:
+    """One run: the world, the two controllers, and the phases in order, each returning
+    its rows of the table."""
 
-        # 1. baseline
-        baseline = await measure_baseline(store)
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.etcd = EtcdServer(workdir / "etcd")
+        self.first = ControllerProcess(self.etcd.endpoint, workdir, name="controller")
+        self.second = ControllerProcess(self.etcd.endpoint, workdir, name="controller-2")
+        self.controller = self.first  # the one that must stay alive
+        self.world = World.build(args.services, args.pods)
+        self.rng = random.Random(args.seed)
+        self.store = Store(self.etcd.endpoint)
+        self.watch = SliceWatch(self.store, self.world)
+        self.leaders = LeaderWatch(self.store)
+        self.background: list[asyncio.Task[Any]] = []  # must run until the end
+        self.starts: list[asyncio.Task[None]] = []  # controller starts (blocking, in threads)
+        self.setup_s = 0.0
 
+    def alive(self) -> None:
+        """Raise NotConverged if anything the run depends on has ended."""
+        self.watch.check()
+        for task in self.background:
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                raise NotConverged(f"{task.get_name()} ended: {error!r}")
+        for task in self.starts:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise NotConverged(f"starting the controller: {task.exception()}")
+        process = self.controller.process
+        if process is not None and process.poll() is not None:
+            raise NotConverged(f"{self.controller.name} exited (code {process.returncode})")
+
+    def start(self, controller: ControllerProcess) -> asyncio.Task[None]:
+        self.controller = controller
+        task = asyncio.create_task(asyncio.to_thread(controller.start), name=controller.name)
+        self.starts.append(task)
+        return task
+
+    async def run(self) -> tuple[list[Row], list[str]]:
+        try:
+            self.etcd.start()
+            rows = await self.baseline()
+            await self.write_world()
+            rows += await self.cold_build()
+            rows += await self.propagation()
+            rows += await self.restart()
+        finally:
+            await self.close()
+        notes = [
+            "Latencies are from just before the status put to the slice event's arrival in this "
+            "process (which also writes the statuses and decodes every slice event).",
+            "Resynced: when the new controller logs 'synced' (every work queue drained once "
+            "after it leads; also the kubelab_controller_synced gauge).",
+            f"p50/p99 nearest rank; world written in {self.setup_s:.1f} s.",
+        ]
+        return rows, notes
+
+    async def close(self) -> None:
+        await self.watch.stop()
+        await self.leaders.stop()
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, *self.starts, return_exceptions=True)
+        await self.store.close()
+        await asyncio.to_thread(self.first.stop)
+        await asyncio.to_thread(self.second.stop)
+        self.etcd.stop()
+
+    async def baseline(self) -> list[Row]:
+        """1. put -> watch event on this etcd, before the controller runs."""
+        baseline = await measure_baseline(self.store)
+        return [
+            Row("etcd put -> watch event, p50 (baseline, this run)", ms(percentile(baseline, 0.5))),
+            Row("etcd put -> watch event, p99", ms(percentile(baseline, 0.99))),
+        ]
+
+    async def write_world(self) -> None:
         started = time.monotonic()
-        await populate(store, world)
-        setup_s = time.monotonic() - started
-        print(
-            f"world written in {setup_s:.1f} s: {len(world.services)} Services, "
-            f"{len(world.pods)} pods with statuses, {len(NODE_IPS)} nodes",
-            file=sys.stderr,
-            flush=True,
+        await populate(self.store, self.world)
+        self.setup_s = time.monotonic() - started
+        world = self.world
+        note(
+            f"world written in {self.setup_s:.1f} s: {len(world.services)} Services, "
+            f"{len(world.pods)} pods with statuses, {len(NODE_IPS)} nodes"
         )
-        background.append(
-            asyncio.create_task(keep_leases(store, list(world.leases.values())), name="node leases")
+        leases = list(world.leases.values())
+        self.background.append(
+            asyncio.create_task(keep_leases(self.store, leases), name="node leases")
         )
+        self.watch.start(await self.store.current_revision())
+        self.leaders.start()
 
-        watch.start(await store.current_revision())
-        leaders.start()
-        controller = first
-
-        def alive() -> None:
-            watch.check()
-            for task in background:
-                if task.done():
-                    error = None if task.cancelled() else task.exception()
-                    raise NotConverged(f"{task.get_name()} ended: {error!r}")
-            for task in starts:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    raise NotConverged(f"starting the controller: {task.exception()}")
-            process = controller.process
-            if process is not None and process.poll() is not None:
-                raise NotConverged(f"{controller.name} exited (code {process.returncode})")
-
-        # 2. cold build
+    async def cold_build(self) -> list[Row]:
+        """2. the controller's start over the world with no slices, until all are right."""
+        watch, first = self.watch, self.first
         spawned = time.monotonic()
-        starting = asyncio.create_task(asyncio.to_thread(first.start), name="controller start")
-        starts.append(starting)
+        starting = self.start(first)
         await until(
-            lambda: leaders.since(first.name) is not None,
+            lambda: self.leaders.since(first.name) is not None,
             LEADER_DEADLINE,
             lambda: "cold build: the controller leading",
-            alive,
+            self.alive,
         )
-        await leaders.stop()
+        await self.leaders.stop()
         await until(
             lambda: watch.all_complete_at is not None,
             COLD_DEADLINE,
             lambda: (
-                f"cold build: {len(watch.complete)} of {len(world.services)} Services with "
-                f"all {args.pods} pods ready in their slices"
+                f"cold build: {len(watch.complete)} of {len(self.world.services)} Services "
+                f"with all {self.args.pods} pods ready in their slices"
             ),
-            alive,
+            self.alive,
         )
         await starting
         assert watch.all_complete_at is not None
-        cold_leader = (leaders.since(first.name) or spawned) - spawned
+        leader = (self.leaders.since(first.name) or spawned) - spawned
         cold_s = watch.all_complete_at - spawned
-        cold_writes = watch.events_between(spawned, watch.all_complete_at)
-        await settle(watch, alive, "after the cold build")
-        cold_extra = len(watch.times) - cold_writes
-        print(
-            f"cold build: {cold_s:.2f} s ({cold_writes} slice writes)", file=sys.stderr, flush=True
-        )
+        writes = watch.events_between(spawned, watch.all_complete_at)
+        await settle(watch, self.alive, "after the cold build")
+        extra = len(watch.times) - writes
+        note(f"cold build: {cold_s:.2f} s ({writes} slice writes)")
+        n = len(self.world.services)
+        return [
+            Row(
+                "cold build: process start -> all slices complete",
+                f"{cold_s:.2f} s",
+                f"<= {GOAL_COLD_S:g} s",
+                cold_s <= GOAL_COLD_S,
+            ),
+            Row("  of which process start -> leader", f"{leader:.2f} s"),
+            Row("  leader -> all slices complete", f"{cold_s - leader:.2f} s"),
+            Row(
+                "  slice writes to complete (per Service)",
+                f"{writes} ({writes / n:.2f})",
+                "1 per Service",
+                writes == n,
+            ),
+            Row("  slice writes after complete (1 s settle)", str(extra), "0", extra == 0),
+        ]
 
-        # 3. propagation
+    async def propagation(self) -> list[Row]:
+        """3. readiness flips at the rate asked, each timed to its slice event."""
+        args = self.args
         changes, writes, delivering, unchanged = await propagate(
-            store, world, watch, rng, args.changes, args.rate, alive, "propagation"
+            self.store,
+            self.world,
+            self.watch,
+            self.rng,
+            args.changes,
+            args.rate,
+            self.alive,
+            "propagation",
         )
         latencies = [c.seen - c.t0 for c in changes]
         acks = [c.acked - c.t0 for c in changes]
@@ -175,47 +245,90 @@ async def bench(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], lis
         lag = max(c.t0 - c.scheduled for c in changes)
         span = changes[-1].t0 - changes[0].t0
         achieved = (len(changes) - 1) / span if span > 0 else float("nan")
-        print(
-            f"propagation: p50 {ms(percentile(latencies, 0.5))}, "
-            f"p99 {ms(percentile(latencies, 0.99))}",
-            file=sys.stderr,
-            flush=True,
-        )
+        p99 = percentile(latencies, 0.99)
+        note(f"propagation: p50 {ms(percentile(latencies, 0.5))}, p99 {ms(p99)}")
+        return [
+            Row(
+                f"propagation: {len(changes)} flips at {achieved:.1f}/s, p50",
+                ms(percentile(latencies, 0.5)),
+            ),
+            Row(
+                "  status put -> slice event, p99",
+                ms(p99),
+                f"<= {GOAL_P99_MS:g} ms",
+                p99 * 1000 <= GOAL_P99_MS,
+            ),
+            Row("  status put -> slice event, max", ms(max(latencies))),
+            Row(
+                f"  changes over {GOAL_P99_MS:g} ms",
+                f"{sum(t * 1000 > GOAL_P99_MS for t in latencies)} of {len(latencies)}",
+            ),
+            Row(
+                "  status put acknowledged, p50 / p99",
+                f"{percentile(acks, 0.5) * 1000:.2f} / {ms(percentile(acks, 0.99))}",
+            ),
+            Row(
+                "  status put acknowledged -> slice event, p50 / p99",
+                f"{percentile(after_ack, 0.5) * 1000:.2f} / {ms(percentile(after_ack, 0.99))}",
+            ),
+            Row(
+                "  slice writes per change",
+                f"{writes / len(changes):.3f}",
+                "1 (<= 1)",
+                writes <= len(changes),
+            ),
+            Row(
+                "  slice writes delivering no change",
+                str(writes - delivering),
+                "0",
+                writes == delivering,
+            ),
+            Row("    of which endpoints unchanged", str(unchanged), "0", unchanged == 0),
+            Row("  worst pacing lag (t0 - scheduled)", ms(lag)),
+        ]
 
-        # 4. restart
+    async def restart(self) -> list[Row]:
+        """4. SIGTERM the controller, start another over the unchanged world: no writes, a
+        quick resync, then a few flips to show it reconciles, and a final check."""
+        first, second, watch, leaders = self.first, self.second, self.watch, self.leaders
         leaders.start()
         await asyncio.sleep(0.05)
         signalled = time.monotonic()
         await asyncio.to_thread(first.stop)
         exited = time.monotonic()
-        controller = second
         synced = SyncedLog(second)
         respawned = time.monotonic()
-        starting = asyncio.create_task(asyncio.to_thread(second.start), name="controller-2 start")
-        starts.append(starting)
+        starting = self.start(second)
         await until(
             lambda: leaders.since(second.name) is not None,
             LEADER_DEADLINE,
             lambda: "restart: the new controller leading",
-            alive,
+            self.alive,
         )
         await leaders.stop()
         led = leaders.since(second.name)
         assert led is not None
         window_end = led + RESTART_WINDOW_S
         while (left := window_end - time.monotonic()) > 0:
-            alive()
+            self.alive()
             synced.poll()
             await asyncio.sleep(min(left, 0.02))
         await starting
-        await until(synced.poll, LEADER_DEADLINE, lambda: "restart: the 'synced' line", alive)
+        await until(synced.poll, LEADER_DEADLINE, lambda: "restart: the 'synced' line", self.alive)
         restart_writes = watch.events_between(respawned, window_end)
         released = leaders.released(first.name, signalled)
         resynced = synced.at
         assert resynced is not None
 
         probes, probe_writes, _, _ = await propagate(
-            store, world, watch, rng, args.probes, args.rate, alive, "after the restart"
+            self.store,
+            self.world,
+            watch,
+            self.rng,
+            self.args.probes,
+            self.args.rate,
+            self.alive,
+            "after the restart",
         )
         probe_latencies = [c.seen - c.t0 for c in probes]
         wrong = watch.mismatches()
@@ -224,115 +337,46 @@ async def bench(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], lis
                 f"final check: {len(wrong)} pods' slices disagree with their status, e.g. "
                 + "; ".join(wrong[:5])
             )
-    finally:
-        await watch.stop()
-        await leaders.stop()
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, *starts, return_exceptions=True)
-        await store.close()
-        await asyncio.to_thread(first.stop)
-        await asyncio.to_thread(second.stop)
-        etcd.stop()
+        return [
+            Row("restart: SIGTERM -> old process exited", f"{exited - signalled:.2f} s"),
+            Row(
+                "  SIGTERM -> old leader's election key gone",
+                f"{released - signalled:.2f} s" if released is not None else "?",
+            ),
+            Row("  new process start -> leader", f"{led - respawned:.2f} s"),
+            Row(
+                "  new process start -> resynced (its 'synced' log line)",
+                f"{resynced - respawned:.2f} s",
+                f"<= {GOAL_RESYNC_S:g} s",
+                resynced - respawned <= GOAL_RESYNC_S,
+            ),
+            Row("  leader -> resynced", f"{resynced - led:.2f} s"),
+            Row(
+                "  controller CPU, start -> resynced",
+                f"{synced.cpu:.2f} s" if synced.cpu is not None else "?",
+            ),
+            Row(
+                f"  slice writes, start -> leader + {RESTART_WINDOW_S:g} s",
+                str(restart_writes),
+                "0",
+                restart_writes == 0,
+            ),
+            Row(
+                f"  then {len(probes)} flips: p50 / max",
+                f"{percentile(probe_latencies, 0.5) * 1000:.2f} / {ms(max(probe_latencies))}",
+            ),
+            Row(
+                "  ... slice writes per change",
+                f"{probe_writes / len(probes):.3f}",
+                "1 (<= 1)",
+                probe_writes <= len(probes),
+            ),
+        ]
 
-    n = len(world.services)
-    rows += [
-        Row("etcd put -> watch event, p50 (baseline, this run)", ms(percentile(baseline, 0.5))),
-        Row("etcd put -> watch event, p99", ms(percentile(baseline, 0.99))),
-        Row(
-            "cold build: process start -> all slices complete",
-            f"{cold_s:.2f} s",
-            f"<= {GOAL_COLD_S:g} s",
-            cold_s <= GOAL_COLD_S,
-        ),
-        Row("  of which process start -> leader", f"{cold_leader:.2f} s"),
-        Row("  leader -> all slices complete", f"{cold_s - cold_leader:.2f} s"),
-        Row(
-            "  slice writes to complete (per Service)",
-            f"{cold_writes} ({cold_writes / n:.2f})",
-            "1 per Service",
-            cold_writes == n,
-        ),
-        Row("  slice writes after complete (1 s settle)", str(cold_extra), "0", cold_extra == 0),
-        Row(
-            f"propagation: {len(changes)} flips at {achieved:.1f}/s, p50",
-            ms(percentile(latencies, 0.5)),
-        ),
-        Row(
-            "  status put -> slice event, p99",
-            ms(percentile(latencies, 0.99)),
-            f"<= {GOAL_P99_MS:g} ms",
-            percentile(latencies, 0.99) * 1000 <= GOAL_P99_MS,
-        ),
-        Row("  status put -> slice event, max", ms(max(latencies))),
-        Row(
-            f"  changes over {GOAL_P99_MS:g} ms",
-            f"{sum(t * 1000 > GOAL_P99_MS for t in latencies)} of {len(latencies)}",
-        ),
-        Row(
-            "  status put acknowledged, p50 / p99",
-            f"{percentile(acks, 0.5) * 1000:.2f} / {ms(percentile(acks, 0.99))}",
-        ),
-        Row(
-            "  status put acknowledged -> slice event, p50 / p99",
-            f"{percentile(after_ack, 0.5) * 1000:.2f} / {ms(percentile(after_ack, 0.99))}",
-        ),
-        Row(
-            "  slice writes per change",
-            f"{writes / len(changes):.3f}",
-            "1 (<= 1)",
-            writes <= len(changes),
-        ),
-        Row(
-            "  slice writes delivering no change",
-            str(writes - delivering),
-            "0",
-            writes == delivering,
-        ),
-        Row("    of which endpoints unchanged", str(unchanged), "0", unchanged == 0),
-        Row("  worst pacing lag (t0 - scheduled)", ms(lag)),
-        Row("restart: SIGTERM -> old process exited", f"{exited - signalled:.2f} s"),
-        Row(
-            "  SIGTERM -> old leader's election key gone",
-            f"{released - signalled:.2f} s" if released is not None else "?",
-        ),
-        Row("  new process start -> leader", f"{led - respawned:.2f} s"),
-        Row(
-            "  new process start -> resynced (its 'synced' log line)",
-            f"{resynced - respawned:.2f} s",
-            f"<= {GOAL_RESYNC_S:g} s",
-            resynced - respawned <= GOAL_RESYNC_S,
-        ),
-        Row("  leader -> resynced", f"{resynced - led:.2f} s"),
-        Row(
-            "  controller CPU, start -> resynced",
-            f"{synced.cpu:.2f} s" if synced.cpu is not None else "?",
-        ),
-        Row(
-            f"  slice writes, start -> leader + {RESTART_WINDOW_S:g} s",
-            str(restart_writes),
-            "0",
-            restart_writes == 0,
-        ),
-        Row(
-            f"  then {len(probes)} flips: p50 / max",
-            f"{percentile(probe_latencies, 0.5) * 1000:.2f} / {ms(max(probe_latencies))}",
-        ),
-        Row(
-            "  ... slice writes per change",
-            f"{probe_writes / len(probes):.3f}",
-            "1 (<= 1)",
-            probe_writes <= len(probes),
-        ),
-    ]
-    notes += [
-        "Latencies are from just before the status put to the slice event's arrival in this "
-        "process (which also writes the statuses and decodes every slice event).",
-        "Resynced: when the new controller logs 'synced' (every work queue drained once after "
-        "it leads; also the kubelab_controller_synced gauge).",
-        f"p50/p99 nearest rank; world written in {setup_s:.1f} s.",
-    ]
-    return rows, notes
+
+def note(line: str) -> None:
+    """Progress, on stderr, as the run goes."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -367,7 +411,7 @@ def main() -> None:
         print(f"--- run: {name}", file=sys.stderr, flush=True)
         try:
             with CpuHog(RUNS[name]):
-                rows, notes = run_actor(bench(args, workdir))
+                rows, notes = run_actor(Bench(args, workdir).run())
         except (NotConverged, TimeoutError, RuntimeError) as err:
             print(f"error: the world did not converge ({name} run): {err}", file=sys.stderr)
             print(f"process logs kept in {workdir}", file=sys.stderr)
@@ -380,8 +424,14 @@ def main() -> None:
         results,
         [
             *notes,
-            "one core taken: a busy-loop process of this bench's runs beside it for the whole "
-            "run; goals are judged on the load average before the first run.",
+            *(
+                [
+                    "one core taken: a busy-loop process of this bench's runs beside it for the "
+                    "whole run; goals are judged on the load average before the first run."
+                ]
+                if "hog" in runs
+                else []
+            ),
         ],
         load,
     )
