@@ -489,14 +489,15 @@ _OPS = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(_OPS)
-def test_incremental_update_equals_full_build(ops: list[Any]) -> None:
-    services: dict[tuple[str, str], objects_pb2.Service] = {}
-    slices: dict[tuple[str, str], objects_pb2.EndpointSlice] = {}
-    builder = ZoneBuilder(domain=ZONE, ttl=5)
-    builder.update({}, 1)
-    for serial, (op, key, kind, ip, target, endpoints, which) in enumerate(ops, start=2):
+Key = tuple[str, str]
+
+
+def replay(ops: list[Any]) -> list[tuple[set[Key], dict[Key, Any], dict[Key, Any]]]:
+    """Each step of `_OPS`: (Services changed, Services, slices) after it."""
+    services: dict[Key, objects_pb2.Service] = {}
+    slices: dict[Key, objects_pb2.EndpointSlice] = {}
+    steps = []
+    for op, key, kind, ip, target, endpoints, which in ops:
         namespace, name = key
         slice_key = (namespace, f"{name}-{which}")
         changed = {key}
@@ -515,6 +516,17 @@ def test_incremental_update_equals_full_build(ops: list[Any]) -> None:
                     slice_key[1], owner, body, namespace=namespace, address_type="IPv4"
                 )
                 changed.add((namespace, owner))
+        steps.append((changed, dict(services), dict(slices)))
+    return steps
+
+
+@settings(max_examples=150, deadline=None)
+@given(_OPS)
+def test_incremental_update_equals_full_build(ops: list[Any]) -> None:
+    builder = ZoneBuilder(domain=ZONE, ttl=5)
+    builder.update({}, 1)
+    steps = zip(replay(ops), ops, strict=True)
+    for serial, ((changed, services, slices), (*_, which)) in enumerate(steps, start=2):
         groups = group_slices(slices.values())
         records = {
             k: service_records(services[k], groups.get(k, []), domain=ZONE, ttl=5)

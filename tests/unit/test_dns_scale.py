@@ -34,7 +34,6 @@ from kubelab.core.dns_records import (
     service_parts,
     service_records,
 )
-from kubelab.v1 import objects_pb2
 from services.dns import render as render_module
 from services.dns.messages import name_wire
 from services.dns.render import render, render_rotations
@@ -42,41 +41,12 @@ from services.dns.wire import MAX_ROTATIONS, Table, _rotations
 from tests.unit.test_dns_records import (
     _OPS,
     ZONE,
-    _random_service,
+    Key,
     endpoint,
     endpoint_slice,
+    replay,
     service,
 )
-
-Key = tuple[str, str]
-
-
-def _replay(ops: list[Any]) -> list[tuple[set[Key], dict[Key, Any], dict[Key, Any]]]:
-    """Each step of `_OPS`: (Services changed, Services, slices) after it."""
-    services: dict[Key, objects_pb2.Service] = {}
-    slices: dict[Key, objects_pb2.EndpointSlice] = {}
-    steps = []
-    for op, key, kind, ip, target, endpoints, which in ops:
-        namespace, name = key
-        slice_key = (namespace, f"{name}-{which}")
-        changed = {key}
-        if op == "service":
-            services[key] = _random_service(key, kind, ip, target)
-        elif op == "delete-service":
-            services.pop(key, None)
-        else:
-            old = slices.pop(slice_key, None)
-            if old is not None:
-                changed.add((namespace, old.metadata.labels["kubernetes.io/service-name"]))
-            if op == "slice":
-                body = [endpoint(a, hostname=h, ready=r) for a, h, r in endpoints]
-                owner = key[1] if kind % 2 else "web"
-                slices[slice_key] = endpoint_slice(
-                    slice_key[1], owner, body, namespace=namespace, address_type="IPv4"
-                )
-                changed.add((namespace, owner))
-        steps.append((changed, dict(services), dict(slices)))
-    return steps
 
 
 def _parts(
@@ -106,7 +76,7 @@ def test_parts_keep_the_zone_and_tables_a_full_build_gives(ops: list[Any]) -> No
     zone, _, _ = builder.update({}, 1)
     table = Table.build(zone)
     lazy = Table.build(zone, answers=builder.answers, lazy=True)
-    for serial, (changed, services, slices) in enumerate(_replay(ops), start=2):
+    for serial, (changed, services, slices) in enumerate(replay(ops), start=2):
         zone, answers, removed = builder.update(_parts(last, changed, services, slices), serial)
         full = build_zone(services.values(), slices.values(), domain=ZONE, ttl=5, serial=serial)
         assert (zone.rrsets, zone.names, zone.aliases) == (full.rrsets, full.names, full.aliases)
