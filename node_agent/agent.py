@@ -123,12 +123,20 @@ class NodeAgent:
         log.info("node ready", extra={"node": self.config.name, "pod_cidr": self.config.pod_cidr})
 
     async def stop(self) -> None:
-        """Clean node shutdown: stop every pod gracefully, then revoke the lease, which
-        deletes the heartbeat and every status at once."""
+        """Clean node shutdown, as a kubelet's graceful node shutdown: no pod starts
+        again; every pod turns terminating while the lease and the status reports still
+        run, so the EndpointSlices mark it not ready and the node proxies stop picking it
+        while it drains (stopping the reports first left it ready until the lease went,
+        and a proxy could pick it after its listener closed); once the pods are gone,
+        revoke the lease, which deletes the heartbeat and every status at once."""
+        workers = [task for task in self._tasks if task.get_name() == "pods"]
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await self.runtime.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.runtime.close()
         for task in self._terminating.values():
             task.cancel()
         if self._lease is not None:

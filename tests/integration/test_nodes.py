@@ -321,6 +321,26 @@ async def test_a_cleanly_stopped_node_revokes_its_lease_at_once(
         await store.close()
 
 
+async def test_a_cleanly_stopping_node_reports_its_pods_terminating_while_they_drain(
+    cluster: Cluster, api: Client
+) -> None:
+    # The slices must drop a pod from rotation while it still drains (the echo pod keeps
+    # its listener LISTEN_GRACE, 1 s, after SIGTERM), not when the lease goes after it.
+    await api.create(deployment(3))
+    ready = await eventually(api, ready_count(3), 30, "3 ready replicas")
+    victim = ready[0].spec.node_name
+    theirs = {p.metadata.name for p in ready if p.spec.node_name == victim}
+    stopping = asyncio.create_task(asyncio.to_thread(cluster.node(victim).stop))
+    reasons: set[str] = set()
+    while not stopping.done() and "PodTerminating" not in reasons:
+        for pod in await pods(api):
+            if pod.metadata.name in theirs:
+                reasons |= {c.reason for c in pod.status.conditions if c.type == "Ready"}
+        await asyncio.sleep(0.02)
+    await stopping
+    assert "PodTerminating" in reasons, f"the victim's pods went with Ready reasons {reasons}"
+
+
 async def test_a_node_that_returns_runs_only_what_it_is_assigned(
     cluster: Cluster, api: Client
 ) -> None:
