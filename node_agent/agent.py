@@ -207,6 +207,9 @@ class NodeAgent:
                 log.warning("lease renewal: %s; retrying", lost.value)
                 continue
             log.warning("lease %s; registering again", lost.value, extra={"node": self.config.name})
+            # A lost lease means etcd was out of reach for its TTL (or this process was
+            # stuck): the store's connection may be a stale one from before a network cut.
+            await self.store.reconnect()
             while True:
                 try:
                     await self._register()

@@ -179,6 +179,14 @@ class EtcdConnection:
     async def close(self) -> None:
         await self._client.close()
 
+    async def reconnect(self) -> None:
+        """Drop the channel; the next call opens a new one. After a network cut the old
+        TCP connection can outlive it half-dead, its retransmission timer backed off to
+        seconds, and keepalive takes 13 s to notice: a caller that has just learned etcd
+        was out of reach (its lease expired) starts afresh instead. In-flight calls fail
+        as unavailable (their callers retry); watches resume from their last revision."""
+        await self._client.close()
+
     async def _connected(self) -> None:
         try:
             await self._client.connect()

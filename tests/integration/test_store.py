@@ -212,6 +212,35 @@ async def test_watch_survives_an_etcd_restart(etcd: EtcdServer, store: Store) ->
         await writer.close()
 
 
+async def test_a_reconnect_keeps_calls_and_open_watches_whole(store: Store) -> None:
+    # The node agent reconnects after losing its lease (a stale TCP connection from
+    # before a network cut must not hold up its registration): watches resume from
+    # their last revision, nothing missed or repeated.
+    start = await store.current_revision()
+    seen: list[str] = []
+    three = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in store.watch(kinds.SERVICES, from_revision=start):
+            seen.append(event.object.metadata.name)
+            if len(seen) == 3:
+                three.set()
+
+    task = asyncio.create_task(consume())
+    try:
+        await store.create(service("before"))
+        await store.reconnect()
+        await store.create(service("after"))
+        await store.reconnect()
+        assert (await store.get(kinds.SERVICES, "default", "after")).metadata.name == "after"
+        await store.create(service("last"))
+        await asyncio.wait_for(three.wait(), 10)
+        assert seen == ["before", "after", "last"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_a_request_etcd_finds_too_large_is_refused_and_stores_nothing(store: Store) -> None:
     """Validation keeps objects under 1 MiB; if one got past it, etcd's own limit (1.5 MiB)
     is a clear error the API answers INVALID_ARGUMENT, not an internal one."""
