@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,14 @@ class NodeAgent:
         raise RuntimeError(f"agent loop {next(iter(done)).get_name()} ended")
 
     async def _register(self) -> None:
+        started = time.monotonic()
+        steps: dict[str, float] = {}
+
+        def step(name: str) -> None:
+            steps[f"{name}_ms"] = round((time.monotonic() - started) * 1000, 1)
+
         lease = await self.store.grant_lease(self.config.lease_ttl)
+        step("granted")
         node = node_object(self.config)
         try:
             await self.store.create(node)
@@ -168,9 +176,12 @@ class NodeAgent:
                 await self.store.update(
                     node, expected_revision=int(current.metadata.resource_version)
                 )
+        step("node")
         await self.store.put_heartbeat(self.config.name, lease)
+        step("heartbeat")
         # Only now: a lease whose heartbeat was never written must not look registered.
         self._lease = lease
+        log.info("node registered", extra={"node": self.config.name, **steps})
 
     async def _recall_pod_ips(self) -> None:
         """Where this node's pods ran before this agent started: an agent that crashed or
@@ -209,7 +220,9 @@ class NodeAgent:
             log.warning("lease %s; registering again", lost.value, extra={"node": self.config.name})
             # A lost lease means etcd was out of reach for its TTL (or this process was
             # stuck): the store's connection may be a stale one from before a network cut.
+            began = time.monotonic()
             await self.store.reconnect()
+            log.info("store reconnected in %.0f ms", (time.monotonic() - began) * 1000)
             while True:
                 try:
                     await self._register()

@@ -164,6 +164,12 @@ class EtcdConnection:
                 # restart we want the channel back within a second.
                 "grpc.initial_reconnect_backoff_ms": 100,
                 "grpc.max_reconnect_backoff_ms": 1000,
+                # gRPC shares subchannels (and so TCP connections and their connect
+                # attempts) between channels with the same target and arguments:
+                # without a pool of its own, `reconnect()`'s new channel would take
+                # over the old one's connection attempt, a SYN lost in a network cut
+                # that is retried for up to 20 s.
+                "grpc.use_local_subchannel_pool": 1,
                 # A member that is frozen or cut off answers nothing, not even a reset:
                 # pings on the open watches find it out, so pick_first moves on. etcd
                 # answers pings more often than its --grpc-keepalive-min-time (5 s)

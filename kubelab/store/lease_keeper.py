@@ -96,6 +96,9 @@ class LeaseKeeper:
         options = [
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
+            # Each keeper (a new one after every unconfirmed TTL) gets a connection of
+            # its own, not the last one's attempt stuck in a network cut.
+            ("grpc.use_local_subchannel_pool", 1),
         ]
         with grpc.insecure_channel(f"{host}:{port}", options=options) as channel:
             stub = etcdrpc.LeaseStub(channel)
