@@ -1,0 +1,358 @@
+"""Server-side apply and field ownership (`metadata.managedFields`).
+
+Kubernetes' field manager (k8s.io/apimachinery managedfields +
+sigs.k8s.io/structured-merge-diff), for kubelab's kinds:
+
+- `apply(live, config, ...)`: PATCH `application/apply-patch+yaml`. The
+  configuration is merged into the live object (maps by key, associative lists
+  by their keys, atomic lists and structs replaced); the manager's Apply entry
+  becomes exactly the fields the configuration sets; fields the manager
+  applied last time and no longer does are removed from the object unless
+  another manager owns them. Another manager owning a field whose value this
+  changes is a conflict (`ApplyConflict`, 409, Kubernetes' wording) unless
+  `force`, which takes the field over.
+- `update(live, new, ...)`: any other write (POST, PUT, the other PATCH types)
+  records an Update entry for its manager with the fields it added or changed,
+  and takes them from the other managers; removed fields leave every set.
+
+Ownership never covers what the server owns (`apiVersion`, `kind`,
+`metadata.name`, `uid`, `resourceVersion`, ... as Kubernetes strips them), nor
+`status` through the main resource or anything but `status` through the
+status subresource. An object with no managedFields is first given to
+`before-first-apply`, as Kubernetes does, so an apply can conflict with what
+was there. Pure: the caller passes `now` and stores the result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.apiserver.k8s import fieldsets as fs
+from services.apiserver.k8s import schema
+from services.apiserver.k8s.fieldsets import ApplyError, FieldSet, Path
+from services.apiserver.k8s.jsonvalue import Json, JsonObject, deep_copy, json_equal
+from services.apiserver.k8s.ssa_merge import merge, remove_paths
+
+APPLY, UPDATE = "Apply", "Update"
+BEFORE_FIRST_APPLY = "before-first-apply"
+ANCIENT = "ancient-changes"
+# Kubernetes caps Update entries, folding the oldest into "ancient-changes".
+MAX_UPDATE_MANAGERS = 10
+_STRIPPED: frozenset[Path] = frozenset(
+    {(fs.field("apiVersion"),), (fs.field("kind"),), (fs.field("metadata"),)}
+    | {
+        (fs.field("metadata"), fs.field(name))
+        for name in (
+            "name", "namespace", "creationTimestamp", "selfLink", "uid", "clusterName",
+            "generation", "managedFields", "resourceVersion",
+        )
+    }
+)  # fmt: skip
+_STATUS = (fs.field("status"),)
+
+
+@dataclass(slots=True)
+class Entry:
+    manager: str
+    operation: str
+    api_version: str
+    fields: FieldSet
+    time: str | None = None
+    subresource: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        # As Kubernetes' BuildManagerIdentifier: an Apply entry is one per manager.
+        version = "" if self.operation == APPLY else self.api_version
+        return (self.manager, self.operation, version, self.subresource)
+
+    def describe(self) -> str:
+        """How a conflict names this manager (`"kubectl-client-side-apply" using v1`)."""
+        text = json.dumps(self.manager)
+        if self.subresource:
+            text += f" with subresource {json.dumps(self.subresource)}"
+        if self.operation == UPDATE:
+            text += f" using {self.api_version}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    manager: str  # as `Entry.describe` words it
+    path: str  # `.spec.ports[port=80,protocol="TCP"].targetPort`
+
+
+@dataclass(slots=True)
+class ApplyConflict(Exception):
+    """Apply would change fields another manager owns: 409 Conflict."""
+
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if len(self.conflicts) == 1:
+            only = self.conflicts[0]
+            return f"Apply failed with 1 conflict: conflict with {only.manager}: {only.path}"
+        lines = []
+        for manager in sorted({c.manager for c in self.conflicts}):
+            lines.append(f"conflicts with {manager}:")
+            lines += [f"- {c.path}" for c in self.conflicts if c.manager == manager]
+        return f"Apply failed with {len(self.conflicts)} conflicts: " + "\n".join(lines)
+
+    def causes(self) -> list[JsonObject]:
+        """`details.causes` of the Status Kubernetes answers with."""
+        return [
+            {
+                "type": "FieldManagerConflict",
+                "message": f"conflict with {c.manager}",
+                "field": c.path,
+            }
+            for c in self.conflicts
+        ]
+
+
+def decode_managed_fields(obj: JsonObject) -> list[Entry]:
+    """The entries of `metadata.managedFields`; malformed ones are dropped, as
+    Kubernetes resets managed fields it cannot decode."""
+    meta = obj.get("metadata")
+    raw = meta.get("managedFields") if isinstance(meta, dict) else None
+    entries: list[Entry] = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            entries.append(_decode_entry(item))
+        except (ValueError, TypeError):
+            return []
+    return entries
+
+
+def _decode_entry(item: Json) -> Entry:
+    if not isinstance(item, dict):
+        raise ValueError("managedFields entry must be an object")
+    operation, version = item.get("operation"), item.get("apiVersion")
+    if operation not in (APPLY, UPDATE) or not isinstance(version, str) or not version:
+        raise ValueError("managedFields entry needs operation Apply/Update and an apiVersion")
+    if item.get("fieldsType", "FieldsV1") != "FieldsV1":
+        raise ValueError("fieldsType must be FieldsV1")
+    manager, time, sub = item.get("manager", ""), item.get("time"), item.get("subresource", "")
+    return Entry(
+        str(manager), str(operation), version, fs.decode(item.get("fieldsV1", {})),
+        time if isinstance(time, str) else None, str(sub),
+    )  # fmt: skip
+
+
+def encode_managed_fields(entries: Iterable[Entry]) -> list[Json]:
+    """`metadata.managedFields`, in Kubernetes' order (Apply first, then by time, manager)."""
+    ordered = sorted(
+        entries,
+        key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource),
+    )
+    out: list[Json] = []
+    for e in ordered:
+        item: JsonObject = {
+            "manager": e.manager,
+            "operation": e.operation,
+            "apiVersion": e.api_version,
+        }
+        if e.time is not None:
+            item["time"] = e.time
+        item["fieldsType"] = "FieldsV1"
+        item["fieldsV1"] = fs.encode(e.fields)
+        if e.subresource:
+            item["subresource"] = e.subresource
+        out.append(item)
+    return out
+
+
+def timestamp(now: datetime) -> str:
+    """managedFields time: RFC 3339 in UTC, whole seconds, as metav1.Time prints."""
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _root(kind: str) -> schema.Node | None:
+    known = schema.kind_schema(kind)
+    return known.root if known else None
+
+
+def _owned(paths: Iterable[Path], subresource: str) -> FieldSet:
+    def kept(p: Path) -> bool:
+        if p in _STRIPPED:
+            return False
+        return fs.under(p, _STATUS) if subresource == "status" else not fs.under(p, _STATUS)
+
+    return frozenset(p for p in paths if kept(p))
+
+
+def _body(obj: JsonObject | None, kind: str) -> JsonObject:
+    """The object without its managedFields, with the structs Go always has present,
+    so creating an object does not count `spec` itself as added."""
+    body: JsonObject = deep_copy(obj) if obj else {}  # type: ignore[assignment]
+    root = _root(kind)
+    for name in ("metadata", "spec", "status"):
+        if isinstance(root, schema.Struct) and name in root.fields:
+            body.setdefault(name, {})
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return body
+
+
+def _unpad(obj: JsonObject, *sources: JsonObject | None) -> JsonObject:
+    """Drop the empty structs `_body` added that none of the inputs had."""
+    for name in ("spec", "status"):
+        if obj.get(name) == {} and not any(src and name in src for src in sources):
+            del obj[name]
+    return obj
+
+
+def _finish(
+    obj: JsonObject, entries: list[Entry], acting: Entry, changed: bool, now: datetime
+) -> JsonObject:
+    if changed or acting.time is None:
+        acting.time = timestamp(now)
+    kept = _cap_updaters([e for e in entries if e.fields])
+    result = deep_copy(obj)
+    assert isinstance(result, dict)
+    meta = result.setdefault("metadata", {})
+    assert isinstance(meta, dict)
+    if kept:
+        meta["managedFields"] = encode_managed_fields(kept)
+    else:
+        meta.pop("managedFields", None)
+    return result
+
+
+def _cap_updaters(kept: list[Entry]) -> list[Entry]:
+    """Fold the oldest Update entries into "ancient-changes" past the cap, as Kubernetes does."""
+    updaters = sorted(
+        (e for e in kept if e.operation == UPDATE), key=lambda e: (e.time or "", e.manager)
+    )
+    excess = len(updaters) - MAX_UPDATE_MANAGERS
+    for oldest in updaters:
+        if excess <= 0:
+            break
+        bucket = next(
+            (e for e in kept if e is not oldest and e.manager == ANCIENT and e.operation == UPDATE
+             and e.api_version == oldest.api_version and not e.subresource),
+            None,
+        )  # fmt: skip
+        if bucket is None:
+            oldest.manager = ANCIENT  # the first of its version becomes the bucket
+            continue
+        bucket.fields = bucket.fields | oldest.fields
+        bucket.time = max(bucket.time or "", oldest.time or "") or None
+        kept.remove(oldest)
+        excess -= 1
+    return kept
+
+
+def _entries_for(live: JsonObject | None, kind: str, api_version: str) -> list[Entry]:
+    entries = decode_managed_fields(live) if live else []
+    if live and not entries:
+        # Kubernetes: fields nobody manages belong to "before-first-apply".
+        body = _body(live, kind)
+        paths = fs.compare(_body(None, kind), body, _root(kind)).added
+        owned = _owned(paths, "")
+        if owned:
+            entries.append(Entry(BEFORE_FIRST_APPLY, UPDATE, api_version, owned))
+    return entries
+
+
+def update(
+    live: JsonObject | None,
+    new: JsonObject,
+    *,
+    manager: str,
+    kind: str,
+    api_version: str,
+    now: datetime,
+    subresource: str = "",
+) -> JsonObject:
+    """`new` (the object a create/update/patch produced) with managedFields updated
+    for `manager`'s Update operation. `live` is None on create."""
+    root = _root(kind)
+    entries = _entries_for(live, kind, api_version) if live else []
+    given = (new.get("metadata") or {}).get("managedFields")  # type: ignore[union-attr]
+    if isinstance(given, list) and given and not json_equal(given, _live_managed(live)):
+        # A client may set managedFields; one empty entry resets them (Kubernetes' rule).
+        entries = [] if given == [{}] else decode_managed_fields(new)
+    diff = fs.compare(_body(live, kind), _body(new, kind), root)
+    changed_paths = _owned(diff.added | diff.modified, subresource)
+    removed = _owned(diff.removed, subresource)
+    acting = _find(entries, manager, UPDATE, api_version, subresource)
+    for entry in entries:
+        if entry is not acting:
+            entry.fields = entry.fields - changed_paths - removed
+    acting.fields = (acting.fields - removed) | changed_paths
+    body = _unpad(_body(new, kind), new)
+    return _finish(body, entries, acting, bool(changed_paths or removed), now)
+
+
+def _live_managed(live: JsonObject | None) -> Json:
+    meta = live.get("metadata") if live else None
+    return meta.get("managedFields") if isinstance(meta, dict) else None
+
+
+def _find(entries: list[Entry], manager: str, operation: str, version: str, sub: str) -> Entry:
+    probe = Entry(manager, operation, version, frozenset(), subresource=sub)
+    for entry in entries:
+        if entry.key == probe.key:
+            entry.api_version = version
+            return entry
+    entries.append(probe)
+    return probe
+
+
+def apply(
+    live: JsonObject | None,
+    config: JsonObject,
+    *,
+    manager: str,
+    kind: str,
+    api_version: str,
+    now: datetime,
+    force: bool = False,
+    subresource: str = "",
+) -> JsonObject:
+    """The object after `manager` applies `config` (PATCH apply-patch+yaml); `live`
+    is None when the apply creates the object. Raises `ApplyConflict` (409) or
+    `ApplyError` (422: an item without its keys, duplicate keys)."""
+    if not manager:
+        raise ApplyError("fieldManager is required for apply requests", path="fieldManager")
+    root = _root(kind)
+    entries = _entries_for(live, kind, api_version)
+    live_body = _body(live, kind)
+    config_body = deep_copy(config)
+    assert isinstance(config_body, dict)
+    config_meta = config_body.get("metadata")
+    if isinstance(config_meta, dict):
+        config_meta.pop("managedFields", None)
+    applied = _owned(fs.fields_of(config_body, root), subresource)
+    acting = _find(entries, manager, APPLY, api_version, subresource)
+    last = acting.fields
+    acting.fields = applied
+    merged = merge(live_body, config_body, root)
+    others = [e for e in entries if e is not acting]
+    merged = remove_paths(merged, _unowned(last - applied, entries), root)
+    diff = fs.compare(live_body, merged, root)
+    changed = _owned(diff.added | diff.modified, subresource)
+    conflicts = [
+        Conflict(entry.describe(), fs.path_text(path))
+        for entry in others
+        for path in sorted(entry.fields & changed, key=fs.path_text)
+    ]
+    if conflicts and not force:
+        raise ApplyConflict(conflicts)
+    removed = _owned(diff.removed, subresource)
+    for entry in others:
+        entry.fields = entry.fields - changed - removed
+    object_changed = not json_equal(live_body, merged)
+    merged = _unpad(merged, live, config)
+    return _finish(merged, entries, acting, object_changed or applied != last, now)
+
+
+def _unowned(candidates: FieldSet, entries: list[Entry]) -> set[Path]:
+    """Of the paths a manager stopped applying, those no manager owns, in or under."""
+    owned = set().union(*(e.fields for e in entries)) if entries else set()
+    return {p for p in candidates if not any(fs.under(o, p) for o in owned)}
