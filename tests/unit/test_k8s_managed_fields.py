@@ -268,6 +268,58 @@ def test_a_port_the_applier_stops_applying_is_removed_whole() -> None:
     assert after["spec"]["ports"] == SSA_BODY["spec"]["ports"]
 
 
+def _csa_created(last_applied: Any) -> Any:
+    """What recording 08's POST stored: the object with its last-applied annotation."""
+    obj = copy.deepcopy(CREATED)
+    text = json.dumps(last_applied, separators=(",", ":")) + "\n"
+    obj["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": text}
+    return update(None, obj, "kubectl-client-side-apply")
+
+
+def test_kubectl_moving_a_file_to_server_side_apply_takes_its_fields_over() -> None:
+    # Kubernetes' lastAppliedManager: the conflicting fields are all in the
+    # last-applied configuration, so `kubectl apply --server-side` forces.
+    live = _csa_created(SSA_BODY)
+    changed = with_target_port(SSA_BODY, 9090)
+    after = apply(live, changed)
+    assert after["spec"]["ports"][0]["targetPort"] == 9090
+    assert f"{PORT}.targetPort" not in owners(after)["kubectl-client-side-apply/Update"]
+    # ... and the annotation now holds what was applied (lastAppliedUpdater).
+    annotation = after["metadata"]["annotations"][
+        "kubectl.kubernetes.io/last-applied-configuration"
+    ]
+    assert json.loads(annotation) == changed
+    assert annotation.endswith("\n")
+    # Another manager name gets the conflict.
+    with pytest.raises(ApplyConflict, match="kubectl-client-side-apply"):
+        apply(live, changed, "my-tool")
+
+
+def test_kubectl_still_conflicts_on_fields_outside_the_last_applied_file() -> None:
+    live = _csa_created({**SSA_BODY, "spec": {"selector": {"app": "x"}}})
+    with pytest.raises(ApplyConflict) as caught:
+        apply(live, with_target_port(SSA_BODY, 9090))
+    assert [c.path for c in caught.value.conflicts] == [f"{PORT}.targetPort"]
+
+
+def test_an_update_does_not_start_tracking_an_untracked_object() -> None:
+    relabelled = copy.deepcopy(CREATED)
+    relabelled["metadata"]["labels"]["env"] = "dev"
+    after = update(CREATED, relabelled, "kubectl-label")
+    assert "managedFields" not in after["metadata"]
+    assert after == relabelled
+
+
+def test_the_python_clients_apply_owns_just_its_label() -> None:
+    # Recording py-2 #257: an apply body with only a label, fieldManager=py.
+    live = update(None, CREATED, "kubectl-create")
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "labels": {"g": "h"}}}
+    after = apply(live, body, "py")
+    assert after["metadata"]["labels"] == {"app": "x", "g": "h"}
+    assert owners(after)["py/Apply"] == {".metadata.labels.g"}
+    assert after["spec"] == CREATED["spec"]
+
+
 def test_fields_nobody_managed_belong_to_before_first_apply() -> None:
     with pytest.raises(ApplyConflict, match='conflict with "before-first-apply" using v1'):
         apply(CREATED, with_target_port(SSA_BODY, 9090))

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.apiserver.k8s import fieldsets as fs
-from services.apiserver.k8s import schema
+from services.apiserver.k8s import last_applied, schema
 from services.apiserver.k8s.fieldsets import ApplyError, FieldSet, Path
 from services.apiserver.k8s.jsonvalue import Json, JsonObject, deep_copy, json_equal
 from services.apiserver.k8s.ssa_merge import merge, remove_paths
@@ -272,11 +272,15 @@ def update(
     """`new` (the object a create/update/patch produced) with managedFields updated
     for `manager`'s Update operation. `live` is None on create."""
     root = _root(kind)
-    entries = _entries_for(live, kind, api_version) if live else []
+    entries = decode_managed_fields(live) if live else []
     given = (new.get("metadata") or {}).get("managedFields")  # type: ignore[union-attr]
     if isinstance(given, list) and given and not json_equal(given, _live_managed(live)):
         # A client may set managedFields; one empty entry resets them (Kubernetes' rule).
         entries = [] if given == [{}] else decode_managed_fields(new)
+    elif live is not None and not entries:
+        # Kubernetes does not start tracking an existing untracked object on update
+        # (skipNonApplied); its first apply gives its fields to before-first-apply.
+        return _unpad(_body(new, kind), new)
     diff = fs.compare(_body(live, kind), _body(new, kind), root)
     changed_paths = _owned(diff.added | diff.modified, subresource)
     removed = _owned(diff.removed, subresource)
@@ -320,6 +324,33 @@ def apply(
     `ApplyError` (422: an item without its keys, duplicate keys)."""
     if not manager:
         raise ApplyError("fieldManager is required for apply requests", path="fieldManager")
+    args = (live, config, manager, kind, api_version, now, subresource)
+    try:
+        result = _apply(*args, force=force)
+    except ApplyConflict as exc:
+        if manager != last_applied.MIGRATING_MANAGER:
+            raise
+        allowed = last_applied.allowed_conflicts(live, _root(kind))
+        remaining = [c for c in exc.conflicts if c.path not in allowed]
+        if remaining:
+            raise ApplyConflict(remaining) from None
+        result = _apply(*args, force=True)
+    if manager == last_applied.MIGRATING_MANAGER:
+        result = last_applied.with_updated_annotation(result, config)
+    return result
+
+
+def _apply(
+    live: JsonObject | None,
+    config: JsonObject,
+    manager: str,
+    kind: str,
+    api_version: str,
+    now: datetime,
+    subresource: str,
+    *,
+    force: bool,
+) -> JsonObject:
     root = _root(kind)
     entries = _entries_for(live, kind, api_version)
     live_body = _body(live, kind)
