@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from services.apiserver.k8s.json_patch import apply_json_patch
 from services.apiserver.k8s.jsonvalue import BadPatchError, Json, PatchError, json_equal
 from services.apiserver.k8s.merge_patch import apply_merge_patch, create_merge_patch
+from services.apiserver.k8s.patches import apply_patch, is_apply
 from tests.unit.k8s_values import json_objects, json_values, without_nulls
 
 SVC: dict[str, Any] = {
@@ -260,3 +261,59 @@ def test_json_patch_test_of_the_document_itself_passes(document: dict[str, Json]
     assert json_equal(
         apply_json_patch(document, [{"op": "test", "path": "", "value": document}]), document
     )
+
+
+# ---------------------------------------------------------------- dispatch by Content-Type
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "labels"),
+    [
+        # The Python client's three patches of recording py-2, in order.
+        pytest.param(
+            "application/strategic-merge-patch+json",
+            {"metadata": {"labels": {"a": "z"}}},
+            {"a": "z"},
+            id="strategic",
+        ),
+        pytest.param(
+            "application/json-patch+json",
+            [{"op": "add", "path": "/metadata/labels/c", "value": "d"}],
+            {"a": "b", "c": "d"},
+            id="json-patch",
+        ),
+        pytest.param(
+            "application/merge-patch+json; charset=utf-8",
+            {"metadata": {"labels": {"e": "f"}}},
+            {"a": "b", "e": "f"},
+            id="merge-with-parameters",
+        ),
+    ],
+)
+def test_apply_patch_picks_the_type_by_content_type(
+    content_type: str, body: Json, labels: dict[str, str]
+) -> None:
+    result: Any = apply_patch(SVC, body, content_type, "Service")
+    assert result["metadata"]["labels"] == labels
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        pytest.param("application/json", {}, 415, id="plain-json"),
+        pytest.param("application/apply-patch+yaml", {}, 415, id="apply-goes-elsewhere"),
+        pytest.param("application/merge-patch+json", ["x"], 400, id="merge-patch-not-object"),
+        pytest.param(
+            "application/json-patch+json",
+            [{"op": "replace", "path": "", "value": [1]}],
+            400,
+            id="result-not-object",
+        ),
+        pytest.param("application/strategic-merge-patch+json", 3, 400, id="smp-not-object"),
+    ],
+)
+def test_apply_patch_refusals(content_type: str, body: Json, status: int) -> None:
+    with pytest.raises(PatchError) as caught:
+        apply_patch(SVC, body, content_type, "Service")
+    assert caught.value.status_code == status
+    assert is_apply(content_type) == content_type.startswith("application/apply-patch")

@@ -7,9 +7,11 @@ calls these functions, and stores the result through the registry.
 
 - `schema`: the shape of kubelab's kinds as Kubernetes declares it (merge keys,
   list types, patch strategies), built from kubelab's protobuf descriptors.
-- `merge_patch`, `json_patch`, `strategic_merge`: the three PATCH bodies.
-- `fieldsets`, `managed_fields`: server-side apply (FieldsV1 sets, managers,
-  conflicts).
+- `patches`: PATCH by Content-Type, over `merge_patch`, `json_patch` and
+  `strategic_merge` (the three non-apply bodies).
+- `managed_fields`: server-side apply and Update entries, over `fieldsets`
+  (FieldsV1 paths, Compare, ToFieldSet), `ssa_merge` (the structural merge)
+  and `last_applied` (kubectl's client-side to server-side migration).
 - `openapi`: `/openapi/v3` documents and the unknown-field check behind
   `fieldValidation`.
 
