@@ -442,3 +442,46 @@ def _value_at(obj: Any, path: fs.Path) -> Any:
 
 def _ports() -> Any:
     return SERVICE.fields["spec"].node.fields["ports"].node  # type: ignore[union-attr]
+
+
+POD_WITH_TWIN_ENV: Any = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "p", "namespace": "default"},
+    "spec": {"containers": [{"name": "c", "env": [{"name": "A", "value": "1"}]}]},
+}
+
+
+def test_a_stored_list_with_duplicate_keys_is_compared_whole_not_refused() -> None:
+    live = mf.update(
+        None, POD_WITH_TWIN_ENV, manager="kubectl-create", kind="Pod", api_version="v1", now=NOW
+    )
+    twins = copy.deepcopy(live)
+    twins["spec"]["containers"][0]["env"].append({"name": "A", "value": "2"})
+    after = mf.update(live, twins, manager="kubectl-edit", kind="Pod", api_version="v1", now=NOW)
+    edit = next(e for e in after["metadata"]["managedFields"] if e["manager"] == "kubectl-edit")
+    assert {fs.path_text(p) for p in fs.decode(edit["fieldsV1"])} == {
+        '.spec.containers[name="c"].env'
+    }
+
+
+@given(services(), services())
+def test_an_update_owns_exactly_what_it_changed_and_nobody_else_does(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    live = apply(None, first, "alice")
+    after = update(live, {**second, "metadata": live["metadata"] | second["metadata"]}, "bob")
+    diff = fs.compare(
+        {k: v for k, v in live.items() if k != "metadata"} | {"metadata": {}},
+        {k: v for k, v in after.items() if k != "metadata"} | {"metadata": {}},
+        SERVICE,
+    )
+    changed = diff.added | diff.modified
+    entries = {
+        e["manager"]: fs.decode(e["fieldsV1"]) for e in after["metadata"].get("managedFields", [])
+    }
+    for path in changed:
+        if path[0] == ("f", "apiVersion") or path[0] == ("f", "kind"):
+            continue
+        assert path in entries.get("bob", set())
+        assert path not in entries.get("alice", set())

@@ -249,8 +249,14 @@ def _compare(old: Json, new: Json, node: Node | None, path: Path, out: Compariso
         return
     if kind.list_ is not None:
         spec = kind.list_
-        olds = keyed_items(old if isinstance(old, list) else [], spec, path)
-        news = keyed_items(new if isinstance(new, list) else [], spec, path)
+        try:
+            olds = keyed_items(old if isinstance(old, list) else [], spec, path)
+            news = keyed_items(new if isinstance(new, list) else [], spec, path)
+        except ApplyError:
+            # A stored list Kubernetes would not key (two env vars of one name): the
+            # list is compared whole, as an atomic one.
+            _leaf(old, new, path, out)
+            return
         for pe in {**olds, **news}:
             inner = spec.items if spec.list_type == "map" else None
             _compare(olds.get(pe), news.get(pe), inner, (*path, pe), out)

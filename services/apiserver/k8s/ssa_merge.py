@@ -54,8 +54,12 @@ def _without_nulls(value: Json) -> Json:
 
 
 def _merge_list(lhs: list[Json], rhs: list[Json], spec: ListOf, path: Path) -> list[Json]:
-    left = fs.keyed_items(lhs, spec, path)
     right = fs.keyed_items(rhs, spec, path)
+    try:
+        left = fs.keyed_items(lhs, spec, path)
+    except fs.ApplyError:
+        # A stored list Kubernetes would not key (two env vars of one name) is replaced.
+        return [_without_nulls(item) for item in rhs]
     lpes, rpes = list(left), list(right)
     shared = [pe for pe in rpes if pe in left]
     next_shared = shared.pop(0) if shared else None
