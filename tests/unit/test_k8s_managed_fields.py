@@ -453,12 +453,14 @@ POD_WITH_TWIN_ENV: Any = {
 
 
 def test_a_stored_list_with_duplicate_keys_is_compared_whole_not_refused() -> None:
-    live = mf.update(
+    live: Any = mf.update(
         None, POD_WITH_TWIN_ENV, manager="kubectl-create", kind="Pod", api_version="v1", now=NOW
     )
     twins = copy.deepcopy(live)
     twins["spec"]["containers"][0]["env"].append({"name": "A", "value": "2"})
-    after = mf.update(live, twins, manager="kubectl-edit", kind="Pod", api_version="v1", now=NOW)
+    after: Any = mf.update(
+        live, twins, manager="kubectl-edit", kind="Pod", api_version="v1", now=NOW
+    )
     edit = next(e for e in after["metadata"]["managedFields"] if e["manager"] == "kubectl-edit")
     assert {fs.path_text(p) for p in fs.decode(edit["fieldsV1"])} == {
         '.spec.containers[name="c"].env'
