@@ -487,3 +487,23 @@ def test_an_update_owns_exactly_what_it_changed_and_nobody_else_does(
             continue
         assert path in entries.get("bob", set())
         assert path not in entries.get("alice", set())
+
+
+def test_keys_are_ordered_as_structured_merge_diff_orders_them() -> None:
+    ports = [{"port": 443}, {"port": 80}, {"port": 80, "protocol": "UDP"}, {"port": 8080}]
+    config = {**SSA_BODY, "spec": {"ports": ports}}
+    entry = apply(None, config)["metadata"]["managedFields"][0]
+    assert list(entry["fieldsV1"]["f:spec"]["f:ports"]) == [
+        'k:{"port":80,"protocol":"TCP"}',
+        'k:{"port":80,"protocol":"UDP"}',
+        'k:{"port":443,"protocol":"TCP"}',
+        'k:{"port":8080,"protocol":"TCP"}',
+    ]
+    # Fields before keys before set values; fields by name.
+    assert fs.encode({(fs.field("b"),), (fs.field("a"),), (("v", '"x"'),), (("i", 0),)}) == {
+        "f:a": {},
+        "f:b": {},
+        'v:"x"': {},
+        "i:0": {},
+    }
+    assert list(fs.encode({(fs.field("b"),), (fs.field("a"),)})) == ["f:a", "f:b"]

@@ -22,7 +22,7 @@ list with two items of one key, is an `ApplyError` naming the path.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -43,7 +43,32 @@ class ApplyError(PatchError):
 
 
 def canonical(value: Json) -> str:
+    """JSON text that is the same for equal values (keys sorted, no spaces)."""
+    if isinstance(value, str):
+        return _encode_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+# json's own string encoder (C), as json.dumps(..., ensure_ascii=False) uses it: a
+# fast path for the strings most keys are.
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _value_key(text: str) -> tuple[int, float, str]:
+    """Orders canonical values as structured-merge-diff does within a type: numbers
+    by value, strings by text."""
+    if text.startswith('"'):
+        return (2, 0.0, text)
+    if text in ("true", "false", "null"):
+        return (1, 0.0, text)
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (3, 0.0, text)
 
 
 def field(name: str) -> PathElement:
@@ -67,12 +92,13 @@ def path_text(path: Path) -> str:
     return "".join(out)
 
 
-def _element_key(pe: PathElement) -> tuple[int, str]:
+def _element_key(pe: PathElement) -> tuple[int, object]:
     kind, content = pe
-    rank = {"f": 0, "k": 1, "v": 2, "i": 3}[kind]
-    if kind == "i":
-        return rank, f"{content:020d}" if isinstance(content, int) else str(content)
-    return rank, canonical(list(content)) if isinstance(content, tuple) else str(content)
+    if kind == "k" and isinstance(content, tuple):
+        return 1, tuple((name, _value_key(value)) for name, value in content)
+    if kind == "v":
+        return 2, _value_key(str(content))
+    return {"f": 0, "i": 3}.get(kind, 4), content
 
 
 def _element_text(pe: PathElement) -> str:

@@ -7,7 +7,6 @@ the caller's object as it was ("bad input changes nothing").
 
 from __future__ import annotations
 
-import copy
 from typing import TypeAlias
 
 Json: TypeAlias = dict[str, "Json"] | list["Json"] | str | int | float | bool | None
@@ -41,7 +40,13 @@ class BadPatchError(PatchError):
 
 
 def deep_copy(value: Json) -> Json:
-    return copy.deepcopy(value)
+    """A copy sharing nothing mutable; several times faster than `copy.deepcopy`,
+    which a JSON value (no cycles, no shared references worth keeping) does not need."""
+    if isinstance(value, dict):
+        return {k: deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deep_copy(v) for v in value]
+    return value
 
 
 def type_name(value: Json) -> str:

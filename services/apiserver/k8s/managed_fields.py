@@ -186,20 +186,22 @@ def _owned(paths: Iterable[Path], subresource: str) -> FieldSet:
 
 def _body(obj: JsonObject | None, kind: str) -> JsonObject:
     """The object without its managedFields, with the structs Go always has present,
-    so creating an object does not count `spec` itself as added."""
-    body: JsonObject = deep_copy(obj) if obj else {}  # type: ignore[assignment]
+    so creating an object does not count `spec` itself as added. Shallow: the
+    result shares its nested values with `obj` and is only read."""
+    body: JsonObject = dict(obj) if obj else {}
     root = _root(kind)
     for name in ("metadata", "spec", "status"):
         if isinstance(root, schema.Struct) and name in root.fields:
             body.setdefault(name, {})
     meta = body.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("managedFields", None)
+    if isinstance(meta, dict) and "managedFields" in meta:
+        body["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
     return body
 
 
 def _unpad(obj: JsonObject, *sources: JsonObject | None) -> JsonObject:
     """Drop the empty structs `_body` added that none of the inputs had."""
+    obj = dict(obj)
     for name in ("spec", "status"):
         if obj.get(name) == {} and not any(src and name in src for src in sources):
             del obj[name]
@@ -354,11 +356,10 @@ def _apply(
     root = _root(kind)
     entries = _entries_for(live, kind, api_version)
     live_body = _body(live, kind)
-    config_body = deep_copy(config)
-    assert isinstance(config_body, dict)
+    config_body = dict(config)
     config_meta = config_body.get("metadata")
-    if isinstance(config_meta, dict):
-        config_meta.pop("managedFields", None)
+    if isinstance(config_meta, dict) and "managedFields" in config_meta:
+        config_body["metadata"] = {k: v for k, v in config_meta.items() if k != "managedFields"}
     applied = _owned(fs.fields_of(config_body, root), subresource)
     acting = _find(entries, manager, APPLY, api_version, subresource)
     last = acting.fields

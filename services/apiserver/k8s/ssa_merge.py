@@ -34,8 +34,7 @@ def _merge(lhs: Json, rhs: Json, node: Node | None, path: Path) -> Json:
             return _merge_list(lhs, rhs, node, path)
     if isinstance(rhs, dict) and isinstance(lhs, dict):
         if not (isinstance(node, Struct | MapOf) and node.atomic):
-            out = deep_copy(lhs)
-            assert isinstance(out, dict)
+            out = dict(lhs)  # shares untouched values; managed_fields copies the result
             for key, value in rhs.items():
                 if value is None:
                     out.pop(key, None)
@@ -69,7 +68,7 @@ def _merge_list(lhs: list[Json], rhs: list[Json], spec: ListOf, path: Path) -> l
     def take(pe: PathElement) -> None:
         l_item, r_item = left.get(pe), right.get(pe)
         if r_item is None:
-            out.append(deep_copy(l_item))
+            out.append(l_item)
         elif spec.list_type == "set":
             out.append(r_item)
         else:
@@ -109,9 +108,11 @@ def _merge_list(lhs: list[Json], rhs: list[Json], spec: ListOf, path: Path) -> l
 
 
 def remove_paths(obj: JsonObject, paths: Iterable[Path], node: Node | None) -> JsonObject:
+    wanted = set(paths)
+    if not wanted:
+        return obj
     result = deep_copy(obj)
     assert isinstance(result, dict)
-    wanted = set(paths)
     # A path inside one that goes too needs no removal of its own (and removing a
     # list item's key field first would leave the item unfindable).
     for path in wanted:
