@@ -90,6 +90,7 @@ class ApplyConflict(Exception):
     """Apply would change fields another manager owns: 409 Conflict."""
 
     conflicts: list[Conflict] = field(default_factory=list)
+    status_code = 409  # reason Conflict; the causes name each field
 
     def __str__(self) -> str:
         if len(self.conflicts) == 1:

@@ -70,7 +70,6 @@ class Field:
     # `patchStrategy` besides merge: "retainKeys" (the patch may carry $retainKeys)
     # or "replace" (a map replaced whole by a strategic merge patch).
     strategy: str | None = None
-    required: bool = False
 
 
 @dataclass(frozen=True, slots=True)
