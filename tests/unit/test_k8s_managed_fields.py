@@ -16,6 +16,7 @@ from services.apiserver.k8s import managed_fields as mf
 from services.apiserver.k8s.fieldsets import ApplyError
 from services.apiserver.k8s.managed_fields import ApplyConflict
 from services.apiserver.k8s.schema import kind_schema
+from services.apiserver.k8s.ssa_merge import merge
 from tests.unit.k8s_values import LABELS, services
 
 NOW = datetime(2026, 12, 7, 0, 3, 5, tzinfo=UTC)
@@ -507,3 +508,30 @@ def test_keys_are_ordered_as_structured_merge_diff_orders_them() -> None:
         "i:0": {},
     }
     assert list(fs.encode({(fs.field("b"),), (fs.field("a"),)})) == ["f:a", "f:b"]
+
+
+def _ports_of(text: str) -> Any:
+    """ "a1 b2" -> ports keyed as structured-merge-diff's test lists are keyed (key, id)."""
+    protocol = {"1": "TCP", "2": "UDP", "3": "SCTP"}
+    return [{"port": ord(w[0]) - 96, "protocol": protocol[w[1]]} for w in text.split()]
+
+
+@pytest.mark.parametrize(
+    ("lhs", "rhs", "out"),
+    [
+        # structured-merge-diff's typed/merge_test.go "associative list" cases.
+        ("a1", "a1", "a1"),
+        ("a1", "a2", "a1 a2"),
+        ("a1 b1", "a1 a2", "a1 b1 a2"),
+        ("b2", "a1 b2 c3", "a1 b2 c3"),
+        ("a1 b2 c3", "c3 b2", "a1 c3 b2"),
+        ("a1 b2 c3", "c3 a1", "b2 c3 a1"),
+    ],
+)
+def test_associative_lists_merge_in_structured_merge_diffs_order(
+    lhs: str, rhs: str, out: str
+) -> None:
+    merged: Any = merge(
+        {"spec": {"ports": _ports_of(lhs)}}, {"spec": {"ports": _ports_of(rhs)}}, SERVICE
+    )
+    assert merged["spec"]["ports"] == _ports_of(out)

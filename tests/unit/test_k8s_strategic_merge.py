@@ -280,13 +280,65 @@ DEPLOY: dict[str, Any] = {
 }
 
 
-def test_retain_keys_drops_what_the_patch_does_not_keep() -> None:
-    # What kubectl sends when a Deployment's strategy becomes Recreate.
-    patch: Any = {
-        "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": None}}
-    }
+@pytest.mark.parametrize(
+    ("strategy_patch", "strategy"),
+    [
+        pytest.param(
+            # What kubectl sends when a Deployment's strategy becomes Recreate.
+            {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": None},
+            {"type": "Recreate"},
+            id="recreate",
+        ),
+        pytest.param(
+            # Kubernetes' patch_test "retainKeys map clears a field".
+            {"$retainKeys": ["rollingUpdate", "type"]},
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+            id="nothing-to-clear",
+        ),
+        pytest.param(
+            {"$retainKeys": ["rollingUpdate"]},
+            {"rollingUpdate": {"maxSurge": 1}},
+            id="clears-a-field",
+        ),
+        pytest.param(
+            # "retainKeys map should clear defaulted field".
+            {"$retainKeys": ["rollingUpdate"], "rollingUpdate": {"maxUnavailable": 2}},
+            {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 2}},
+            id="clears-defaulted-field-and-merges-the-rest",
+        ),
+        pytest.param(
+            {"rollingUpdate": {"maxSurge": None}},
+            {"type": "RollingUpdate", "rollingUpdate": {}},
+            id="no-directive-plain-merge",
+        ),
+    ],
+)
+def test_retain_keys(strategy_patch: Any, strategy: Any) -> None:
+    patch: Any = {"spec": {"strategy": strategy_patch}}
     result = apply_strategic_merge_patch(DEPLOY, patch, "Deployment")
-    assert result == {"spec": {"replicas": 3, "strategy": {"type": "Recreate"}}}
+    assert result == {"spec": {"replicas": 3, "strategy": strategy}}
+
+
+@pytest.mark.parametrize(
+    ("metadata_patch", "finalizers"),
+    [
+        pytest.param({"$deleteFromPrimitiveList/finalizers": ["z"]}, ["a", "b", "c"], id="absent"),
+        pytest.param({"$deleteFromPrimitiveList/finalizers": ["a", "c"]}, ["b"], id="two"),
+        pytest.param(
+            {"$deleteFromPrimitiveList/finalizers": ["a"], "finalizers": ["d"]},
+            ["d", "b", "c"],
+            id="delete-and-add",
+        ),
+    ],
+)
+def test_delete_from_primitive_list(metadata_patch: Any, finalizers: list[str]) -> None:
+    result: Any = apply_strategic_merge_patch(POD, {"metadata": metadata_patch}, "Pod")
+    assert result["metadata"]["finalizers"] == finalizers
+
+
+def test_delete_from_a_missing_primitive_list_adds_no_list() -> None:
+    patch: Any = {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}
+    assert apply_strategic_merge_patch({"metadata": {}}, patch, "Pod") == {"metadata": {}}
 
 
 @pytest.mark.parametrize(
