@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from services.apiserver.k8s import openapi, schema
+from services.apiserver.k8s import openapi, schema, schema_tables
 from tests.unit.k8s_values import services
 
 GVS = ["api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"]
@@ -166,3 +166,20 @@ def test_strict_and_warn_wording() -> None:
 @given(services())
 def test_a_well_formed_service_has_no_unknown_fields(service: dict[str, Any]) -> None:
     assert openapi.unknown_fields(service, "Service") == []
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["LISTS", "ATOMIC_MAPS", "FIELD_STRATEGIES", "FIELD_DESCRIPTIONS"],
+)
+def test_every_table_entry_names_a_real_field(table: str) -> None:
+    # A misspelt key would silently drop a merge key or a description.
+    fields = {
+        f"{name.rsplit('.', 1)[1]}.{field}"
+        for name, struct in schema.definitions().items()
+        for field in struct.fields
+    }
+    assert set(getattr(schema_tables, table)) <= fields
+    assert set(schema_tables.TYPE_DESCRIPTIONS) <= {
+        name.rsplit(".", 1)[1] for name in schema.definitions()
+    }

@@ -16,6 +16,7 @@ from typing import Literal, TypeAlias
 from google.protobuf.message import Message
 
 from kubelab.v1 import meta_pb2, objects_pb2
+from services.apiserver.k8s import schema_descriptions as descriptions
 
 # ---------------------------------------------------------------- kinds
 
@@ -186,7 +187,7 @@ def _d(type_: TypeDecl, description: str = "") -> Decl:
     return Decl(type_, description)
 
 
-_TYPE_META = {
+TYPE_META = {
     "apiVersion": _d(
         "string", "APIVersion defines the versioned schema of this representation of an object."
     ),
@@ -203,7 +204,7 @@ _CONDITION_FIELDS = {
 }
 DECLARED_STRUCTS: dict[str, dict[str, Decl]] = {
     "Namespace": {
-        **_TYPE_META,
+        **TYPE_META,
         "metadata": _d("ObjectMeta", "Standard object's metadata."),
         "spec": _d("NamespaceSpec", "Spec defines the behavior of the Namespace."),
         "status": _d("NamespaceStatus", "Status describes the current status of a Namespace."),
@@ -222,7 +223,7 @@ DECLARED_STRUCTS: dict[str, dict[str, Decl]] = {
     },
     "NamespaceCondition": _CONDITION_FIELDS,
     "Event": {
-        **_TYPE_META,
+        **TYPE_META,
         "metadata": _d("ObjectMeta", "Standard object's metadata."),
         "involvedObject": _d("ObjectReference", "The object that this event is about."),
         "reason": _d("string", "Short, machine-understandable reason for the event."),
@@ -275,97 +276,7 @@ EXTRA_FIELDS: dict[str, dict[str, Decl]] = {
     },
 }
 
-# ---------------------------------------------------------------- descriptions
 
-TYPE_DESCRIPTIONS = {
-    "Service": "Service is a named abstraction of software service (for example, mysql) "
-    "consisting of local port (for example 3306) that the proxy listens on, and the "
-    "selector that determines which pods will answer requests sent through the proxy.",
-    "ServiceSpec": "ServiceSpec describes the attributes that a user creates on a service.",
-    "ServicePort": "ServicePort contains information on service's port.",
-    "ServiceStatus": "ServiceStatus represents the current status of a service.",
-    "Pod": "Pod is a collection of containers that can run on a host. This resource is "
-    "created by clients and scheduled onto hosts.",
-    "PodSpec": "PodSpec is a description of a pod.",
-    "Container": "A single application container that you want to run within a pod.",
-    "ContainerPort": "ContainerPort represents a network port in a single container.",
-    "Deployment": "Deployment enables declarative updates for Pods and ReplicaSets.",
-    "DeploymentSpec": "DeploymentSpec is the specification of the desired behavior of the "
-    "Deployment.",
-    "EndpointSlice": "EndpointSlice represents a set of service endpoints. Most EndpointSlices "
-    "are created by the EndpointSlice controller to represent the Pods selected by Service "
-    "objects.",
-    "Node": "Node is a worker node in Kubernetes; kubelab's node agent runs one.",
-    "Namespace": "Namespace provides a scope for Names.",
-    "Event": "Event is a report of an event somewhere in the cluster.",
-    "ObjectMeta": "ObjectMeta is metadata that all persisted resources must have, which "
-    "includes all objects users must create.",
-}
-_TYPE_FIELDS = {
-    f"{kind}.{name}": decl.description
-    for kind in ("Service", "Pod", "Deployment", "EndpointSlice", "Node")
-    for name, decl in _TYPE_META.items()
-}
-FIELD_DESCRIPTIONS = {
-    **_TYPE_FIELDS,
-    **{f"{kind}.metadata": "Standard object's metadata." for kind in ("Service", "Pod", "Node")},
-    "Deployment.metadata": "Standard object's metadata.",
-    "EndpointSlice.metadata": "Standard object's metadata.",
-    "Service.spec": "Spec defines the behavior of a service.",
-    "Service.status": "Most recently observed status of the service.",
-    "Pod.spec": "Specification of the desired behavior of the pod.",
-    "Pod.status": "Most recently observed status of the pod.",
-    "Deployment.spec": "Specification of the desired behavior of the Deployment.",
-    "Deployment.status": "Most recently observed status of the Deployment.",
-    "Node.spec": "Spec defines the behavior of a node.",
-    "Node.status": "Most recently observed status of the node.",
-    "EndpointSlice.addressType": "The type of address carried by this EndpointSlice: IPv4, "
-    "IPv6 or FQDN.",
-    "EndpointSlice.endpoints": "A list of unique endpoints in this slice.",
-    "EndpointSlice.ports": "The network ports exposed by each endpoint in this slice.",
-    "ServiceSpec.ports": "The list of ports that are exposed by this service.",
-    "ServiceSpec.selector": "Route service traffic to pods with label keys and values matching "
-    "this selector.",
-    "ServiceSpec.clusterIP": 'The IP address of the service, usually assigned randomly; "None" '
-    "makes a headless service.",
-    "ServiceSpec.clusterIPs": "A list of IP addresses assigned to this service.",
-    "ServiceSpec.type": "How the Service is exposed: ClusterIP, NodePort, LoadBalancer or "
-    "ExternalName. Defaults to ClusterIP.",
-    "ServiceSpec.sessionAffinity": "ClientIP or None: whether a client's connections stick to "
-    "one pod.",
-    "ServiceSpec.externalTrafficPolicy": "Cluster or Local: how external traffic is routed to "
-    "the service's endpoints.",
-    "ServiceSpec.internalTrafficPolicy": "Cluster or Local: how cluster-internal traffic is "
-    "routed to the service's endpoints.",
-    "ServiceSpec.externalName": "The DNS name this service aliases (type ExternalName).",
-    "ServicePort.name": "The name of this port within the service. Must be a DNS_LABEL; "
-    "required when the service has more than one port.",
-    "ServicePort.protocol": 'The IP protocol for this port: "TCP" or "UDP". Default is TCP.',
-    "ServicePort.port": "The port that will be exposed by this service.",
-    "ServicePort.targetPort": "Number or name of the port to access on the pods targeted by the "
-    "service. Defaults to the value of 'port'.",
-    "ServicePort.nodePort": "The port on each node on which this service is exposed when type "
-    "is NodePort or LoadBalancer; allocated by the system when not given.",
-    "ServicePort.appProtocol": "The application protocol for this port, a hint for "
-    "implementations.",
-    "ObjectMeta.name": "Name must be unique within a namespace.",
-    "ObjectMeta.namespace": "Namespace defines the space within which each name must be unique.",
-    "ObjectMeta.labels": "Map of string keys and values that can be used to organize and "
-    "categorize (scope and select) objects.",
-    "ObjectMeta.annotations": "Unstructured key value map stored with a resource that may be "
-    "set by external tools to store and retrieve arbitrary metadata.",
-    "ObjectMeta.resourceVersion": "An opaque value that represents the internal version of "
-    "this object.",
-    "ObjectMeta.uid": "UID is the unique in time and space value for this object.",
-    "PodSpec.containers": "List of containers belonging to the pod.",
-    "PodSpec.nodeName": "The node the pod is scheduled onto.",
-    "Container.name": "Name of the container specified as a DNS_LABEL.",
-    "Container.image": "Container image name.",
-    "Container.ports": "List of ports to expose from the container.",
-    "Container.env": "List of environment variables to set in the container.",
-    "DeploymentSpec.replicas": "Number of desired pods. Defaults to 1.",
-    "DeploymentSpec.selector": "Label selector for pods; must match the template's labels.",
-    "DeploymentSpec.template": "Template describes the pods that will be created.",
-    "DeploymentSpec.strategy": "The deployment strategy to use to replace existing pods with "
-    "new ones.",
-}
+# Re-exported for `schema`, which reads every table from here.
+TYPE_DESCRIPTIONS = descriptions.TYPE_DESCRIPTIONS
+FIELD_DESCRIPTIONS = descriptions.field_descriptions(TYPE_META)
