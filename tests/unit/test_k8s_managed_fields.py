@@ -535,3 +535,13 @@ def test_associative_lists_merge_in_structured_merge_diffs_order(
         {"spec": {"ports": _ports_of(lhs)}}, {"spec": {"ports": _ports_of(rhs)}}, SERVICE
     )
     assert merged["spec"]["ports"] == _ports_of(out)
+
+
+def test_a_configuration_nested_deeper_than_python_recurses_is_refused() -> None:
+    deep: Any = 1
+    for _ in range(5000):  # deeper than the recursion limit, built without recursing
+        deep = {"a": deep}
+    with pytest.raises(ApplyError, match="nested too deeply"):
+        apply(None, {**SSA_BODY, "spec": deep})
+    with pytest.raises(ApplyError, match="nested too deeply"):
+        update(None, {**SSA_BODY, "spec": deep}, "m")

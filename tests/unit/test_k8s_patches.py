@@ -317,3 +317,11 @@ def test_apply_patch_refusals(content_type: str, body: Json, status: int) -> Non
         apply_patch(SVC, body, content_type, "Service")
     assert caught.value.status_code == status
     assert is_apply(content_type) == content_type.startswith("application/apply-patch")
+
+
+def test_a_patch_nested_deeper_than_python_recurses_is_a_bad_request() -> None:
+    deep: Any = 1
+    for _ in range(5000):  # deeper than the recursion limit, built without recursing
+        deep = {"a": deep}
+    with pytest.raises(BadPatchError, match="nested too deeply"):
+        apply_patch(SVC, {"spec": deep}, "application/strategic-merge-patch+json", "Service")

@@ -41,7 +41,7 @@ def allowed_conflicts(live: JsonObject | None, root: Node | None) -> set[str]:
         return (
             {fs.path_text(p) for p in fs.fields_of(last, root)} if isinstance(last, dict) else set()
         )
-    except (ValueError, fs.ApplyError):
+    except (ValueError, RecursionError, fs.ApplyError):
         return set()
 
 

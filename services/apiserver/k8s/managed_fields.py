@@ -274,6 +274,21 @@ def update(
 ) -> JsonObject:
     """`new` (the object a create/update/patch produced) with managedFields updated
     for `manager`'s Update operation. `live` is None on create."""
+    try:
+        return _update(live, new, manager, kind, api_version, now, subresource)
+    except RecursionError:
+        raise ApplyError("the object is nested too deeply", path="") from None
+
+
+def _update(
+    live: JsonObject | None,
+    new: JsonObject,
+    manager: str,
+    kind: str,
+    api_version: str,
+    now: datetime,
+    subresource: str,
+) -> JsonObject:
     root = _root(kind)
     entries = decode_managed_fields(live) if live else []
     given = (new.get("metadata") or {}).get("managedFields")  # type: ignore[union-attr]
@@ -330,6 +345,8 @@ def apply(
     args = (live, config, manager, kind, api_version, now, subresource)
     try:
         result = _apply(*args, force=force)
+    except RecursionError:
+        raise ApplyError("the configuration is nested too deeply", path="") from None
     except ApplyConflict as exc:
         if manager != last_applied.MIGRATING_MANAGER:
             raise

@@ -9,7 +9,8 @@ does, and returns the patched object. What the HTTP front answers:
 - `BadPatchError` (400) for a body that is not that kind of patch, or a result
   that is not a JSON object (a merge patch of `"x"`, a json-patch replacing `/`
   with a list);
-- `PatchError` (422) for a patch that does not fit the object.
+- `PatchError` (422) for a patch that does not fit the object;
+- `BadPatchError` too for a body nested deeper than Python's recursion allows.
 
 `application/apply-patch+yaml` is `managed_fields.apply`, which needs the field
 manager and `force`; `is_apply` tells the caller to go there.
@@ -45,6 +46,14 @@ def is_apply(content_type: str) -> bool:
 
 def apply_patch(live: JsonObject, body: Json, content_type: str, kind: str) -> JsonObject:
     """`live` patched by `body`; `live` is never changed."""
+    try:
+        return _apply_patch(live, body, content_type, kind)
+    except RecursionError:
+        # json.loads accepts nesting a little deeper than the merges can walk.
+        raise BadPatchError("the patch is nested too deeply") from None
+
+
+def _apply_patch(live: JsonObject, body: Json, content_type: str, kind: str) -> JsonObject:
     media = media_type(content_type)
     if media == JSON_PATCH:
         result = apply_json_patch(live, body)
