@@ -108,6 +108,20 @@ HTTP = {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}
             id="kubectl-removes-a-port",
         ),
         pytest.param(
+            # What kubectl's three-way patch is when the file's port 80 becomes 8080.
+            {
+                "spec": {
+                    "$setElementOrder/ports": [{"port": 8080}],
+                    "ports": [
+                        {"name": "http", "port": 8080, "targetPort": 8080},
+                        {"$patch": "delete", "port": 80},
+                    ],
+                }
+            },
+            with_spec(ports=[{"name": "http", "port": 8080, "targetPort": 8080}]),
+            id="kubectl-renumbers-a-port",
+        ),
+        pytest.param(
             {"spec": {"ports": [{"$patch": "replace"}, {"port": 53, "protocol": "UDP"}]}},
             with_spec(ports=[{"port": 53, "protocol": "UDP"}]),
             id="list-replace-directive",
