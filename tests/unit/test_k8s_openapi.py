@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 
 from services.apiserver.k8s import openapi, schema, schema_tables
+from services.apiserver.k8s.kubernetes_fields import KUBERNETES_ONLY
 from tests.unit.k8s_values import services
 
 GVS = ["api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"]
@@ -183,3 +184,46 @@ def test_every_table_entry_names_a_real_field(table: str) -> None:
     assert set(schema_tables.TYPE_DESCRIPTIONS) <= {
         name.rsplit(".", 1)[1] for name in schema.definitions()
     }
+
+
+def test_kubernetes_fields_kubelab_ignores_are_not_unknown() -> None:
+    # What a real manifest carries that kubelab does not implement.
+    deployment: Any = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "shop"},
+        "spec": {
+            "progressDeadlineSeconds": 600,
+            "template": {
+                "spec": {
+                    "dnsPolicy": "ClusterFirst",
+                    "containers": [
+                        {
+                            "name": "shop",
+                            "imagePullPolicy": "IfNotPresent",
+                            "resources": {"limits": {"cpu": "1"}},
+                            "imagePullPolicyy": "typo",
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    report = openapi.check_fields(deployment, "Deployment")
+    assert report.unknown == [".spec.template.spec.containers[0].imagePullPolicyy"]
+    assert report.ignored == [
+        ".spec.progressDeadlineSeconds",
+        ".spec.template.spec.dnsPolicy",
+        ".spec.template.spec.containers[0].imagePullPolicy",
+        ".spec.template.spec.containers[0].resources",
+    ]
+    assert openapi.ignored_text(report.ignored[0]) == (
+        "spec.progressDeadlineSeconds: kubelab does not implement this field; it is ignored"
+    )
+
+
+def test_the_kubernetes_only_table_names_real_definitions_and_no_kubelab_field() -> None:
+    by_short = {name.rsplit(".", 1)[1]: s for name, s in schema.definitions().items()}
+    for short, names in KUBERNETES_ONLY.items():
+        assert short in by_short
+        assert not set(names) & set(by_short[short].fields)

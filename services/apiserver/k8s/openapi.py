@@ -18,10 +18,13 @@
   (found by its `x-kubernetes-group-version-kind`) has it, and otherwise falls
   back to OpenAPI v2 and fails (recordings 08, 46).
 
-`unknown_fields(obj, kind)` lists the fields of an incoming object that the
-kind's schema does not have (`.spec.portz`, `.spec.ports[0].nam`), for
-`fieldValidation`: Strict refuses them (`strict_decoding_message`), Warn
-answers each in a `Warning` header (`warning_text`), Ignore drops them.
+`check_fields(obj, kind)` lists the fields of an incoming object that the
+kind's schema does not have, for `fieldValidation`: `unknown` ones no
+Kubernetes type has either (`.spec.portz`, `.spec.ports[0].nam`) — Strict
+refuses them (`strict_decoding_message`), Warn answers each in a `Warning`
+header (`warning_text`), Ignore drops them — and `ignored` ones Kubernetes has
+but kubelab does not implement (`resources`): never an error, since real
+manifests carry them, but dropped, and worth a warning (`ignored_text`).
 Documents are built once and cached; they are pure functions of the schema.
 """
 
@@ -29,10 +32,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from functools import cache
 
 from services.apiserver.k8s import schema
 from services.apiserver.k8s.jsonvalue import Json, JsonObject
+from services.apiserver.k8s.kubernetes_fields import KUBERNETES_ONLY
 from services.apiserver.k8s.schema import KindSchema, ListOf, MapOf, Node, Scalar, Struct
 
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -295,30 +300,51 @@ def _item_operations(
 # ---------------------------------------------------------------- fieldValidation
 
 
-def unknown_fields(obj: Json, kind: str) -> list[str]:
-    """The fields of `obj` the kind's schema does not have, as `.spec.portz`."""
+@dataclass(frozen=True, slots=True)
+class FieldReport:
+    """The fields of an incoming object that kubelab will not store.
+
+    `unknown`: no such field in Kubernetes either (a typo: `.spec.portz`);
+    fieldValidation Strict refuses these, Warn warns, Ignore drops them.
+    `ignored`: fields Kubernetes has and kubelab does not implement
+    (`.spec.containers[0].resources`); Kubernetes would accept them, so they are
+    never an error, but kubelab drops them and should say so in a warning.
+    """
+
+    unknown: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def check_fields(obj: Json, kind: str) -> FieldReport:
+    report = FieldReport()
     known = schema.kind_schema(kind)
-    if known is None:
-        return []
-    out: list[str] = []
-    _unknown(obj, known.root, "", out)
-    return out
+    if known is not None:
+        _check(obj, known.root, "", report)
+    return report
 
 
-def _unknown(value: Json, node: Node, path: str, out: list[str]) -> None:
+def unknown_fields(obj: Json, kind: str) -> list[str]:
+    """The fields of `obj` neither kubelab nor Kubernetes has, as `.spec.portz`."""
+    return check_fields(obj, kind).unknown
+
+
+def _check(value: Json, node: Node, path: str, out: FieldReport) -> None:
     if isinstance(node, Struct) and isinstance(value, dict):
+        kubernetes_only = KUBERNETES_ONLY.get(node.name.rsplit(".", 1)[1], ())
         for key, sub in value.items():
             f = node.fields.get(key)
-            if f is None:
-                out.append(f"{path}.{key}")
+            if f is not None:
+                _check(sub, f.node, f"{path}.{key}", out)
+            elif key in kubernetes_only:
+                out.ignored.append(f"{path}.{key}")
             else:
-                _unknown(sub, f.node, f"{path}.{key}", out)
+                out.unknown.append(f"{path}.{key}")
     elif isinstance(node, MapOf) and isinstance(value, dict):
         for key, sub in value.items():
-            _unknown(sub, node.values, f"{path}.{key}", out)
+            _check(sub, node.values, f"{path}.{key}", out)
     elif isinstance(node, ListOf) and isinstance(value, list):
         for index, item in enumerate(value):
-            _unknown(item, node.items, f"{path}[{index}]", out)
+            _check(item, node.items, f"{path}[{index}]", out)
 
 
 def strict_decoding_message(paths: list[str]) -> str:
@@ -329,3 +355,8 @@ def strict_decoding_message(paths: list[str]) -> str:
 def warning_text(path: str) -> str:
     """One `Warning` header's text for fieldValidation=Warn (code 299)."""
     return f'unknown field "{path[1:]}"'
+
+
+def ignored_text(path: str) -> str:
+    """A `Warning` header's text for a Kubernetes field kubelab does not implement."""
+    return f"{path[1:]}: kubelab does not implement this field; it is ignored"
