@@ -227,3 +227,23 @@ def test_the_kubernetes_only_table_names_real_definitions_and_no_kubelab_field()
     for short, names in KUBERNETES_ONLY.items():
         assert short in by_short
         assert not set(names) & set(by_short[short].fields)
+
+
+def test_known_fields_only_drops_what_check_fields_reports() -> None:
+    pod: Any = {
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"a": "b"}, "lables": {}},
+        "spec": {"containers": [{"name": "c", "resources": {}, "ports": [{"containerPort": 1}]}]},
+    }
+    before = json.dumps(pod)
+    assert openapi.known_fields_only(pod, "Pod") == {
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 1}]}]},
+    }
+    assert json.dumps(pod) == before
+
+
+@given(services())
+def test_known_fields_only_keeps_a_well_formed_service(service: dict[str, Any]) -> None:
+    assert openapi.known_fields_only(service, "Service") == service

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from services.apiserver.k8s import schema
-from services.apiserver.k8s.jsonvalue import Json, JsonObject
+from services.apiserver.k8s.jsonvalue import Json, JsonObject, deep_copy
 from services.apiserver.k8s.kubernetes_fields import KUBERNETES_ONLY
 from services.apiserver.k8s.schema import KindSchema, ListOf, MapOf, Node, Scalar, Struct
 
@@ -345,6 +345,26 @@ def _check(value: Json, node: Node, path: str, out: FieldReport) -> None:
     elif isinstance(node, ListOf) and isinstance(value, list):
         for index, item in enumerate(value):
             _check(item, node.items, f"{path}[{index}]", out)
+
+
+def known_fields_only(obj: Json, kind: str) -> Json:
+    """A copy of `obj` without the fields `check_fields` reports (unknown and
+    ignored alike): what to apply or store, so managedFields never claim a field
+    the stored object cannot hold."""
+    known = schema.kind_schema(kind)
+    return _known_only(obj, known.root) if known is not None else deep_copy(obj)
+
+
+def _known_only(value: Json, node: Node) -> Json:
+    if isinstance(node, Struct) and isinstance(value, dict):
+        return {
+            k: _known_only(v, node.fields[k].node) for k, v in value.items() if k in node.fields
+        }
+    if isinstance(node, MapOf) and isinstance(value, dict):
+        return {k: _known_only(v, node.values) for k, v in value.items()}
+    if isinstance(node, ListOf) and isinstance(value, list):
+        return [_known_only(v, node.items) for v in value]
+    return deep_copy(value)
 
 
 def strict_decoding_message(paths: list[str]) -> str:
