@@ -18,14 +18,16 @@ sigs.k8s.io/structured-merge-diff), for kubelab's kinds:
 Ownership never covers what the server owns (`apiVersion`, `kind`,
 `metadata.name`, `uid`, `resourceVersion`, ... as Kubernetes strips them), nor
 `status` through the main resource or anything but `status` through the
-status subresource. An object with no managedFields is first given to
-`before-first-apply`, as Kubernetes does, so an apply can conflict with what
-was there. Pure: the caller passes `now` and stores the result.
+status subresource. An object with no managedFields is given to
+`before-first-apply` by its first apply (so the apply can conflict with what
+was there) and left untracked by an update, as Kubernetes does. For the
+manager `kubectl`, `last_applied` adds Kubernetes' client-side to server-side
+apply migration. Entries are encoded by `managed_entries`. Pure: the caller
+passes `now` and stores the result.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,13 +36,31 @@ from services.apiserver.k8s import fieldsets as fs
 from services.apiserver.k8s import last_applied, schema
 from services.apiserver.k8s.fieldsets import ApplyError, FieldSet, Path
 from services.apiserver.k8s.jsonvalue import Json, JsonObject, deep_copy, json_equal
+from services.apiserver.k8s.managed_entries import (
+    APPLY,
+    MAX_UPDATE_MANAGERS,
+    UPDATE,
+    Entry,
+    cap_updaters,
+    decode_managed_fields,
+    encode_managed_fields,
+    timestamp,
+)
 from services.apiserver.k8s.ssa_merge import merge, remove_paths
 
-APPLY, UPDATE = "Apply", "Update"
+__all__ = [
+    "MAX_UPDATE_MANAGERS",
+    "ApplyConflict",
+    "ApplyError",
+    "Conflict",
+    "Entry",
+    "apply",
+    "decode_managed_fields",
+    "encode_managed_fields",
+    "update",
+]
+
 BEFORE_FIRST_APPLY = "before-first-apply"
-ANCIENT = "ancient-changes"
-# Kubernetes caps Update entries, folding the oldest into "ancient-changes".
-MAX_UPDATE_MANAGERS = 10
 _STRIPPED: frozenset[Path] = frozenset(
     {(fs.field("apiVersion"),), (fs.field("kind"),), (fs.field("metadata"),)}
     | {
@@ -52,31 +72,6 @@ _STRIPPED: frozenset[Path] = frozenset(
     }
 )  # fmt: skip
 _STATUS = (fs.field("status"),)
-
-
-@dataclass(slots=True)
-class Entry:
-    manager: str
-    operation: str
-    api_version: str
-    fields: FieldSet
-    time: str | None = None
-    subresource: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        # As Kubernetes' BuildManagerIdentifier: an Apply entry is one per manager.
-        version = "" if self.operation == APPLY else self.api_version
-        return (self.manager, self.operation, version, self.subresource)
-
-    def describe(self) -> str:
-        """How a conflict names this manager (`"kubectl-client-side-apply" using v1`)."""
-        text = json.dumps(self.manager)
-        if self.subresource:
-            text += f" with subresource {json.dumps(self.subresource)}"
-        if self.operation == UPDATE:
-            text += f" using {self.api_version}"
-        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,63 +107,6 @@ class ApplyConflict(Exception):
             }
             for c in self.conflicts
         ]
-
-
-def decode_managed_fields(obj: JsonObject) -> list[Entry]:
-    """The entries of `metadata.managedFields`; malformed ones are dropped, as
-    Kubernetes resets managed fields it cannot decode."""
-    meta = obj.get("metadata")
-    raw = meta.get("managedFields") if isinstance(meta, dict) else None
-    entries: list[Entry] = []
-    for item in raw if isinstance(raw, list) else []:
-        try:
-            entries.append(_decode_entry(item))
-        except (ValueError, TypeError):
-            return []
-    return entries
-
-
-def _decode_entry(item: Json) -> Entry:
-    if not isinstance(item, dict):
-        raise ValueError("managedFields entry must be an object")
-    operation, version = item.get("operation"), item.get("apiVersion")
-    if operation not in (APPLY, UPDATE) or not isinstance(version, str) or not version:
-        raise ValueError("managedFields entry needs operation Apply/Update and an apiVersion")
-    if item.get("fieldsType", "FieldsV1") != "FieldsV1":
-        raise ValueError("fieldsType must be FieldsV1")
-    manager, time, sub = item.get("manager", ""), item.get("time"), item.get("subresource", "")
-    return Entry(
-        str(manager), str(operation), version, fs.decode(item.get("fieldsV1", {})),
-        time if isinstance(time, str) else None, str(sub),
-    )  # fmt: skip
-
-
-def encode_managed_fields(entries: Iterable[Entry]) -> list[Json]:
-    """`metadata.managedFields`, in Kubernetes' order (Apply first, then by time, manager)."""
-    ordered = sorted(
-        entries,
-        key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource),
-    )
-    out: list[Json] = []
-    for e in ordered:
-        item: JsonObject = {
-            "manager": e.manager,
-            "operation": e.operation,
-            "apiVersion": e.api_version,
-        }
-        if e.time is not None:
-            item["time"] = e.time
-        item["fieldsType"] = "FieldsV1"
-        item["fieldsV1"] = fs.encode(e.fields)
-        if e.subresource:
-            item["subresource"] = e.subresource
-        out.append(item)
-    return out
-
-
-def timestamp(now: datetime) -> str:
-    """managedFields time: RFC 3339 in UTC, whole seconds, as metav1.Time prints."""
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _root(kind: str) -> schema.Node | None:
@@ -214,7 +152,7 @@ def _finish(
 ) -> JsonObject:
     if changed or acting.time is None:
         acting.time = timestamp(now)
-    kept = _cap_updaters([e for e in entries if e.fields])
+    kept = cap_updaters([e for e in entries if e.fields])
     result = deep_copy(obj)
     assert isinstance(result, dict)
     meta = result.setdefault("metadata", {})
@@ -224,30 +162,6 @@ def _finish(
     else:
         meta.pop("managedFields", None)
     return result
-
-
-def _cap_updaters(kept: list[Entry]) -> list[Entry]:
-    """Fold the oldest Update entries into "ancient-changes" past the cap, as Kubernetes does."""
-    updaters = sorted(
-        (e for e in kept if e.operation == UPDATE), key=lambda e: (e.time or "", e.manager)
-    )
-    excess = len(updaters) - MAX_UPDATE_MANAGERS
-    for oldest in updaters:
-        if excess <= 0:
-            break
-        bucket = next(
-            (e for e in kept if e is not oldest and e.manager == ANCIENT and e.operation == UPDATE
-             and e.api_version == oldest.api_version and not e.subresource),
-            None,
-        )  # fmt: skip
-        if bucket is None:
-            oldest.manager = ANCIENT  # the first of its version becomes the bucket
-            continue
-        bucket.fields = bucket.fields | oldest.fields
-        bucket.time = max(bucket.time or "", oldest.time or "") or None
-        kept.remove(oldest)
-        excess -= 1
-    return kept
 
 
 def _entries_for(live: JsonObject | None, kind: str, api_version: str) -> list[Entry]:
