@@ -53,7 +53,12 @@ def apply_strategic_merge_patch(original: JsonObject, patch: Json, kind: str) ->
     if not isinstance(patch, dict):
         raise BadPatchError("a strategic merge patch must be a JSON object")
     known = schema.kind_schema(kind)
-    return _merge_map(original, patch, known.root if known else None, "")
+    merged = _merge_map(original, patch, known.root if known else None, "")
+    # The merge copies only what it changes and shares the rest with `original`;
+    # one copy at the end keeps the caller's object and the result apart.
+    result = deep_copy(merged)
+    assert isinstance(result, dict)
+    return result
 
 
 def _join(path: str, key: str) -> str:
@@ -69,8 +74,7 @@ def _merge_map(original: JsonObject, patch: JsonObject, node: Node | None, path:
         return {}
     if directive not in (None, "merge"):
         raise PatchError(f"{path or '.'}: unknown $patch {directive!r} for an object", path=path)
-    result = deep_copy(original)
-    assert isinstance(result, dict)
+    result = dict(original)
     _retain_keys(result, patch, path)
     for key in [k for k in patch if k.startswith(SET_ELEMENT_ORDER)]:
         _set_element_order(result, patch, key, node, path)
@@ -155,7 +159,7 @@ def _merge_list(
     if not isinstance(node, ListOf) or not node.merge:
         return [_strip(item, node.items if isinstance(node, ListOf) else None) for item in patch]
     if not patch:
-        return deep_copy(original)  # type: ignore[return-value]
+        return list(original)
     if all(not isinstance(v, dict) for v in (*original, *patch)):
         merged = list(original)
         for value in patch:
@@ -168,7 +172,7 @@ def _merge_list(
     survivors, items, replace = _special_items(original, patch, key, path)
     if replace:
         return [_fresh_map(item, node.items, path) for item in items]
-    built: list[Json] = [deep_copy(v) for v in survivors]
+    built: list[Json] = list(survivors)
     for index, item in enumerate(items):
         at = _find(built, key, item[key])
         where = f"{path}[{index}]"
