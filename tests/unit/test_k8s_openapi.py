@@ -1,0 +1,249 @@
+"""OpenAPI v3 documents for kubectl (apply's fieldValidation check, explain) and unknown fields."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given
+
+from services.apiserver.k8s import openapi, schema, schema_tables
+from services.apiserver.k8s.kubernetes_fields import KUBERNETES_ONLY
+from tests.unit.k8s_values import services
+
+GVS = ["api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"]
+
+
+def test_the_index_points_at_each_document_by_its_hash() -> None:
+    index: Any = openapi.openapi_index()
+    assert sorted(index["paths"]) == GVS
+    for gv, entry in index["paths"].items():
+        url = entry["serverRelativeURL"]
+        assert re.fullmatch(rf"/openapi/v3/{re.escape(gv)}\?hash=[0-9A-F]{{32}}", url)
+        assert url.endswith(openapi.document_hash(gv))
+    assert openapi.openapi_document("apis/nope/v1") is None
+
+
+def _supports_query_param(doc: Any, gvk: dict[str, str], param: str) -> bool:
+    """kubectl's supportsQueryParamV3: the first PATCH operation of the GVK decides."""
+    for item in doc["paths"].values():
+        op = item.get("patch")
+        if op is None or op.get("x-kubernetes-group-version-kind") != gvk:
+            continue
+        return any(p.get("name") == param for p in op["parameters"])
+    return False
+
+
+@pytest.mark.parametrize("kind", sorted(schema.all_kinds()))
+def test_every_kind_has_a_patch_operation_listing_field_validation(kind: str) -> None:
+    info = schema.kind_schema(kind)
+    assert info is not None
+    doc: Any = openapi.openapi_document("api/v1" if not info.group else f"apis/{info.api_version}")
+    gvk = {"group": info.group, "version": info.version, "kind": kind}
+    assert _supports_query_param(doc, gvk, "fieldValidation")
+    # The kind's schema carries its GVK, which is how `kubectl explain` finds it.
+    body = doc["components"]["schemas"][info.root.name]
+    assert body["x-kubernetes-group-version-kind"] == [gvk]
+
+
+def _resolve(doc: Any, prop: Any) -> Any:
+    while "allOf" in prop or "$ref" in prop:
+        ref = prop["allOf"][0]["$ref"] if "allOf" in prop else prop["$ref"]
+        prop = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return prop
+
+
+def test_explain_service_spec_ports_finds_described_fields() -> None:
+    doc: Any = openapi.openapi_document("api/v1")
+    service = doc["components"]["schemas"]["io.k8s.api.core.v1.Service"]
+    spec = _resolve(doc, service["properties"]["spec"])
+    ports = spec["properties"]["ports"]
+    assert ports["description"] == "The list of ports that are exposed by this service."
+    assert ports["x-kubernetes-patch-merge-key"] == "port"
+    assert ports["x-kubernetes-patch-strategy"] == "merge"
+    assert ports["x-kubernetes-list-type"] == "map"
+    assert ports["x-kubernetes-list-map-keys"] == ["port", "protocol"]
+    port = _resolve(doc, ports["items"])
+    assert set(port["properties"]) == {
+        "name",
+        "protocol",
+        "port",
+        "targetPort",
+        "nodePort",
+        "appProtocol",
+    }
+    assert all(p.get("description") for p in port["properties"].values())
+    target = _resolve(doc, port["properties"]["targetPort"])
+    assert target["format"] == "int-or-string"
+
+
+@pytest.mark.parametrize("gv", GVS)
+def test_every_reference_resolves_and_the_document_is_json(gv: str) -> None:
+    raw = openapi.document_bytes(gv)
+    assert raw is not None
+    doc = json.loads(raw)
+    refs = re.findall(r'"\$ref":"#/components/schemas/([^"]+)"', raw.decode())
+    assert refs
+    assert set(refs) <= set(doc["components"]["schemas"])
+
+
+def test_list_extensions_agree_with_the_merge_schema() -> None:
+    seen = 0
+    for gv in GVS:
+        doc: Any = openapi.openapi_document(gv)
+        for name, body in doc["components"]["schemas"].items():
+            struct = schema.definitions().get(name)
+            if struct is None:
+                continue
+            for field_name, field in struct.fields.items():
+                node = field.node
+                if isinstance(node, schema.ListOf) and node.merge_key:
+                    prop = body["properties"][field_name]
+                    assert prop["x-kubernetes-patch-merge-key"] == node.merge_key
+                    seen += 1
+    assert seen >= 8  # ports, containers, env, conditions x4, podIPs, addresses, ...
+
+
+@pytest.mark.parametrize(
+    ("obj", "unknown"),
+    [
+        pytest.param(
+            {"apiVersion": "v1", "kind": "Service", "spec": {"portz": [1]}},
+            [".spec.portz"],
+            id="typo-in-spec",
+        ),
+        pytest.param(
+            {"spec": {"ports": [{"port": 80}, {"port": 81, "nam": "x", "targetport": 1}]}},
+            [".spec.ports[1].nam", ".spec.ports[1].targetport"],
+            id="in-a-list-item",
+        ),
+        pytest.param({"metadata": {"lables": {"a": "b"}}}, [".metadata.lables"], id="metadata"),
+        pytest.param(
+            {"extra": 1, "status": {"x": 2}}, [".extra", ".status.x"], id="top-and-status"
+        ),
+        pytest.param(
+            {
+                "metadata": {
+                    "labels": {"any.key/at-all": "v"},
+                    "annotations": {"k": "v"},
+                    "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {"f:x": {}}}}],
+                    "finalizers": ["x"],
+                    "creationTimestamp": None,
+                },
+                "spec": {"selector": {"app": "x"}, "sessionAffinityConfig": {"clientIP": {}}},
+                "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}},
+            },
+            [],
+            id="maps-and-known-fields",
+        ),
+    ],
+)
+def test_unknown_fields(obj: Any, unknown: list[str]) -> None:
+    assert openapi.unknown_fields(obj, "Service") == unknown
+
+
+def test_unknown_fields_of_other_kinds() -> None:
+    pod: Any = {"spec": {"containers": [{"name": "c", "env": [{"name": "A", "valu": "1"}]}]}}
+    assert openapi.unknown_fields(pod, "Pod") == [".spec.containers[0].env[0].valu"]
+    event: Any = {
+        "involvedObject": {"kind": "Pod", "nme": "p"},
+        "count": 2,
+        "reportingComponent": "x",
+    }
+    assert openapi.unknown_fields(event, "Event") == [".involvedObject.nme"]
+    assert openapi.unknown_fields({"spec": {"finalizers": ["kubernetes"]}}, "Namespace") == []
+
+
+def test_strict_and_warn_wording() -> None:
+    paths = [".spec.portz", ".spec.ports[0].nam"]
+    assert openapi.strict_decoding_message(paths) == (
+        'strict decoding error: unknown field "spec.portz", unknown field "spec.ports[0].nam"'
+    )
+    assert openapi.warning_text(".spec.portz") == 'unknown field "spec.portz"'
+
+
+@given(services())
+def test_a_well_formed_service_has_no_unknown_fields(service: dict[str, Any]) -> None:
+    assert openapi.unknown_fields(service, "Service") == []
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["LISTS", "ATOMIC_MAPS", "FIELD_STRATEGIES", "FIELD_DESCRIPTIONS"],
+)
+def test_every_table_entry_names_a_real_field(table: str) -> None:
+    # A misspelt key would silently drop a merge key or a description.
+    fields = {
+        f"{name.rsplit('.', 1)[1]}.{field}"
+        for name, struct in schema.definitions().items()
+        for field in struct.fields
+    }
+    assert set(getattr(schema_tables, table)) <= fields
+    assert set(schema_tables.TYPE_DESCRIPTIONS) <= {
+        name.rsplit(".", 1)[1] for name in schema.definitions()
+    }
+
+
+def test_kubernetes_fields_kubelab_ignores_are_not_unknown() -> None:
+    # What a real manifest carries that kubelab does not implement.
+    deployment: Any = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "shop"},
+        "spec": {
+            "progressDeadlineSeconds": 600,
+            "template": {
+                "spec": {
+                    "dnsPolicy": "ClusterFirst",
+                    "containers": [
+                        {
+                            "name": "shop",
+                            "imagePullPolicy": "IfNotPresent",
+                            "resources": {"limits": {"cpu": "1"}},
+                            "imagePullPolicyy": "typo",
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    report = openapi.check_fields(deployment, "Deployment")
+    assert report.unknown == [".spec.template.spec.containers[0].imagePullPolicyy"]
+    assert report.ignored == [
+        ".spec.progressDeadlineSeconds",
+        ".spec.template.spec.dnsPolicy",
+        ".spec.template.spec.containers[0].imagePullPolicy",
+        ".spec.template.spec.containers[0].resources",
+    ]
+    assert openapi.ignored_text(report.ignored[0]) == (
+        "spec.progressDeadlineSeconds: kubelab does not implement this field; it is ignored"
+    )
+
+
+def test_the_kubernetes_only_table_names_real_definitions_and_no_kubelab_field() -> None:
+    by_short = {name.rsplit(".", 1)[1]: s for name, s in schema.definitions().items()}
+    for short, names in KUBERNETES_ONLY.items():
+        assert short in by_short
+        assert not set(names) & set(by_short[short].fields)
+
+
+def test_known_fields_only_drops_what_check_fields_reports() -> None:
+    pod: Any = {
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"a": "b"}, "lables": {}},
+        "spec": {"containers": [{"name": "c", "resources": {}, "ports": [{"containerPort": 1}]}]},
+    }
+    before = json.dumps(pod)
+    assert openapi.known_fields_only(pod, "Pod") == {
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 1}]}]},
+    }
+    assert json.dumps(pod) == before
+
+
+@given(services())
+def test_known_fields_only_keeps_a_well_formed_service(service: dict[str, Any]) -> None:
+    assert openapi.known_fields_only(service, "Service") == service
