@@ -44,8 +44,8 @@ from kubelab.testing.processes import (
     EtcdServer,
     free_port,
     health_serving,
-    wait_until,
 )
+from kubelab.testing.wait import until_blocking
 from kubelab.v1 import objects_pb2
 
 GOAL_RATIO = 0.5  # of the raw etcd rate (the issue)
@@ -185,7 +185,7 @@ async def main() -> None:
         noop = await asyncio.create_subprocess_exec(
             sys.executable, str(Path(__file__).with_name("noop_api.py")), str(noop_port)
         )
-        wait_until(lambda: health_serving(f"127.0.0.1:{noop_port}"), 30, "no-op server")
+        until_blocking("no-op server", lambda: health_serving(f"127.0.0.1:{noop_port}"), timeout=30)
         try:
             await bench_raw(etcd.endpoint, 50, 4, run="warm")
             async with Client(apiserver.address) as warm:

@@ -35,8 +35,8 @@ from kubelab.testing.processes import (
     EtcdServer,
     free_port,
     health_serving,
-    wait_until,
 )
+from kubelab.testing.wait import until_blocking
 from kubelab.v1 import objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -181,7 +181,9 @@ def test_nothing_is_served_before_the_first_full_sync(tmp_path: Path) -> None:
     server.spawn()
     try:
         with pytest.raises(TimeoutError):
-            wait_until(server.address_file.exists, 1.0, "an address file before any sync")
+            until_blocking(
+                "an address file before any sync", server.address_file.exists, timeout=1.0
+            )
         etcd.start()
         apiserver = ApiServerProcess(etcd.endpoint, tmp_path)
         apiserver.start()

@@ -21,7 +21,8 @@ import pytest
 
 from kubelab import lab
 from kubelab.lab.state import layout_fields, make_private
-from kubelab.testing.processes import health_serving, wait_until
+from kubelab.testing.processes import health_serving
+from kubelab.testing.wait import until_blocking
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +164,7 @@ def test_after_kill_9_of_everything_up_starts_it_all_where_it_was(kubelab: Kubel
     everything = [state.supervisor, *old]  # the supervisor first, or it restarts them
     for record in everything:
         os.kill(record.pid, signal.SIGKILL)
-    wait_until(lambda: all_gone(everything), 10, "killed actors to exit")
+    until_blocking("killed actors to exit", lambda: all_gone(everything), timeout=10)
 
     status = kubelab("status")
     assert status.returncode == 1
@@ -328,7 +329,7 @@ def test_process_alive_needs_the_same_command() -> None:
         mine = lab.ProcessRecord("x", child.pid, "", "", ["sleep", "60"], "")
         other = lab.ProcessRecord("x", child.pid, "", "", ["sleep", "61"], "")
         # Right after exec the kernel may still show an empty cmdline: wait for it.
-        wait_until(lambda: lab.process_alive(mine), 5, "sleep to show its cmdline")
+        until_blocking("sleep to show its cmdline", lambda: lab.process_alive(mine), timeout=5)
         assert not lab.process_alive(other)
         assert lab.stop_process(other) == "not running"
         assert child.poll() is None

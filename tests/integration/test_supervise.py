@@ -29,8 +29,8 @@ from kubelab import lab
 from kubelab.lab.processes import now
 from kubelab.lab.state import write_state
 from kubelab.lab.supervisor import Supervisor
-from kubelab.testing.processes import async_wait_until, wait_until
 from kubelab.testing.traffic import RequestLoop
+from kubelab.testing.wait import until_blocking, until_read
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +149,7 @@ class Cluster:
             found = self.pods()
             return len(found) == REPLICAS
 
-        wait_until(all_ready, timeout, f"{REPLICAS} ready pods", interval=0.25)
+        until_blocking(f"{REPLICAS} ready pods", all_ready, timeout=timeout, interval=0.25)
         return found
 
 
@@ -177,7 +177,7 @@ def kill(record: lab.ProcessRecord) -> None:
     def gone() -> bool:
         return all(_stat(pid)[:1] in ("", "Z") for pid in doomed)
 
-    wait_until(gone, 10, f"{record.name} and its children to die")
+    until_blocking(f"{record.name} and its children to die", gone, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ async def test_a_killed_actor_comes_back_by_itself(cluster: Cluster, actor: str)
     old = cluster.record(actor)
     requests = RequestLoop(cluster.node1, NODE_PORT, concurrency=1).start()
     try:
-        await async_wait_until(lambda: sum(requests.served.values()) >= 5, 20, "requests served")
+        await until_read("requests served", lambda: sum(requests.served.values()) >= 5, timeout=20)
         kill(old)
         killed = time.monotonic()
 
@@ -221,9 +221,9 @@ async def test_a_killed_actor_comes_back_by_itself(cluster: Cluster, actor: str)
             new = cluster.record(actor)
             return new.pid != old.pid and lab.process_alive(new) and cluster.ready(actor)
 
-        await async_wait_until(back, 30, f"{actor} restarted and ready", interval=0.1)
+        await until_read(f"{actor} restarted and ready", back, timeout=30, interval=0.1)
         mark = requests.attempts
-        await async_wait_until(lambda: requests.attempts >= mark + 10, 20, "requests after")
+        await until_read("requests after", lambda: requests.attempts >= mark + 10, timeout=20)
     finally:
         await requests.stop()
     new = cluster.record(actor)
@@ -267,14 +267,16 @@ def test_status_and_the_supervisor_follow_an_actor_restarted_by_hand(cluster: Cl
     kill(cluster.supervisor())
     etcd = cluster.record("etcd")
     os.kill(etcd.pid, signal.SIGTERM)
-    wait_until(lambda: not lab.process_alive(etcd), 15, "etcd to stop")
+    until_blocking("etcd to stop", lambda: not lab.process_alive(etcd), timeout=15)
     with Path(etcd.log).open("ab") as log:
         hand = subprocess.Popen(
             etcd.command, cwd=cluster.home, stdout=log, stderr=log, start_new_session=True
         )
     try:
-        wait_until(lambda: lab.find_process(etcd.command) == hand.pid, 10, "etcd by hand")
-        wait_until(lambda: cluster.ready("etcd"), 30, "etcd by hand to answer")
+        until_blocking(
+            "etcd by hand", lambda: lab.find_process(etcd.command) == hand.pid, timeout=10
+        )
+        until_blocking("etcd by hand to answer", lambda: cluster.ready("etcd"), timeout=30)
         status = cluster("status")
         row = next(line.split() for line in status.stdout.splitlines() if line.startswith("etcd "))
         assert row[:3] == ["etcd", str(hand.pid), "yes"]
@@ -289,10 +291,10 @@ def test_status_and_the_supervisor_follow_an_actor_restarted_by_hand(cluster: Cl
         # The new supervisor owns it now: killed, it is restarted like any other.
         hand.kill()
         hand.wait()
-        wait_until(
-            lambda: cluster.record("etcd").pid != hand.pid and cluster.ready("etcd"),
-            30,
+        until_blocking(
             "the supervisor to restart etcd",
+            lambda: cluster.record("etcd").pid != hand.pid and cluster.ready("etcd"),
+            timeout=30,
         )
     finally:
         if hand.poll() is None:
