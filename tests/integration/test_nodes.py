@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from kubelab.client import ApiError, Client
 from kubelab.core.pods import is_ready
 from kubelab.store import Store
+from kubelab.testing import wait
 from kubelab.testing.processes import (
     ControllerProcess,
     EtcdServer,
@@ -31,6 +32,7 @@ from tests.integration.conftest import (
     Cluster,
     deployment,
     eventually,
+    pod_summary,
     pods,
     ready_count,
 )
@@ -236,21 +238,29 @@ async def test_a_template_change_rolls_the_pods_within_surge_and_unavailability(
     changed.spec.template.spec.containers[0].image = "kubelab/echo:v2"
     worst_ready, most_pods = replicas, replicas
     await api.apply(changed)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def alive(current: list[objects_pb2.Pod]) -> list[objects_pb2.Pod]:
+        return [p for p in current if not p.metadata.HasField("deletion_timestamp")]
+
+    async def observed() -> list[objects_pb2.Pod]:
+        """The pods now, keeping the worst moments of the rollout so far."""
+        nonlocal worst_ready, most_pods
         current = await pods(api)
-        live = [p for p in current if not p.metadata.HasField("deletion_timestamp")]
-        worst_ready = min(worst_ready, sum(is_ready(p) for p in live))
-        most_pods = max(most_pods, len(live))
-        if (
+        worst_ready = min(worst_ready, sum(is_ready(p) for p in alive(current)))
+        most_pods = max(most_pods, len(alive(current)))
+        return current
+
+    def rolled_out(current: list[objects_pb2.Pod]) -> bool:
+        live = alive(current)
+        return (
             len(live) == replicas
             and all(is_ready(p) for p in live)
             and not old_names & {p.metadata.name for p in current}
-        ):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("the rollout did not finish in 60 s")
+        )
+
+    await wait.until(
+        "the rollout to finish", observed, rolled_out, timeout=60, describe=pod_summary
+    )
     assert worst_ready >= replicas, "maxUnavailable 0 was broken"
     assert most_pods <= replicas + 1, "maxSurge 1 was broken"
     images = {p.spec.containers[0].image for p in await pods(api)}
@@ -286,10 +296,12 @@ async def test_pods_get_the_service_variables_of_services_that_exist(
     (pod,) = await eventually(api, ready_count(1), 20, "the env pod running")
     node = cluster.node(pod.spec.node_name)
     log = Path(node.workdir) / node.name / "pods" / "default_env-dump" / "c.log"
-    deadline = time.monotonic() + 10
-    while "SHOP_API_SERVICE_HOST" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, "the pod printed no service variables"
-        await asyncio.sleep(0.05)
+    await wait.until_read(
+        "the pod to print its service variables",
+        lambda: log.read_text() if log.exists() else "",
+        lambda text: "SHOP_API_SERVICE_HOST" in text,
+        interval=0.05,
+    )
     lines = set(log.read_text().splitlines())
     assert f"SHOP_API_SERVICE_HOST={created.spec.cluster_ip}" in lines
     assert "SHOP_API_SERVICE_PORT=80" in lines

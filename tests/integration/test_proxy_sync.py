@@ -4,7 +4,6 @@ sync applies, one after another, and what happens to connections already open.""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -13,17 +12,12 @@ import pytest
 from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.store import Store
+from kubelab.testing.processes import free_port
 from node_agent.proxy import ServiceProxy
 
 pytestmark = pytest.mark.integration
 
 KEY = ("default", "svc")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Slow:
