@@ -13,6 +13,7 @@ from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.store import Store
 from kubelab.testing.processes import free_port
+from kubelab.testing.wait import until_read
 from node_agent.proxy import ServiceProxy
 
 pytestmark = pytest.mark.integration
@@ -62,9 +63,11 @@ async def request(
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"q")
     await writer.drain()
-    async with asyncio.timeout(5):
-        while not any(p.connections() for p in proxy.services[KEY].ports.values()):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+    await until_read(
+        "the proxy to connect upstream",
+        lambda: any(p.connections() for p in proxy.services[KEY].ports.values()),
+        timeout=5,
+    )
     return reader, writer
 
 

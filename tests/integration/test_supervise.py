@@ -360,13 +360,30 @@ def test_a_crash_looping_actor_is_restarted_with_back_off(tmp_path: Path) -> Non
     gone.wait()
     record = lab.ProcessRecord("crasher", gone.pid, "", str(tmp_path / "crasher.log"), crash, "")
     write_state(tmp_path / "cluster.json", lab.ClusterState([record], True, now(), {}))
-    supervisor = Supervisor(tmp_path)
-    began = time.monotonic()
-    while time.monotonic() - began < 2.5:
+    clock = [0.0]
+    supervisor = Supervisor(tmp_path, clock=lambda: clock[0])
+
+    def restarts_at(moment: float) -> int:
+        """Tick at `moment` (the supervisor's clock); the restarts recorded since."""
+        clock[0] = moment
         assert supervisor.tick()
-        time.sleep(0.05)
-    # At once, then 1 s later; the next is 2 s after that.
-    state = lab.read_state(tmp_path / "cluster.json")
-    assert state is not None and state.processes[0].restarts == 2
+        state = lab.read_state(tmp_path / "cluster.json")
+        assert state is not None
+        return state.processes[0].restarts
+
+    def crashed() -> None:
+        child = supervisor.children["crasher"]
+        until_blocking("the restarted actor to crash", lambda: child.poll() is not None)
+
+    # At once, then 1 s after it crashed again; the next is 2 s after that.
+    assert restarts_at(0.0) == 1
+    crashed()
+    assert restarts_at(0.0) == 1, "the second restart waits 1 s"
+    assert restarts_at(0.99) == 1
+    assert restarts_at(1.0) == 2
+    crashed()
+    assert restarts_at(1.0) == 2, "the third restart waits 2 s"
+    assert restarts_at(2.99) == 2
+    assert restarts_at(3.0) == 3
     (tmp_path / "cluster.json").unlink()
     assert not supervisor.tick(), "no cluster.json: nothing left to supervise"
