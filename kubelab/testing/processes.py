@@ -21,12 +21,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from kubelab.etcd_process import EtcdConfig
+from kubelab.lab.specs import actor_argv
 from kubelab.rpc import health
 from kubelab.testing.wait import LogTail, until_blocking
 
@@ -174,8 +174,7 @@ class ActorProcess(ChildProcess):
         own = ["--address-file", str(self.address_file)] if self.WRITES_ADDRESS_FILE else []
         command = [
             *self.command_prefix,
-            *(sys.executable, "-m", self.MODULE, "--etcd", self.etcd_endpoint),
-            *self.arguments(),
+            *actor_argv(self.MODULE, "--etcd", self.etcd_endpoint, *self.arguments()),
             *own,
             *self.extra_args,
         ]
