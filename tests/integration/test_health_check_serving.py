@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -18,8 +19,6 @@ from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.manifests import load_manifests
 from kubelab.core.proxy_rules import HEALTH_CHECK, NODE_HEALTH_PORT, Frontend, PortRules
 from kubelab.store import Store
-from kubelab.testing import wait
-from kubelab.testing.processes import free_port
 from kubelab.testing.traffic import echo_post
 from kubelab.v1 import objects_pb2
 from node_agent.health_check import MAX_HEAD, ServiceHealth
@@ -70,14 +69,20 @@ async def until(
     what: str, check: Callable[[], Awaitable[tuple[bool, object]]], timeout: float = 20
 ) -> None:
     """Poll `check` (done?, what it saw) until done; fail after `timeout` with what it saw."""
-    await wait.until(
-        what,
-        check,
-        lambda outcome: outcome[0],
-        timeout=timeout,
-        interval=0.05,
-        describe=lambda outcome: outcome[1],
-    )
+    deadline = time.monotonic() + timeout
+    while True:
+        done, seen = await check()
+        if done:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {seen}")
+        await asyncio.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------- one proxy, no etcd

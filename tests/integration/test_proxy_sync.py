@@ -4,6 +4,7 @@ sync applies, one after another, and what happens to connections already open.""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -12,13 +13,17 @@ import pytest
 from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.store import Store
-from kubelab.testing.processes import free_port
-from kubelab.testing.wait import until_read
 from node_agent.proxy import ServiceProxy
 
 pytestmark = pytest.mark.integration
 
 KEY = ("default", "svc")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class Slow:
@@ -63,11 +68,9 @@ async def request(
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"q")
     await writer.drain()
-    await until_read(
-        "the proxy to connect upstream",
-        lambda: any(p.connections() for p in proxy.services[KEY].ports.values()),
-        timeout=5,
-    )
+    async with asyncio.timeout(5):
+        while not any(p.connections() for p in proxy.services[KEY].ports.values()):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
     return reader, writer
 
 
