@@ -36,7 +36,7 @@ DEFAULT_INTERVAL = 0.02
 # Reading memory other tasks write costs nothing: look twice as often.
 READ_INTERVAL = 0.01
 
-NoErrors: tuple[type[BaseException], ...] = ()
+_NO_ERRORS: tuple[type[BaseException], ...] = ()
 
 
 class WaitTimeout(TimeoutError):
@@ -85,7 +85,7 @@ async def until(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,
-    retry_on: tuple[type[BaseException], ...] = NoErrors,
+    retry_on: tuple[type[BaseException], ...] = _NO_ERRORS,
     describe: Callable[[T], object] | None = None,
 ) -> T:
     """`await probe()` until `holds(value)`; that value. An error in `retry_on` counts
@@ -144,7 +144,7 @@ def until_blocking(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,
-    retry_on: tuple[type[BaseException], ...] = NoErrors,
+    retry_on: tuple[type[BaseException], ...] = _NO_ERRORS,
     describe: Callable[[T], object] | None = None,
 ) -> T:
     """`until` for synchronous code: `read()` until `holds(value)`, sleeping between."""
