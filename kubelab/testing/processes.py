@@ -183,9 +183,9 @@ class ActorProcess(ChildProcess):
 
     def wait_serving(self, timeout: float = 30.0) -> None:
         if not self.WRITES_ADDRESS_FILE:
-            wait_serving(self.process, self.name, self.log_path, timeout, address=self.address)
+            _until_serving(self.process, self.name, self.log_path, timeout, address=self.address)
             return
-        lines = wait_serving(
+        lines = _until_serving(
             self.process,
             self.name,
             self.log_path,
@@ -221,7 +221,7 @@ def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def wait_serving(
+def _until_serving(
     process: subprocess.Popen[bytes] | None,
     name: str,
     log_path: Path,
