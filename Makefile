@@ -31,7 +31,7 @@ test: $(BIN)/kubelab          ## the whole suite: lint, types, import layers, un
 test-fast: $(BIN)/kubelab     ## the fast tier, well under a minute: ruff and the unit tests (no etcd, no processes, no Docker)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -m "not integration and not chaos and not lab" tests/unit
+	$(BIN)/pytest -q -n auto -m "not integration and not chaos and not lab" tests/unit
 
 lint: $(BIN)/kubelab
 	$(BIN)/ruff check .
