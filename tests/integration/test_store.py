@@ -231,7 +231,10 @@ async def test_a_reconnect_keeps_calls_and_open_watches_whole(store: Store) -> N
         await store.reconnect()
         assert (await store.get(kinds.SERVICES, "default", "after")).metadata.name == "after"
         await store.create(service("last"))
-        await asyncio.wait_for(three.wait(), 10)
+        try:
+            await asyncio.wait_for(three.wait(), 10)
+        except TimeoutError:
+            raise AssertionError(f"seen {seen}") from None
         assert seen == ["before", "after", "last"]
     finally:
         task.cancel()
