@@ -25,7 +25,7 @@ from kubelab.core.service_env import service_environment
 from kubelab.core.validation_pods import default_pod_spec, validate_pod
 from kubelab.testing.echo_client import http_request, tcp_roundtrip, udp_roundtrip
 from kubelab.testing.processes import REPO_ROOT, free_port
-from kubelab.testing.wait import until_blocking, until_passes
+from kubelab.testing.wait import until_blocking, until_passes, until_read
 from kubelab.v1 import objects_pb2
 from node_agent.runtime import PodRuntime
 
@@ -450,9 +450,13 @@ async def test_terminate_is_graceful_and_forgets_the_pod(node: Node) -> None:
 
 
 async def test_terminate_sigkills_after_the_grace_period(node: Node) -> None:
-    pod = make_pod("stubborn", program("sh", "-c", "trap '' TERM; sleep 60"))
+    pod = make_pod("stubborn", program("sh", "-c", "trap '' TERM; echo trapped; sleep 60"))
     await node.runtime.ensure(pod, {})
     await node.until("stubborn", is_ready, "Ready")
+    # Ready comes with the process start, maybe before sh set its trap (then SIGTERM
+    # would end it at once): wait for the line it prints after.
+    path = node.runtime.log_path("default", "stubborn")
+    await until_read("the trap set", lambda: path.exists() and b"trapped" in path.read_bytes())
     pid = node.pid("stubborn")
     started = time.monotonic()
     await node.runtime.terminate("default", "stubborn", 1)
