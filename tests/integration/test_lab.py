@@ -29,6 +29,8 @@ pytestmark = pytest.mark.integration
 FREE_PORTS = (
     "--api-port",
     "0",
+    "--api-http-port",
+    "0",
     "--etcd-port",
     "0",
     "--etcd-peer-port",
