@@ -78,9 +78,11 @@ def _summary(state: lab.ClusterState, home: Path, kubeconfig: Path | None) -> li
     rows = [[p.name, p.address, f"pid {p.pid}"] for p in state.processes]
     if (supervisor := state.supervisor) is not None:
         rows.append([supervisor.name, "(restarts actors that exit)", f"pid {supervisor.pid}"])
+    http = state.address("api_http")
     return [
         f"kubelab is running (state and logs in {home}):",
         *("  " + line for line in render(rows)),
+        *([f"  Kubernetes API (kubectl): {http}"] if http else []),
         "",
         "Try:",
         *_home_hint(home),
@@ -301,6 +303,12 @@ def status() -> None:
     click.echo(f"kubelab cluster in {config.home}, started {found.state.started}")
     for line in render(rows):
         click.echo(line)
+    http = found.state.address("api_http")
+    if http is not None:
+        click.echo(
+            f"Kubernetes API (kubectl): {http}   "
+            f"export KUBECONFIG={config.home / lab.KUBECONFIG_FILE}"
+        )
     supervisor = found.supervisor
     if supervisor is not None and supervisor.alive:
         click.echo(

@@ -26,6 +26,7 @@ The package is split by what each module holds, imports running one way
 from __future__ import annotations
 
 from kubelab.lab.errors import LOG_TAIL_LINES, LabError, tail_log
+from kubelab.lab.kubeconfig import FILE_NAME as KUBECONFIG_FILE
 from kubelab.lab.kubeconfig import write_kubeconfig
 from kubelab.lab.launcher import (
     ClusterStatus,
@@ -107,6 +108,7 @@ __all__ = [
     "ETCD",
     "ETCD_CLIENT",
     "ETCD_PEER",
+    "KUBECONFIG_FILE",
     "LOG_TAIL_LINES",
     "LOOPBACK",
     "NODE_AGENT_PORT",

@@ -206,7 +206,7 @@ def spawn(spec: ProcessSpec, layout: Layout) -> tuple[subprocess.Popen[bytes], P
     record = ProcessRecord(
         name=spec.name,
         pid=proc.pid,
-        address=spec.shown_address(layout),
+        address=spec.location(layout),
         log=str(log),
         command=command,
         started=started,

@@ -151,7 +151,7 @@ class ProcessSpec:
     # For actors that listen on an address of their own (a node agent on its node IP).
     fixed_address: str | None = None
     # More endpoints of the actor, each (cluster.json key, PortSpec name, URL scheme):
-    # recorded at that key as `scheme://host:port` and shown beside the address.
+    # recorded at that key as `scheme://host:port` (the apiserver's Kubernetes HTTP API).
     endpoints: tuple[tuple[str, str, str], ...] = ()
 
     def location(self, layout: Layout) -> str:
@@ -161,10 +161,6 @@ class ProcessSpec:
     def endpoint_urls(self, layout: Layout) -> dict[str, str]:
         """The `endpoints` by cluster.json key."""
         return {key: f"{scheme}://{layout.address(port)}" for key, port, scheme in self.endpoints}
-
-    def shown_address(self, layout: Layout) -> str:
-        """Where the actor listens, with its other endpoints (`kubelab status`)."""
-        return " ".join([self.location(layout), *self.endpoint_urls(layout).values()])
 
 
 def default_config(
