@@ -291,3 +291,41 @@ def test_other_kinds_read_through_the_client(core: client.CoreV1Api, tmp_path: P
     assert client.AppsV1Api(api_client).list_deployment_for_all_namespaces().items == []
     slices = client.DiscoveryV1Api(api_client).list_endpoint_slice_for_all_namespaces()
     assert slices.items == []
+
+
+def test_list_in_pages(core: client.CoreV1Api) -> None:
+    for name in ("a", "b", "c"):
+        core.create_namespaced_service("default", body(name))
+    first = core.list_namespaced_service("default", limit=2)
+    assert [s.metadata.name for s in first.items] == ["a", "b"]
+    assert first.metadata._continue
+    rest = core.list_namespaced_service("default", limit=2, _continue=first.metadata._continue)
+    assert [s.metadata.name for s in rest.items] == ["c"]
+    assert not rest.metadata._continue
+    assert rest.metadata.resource_version == first.metadata.resource_version  # one snapshot
+
+    with pytest.raises(ApiException) as bad:
+        core.list_namespaced_service("default", _continue="not-a-token")
+    assert bad.value.status == 400
+
+
+def test_a_grpc_write_reaches_an_http_watch(
+    core: client.CoreV1Api, apiserver: ApiServerProcess
+) -> None:
+    before = core.list_namespaced_service("default").metadata.resource_version
+
+    async def create() -> None:
+        async with Client(apiserver.address, timeout=10) as api:
+            svc = objects_pb2.Service()
+            svc.metadata.name, svc.metadata.namespace = "from-grpc", "default"
+            svc.spec.ports.add(port=80)
+            await api.create(svc)
+
+    asyncio.run(create())
+    seen = [
+        (event["type"], event["object"].metadata.name)
+        for event in watch.Watch().stream(
+            core.list_namespaced_service, "default", resource_version=before, timeout_seconds=1
+        )
+    ]
+    assert seen == [("ADDED", "from-grpc")]

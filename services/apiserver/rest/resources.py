@@ -30,7 +30,6 @@ from aiohttp import web
 from kubelab.core import request_keys
 from kubelab.core.kinds import ApiObject
 from kubelab.limits import LIST_CHUNK
-from kubelab.store import CompactedError
 from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
 from services.apiserver.rest import convert, tables
@@ -184,13 +183,20 @@ class Resources:
                 await self._stream(target, opts, send, response)
         except TimeoutError:
             pass
-        except CompactedError as err:
-            mapped = api_error_of(err, info)
-            assert mapped is not None
-            line = {"type": "ERROR", "object": status_body(mapped)}
-            await response.write(convert.dumps(line) + b"\n")
         except ConnectionError:
             return response  # the client went away
+        except Exception as err:
+            # The headers are sent: the error travels as the stream's last event, as
+            # Kubernetes sends a watch's errors (410 Expired after compaction).
+            mapped = api_error_of(err, info)
+            if mapped is None:
+                log.exception("watch of %s failed", info.resource)
+                mapped = ApiError(500, "InternalError", "the watch failed on the server")
+            line = {"type": "ERROR", "object": status_body(mapped)}
+            try:
+                await response.write(convert.dumps(line) + b"\n")
+            except ConnectionError:
+                return response
         await response.write_eof()
         return response
 
@@ -220,6 +226,9 @@ class Resources:
             if opts.send_initial_events and opts.bookmarks:
                 mark = bookmark(info, str(start), initial_end=True)
                 await response.write(convert.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+        elif opts.resource_version in ("", "0"):
+            # No initial events and no version to start from: from now on.
+            start = (await self.store.list_page(info, namespace, limit=1)).revision
         else:
             start = int(opts.resource_version)
         async for event in self.views.watch(info, namespace, start):
