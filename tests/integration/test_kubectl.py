@@ -287,3 +287,35 @@ def test_pods_nodes_deployments_and_slices(cluster: Cluster, tmp_path: Path) -> 
     table = rows(kubectl.ok("get", "endpointslices", "-l", "kubernetes.io/service-name=shop"))
     assert table[0] == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
     assert table[1][0].startswith("shop-") and table[1][1] == "IPv4"
+
+    # A bound pod's delete is graceful: kubectl waits (a watch-list ending its initial
+    # events with a bookmark) until the node agent has stopped it and it is gone.
+    deleted = kubectl.ok("delete", "pod", "shop-dev")
+    assert 'pod "shop-dev" deleted' in deleted
+    assert "NotFound" in kubectl.fails("get", "pod", "shop-dev")
+
+
+def test_get_watch_prints_changes_as_they_happen(
+    kubectl: Kubectl, apiserver: ApiServerProcess
+) -> None:
+    grpc_apply(apiserver, service("shop"))
+    watching = subprocess.Popen(
+        [str(KUBECTL), "get", "svc", "-w", "--output-watch-events"],
+        env=kubectl.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watching.stdout is not None
+        header = watching.stdout.readline().split()
+        assert header[:3] == ["EVENT", "NAME", "TYPE"]
+        assert watching.stdout.readline().split()[:2] == ["ADDED", "shop"]
+        # Written through gRPC after kubectl's list: it arrives on the HTTP watch.
+        grpc_apply(apiserver, service("cart"))
+        assert watching.stdout.readline().split()[:3] == ["ADDED", "cart", "ClusterIP"]
+        kubectl.ok("delete", "svc", "cart")
+        assert watching.stdout.readline().split()[:2] == ["DELETED", "cart"]
+    finally:
+        watching.terminate()
+        watching.wait(10)
