@@ -329,3 +329,48 @@ def test_a_grpc_write_reaches_an_http_watch(
         )
     ]
     assert seen == [("ADDED", "from-grpc")]
+
+
+BAD_REQUESTS = [
+    # (method, path, body, code, reason)
+    ("GET", "/api/v1/namespaces/default/services/" + "x" * 10000, None, 400, "BadRequest"),
+    ("GET", "/api/v1/namespaces/" + "n" * 300 + "/services", None, 400, "BadRequest"),
+    ("GET", "/api/v1/services?labelSelector=a%20in%20(", None, 400, "BadRequest"),
+    ("GET", "/api/v1/services?resourceVersion=abc", None, 400, "BadRequest"),
+    ("GET", "/api/v1/services?watch=1&resourceVersion=99999999999999999999999", None, 400, ""),
+    ("GET", "/api/v1/services?continue=garbage", None, 400, "BadRequest"),
+    ("GET", "/api/v1/pods?fieldSelector=spec.nope%3Dx", None, 400, "BadRequest"),
+    ("GET", "/api/v1/namespaces/default/pods/x/log", None, 404, "NotFound"),
+    ("GET", "/apis/batch/v1/jobs", None, 404, "NotFound"),
+    ("OPTIONS", "/api/v1/services", None, 405, "MethodNotAllowed"),
+    ("POST", "/api/v1/services", b"{}", 405, "MethodNotAllowed"),
+    ("DELETE", "/api/v1/namespaces/default/services/x", b"[1]", 400, "BadRequest"),
+    ("PUT", "/api/v1/namespaces/default/services/x", b'{"spec":{"ports":[{"port":80}]}}', 404, ""),
+    ("POST", "/api/v1/nodes", b'{"metadata":{"name":"Bad_Name"}}', 422, "Invalid"),
+    (
+        "POST",
+        "/api/v1/namespaces/default/services",
+        b'{"metadata":{"name":"x","resourceVersion":"abc"},"spec":{"ports":[{"port":80}]}}',
+        400,
+        "BadRequest",
+    ),
+    (
+        "POST",
+        "/api/v1/namespaces/default/services",
+        b'{"metadata":{"name":"z"},"spec":{"ports":[{"port":1e999}]}}',
+        400,
+        "BadRequest",
+    ),
+]
+
+
+def test_bad_requests_answer_a_status_and_change_nothing(apiserver: ApiServerProcess) -> None:
+    for method, path, payload, code, reason in BAD_REQUESTS:
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        got, _, answer = raw(apiserver, method, path, payload, headers)
+        status = json.loads(answer)
+        assert (got, status["kind"], status["code"]) == (code, "Status", code), (method, path)
+        assert not reason or status["reason"] == reason, (method, path, status)
+    for listed in ("/api/v1/services", "/api/v1/nodes"):
+        assert json.loads(raw(apiserver, "GET", listed)[2])["items"] == []
+    assert "Traceback" not in apiserver.log_path.read_text()

@@ -102,6 +102,8 @@ class Resources:
             if method == "PATCH":
                 return await self.patch(request, target)
             raise method_not_allowed(method)
+        # A namespace no object can have is refused before it becomes a store key prefix.
+        request_keys.check_key(target.info.resource, target.namespace, "", name_required=False)
         if method == "GET":
             opts = list_options(request.query, target.info)
             if opts.watch:
@@ -254,6 +256,7 @@ class Resources:
         if info.namespaced and not target.namespace:
             raise method_not_allowed("POST")
         decoded = convert.from_body(await self._body(request), info, namespace=target.namespace)
+        _check_resource_version(decoded.object)
         created = await _shielded(self.registry.create(decoded.object))
         return _json(convert.to_json(created), 201, _warnings(request, decoded.warnings))
 
@@ -262,6 +265,7 @@ class Resources:
         decoded = convert.from_body(
             await self._body(request), info, namespace=target.namespace, name=target.name
         )
+        _check_resource_version(decoded.object)
         written, _ = await _shielded(self.registry.update(decoded.object))
         return _json(convert.to_json(written), 200, _warnings(request, decoded.warnings))
 
@@ -304,6 +308,12 @@ class Resources:
         # The deleted object, not a Status: clients (the Python client's
         # delete_namespaced_service) parse the answer as the kind.
         return _json(convert.to_json(deleted))
+
+
+def _check_resource_version(obj: ApiObject) -> None:
+    """A resourceVersion is a revision number or nothing; "abc" is the client's mistake
+    (400), not a conflict with what is stored."""
+    request_keys.parse_resource_version(obj.metadata.resource_version, "metadata.resourceVersion")
 
 
 def _warnings(request: web.Request, found: tuple[str, ...]) -> tuple[str, ...]:

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # Kubernetes' apiserver refuses request bodies past 3 MiB (its `MaxRequestBodyBytes`).
 MAX_BODY_BYTES = 3 * 1024 * 1024
 DEFAULT_PORT = 8080
+MAX_REQUEST_LINE = 64 * 1024
 
 REQUESTS = Counter(
     "kubelab_apiserver_http_requests_total", "Kubernetes API requests", ["method", "code"]
@@ -94,7 +95,12 @@ class RestServer:
         """Listen on host:port (port 0: any free one); returns the bound host:port."""
         host, _, port = listen.rpartition(":")
         self.runner = web.AppRunner(
-            self.app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0
+            self.app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=5.0,
+            # Long label and field selectors fit (aiohttp's default request line is 8 KiB).
+            max_line_size=MAX_REQUEST_LINE,
         )
         await self.runner.setup()
         site = web.TCPSite(self.runner, host or "127.0.0.1", int(port), reuse_address=True)
