@@ -150,10 +150,17 @@ class ProcessSpec:
     ready_timeout: float = 30.0
     # For actors that listen on an address of their own (a node agent on its node IP).
     fixed_address: str | None = None
+    # More endpoints of the actor, each (cluster.json key, PortSpec name, URL scheme):
+    # recorded at that key as `scheme://host:port` (the apiserver's Kubernetes HTTP API).
+    endpoints: tuple[tuple[str, str, str], ...] = ()
 
     def location(self, layout: Layout) -> str:
         """Where the actor listens."""
         return self.fixed_address or layout.address(self.address)
+
+    def endpoint_urls(self, layout: Layout) -> dict[str, str]:
+        """The `endpoints` by cluster.json key."""
+        return {key: f"{scheme}://{layout.address(port)}" for key, port, scheme in self.endpoints}
 
 
 def default_config(
@@ -235,6 +242,9 @@ def actor_argv(module: str, *options: str) -> list[str]:
 ETCD_CLIENT = PortSpec("etcd", 2379, "--etcd-port")
 ETCD_PEER = PortSpec("etcd-peer", 2380, "--etcd-peer-port")
 API = PortSpec("api", 6443, "--api-port")
+# The Kubernetes HTTP API (kubectl). 8080 was kube-apiserver's plain-HTTP port, and it is
+# where kubectl looks when it has no kubeconfig at all.
+API_HTTP = PortSpec("api-http", 8080, "--api-http-port")
 
 
 def _etcd_config(layout: Layout) -> EtcdConfig:
@@ -258,12 +268,14 @@ ETCD = ProcessSpec(
 
 APISERVER = ProcessSpec(
     name="apiserver",
-    title="apiserver (the gRPC API)",
-    ports=(API,),
+    title="apiserver (the gRPC API and the Kubernetes HTTP API)",
+    ports=(API, API_HTTP),
     command=lambda layout: actor_argv(
         "services.apiserver",
         "--listen",
         layout.address(API.name),
+        "--http-listen",
+        layout.address(API_HTTP.name),
         "--etcd",
         layout.address(ETCD_CLIENT.name),
         "--service-cidr",
@@ -274,6 +286,7 @@ APISERVER = ProcessSpec(
     ready=lambda layout: grpc_serving(layout.address(API.name)),
     address=API.name,
     state_key="api",
+    endpoints=(("api_http", API_HTTP.name, "http"),),
 )
 
 

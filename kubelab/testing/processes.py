@@ -208,9 +208,31 @@ class ApiServerProcess(ActorProcess):
     STOP_GRACE: ClassVar[float] = 10.0
 
     name: str = "apiserver"
+    # The Kubernetes HTTP API's host:port (also on a free port).
+    http_address: str = field(default="", kw_only=True)
+
+    @property
+    def http_address_file(self) -> Path:
+        return self.workdir / f"{self.name}.http-address"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.http_address}"
 
     def arguments(self) -> list[str]:
-        return ["--listen", "127.0.0.1:0"]
+        return [
+            *("--listen", "127.0.0.1:0"),
+            *("--http-listen", "127.0.0.1:0", "--http-address-file", str(self.http_address_file)),
+        ]
+
+    def spawn(self) -> None:
+        self.http_address_file.unlink(missing_ok=True)
+        super().spawn()
+
+    def listening(self, lines: list[str]) -> None:
+        super().listening(lines)
+        # Written before the gRPC address file, so present once that one is.
+        self.http_address = self.http_address_file.read_text().strip()
 
 
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:

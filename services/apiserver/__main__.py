@@ -1,7 +1,8 @@
 """The apiserver process: `python -m services.apiserver --etcd 127.0.0.1:2379 --listen ...`.
 
 Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation view has
-synced) and reflection; optionally Prometheus metrics. SIGTERM/SIGINT stop it
+synced) and reflection; the Kubernetes HTTP API on --http-listen (`rest`, the same
+registry behind both); optionally Prometheus metrics. SIGTERM/SIGINT stop it
 gracefully: health flips to NOT_SERVING, in-flight calls get a grace period.
 """
 
@@ -23,6 +24,7 @@ from kubelab.store import Store
 from services.apiserver import servicer
 from services.apiserver.allocation_view import AllocationView
 from services.apiserver.registry import AllocationConfig, Registry
+from services.apiserver.rest import server as rest_server
 
 log = logging.getLogger("apiserver")
 
@@ -39,6 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ClusterIP kept for cluster DNS (default: the CIDR's 10th address)",
     )
     parser.add_argument("--address-file", type=Path, help="write the bound host:port here")
+    parser.add_argument(
+        "--http-listen",
+        default=f"127.0.0.1:{rest_server.DEFAULT_PORT}",
+        help="host:port of the Kubernetes HTTP API (port 0: any)",
+    )
+    parser.add_argument(
+        "--http-address-file", type=Path, help="write the HTTP API's bound host:port here"
+    )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     return parser.parse_args(argv)
@@ -55,13 +65,22 @@ async def run(args: argparse.Namespace) -> None:
     view = AllocationView(store)
     registry = Registry(store, view, allocation)
     server = await start_server(args.listen, [servicer.register(registry)], [servicer.SERVICE_NAME])
+    http = rest_server.RestServer(registry)
+    http_address = await http.start(args.http_listen)
     metrics = None
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
         metrics = await serve_metrics(host or "127.0.0.1", int(port))
+    if args.http_address_file:
+        args.http_address_file.write_text(http_address)
     if args.address_file:
         args.address_file.write_text(server.address)
-    log.info("listening on %s; syncing allocations from etcd %s", server.address, args.etcd)
+    log.info(
+        "listening on %s (gRPC) and %s (Kubernetes HTTP API); syncing allocations from etcd %s",
+        server.address,
+        http_address,
+        args.etcd,
+    )
     await view.start()
     await server.set_serving(True)
     log.info("serving", extra={"service_cidr": str(network), "node_ports": args.node_port_range})
@@ -72,6 +91,7 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    await http.stop()
     await server.stop(grace=5)
     if metrics:
         metrics.close()

@@ -72,6 +72,8 @@ def kubelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelab]:
         "up",
         "--api-port",
         "0",
+        "--api-http-port",
+        "0",
         "--etcd-port",
         "0",
         "--etcd-peer-port",

@@ -32,6 +32,8 @@ UP = (
     "up",
     "--api-port",
     "0",
+    "--api-http-port",
+    "0",
     "--etcd-port",
     "0",
     "--etcd-peer-port",

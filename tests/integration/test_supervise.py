@@ -185,7 +185,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     node_ip_base = f"127.10.{random.randint(150, 250)}.0"
     up_args = (
         "up",
-        *("--api-port", "0", "--etcd-port", "0", "--etcd-peer-port", "0"),
+        *("--api-port", "0", "--api-http-port", "0"),
+        *("--etcd-port", "0", "--etcd-peer-port", "0"),
         *("--controller-port", "0", "--dns-port", "0", "--dns-health-port", "0"),
         *("--cloud-port", "0", "--cloud-metrics-port", "0"),
         *("--nodes", "2", "--node-ip-base", node_ip_base),
