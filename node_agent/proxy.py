@@ -60,10 +60,12 @@ from kubelab.core.proxy_rules import (
     iter_service_rules,
     local_ready_endpoints,
 )
+from kubelab.obs.logs import kobj
 from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.runtime import sources
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import Store
+from kubelab.runtime.worker import TemporaryError, Worker
+from kubelab.store import StoreProtocol
 from kubelab.v1 import objects_pb2
 from node_agent import proxy_report
 from node_agent.health_check import ServiceHealth
@@ -304,7 +306,7 @@ class ServiceProxy:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreProtocol,
         *,
         node_name: str,
         node_ips: Sequence[str],
@@ -332,6 +334,16 @@ class ServiceProxy:
         self._over_budget: set[ServiceKey] = set()
         self._slices_by_service: dict[ServiceKey, set[tuple[str, str]]] = {}
         self._work: WorkQueue[ServiceKey] = WorkQueue()
+        # Retried for ever, as kube-proxy resyncs until its rules apply: a port taken by
+        # something else today may be free tomorrow, and nothing else would queue it.
+        self._worker = Worker(
+            "proxy",
+            self._work,
+            self._sync_one,
+            describe=lambda key: kobj("/".join(key), kind="svc", node=node_name),
+            max_retries=None,
+            logger=log,
+        )
         self._probes: dict[tuple[int, Target], asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -347,7 +359,7 @@ class ServiceProxy:
             self._tasks.append(asyncio.create_task(informer.run(), name=f"proxy {informer.name}"))
         for informer in informers:
             await informer.synced.wait()
-        self._tasks.append(asyncio.create_task(self._worker(), name="proxy sync"))
+        self._tasks.append(asyncio.create_task(self._worker.run(), name="proxy sync"))
         self._tasks.append(asyncio.create_task(self._expire_affinity(), name="proxy affinity"))
         await self._work.wait_idle()
         log.info("proxy synced", extra={"node": self.node_name, "services": len(self.services)})
@@ -412,43 +424,39 @@ class ServiceProxy:
 
     # ------------------------------------------------------------------ sync
 
-    async def _worker(self) -> None:
-        """Sync one Service at a time. A failure is that Service's alone: reported once
-        per change (`proxy_report`), retried with back-off, or, over the file budget,
-        parked until listeners are released."""
-        while True:
-            key = await self._work.get()
-            before = self.listeners_in_use()
-            try:
-                await self._sync(key)
-                self._work.forget(key)
-                self._over_budget.discard(key)
-                self.problems.resolved(key, present=key in self.services)
-            except BudgetError as err:
-                self._work.forget(key)
-                self._over_budget.add(key)
-                self.problems.report(
-                    key,
-                    proxy_report.FILE_BUDGET,
-                    f"{err}; it will be programmed when it fits",
-                    same_as=err.refusal.needed,
-                )
-            except BindError as err:
-                self.problems.report(key, proxy_report.BIND, f"{err}; retrying")
-                self._work.retry(key)
-            except OutOfFilesError as err:
-                # How far it got varies from retry to retry: not a change worth a line.
-                self.problems.report(
-                    key, proxy_report.OUT_OF_FILES, f"{err}; retrying", same_as=err.errno
-                )
-                self._work.retry(key)
-            except Exception as err:
-                self.problems.report(
-                    key, proxy_report.ERROR, f"sync failed: {err!r}; retrying", exc_info=err
-                )
-                self._work.retry(key)
-            finally:
-                self._work.done(key)
+    async def _sync_one(self, key: ServiceKey) -> None:
+        """Sync one Service (the worker runs one at a time). A failure is that Service's
+        alone: reported once per change (`proxy_report`) and retried with back-off by the
+        worker, or, over the file budget, parked until listeners are released."""
+        before = self.listeners_in_use()
+        try:
+            await self._sync(key)
+        except BudgetError as err:
+            self._over_budget.add(key)
+            self.problems.report(
+                key,
+                proxy_report.FILE_BUDGET,
+                f"{err}; it will be programmed when it fits",
+                same_as=err.refusal.needed,
+            )
+        except BindError as err:
+            self.problems.report(key, proxy_report.BIND, f"{err}; retrying")
+            raise TemporaryError(str(err), reported=True) from err
+        except OutOfFilesError as err:
+            # How far it got varies from retry to retry: not a change worth a line.
+            self.problems.report(
+                key, proxy_report.OUT_OF_FILES, f"{err}; retrying", same_as=err.errno
+            )
+            raise TemporaryError(str(err), reported=True) from err
+        except Exception as err:
+            self.problems.report(
+                key, proxy_report.ERROR, f"sync failed: {err!r}; retrying", exc_info=err
+            )
+            raise TemporaryError(repr(err), reported=True) from err
+        else:
+            self._over_budget.discard(key)
+            self.problems.resolved(key, present=key in self.services)
+        finally:
             if self._over_budget and self.listeners_in_use() < before:
                 for waiting in self._over_budget - {key}:
                     self._work.add(waiting)

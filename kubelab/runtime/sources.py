@@ -14,7 +14,9 @@ from kubelab.store import EventType, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
 
 
-def objects(store: StoreProtocol, info: KindInfo, namespace: str = "") -> Informer[PodKey, ApiObject]:
+def objects(
+    store: StoreProtocol, info: KindInfo, namespace: str = ""
+) -> Informer[PodKey, ApiObject]:
     async def lister() -> tuple[dict[PodKey, ApiObject], int]:
         items, revision = await store.list(info, namespace)
         return {(i.metadata.namespace, i.metadata.name): i for i in items}, revision

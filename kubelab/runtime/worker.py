@@ -19,9 +19,9 @@ comes back once, after), calls `sync(key)`, and decides what a failure means
   caller's whole term is over, not one key's sync.
 
 Log levels: an error the caller listed as `expected` (etcd away, a conflict) or
-a `TemporaryError` is one info line; a `TemporaryError(reported=True)` was
-already logged by the sync in its own words and goes to debug; anything else
-is unexpected and logged with its traceback.
+a `TemporaryError` is one line (info, or the worker's `expected_level`); a
+`TemporaryError(reported=True)` was already logged by the sync in its own words
+and goes to debug; anything else is unexpected and logged with its traceback.
 
 Metrics, labelled by the worker's `name` and named after Kubernetes'
 workqueue metrics: `kubelab_workqueue_depth`, `kubelab_workqueue_work_duration_seconds`
@@ -92,6 +92,7 @@ class Worker(Generic[K]):
         describe: Callable[[K], Mapping[str, Any]] = name_key,
         max_retries: int | None = MAX_RETRIES,
         expected: tuple[type[Exception], ...] = (),
+        expected_level: int = logging.INFO,
         fatal: tuple[type[BaseException], ...] = (),
         logger: logging.Logger = log,
     ) -> None:
@@ -101,6 +102,7 @@ class Worker(Generic[K]):
         self.describe = describe
         self.max_retries = max_retries
         self.expected = expected
+        self.expected_level = expected_level
         self.fatal = fatal
         self.log = logger
         DEPTH.labels(name).set_function(lambda: len(queue))
@@ -111,9 +113,14 @@ class Worker(Generic[K]):
         if concurrency == 1:
             while True:
                 await self.process_next()
-        async with asyncio.TaskGroup() as group:
-            for _ in range(concurrency):
-                group.create_task(self.run())
+        # gather, not a TaskGroup: a fatal error comes out as itself, not in a group.
+        loops = [asyncio.create_task(self.run()) for _ in range(concurrency)]
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     async def process_next(self) -> None:
         """Wait for one key and handle it: the loop's body, callable on its own in tests."""
@@ -156,7 +163,14 @@ class Worker(Generic[K]):
         if isinstance(err, TemporaryError) and err.reported:
             self.log.debug("%s: %s; retrying in %.3fs", self.name, err, delay, extra=extra)
         elif isinstance(err, (TemporaryError, *self.expected)):
-            self.log.info("%s: %s; retrying in %.3fs", self.name, err, delay, extra=extra)
+            self.log.log(
+                self.expected_level,
+                "%s: %s; retrying in %.3fs",
+                self.name,
+                err,
+                delay,
+                extra=extra,
+            )
         else:
             self.log.error(
                 "%s: sync failed; retrying in %.3fs", self.name, delay, extra=extra, exc_info=err
