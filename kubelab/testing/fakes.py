@@ -148,6 +148,9 @@ class FakeStore:
         self._dropped = 0  # changes compacted away from the front of `_log`
         self._wake = asyncio.Event()
         self._faults: dict[str, list[BaseException]] = defaultdict(list)
+        # Each running watch: True while it waits, caught up with every change.
+        self._watchers: dict[int, bool] = {}
+        self._watcher_ids = itertools.count()
 
     # ------------------------------------------------------------------ test controls
 
@@ -192,6 +195,20 @@ class FakeStore:
 
     def claims(self) -> dict[Claim, str]:
         return dict(self._claims)
+
+    @property
+    def watching(self) -> int:
+        """How many watches are running."""
+        return len(self._watchers)
+
+    async def settle(self, *, turns: int = 10_000) -> None:
+        """Return once every running watch has handed on every change so far (an
+        informer's handlers have run for them); yields to the loop, never sleeps."""
+        for _ in range(turns):
+            if all(self._watchers.values()):
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("watchers never caught up: is a handler blocking?")
 
     # ------------------------------------------------------------------ objects
 
@@ -389,6 +406,7 @@ class FakeStore:
 
     def _record(self, event: ObjectEvent | PodStatusEvent | HeartbeatEvent) -> None:
         self._log.append(_Change(self.revision, event))
+        self._watchers = dict.fromkeys(self._watchers, False)
         self._wake.set()
         self._wake = asyncio.Event()
 
@@ -400,15 +418,22 @@ class FakeStore:
         position = self._dropped + bisect.bisect_right(
             [c.revision for c in self._log], from_revision
         )
-        while True:
-            # A watch already running outlives a compaction (as in etcd); it goes on
-            # from the oldest change kept.
-            position = max(position, self._dropped)
-            while position - self._dropped < len(self._log):
-                change = self._log[position - self._dropped]
-                position += 1
-                yield change.event
-            await self._wake.wait()
+        me = next(self._watcher_ids)
+        self._watchers[me] = False
+        try:
+            while True:
+                # A watch already running outlives a compaction (as in etcd); it goes on
+                # from the oldest change kept.
+                position = max(position, self._dropped)
+                while position - self._dropped < len(self._log):
+                    change = self._log[position - self._dropped]
+                    position += 1
+                    yield change.event
+                self._watchers[me] = True
+                await self._wake.wait()
+                self._watchers[me] = False
+        finally:
+            self._watchers.pop(me, None)
 
 
 def _status_copy(status: objects_pb2.PodStatus) -> objects_pb2.PodStatus:
