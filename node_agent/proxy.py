@@ -63,6 +63,7 @@ from kubelab.core.proxy_rules import (
 from kubelab.obs.logs import kobj
 from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.runtime import sources
+from kubelab.runtime.clock import Clock
 from kubelab.runtime.queue import WorkQueue
 from kubelab.runtime.worker import TemporaryError, Worker
 from kubelab.store import StoreProtocol
@@ -315,6 +316,7 @@ class ServiceProxy:
         udp_idle_timeout: float = 30.0,
         on_programmed: OnProgrammed | None = None,
         budget: FileBudget | None = None,
+        timers: Clock | None = None,
     ) -> None:
         self.store = store
         self.node_name = node_name
@@ -333,7 +335,7 @@ class ServiceProxy:
         self.problems = ServiceProblems(node_name)
         self._over_budget: set[ServiceKey] = set()
         self._slices_by_service: dict[ServiceKey, set[tuple[str, str]]] = {}
-        self._work: WorkQueue[ServiceKey] = WorkQueue()
+        self._work: WorkQueue[ServiceKey] = WorkQueue(clock=timers)
         # Retried for ever, as kube-proxy resyncs until its rules apply: a port taken by
         # something else today may be free tomorrow, and nothing else would queue it.
         self._worker = Worker(
@@ -361,8 +363,13 @@ class ServiceProxy:
             await informer.synced.wait()
         self._tasks.append(asyncio.create_task(self._worker.run(), name="proxy sync"))
         self._tasks.append(asyncio.create_task(self._expire_affinity(), name="proxy affinity"))
-        await self._work.wait_idle()
+        await self.idle()
         log.info("proxy synced", extra={"node": self.node_name, "services": len(self.services)})
+
+    async def idle(self) -> None:
+        """Return once no Service is waiting for a sync or being synced (a retry's
+        back-off may still be pending)."""
+        await self._work.wait_idle()
 
     async def wait(self) -> None:
         done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
