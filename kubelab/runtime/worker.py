@@ -106,6 +106,10 @@ class Worker(Generic[K]):
         self.fatal = fatal
         self.log = logger
         DEPTH.labels(name).set_function(lambda: len(queue))
+        # Children looked up once: a sync costs one observe, not a label lookup too.
+        self._duration = WORK_DURATION.labels(name)
+        self._retries = RETRIES.labels(name)
+        self._dropped = {reason: DROPS.labels(name, reason) for reason in ("permanent", "retries")}
 
     async def run(self, concurrency: int = 1) -> None:
         """Process keys until cancelled (or a `fatal` error), `concurrency` at a time;
@@ -132,7 +136,7 @@ class Worker(Generic[K]):
             raise
         except PermanentError as err:
             self.queue.forget(key)
-            DROPS.labels(self.name, "permanent").inc()
+            self._dropped["permanent"].inc()
             self.log.error(
                 "%s: %s; dropped (retrying cannot fix it)",
                 self.name,
@@ -144,7 +148,7 @@ class Worker(Generic[K]):
         else:
             self.queue.forget(key)
         finally:
-            WORK_DURATION.labels(self.name).observe(max(0.0, self.queue.clock.now() - started))
+            self._duration.observe(max(0.0, self.queue.clock.now() - started))
             self.queue.done(key)
 
     def _retry(self, key: K, err: Exception) -> None:
@@ -153,13 +157,13 @@ class Worker(Generic[K]):
         if self.max_retries is not None and retries >= self.max_retries:
             # Kubernetes: "Dropping <key> out of the queue"; its next change queues it again.
             self.queue.forget(key)
-            DROPS.labels(self.name, "retries").inc()
+            self._dropped["retries"].inc()
             self.log.warning(
                 "%s: dropped after %d retries: %s", self.name, retries, err, extra=extra
             )
             return
         delay = self.queue.retry(key, err.delay if isinstance(err, TemporaryError) else None)
-        RETRIES.labels(self.name).inc()
+        self._retries.inc()
         if isinstance(err, TemporaryError) and err.reported:
             self.log.debug("%s: %s; retrying in %.3fs", self.name, err, delay, extra=extra)
         elif isinstance(err, (TemporaryError, *self.expected)):
