@@ -19,6 +19,16 @@ answers. Order of work:
 Updates without a resourceVersion (apply, label) read, change and
 compare-and-swap, retrying on conflict; with one, a conflict is the caller's
 (ABORTED).
+
+A write may carry two functions of the object it finds, called again on every
+attempt (as Kubernetes' patch handler re-applies a patch after a conflict):
+`change` (current -> the whole new object: a PATCH, a server-side apply) and
+`fields` (current or None, new -> sets new's `metadata.managedFields`: the HTTP
+front's field manager, run after defaults and before allocation, as Kubernetes
+runs it before storage allocates a ClusterIP). A write without `fields` (gRPC,
+kubelab's CLI) keeps the managedFields it finds: it is recorded as no manager's.
+`subresource="status"` writes only status, everything else kept (Kubernetes'
+status strategies); any other write keeps status.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -65,6 +76,8 @@ log = logging.getLogger(__name__)
 _ALLOCATION_ATTEMPTS = 16
 _CAS_ATTEMPTS = 16
 A = TypeVar("A", bound=Message)
+Change = Callable[[ApiObject], ApiObject]
+FieldsHook = Callable[[ApiObject | None, ApiObject], None]
 # Kubernetes' generateName alphabet: no vowels (no accidental words), no look-alikes.
 
 
@@ -95,9 +108,14 @@ def _spec_or_none(obj: ApiObject) -> Message | None:
     return obj.spec
 
 
-def _same_content(a: ApiObject, b: ApiObject) -> bool:
-    """True when an update would change nothing a user wrote (spec, labels, annotations)."""
+def _same_content(a: ApiObject, b: ApiObject, subresource: str = "") -> bool:
+    """True when an update would change nothing a user wrote (spec, labels, annotations;
+    status through /status) nor who owns it (managedFields)."""
     meta_a, meta_b = _meta(a), _meta(b)
+    if list(meta_a.managed_fields) != list(meta_b.managed_fields):
+        return False
+    if subresource == "status":
+        return bool(getattr(a, "status", None) == getattr(b, "status", None))
     if dict(meta_a.labels) != dict(meta_b.labels):
         return False
     if dict(meta_a.annotations) != dict(meta_b.annotations):
@@ -230,9 +248,11 @@ class Registry:
 
     # ------------------------------------------------------------------ operations
 
-    async def create(self, obj: ApiObject) -> ApiObject:
+    async def create(self, obj: ApiObject, *, fields: FieldsHook | None = None) -> ApiObject:
         info = kinds.info_of(obj)
         new = self._prepare(info, obj)
+        if fields is not None:
+            fields(None, new)
         meta = _meta(new)
         if not meta.name and meta.generate_name:
             meta.name = meta.generate_name + random_suffix(self.rng)
@@ -249,23 +269,34 @@ class Registry:
         return written
 
     async def update(
-        self, obj: ApiObject, *, read: ApiObject | None = None
+        self,
+        obj: ApiObject,
+        *,
+        read: ApiObject | None = None,
+        change: Change | None = None,
+        fields: FieldsHook | None = None,
+        subresource: str = "",
     ) -> tuple[ApiObject, bool]:
-        """Replace spec, labels and annotations. Returns the stored object and whether
-        anything changed. With metadata.resourceVersion set, only at that version.
-        `read` is the current object when the caller has just read it (apply): the first
-        attempt uses it instead of reading again; a conflict re-reads."""
+        """Replace spec, labels and annotations (or only status, for `subresource`
+        "status"). Returns the stored object and whether anything changed. With
+        metadata.resourceVersion set, only at that version. `read` is the current object
+        when the caller has just read it (apply): the first attempt uses it instead of
+        reading again; a conflict re-reads. With `change`, `obj` names the object and
+        each attempt writes `change(current)` (module docstring)."""
         info = kinds.info_of(obj)
-        wanted_revision = _meta(obj).resource_version
         namespace = (_meta(obj).namespace or "default") if info.namespaced else ""
         self._check_before_reading(info, obj, namespace)
         for _ in range(_CAS_ATTEMPTS):
-            new = self._prepare(info, obj)
-            meta = _meta(new)
             if read is not None:
                 current, read = read, None
             else:
-                current = await self.store.get(info, meta.namespace, meta.name)
+                current = await self.store.get(info, namespace, _meta(obj).name)
+            sent = change(current) if change is not None else obj
+            wanted_revision = _meta(sent).resource_version
+            new = self._prepare(info, sent)
+            if subresource == "status":
+                new = _with_status(current, new)
+            meta = _meta(new)
             current_meta = _meta(current)
             if wanted_revision and wanted_revision != current_meta.resource_version:
                 raise ConflictError.modified(
@@ -280,9 +311,14 @@ class Registry:
                     new.spec.node_name = current.spec.node_name
             _carry_server_metadata(current_meta, meta)
             meta.resource_version = current_meta.resource_version
-            if new.DESCRIPTOR.fields_by_name.get("status") is not None:
+            if new.DESCRIPTOR.fields_by_name.get("status") is not None and subresource != "status":
                 _carry_status(current, new)
-            if _same_content(new, current):
+            if fields is None:
+                meta.ClearField("managed_fields")
+                meta.managed_fields.extend(current_meta.managed_fields)
+            else:
+                fields(current, new)
+            if _same_content(new, current, subresource):
                 return current, False
             if _spec_or_none(new) != _spec_or_none(current):
                 meta.generation = current_meta.generation + 1
@@ -390,6 +426,22 @@ def _carry_status(current: ApiObject, new: ApiObject) -> None:
         new.status.CopyFrom(current.status)  # type: ignore[arg-type]
     else:
         new.ClearField("status")
+
+
+def _with_status(current: ApiObject, new: ApiObject) -> ApiObject:
+    """A /status write: the current object with the new status (and managedFields,
+    which the field manager then sets), as Kubernetes' status strategies reset spec
+    and metadata."""
+    out = _copy(current)
+    out.metadata.resource_version = new.metadata.resource_version
+    out.metadata.ClearField("managed_fields")
+    out.metadata.managed_fields.extend(new.metadata.managed_fields)
+    if new.DESCRIPTOR.fields_by_name.get("status") is not None:
+        if new.HasField("status"):
+            out.status.CopyFrom(new.status)  # type: ignore[union-attr,arg-type]
+        else:
+            out.ClearField("status")
+    return out
 
 
 def _carry_server_metadata(current: Any, new: Any) -> None:
