@@ -28,7 +28,9 @@ front's field manager, run after defaults and before allocation, as Kubernetes
 runs it before storage allocates a ClusterIP). A write without `fields` (gRPC,
 kubelab's CLI) keeps the managedFields it finds: it is recorded as no manager's.
 `subresource="status"` writes only status, everything else kept (Kubernetes'
-status strategies); any other write keeps status.
+status strategies); any other write keeps status. `dry_run` does all but the
+transaction (Kubernetes' dryRun=All, what `kubectl diff` asks): nothing is
+allocated or written, and the answer is the object that would have been stored.
 """
 
 from __future__ import annotations
@@ -248,7 +250,9 @@ class Registry:
 
     # ------------------------------------------------------------------ operations
 
-    async def create(self, obj: ApiObject, *, fields: FieldsHook | None = None) -> ApiObject:
+    async def create(
+        self, obj: ApiObject, *, fields: FieldsHook | None = None, dry_run: bool = False
+    ) -> ApiObject:
         info = kinds.info_of(obj)
         new = self._prepare(info, obj)
         if fields is not None:
@@ -264,6 +268,9 @@ class Registry:
         if info.message in (objects_pb2.Service, objects_pb2.Pod, objects_pb2.Deployment):
             new.ClearField("status")
         self._check(info, new, validation.validate_object(info, new))
+        if dry_run:
+            dry: ApiObject = new
+            return dry
         written = await self._write(info, new, None)
         log.debug("created", extra={info.resource: f"{meta.namespace}/{meta.name}"})
         return written
@@ -276,6 +283,7 @@ class Registry:
         change: Change | None = None,
         fields: FieldsHook | None = None,
         subresource: str = "",
+        dry_run: bool = False,
     ) -> tuple[ApiObject, bool]:
         """Replace spec, labels and annotations (or only status, for `subresource`
         "status"). Returns the stored object and whether anything changed. With
@@ -326,7 +334,7 @@ class Registry:
             found += validation.validate_object(info, new)
             self._check(info, new, found)
             try:
-                written = await self._write(info, new, current)
+                written = new if dry_run else await self._write(info, new, current)
             except ConflictError:
                 if wanted_revision:
                     raise

@@ -5,8 +5,8 @@ Each test runs `.venv/bin/kubectl` as a user would, against a real apiserver pro
 `kubelab.lab.write_kubeconfig` wrote, and checks what it prints. Objects are also
 read and written through kubelab's gRPC client: both fronts stand on one registry.
 
-`create -f` runs with `--validate=false` until the apiserver serves OpenAPI (kubectl
-validates client-side against it otherwise).
+kubectl validates on the server (`fieldValidation=Strict`): the apiserver serves
+OpenAPI v3 with the parameter, so no command here needs `--validate=false`.
 """
 
 from __future__ import annotations
@@ -136,9 +136,7 @@ def test_version_and_api_resources(kubectl: Kubectl) -> None:
 def test_create_get_and_delete_a_service(
     kubectl: Kubectl, apiserver: ApiServerProcess, service_cidr: str
 ) -> None:
-    assert kubectl.ok("create", "--validate=false", "-f", str(SHOP_SERVICE)).strip() == (
-        "service/shop created"
-    )
+    assert kubectl.ok("create", "-f", str(SHOP_SERVICE)).strip() == ("service/shop created")
     # Written through HTTP, read through gRPC: one registry, defaults and allocation once.
     stored = grpc_get(apiserver, "services", "shop")
     assert isinstance(stored, objects_pb2.Service)
@@ -206,14 +204,14 @@ def test_errors_as_kubectl_shows_them(
     assert 'Error from server (NotFound): services "nosuch" not found' in kubectl.fails(
         "get", "svc", "nosuch"
     )
-    kubectl.ok("create", "--validate=false", "-f", str(SHOP_SERVICE))
-    again = kubectl.fails("create", "--validate=false", "-f", str(SHOP_SERVICE))
+    kubectl.ok("create", "-f", str(SHOP_SERVICE))
+    again = kubectl.fails("create", "-f", str(SHOP_SERVICE))
     assert "Error from server (AlreadyExists): error when creating" in again
     assert 'services "shop" already exists' in again
 
     # Another Service asking for the same NodePort: kubelab's own words, naming the field.
     text = SHOP_SERVICE.read_text().replace("name: shop\n", "name: shop-two\n", 1)
-    taken = kubectl.run("create", "--validate=false", "-f", "-", stdin=text)
+    taken = kubectl.run("create", "-f", "-", stdin=text)
     assert taken.returncode != 0
     assert (
         'The Service "shop-two" is invalid: spec.ports[0].nodePort: Invalid value: 30080: '
@@ -225,7 +223,7 @@ def test_errors_as_kubectl_shows_them(
     stale.write_text(kubectl.ok("get", "svc", "shop", "-o", "json"))
     changed = service("shop", {"changed": "yes"})
     grpc_apply(apiserver, changed)
-    conflict = kubectl.fails("replace", "--validate=false", "-f", str(stale))
+    conflict = kubectl.fails("replace", "-f", str(stale))
     assert "Error from server (Conflict)" in conflict
     assert "the object has been modified" in conflict
 

@@ -145,6 +145,14 @@ def from_body(raw: bytes, info: KindInfo, *, namespace: str, name: str = "") -> 
     document = parse_json(raw)
     if not isinstance(document, dict):
         raise bad_request("the body must be a JSON object")
+    return from_document(document, info, namespace=namespace, name=name)
+
+
+def from_document(
+    document: dict[str, Any], info: KindInfo, *, namespace: str, name: str = ""
+) -> Decoded:
+    """`from_body` for an already parsed body (or a patched object); `document` may be
+    filled in (apiVersion, kind, metadata.namespace)."""
     _check_type(document, info)
     metadata = document.setdefault("metadata", {})
     if not isinstance(metadata, dict):
