@@ -35,6 +35,7 @@ allocated or written, and the answer is the object that would have been stored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -76,7 +77,11 @@ from services.apiserver.allocation_view import AllocationView
 log = logging.getLogger(__name__)
 
 _ALLOCATION_ATTEMPTS = 16
-_CAS_ATTEMPTS = 16
+# Kubernetes' GuaranteedUpdate retries a lost compare-and-swap without limit; kubelab
+# bounds it, high enough for dozens of concurrent writers of one object.
+_CAS_ATTEMPTS = 64
+_CAS_PAUSE = 0.002  # seconds: the first random pause after a lost compare-and-swap
+_CAS_PAUSE_MAX = 0.05
 A = TypeVar("A", bound=Message)
 Change = Callable[[ApiObject], ApiObject]
 FieldsHook = Callable[[ApiObject | None, ApiObject], None]
@@ -294,7 +299,7 @@ class Registry:
         info = kinds.info_of(obj)
         namespace = (_meta(obj).namespace or "default") if info.namespaced else ""
         self._check_before_reading(info, obj, namespace)
-        for _ in range(_CAS_ATTEMPTS):
+        for attempt in range(_CAS_ATTEMPTS):
             if read is not None:
                 current, read = read, None
             else:
@@ -338,6 +343,10 @@ class Registry:
             except ConflictError:
                 if wanted_revision:
                     raise
+                # Writers that lost together would read and collide together again:
+                # a random pause, growing, spreads them out (one wins each round).
+                pause = min(_CAS_PAUSE_MAX, _CAS_PAUSE * 2**attempt)
+                await asyncio.sleep(self.rng.uniform(0, pause))
                 continue
             log.debug("updated", extra={info.resource: f"{meta.namespace}/{meta.name}"})
             return written, True
