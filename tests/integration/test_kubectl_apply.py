@@ -257,3 +257,16 @@ def test_unknown_fields_fail_apply_and_create(kubectl: Kubectl) -> None:
         "Warning: spec.containers[0].resources: kubelab does not implement this field; "
         "it is ignored"
     ) in created.stderr
+
+
+def test_server_side_apply_takes_over_a_client_side_applied_object(kubectl: Kubectl) -> None:
+    """kubectl moves the client-side apply's fields to its server-side manager first."""
+    kubectl.ok("apply", "-f", str(SHOP_SERVICE))
+    changed = SHOP_SERVICE.read_text().replace("targetPort: 8080", "targetPort: 9090")
+    out = kubectl.run("apply", "--server-side", "-f", "-", stdin=changed)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "service/shop serverside-applied"
+    shown = svc_json(kubectl)
+    assert shown["spec"]["ports"][0]["targetPort"] == 9090
+    assert managers(shown)["kubectl"] == "Apply"
+    assert "kubectl-client-side-apply" not in managers(shown)
