@@ -4,6 +4,7 @@ Python client and raw HTTP, against a real apiserver process.
 
 from __future__ import annotations
 
+import http.client
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,8 +38,6 @@ def send(
 
 def warnings_of(apiserver: ApiServerProcess, path: str, payload: Any) -> list[str]:
     host, _, port = apiserver.http_address.rpartition(":")
-    import http.client
-
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
         conn.request("POST", path, json.dumps(payload), {"Content-Type": "application/json"})
@@ -261,3 +260,34 @@ def test_openapi_is_served_with_kubernetes_caching(apiserver: ApiServerProcess) 
     status, plain, _ = raw(apiserver, "GET", "/openapi/v3/apis/apps/v1")
     assert status == 200 and "Cache-Control" not in plain
     assert raw(apiserver, "GET", "/openapi/v3/apis/nosuch/v1")[0] == 404
+
+
+def test_deployment_and_pod_status_subresources(apiserver: ApiServerProcess) -> None:
+    deployments = "/apis/apps/v1/namespaces/default/deployments"
+    template = {
+        "metadata": {"labels": {"app": "d"}},
+        "spec": {"containers": [{"name": "c", "image": "kubelab/echo"}]},
+    }
+    deployment = {
+        "metadata": {"name": "d"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}}, "template": template},
+    }
+    code, _, created = send(apiserver, "POST", deployments, deployment)
+    assert code == 201, created
+    merge = "application/merge-patch+json"
+    change = {"spec": {"replicas": 7}, "status": {"replicas": 2, "readyReplicas": 1}}
+    code, _, written = send(apiserver, "PATCH", f"{deployments}/d/status", change, merge)
+    assert code == 200, written
+    assert written["status"]["readyReplicas"] == 1 and written["spec"]["replicas"] == 2
+    # The main resource keeps status, whatever its body says.
+    code, _, main = send(apiserver, "PATCH", f"{deployments}/d", change, merge)
+    assert code == 200
+    assert main["spec"]["replicas"] == 7 and main["status"]["readyReplicas"] == 1
+
+    pods = "/api/v1/namespaces/default/pods"
+    code, _, _ = send(
+        apiserver, "POST", pods, {"metadata": {"name": "p"}, "spec": template["spec"]}
+    )
+    assert code == 201
+    code, _, pod = send(apiserver, "GET", f"{pods}/p/status")
+    assert code == 200 and pod["metadata"]["name"] == "p" and pod["status"]["phase"] == "Pending"
