@@ -270,3 +270,40 @@ def test_server_side_apply_takes_over_a_client_side_applied_object(kubectl: Kube
     assert shown["spec"]["ports"][0]["targetPort"] == 9090
     assert managers(shown)["kubectl"] == "Apply"
     assert "kubectl-client-side-apply" not in managers(shown)
+
+
+def test_every_kind_is_applied_labelled_and_patched(kubectl: Kubectl) -> None:
+    kubectl.ok("apply", "-f", str(SHOP))
+    slice_ = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "manual-1", "labels": {"kubernetes.io/service-name": "manual"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.1"]}],
+        "ports": [{"name": "http", "port": 80}],
+    }
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n-api"}}
+    stdin = yaml.safe_dump_all([slice_, node])
+    out = kubectl.run("apply", "-f", "-", stdin=stdin)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "endpointslice.discovery.k8s.io/manual-1 created",
+        "node/n-api created",
+    ]
+    for kind, name in [
+        ("deployment", "shop"),
+        ("pod", "shop-dev"),
+        ("service", "shop"),
+        ("endpointslice", "manual-1"),
+        ("node", "n-api"),
+    ]:
+        labelled = kubectl.ok("label", kind, name, "patched=yes")
+        assert labelled.strip().endswith(f"/{name} labeled"), labelled
+        shown = json.loads(kubectl.ok("get", kind, name, "-o", "json"))
+        assert shown["metadata"]["labels"]["patched"] == "yes"
+    kubectl.ok(
+        "patch", "endpointslice", "manual-1", "--type=json",
+        "-p", '[{"op":"add","path":"/endpoints/-","value":{"addresses":["10.0.0.2"]}}]',
+    )  # fmt: skip
+    shown = json.loads(kubectl.ok("get", "endpointslice", "manual-1", "-o", "json"))
+    assert [e["addresses"] for e in shown["endpoints"]] == [["10.0.0.1"], ["10.0.0.2"]]
