@@ -194,6 +194,14 @@ def test_field_validation_directives(apiserver: ApiServerProcess) -> None:
     bad["metadata"]["name"] = "fv3"  # type: ignore[index]
     assert warnings_of(apiserver, SVC, bad) == ['299 - "unknown field \\"spec.portz\\""']
 
+    duplicated = b'{"metadata": {"name": "d1", "name": "d2"}, "spec": {"ports": [{"port": 80}]}}'
+    headers = {"Content-Type": "application/json"}
+    code, _, answer = raw(apiserver, "POST", f"{SVC}?fieldValidation=Strict", duplicated, headers)
+    assert code == 400
+    assert json.loads(answer)["message"].endswith(
+        'strict decoding error: duplicate field "metadata.name"'
+    )
+
     merge = "application/merge-patch+json"
     code, _, status = send(
         apiserver, "PATCH", f"{SVC}/fv?fieldValidation=Strict", {"spec": {"portz": 2}}, merge

@@ -116,6 +116,34 @@ def test_warn_names_each_unknown_key(extra: dict[str, int]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "duplicates"),
+    [
+        pytest.param(b'{"a": 1}', [], id="none"),
+        pytest.param(b'{"metadata": {"name": "a", "name": "b"}}', [".metadata.name"], id="nested"),
+        pytest.param(
+            b'{"spec": {"ports": [{"port": 1, "port": 2}]}, "x": [{"y": 1, "y": 2}], "x": 1}',
+            [".spec.ports[0].port", ".x"],
+            id="in-a-list-and-top",
+        ),
+    ],
+)
+def test_parse_finds_duplicate_fields(raw: bytes, duplicates: list[str]) -> None:
+    document, found = field_validation.parse(raw)
+    assert sorted(found) == sorted(duplicates)
+    assert isinstance(document, dict)
+
+
+def test_duplicates_fail_strict_and_warn_otherwise() -> None:
+    document, duplicates = field_validation.parse(b'{"metadata": {"name": "a", "name": "b"}}')
+    with pytest.raises(ApiError) as caught:
+        field_validation.check(document, "Service", "Strict", duplicates=duplicates)
+    assert caught.value.message == 'strict decoding error: duplicate field "metadata.name"'
+    warned = field_validation.check(document, "Service", "Warn", duplicates=duplicates)
+    assert warned.warnings == ('duplicate field "metadata.name"',)
+    assert document["metadata"]["name"] == "b"
+
+
+@pytest.mark.parametrize(
     ("query", "dry"),
     [
         pytest.param({}, False, id="absent"),

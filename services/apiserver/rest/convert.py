@@ -130,10 +130,10 @@ def _check_type(document: dict[str, Any], info: KindInfo) -> None:
         )
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes, object_pairs_hook: Any = None) -> Any:
     """A request body as JSON; a 400 naming the problem when it is not."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise bad_request("couldn't decode the body: nested too deeply") from None
     except ValueError as err:  # JSONDecodeError, bad UTF-8, a number Python refuses

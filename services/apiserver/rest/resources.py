@@ -271,7 +271,7 @@ class Resources:
         manager = field_managers.manager_of(
             request.query, request.headers.get("User-Agent", ""), options_kind
         )
-        document = convert.parse_json(await self._body(request))
+        document, duplicates = field_validation.parse(await self._body(request))
         if not isinstance(document, dict):
             raise bad_request("the body must be a JSON object")
         decoded = decode_for(
@@ -283,6 +283,7 @@ class Resources:
             info.kind,
             mode,
             dropped=decoded.warnings,
+            duplicates=duplicates,
             prefix=field_validation.cannot_handle(info.kind, info.api_version),
         )
         _check_resource_version(decoded.object)
