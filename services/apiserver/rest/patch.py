@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -34,7 +34,7 @@ from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.store import AlreadyExistsError, ConflictError, NotFoundError
 from services.apiserver.k8s import managed_fields, openapi, patches
 from services.apiserver.k8s.jsonvalue import JsonObject
-from services.apiserver.registry import Registry
+from services.apiserver.registry import FieldsHook, Registry
 from services.apiserver.rest import convert, field_managers, field_validation
 from services.apiserver.rest.errors import ApiError, bad_request
 from services.apiserver.rest.routing import Target
@@ -117,8 +117,7 @@ def _precondition(patched: JsonObject, current: ApiObject, info: KindInfo) -> No
 class Patcher:
     """One PATCH request: what it asks, the change it makes, the warnings it earned."""
 
-    def __init__(self, registry: Registry, request: web.Request, target: Target) -> None:
-        self.registry = registry
+    def __init__(self, request: web.Request, target: Target) -> None:
         self.target = target
         self.info = target.info
         self.subresource = target.subresource
@@ -196,7 +195,7 @@ class Patcher:
         obj.metadata.resource_version = ""
         return obj
 
-    def fields_hook(self) -> Any:
+    def fields_hook(self) -> FieldsHook:
         if self.is_apply:
             return field_managers.keep
         return field_managers.update_hook(self.info, self.manager, self.subresource)
@@ -208,17 +207,17 @@ async def patch(
     """The patched (or, by apply, created) object, the HTTP code and the warnings."""
     info = target.info
     request_keys.check_key(info.resource, target.namespace, target.name)
-    patcher = Patcher(registry, request, target)
+    patcher = Patcher(request, target)
     patcher.read(await request.read())
-    stub = info.message()
-    stub.metadata.name = target.name  # type: ignore[attr-defined]
-    if info.namespaced:
-        stub.metadata.namespace = target.namespace  # type: ignore[attr-defined]
+    # Names the object for `update`; each attempt writes `patcher.change(current)`.
+    stub = cast(ApiObject, info.message())
+    stub.metadata.name = target.name
+    stub.metadata.namespace = target.namespace if info.namespaced else ""
     for _ in range(_CREATE_ATTEMPTS):
         try:
             written, _ = await asyncio.shield(
                 registry.update(
-                    stub,  # type: ignore[arg-type]
+                    stub,
                     change=patcher.change,
                     fields=patcher.fields_hook(),
                     subresource=target.subresource,
