@@ -307,3 +307,31 @@ def test_every_kind_is_applied_labelled_and_patched(kubectl: Kubectl) -> None:
     )  # fmt: skip
     shown = json.loads(kubectl.ok("get", "endpointslice", "manual-1", "-o", "json"))
     assert [e["addresses"] for e in shown["endpoints"]] == [["10.0.0.1"], ["10.0.0.2"]]
+
+
+def test_grpc_writes_keep_managed_fields_and_applies_go_on(
+    kubectl: Kubectl, apiserver: ApiServerProcess
+) -> None:
+    """kubelab's own front records no manager: it keeps the managedFields it finds, and
+    kubectl's applies before and after it behave as if it were any other writer."""
+    config = two_port_service("mixed")
+    assert kubectl.run("apply", "--server-side", "-f", "-", stdin=config).returncode == 0
+    before = svc_json(kubectl, "mixed")["metadata"]["managedFields"]
+
+    # Through gRPC: the labels go, a port changes.
+    stored = grpc_get(apiserver, "services", "mixed")
+    assert isinstance(stored, objects_pb2.Service)
+    stored.metadata.labels.clear()
+    stored.spec.ports[1].target_port = "9999"
+    stored.metadata.resource_version = ""
+    grpc_apply(apiserver, stored)
+    after = svc_json(kubectl, "mixed")
+    assert after["metadata"]["managedFields"] == before
+    assert "labels" not in after["metadata"]
+
+    # The same apply again puts back what its manager owns, with no conflict.
+    out = kubectl.run("apply", "--server-side", "-f", "-", stdin=config)
+    assert out.returncode == 0, out.stderr
+    again = svc_json(kubectl, "mixed")
+    assert again["metadata"]["labels"] == {"app": "mixed"}
+    assert again["spec"]["ports"][1]["targetPort"] == 9000
