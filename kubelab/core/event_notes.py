@@ -24,9 +24,12 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kubelab.core.events import NORMAL, WARNING
+from kubelab.core.pods import is_terminating
+from kubelab.v1 import objects_pb2
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +74,11 @@ def failed_probe(container: str, probe: str) -> Note:
     return killing(container, message)
 
 
-def unhealthy(container: str, probe: str, detail: str) -> Note:
-    """A failed probe: `probe` is readiness, liveness or startup."""
+def unhealthy(container: str, probe: str, detail: str, *, failed: bool = True) -> Note | None:
+    """A failed probe (None for one that passed): `probe` is readiness, liveness or
+    startup. The kubelet records every failure; repeats count up one event."""
+    if not failed:
+        return None
     message = f"{probe.capitalize()} probe failed: {detail}".rstrip(": ")
     return Note(WARNING, "Unhealthy", message, _container(container))
 
@@ -89,8 +95,16 @@ def failed_start(container: str, error: str) -> Note:
 # ---------------------------------------------------------------- controllers
 
 
-def scaled(deployment: str, before: int, after: int) -> Note | None:
-    """A Deployment's pods going from `before` to `after` (None when the count stays)."""
+def scaled(
+    deployment: str,
+    owned: Sequence[objects_pb2.Pod],
+    created: Sequence[objects_pb2.Pod],
+    deleted: Sequence[str],
+) -> Note | None:
+    """A Deployment's pods going from its active ones (`owned` but terminating ones) to
+    those plus `created` less `deleted` (None when the count stays)."""
+    before = sum(1 for pod in owned if not is_terminating(pod))
+    after = before + len(created) - len(deleted)
     if after == before:
         return None
     direction = "up" if after > before else "down"
@@ -98,8 +112,10 @@ def scaled(deployment: str, before: int, after: int) -> Note | None:
     return Note(NORMAL, "ScalingReplicaSet", message)
 
 
-def ensuring_load_balancer() -> Note:
-    return Note(NORMAL, "EnsuringLoadBalancer", "Ensuring load balancer")
+def ensuring_load_balancer(first: bool = True) -> Note | None:
+    """Only on a Service's first attempt (`first`): retries every few seconds while the
+    pool is full would spend the Service's share of events (the spam filter)."""
+    return Note(NORMAL, "EnsuringLoadBalancer", "Ensuring load balancer") if first else None
 
 
 def ensured_load_balancer() -> Note:

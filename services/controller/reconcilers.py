@@ -30,6 +30,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from kubelab.core import event_notes as notes
 from kubelab.core import kinds
 from kubelab.core.deployments import plan_deployment
 from kubelab.core.kinds import ApiObject
@@ -39,6 +40,7 @@ from kubelab.core.pods import controller_owner, is_terminating, to_timestamp
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.core.scheduling import NodeInfo, schedule, why_unschedulable
 from kubelab.runtime import sources
+from kubelab.runtime.events import EventSink
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import (
     AlreadyExistsError,
@@ -52,6 +54,7 @@ from kubelab.store import (
 from kubelab.v1 import objects_pb2
 from services.controller.claims import adopt, deployments_selecting, release
 from services.controller.load_balancers import Cloud, LoadBalancerController
+from services.controller.namespaces import NamespaceController
 from services.controller.pod_gc import PodGarbageCollector, delete_pod
 from services.controller.repair import repair_forever
 from services.controller.slices import SliceController
@@ -92,6 +95,11 @@ class Controllers:
         self.deployments = sources.objects(store, kinds.DEPLOYMENTS)
         self.services = sources.objects(store, kinds.SERVICES)
         self.slices = sources.objects(store, kinds.ENDPOINTSLICES)
+        self.events = EventSink(store)
+        self.scheduler_events = self.events.recorder("default-scheduler")
+        self.deployment_events = self.events.recorder("deployment-controller")
+        self.node_events = self.events.recorder("node-controller")
+        self.namespace_deleter = NamespaceController(store, fence, pods=self.pods)
         self.endpoints = SliceController(
             store,
             fence,
@@ -109,6 +117,7 @@ class Controllers:
             heartbeats=self.heartbeats,
             cloud=cloud,
             node_health_port=node_health_port,
+            events=self.events.recorder("service-controller"),
         )
         self.pod_gc = PodGarbageCollector(
             store,
@@ -171,6 +180,7 @@ class Controllers:
             ]
             tasks += [asyncio.create_task(w) for w in workers]
             tasks.append(asyncio.create_task(self.load_balancers.run(), name="load balancers"))
+            tasks.append(asyncio.create_task(self.namespace_deleter.run(), name="namespaces"))
             tasks.append(asyncio.create_task(self._report_synced(started=now)))
             tasks.append(
                 asyncio.create_task(repair_forever(self.store, self.fence, self.repair_period))
@@ -188,6 +198,7 @@ class Controllers:
                 self.endpoints.queue,
             ):
                 queue.close()
+            await self.events.close()
 
     async def _report_synced(self, *, started: float) -> None:
         """Log (and flag in metrics) the first moment every queue has drained: the
@@ -256,9 +267,11 @@ class Controllers:
 
     def _heartbeat_changed(self, key: str, old: bool | None, new: bool | None) -> None:
         if new:
-            self.gone_since.pop(key, None)
+            if self.gone_since.pop(key, None) is not None:
+                self.node_events.record(self.nodes.get(("", key)), notes.node_status(key, True))
         else:
             self.gone_since.setdefault(key, self.clock())
+            self.node_events.record(self.nodes.get(("", key)), notes.node_status(key, False))
         self._nodes_changed()
 
     def _observe(self, key: PodKey, pod: ApiObject | None) -> None:
@@ -310,6 +323,9 @@ class Controllers:
             log.info(
                 "bound", extra={"pod": f"{binding.namespace}/{binding.pod}", "node": binding.node}
             )
+            self.scheduler_events.record(
+                bound_pod, notes.scheduled(binding.namespace, binding.pod, binding.node)
+            )
         for pod in pending:
             key = (pod.metadata.namespace, pod.metadata.name)
             if key not in chosen and not is_terminating(pod):
@@ -317,6 +333,9 @@ class Controllers:
                     "unschedulable: %s",
                     why_unschedulable(pod, nodes),
                     extra={"pod": f"{key[0]}/{key[1]}"},
+                )
+                self.scheduler_events.record(
+                    pod, notes.failed_scheduling(why_unschedulable(pod, nodes))
                 )
 
     # ------------------------------------------------------------------ deployments
@@ -394,6 +413,9 @@ class Controllers:
             await self._write_pods(key, plan.create, plan.delete, adds, removes)
         finally:
             self.writing.discard(key)
+        self.deployment_events.record(
+            deployment, notes.scaled(key[1], owned, plan.create, plan.delete)
+        )
         if not plan.empty and not adds and not removes:
             self.expectations.pop(key, None)
         for name in plan.release:
@@ -454,6 +476,7 @@ class Controllers:
                 "evicted from a lost node",
                 extra={"pod": f"{key[0]}/{key[1]}", "node": _node_of(pod)},
             )
+            self.node_events.record(pod, notes.evicted(*key))
         due = next_eviction_due(pods, self.gone_since, now=now, grace=self.node_grace)
         if due is not None:
             self.lifecycle.add_after(_EVICT, due - now)
