@@ -34,7 +34,11 @@ def namespace(name: str) -> objects_pb2.Namespace:
 def service(name: str, ns: str, **spec: object) -> objects_pb2.Service:
     body = {
         "metadata": {"name": name, "namespace": ns},
-        "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80, "targetPort": "8080"}], **spec},
+        "spec": {
+            "selector": {"app": "shop"},
+            "ports": [{"port": 80, "targetPort": "8080"}],
+            **spec,
+        },
     }
     return json_format.ParseDict(body, objects_pb2.Service())
 
