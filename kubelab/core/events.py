@@ -17,8 +17,9 @@ A component records an occurrence (an object, Normal/Warning, a reason, a messag
 client-go also folds *similar* events (same reason, different messages) into one
 "(combined from similar events)" after 10 in 10 minutes; kubelab does not.
 
-Event names are client-go's: `<involved name>.<hex nanoseconds>`, unique per
-occurrence that starts an event. A cluster-scoped object's events (a Node's) go
+Event names are client-go's: `<involved name>.<hex nanoseconds>`; one correlator
+never hands out the same nanosecond twice, so two events begun in one clock tick
+(a probe failing twice at once) do not share a name. A cluster-scoped object's events (a Node's) go
 to the `default` namespace, as Kubernetes puts them.
 
 State is two bounded LRU maps; time is the caller's (`now`, epoch seconds). Pure:
@@ -82,8 +83,8 @@ def event_namespace(involved: meta_pb2.ObjectReference) -> str:
     return involved.namespace or "default"
 
 
-def event_name(involved_name: str, now: float) -> str:
-    return f"{involved_name[: _NAME_MAX - _SUFFIX]}.{int(now * 1e9):x}"
+def event_name(involved_name: str, nanos: int) -> str:
+    return f"{involved_name[: _NAME_MAX - _SUFFIX]}.{nanos:x}"
 
 
 def _ref_key(ref: meta_pb2.ObjectReference) -> tuple[str, ...]:
@@ -107,6 +108,7 @@ class Correlator:
         self.cache_size = cache_size
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
         self._buckets: OrderedDict[tuple[str, ...], _Bucket] = OrderedDict()
+        self._last_nanos = 0
 
     def _allowed(self, involved: meta_pb2.ObjectReference, now: float) -> bool:
         key = _ref_key(involved)[:5]
@@ -129,7 +131,9 @@ class Correlator:
         key = (*_ref_key(involved), occurrence.type, occurrence.reason, occurrence.message)
         seen = self._seen.pop(key, None)
         if seen is None or now - seen.last > self.window:
-            seen = _Seen(event_name(involved.name, now), event_namespace(involved), 0, now, now)
+            self._last_nanos = max(self._last_nanos + 1, int(now * 1e9))
+            name = event_name(involved.name, self._last_nanos)
+            seen = _Seen(name, event_namespace(involved), 0, now, now)
         seen.count += 1
         seen.last = now
         self._seen[key] = seen
