@@ -9,6 +9,8 @@ then removes it.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -171,3 +173,70 @@ async def _has(api: Client, kind: str, ns: str) -> bool:
     items: list[ApiObject]
     items, _ = await api.list(kind, ns)
     return bool(items)
+
+
+def cli(
+    apiserver: ApiServerProcess, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kubelab.cli.main", "--server", apiserver.address, *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+    )
+
+
+MANIFEST = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-a
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: team-a
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"""
+
+
+def test_the_cli_creates_lists_applies_and_deletes_namespaces(apiserver: ApiServerProcess) -> None:
+    created = cli(apiserver, "create", "namespace", "dev")
+    assert (created.returncode, created.stdout) == (0, "namespace/dev created\n"), created.stderr
+    again = cli(apiserver, "create", "ns", "dev")
+    assert again.returncode == 1
+    assert again.stderr == 'Error from server (AlreadyExists): namespaces "dev" already exists\n'
+
+    missing = cli(apiserver, "apply", "-f", "-", stdin=MANIFEST.split("---\n")[1])
+    assert missing.returncode == 1
+    assert 'namespaces "team-a" not found' in missing.stderr
+
+    applied = cli(apiserver, "apply", "-f", "-", stdin=MANIFEST)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout == "namespace/team-a created\nservice/web created\n"
+
+    listed = cli(apiserver, "get", "ns")
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert rows[0] == ["NAME", "STATUS", "AGE"]
+    assert {r[0]: r[1] for r in rows[1:]} == {
+        "default": "Active",
+        "dev": "Active",
+        "kube-node-lease": "Active",
+        "kube-public": "Active",
+        "kube-system": "Active",
+        "team-a": "Active",
+    }
+    assert cli(apiserver, "get", "svc", "-n", "team-a", "-o", "name").stdout == "service/web\n"
+
+    deleted = cli(apiserver, "delete", "ns", "dev")
+    assert (deleted.returncode, deleted.stdout) == (0, 'namespace "dev" deleted\n'), deleted.stderr
+    refused = cli(apiserver, "delete", "ns", "kube-system")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        'Error from server (Forbidden): namespaces "kube-system" is forbidden: '
+        "this namespace may not be deleted\n"
+    )
