@@ -171,7 +171,10 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
         self, chunks: AsyncIterator[api_pb2.ApplyChunk], context: Context
     ) -> AsyncIterator[api_pb2.ApplyChunkResult]:
         """Every object of a chunk is applied concurrently (their etcd writes share round
-        trips); chunks are answered in order, at most `_STREAM_WINDOW` in flight."""
+        trips); chunks are answered in order, at most `_STREAM_WINDOW` in flight.
+        Namespaces go first: a chunk's Namespaces are applied before its other objects,
+        and the chunks after it wait for it, as what follows a Namespace in a manifest
+        usually lives in it (kubectl applies one object after the other)."""
         answers: asyncio.Queue[asyncio.Future[list[api_pb2.ApplyResult]] | None] = asyncio.Queue(
             _STREAM_WINDOW
         )
@@ -190,11 +193,22 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                 response=api_pb2.ApplyResponse(object=kinds.wrap(written), result=result)
             )
 
+        async def apply_chunk(objects: Sequence[api_pb2.Object]) -> list[api_pb2.ApplyResult]:
+            first = [i for i, o in enumerate(objects) if o.WhichOneof("kind") == "namespace"]
+            rest = [i for i, o in enumerate(objects) if o.WhichOneof("kind") != "namespace"]
+            results: dict[int, api_pb2.ApplyResult] = {}
+            for batch in (first, rest):
+                done = await asyncio.gather(*(one(objects[i]) for i in batch))
+                results.update(zip(batch, done, strict=True))
+            return [results[i] for i in range(len(objects))]
+
         async def read() -> None:
             try:
                 async for chunk in chunks:
-                    work = asyncio.gather(*(one(obj) for obj in chunk.objects))
+                    work = asyncio.ensure_future(apply_chunk(chunk.objects))
                     await answers.put(work)
+                    if any(o.WhichOneof("kind") == "namespace" for o in chunk.objects):
+                        await asyncio.wait([work])
             finally:
                 await answers.put(None)
 

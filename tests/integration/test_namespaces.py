@@ -240,3 +240,14 @@ def test_the_cli_creates_lists_applies_and_deletes_namespaces(apiserver: ApiServ
         'Error from server (Forbidden): namespaces "kube-system" is forbidden: '
         "this namespace may not be deleted\n"
     )
+
+
+async def test_a_stream_applies_a_namespace_before_what_lives_in_it(api: Client) -> None:
+    """The objects after a Namespace, in its chunk and in the chunks that follow, are
+    applied once it exists (kubectl applies in file order)."""
+    objects: list[ApiObject] = [service(f"svc-{i}", "bulk") for i in range(3)]
+    objects.insert(2, namespace("bulk"))  # after two of its objects, in the first chunk
+    objects += [service(f"later-{i}", "bulk") for i in range(5)]
+    results = [r async for r in api.apply_many(objects, chunk_size=4)]
+    assert [r for _, r in results] == ["created"] * len(objects)
+    assert len(await names(api, "services", "bulk")) == 8
