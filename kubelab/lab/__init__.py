@@ -17,6 +17,7 @@ The package is split by what each module holds, imports running one way
 - `processes`: spawning actors detached, proving a pid is still ours (or
   finding an actor restarted by hand), waiting for readiness, stopping.
 - `state`: cluster.json read/write under its lock, and the home kept private.
+- `kubeconfig`: `$KUBELAB_HOME/kubeconfig`, for kubectl and client libraries.
 - `launcher`: `up`, `down`, `status` under the home's lock.
 - `supervisor`: the process `up` leaves behind to restart an actor that exits
   (run as `python -m kubelab.lab.supervisor`; nothing here imports it).
@@ -25,6 +26,8 @@ The package is split by what each module holds, imports running one way
 from __future__ import annotations
 
 from kubelab.lab.errors import LOG_TAIL_LINES, LabError, tail_log
+from kubelab.lab.kubeconfig import FILE_NAME as KUBECONFIG_FILE
+from kubelab.lab.kubeconfig import write_kubeconfig
 from kubelab.lab.launcher import (
     ClusterStatus,
     ProcessStatus,
@@ -48,6 +51,7 @@ from kubelab.lab.processes import (
 )
 from kubelab.lab.specs import (
     API,
+    API_HTTP,
     APISERVER,
     CLOUD_METRICS,
     CLOUD_PORT,
@@ -85,6 +89,7 @@ from kubelab.lab.state import ClusterState, read_state, state_lock
 __all__ = [
     "API",
     "APISERVER",
+    "API_HTTP",
     "CLOUD_METRICS",
     "CLOUD_PORT",
     "CLUSTER_DOMAIN",
@@ -103,6 +108,7 @@ __all__ = [
     "ETCD",
     "ETCD_CLIENT",
     "ETCD_PEER",
+    "KUBECONFIG_FILE",
     "LOG_TAIL_LINES",
     "LOOPBACK",
     "NODE_AGENT_PORT",
@@ -142,4 +148,5 @@ __all__ = [
     "stop_process",
     "tail_log",
     "up",
+    "write_kubeconfig",
 ]

@@ -314,6 +314,7 @@ def _fresh(config: LabConfig, reporter: Reporter) -> UpResult:
                 state.processes.append(record)
                 if spec.state_key:
                     state.fields[spec.state_key] = address
+                state.fields.update(spec.endpoint_urls(layout))
                 _save(config, state)
                 started.append((spec, proc, time.monotonic()))
             for spec, proc, began in started:
@@ -361,6 +362,7 @@ def down(config: LabConfig, *, purge: bool = False) -> list[tuple[ProcessRecord,
             shutil.rmtree(config.logs_dir, ignore_errors=True)
             shutil.rmtree(config.nodes_dir, ignore_errors=True)
     if purge:
+        (config.home / "kubeconfig").unlink(missing_ok=True)
         for lock in (".lock", ".state.lock"):
             (config.home / lock).unlink(missing_ok=True)
         with contextlib.suppress(OSError):

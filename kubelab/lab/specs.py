@@ -150,10 +150,17 @@ class ProcessSpec:
     ready_timeout: float = 30.0
     # For actors that listen on an address of their own (a node agent on its node IP).
     fixed_address: str | None = None
+    # More endpoints of the actor, each (cluster.json key, PortSpec name, URL scheme):
+    # recorded at that key as `scheme://host:port` (the apiserver's Kubernetes HTTP API).
+    endpoints: tuple[tuple[str, str, str], ...] = ()
 
     def location(self, layout: Layout) -> str:
         """Where the actor listens."""
         return self.fixed_address or layout.address(self.address)
+
+    def endpoint_urls(self, layout: Layout) -> dict[str, str]:
+        """The `endpoints` by cluster.json key."""
+        return {key: f"{scheme}://{layout.address(port)}" for key, port, scheme in self.endpoints}
 
 
 def default_config(
@@ -225,9 +232,19 @@ def check_config(config: LabConfig) -> None:
 
 # ---------------------------------------------------------------- the actors
 
+
+def actor_argv(module: str, *options: str) -> list[str]:
+    """How every kubelab actor runs: this Python, `-m` its package. (The tests' process
+    helpers, `kubelab.testing.processes`, start actors the same way.)"""
+    return [sys.executable, "-m", module, *options]
+
+
 ETCD_CLIENT = PortSpec("etcd", 2379, "--etcd-port")
 ETCD_PEER = PortSpec("etcd-peer", 2380, "--etcd-peer-port")
 API = PortSpec("api", 6443, "--api-port")
+# The Kubernetes HTTP API (kubectl). 8080 was kube-apiserver's plain-HTTP port, and it is
+# where kubectl looks when it has no kubeconfig at all.
+API_HTTP = PortSpec("api-http", 8080, "--api-http-port")
 
 
 def _etcd_config(layout: Layout) -> EtcdConfig:
@@ -247,30 +264,29 @@ ETCD = ProcessSpec(
     ready=lambda layout: etcd_healthy(layout.address(ETCD_CLIENT.name)),
     address=ETCD_CLIENT.name,
     state_key="etcd",
-    ready_timeout=30.0,
 )
 
 APISERVER = ProcessSpec(
     name="apiserver",
-    title="apiserver (the gRPC API)",
-    ports=(API,),
-    command=lambda layout: [
-        sys.executable,
-        "-m",
+    title="apiserver (the gRPC API and the Kubernetes HTTP API)",
+    ports=(API, API_HTTP),
+    command=lambda layout: actor_argv(
         "services.apiserver",
         "--listen",
         layout.address(API.name),
+        "--http-listen",
+        layout.address(API_HTTP.name),
         "--etcd",
         layout.address(ETCD_CLIENT.name),
         "--service-cidr",
         layout.config.service_cidr,
         "--node-port-range",
         layout.config.node_port_range,
-    ],
+    ),
     ready=lambda layout: grpc_serving(layout.address(API.name)),
     address=API.name,
     state_key="api",
-    ready_timeout=30.0,
+    endpoints=(("api_http", API_HTTP.name, "http"),),
 )
 
 
@@ -287,9 +303,7 @@ def cloud_spec(config: LabConfig) -> ProcessSpec:
         name="cloud-stub",
         title=f"cloud-stub (LoadBalancer IPs from {config.lb_pool})",
         ports=(CLOUD_PORT, CLOUD_METRICS),
-        command=lambda layout: [
-            sys.executable,
-            "-m",
+        command=lambda layout: actor_argv(
             "services.cloud_stub",
             "--listen",
             layout.address(CLOUD_PORT.name),
@@ -299,11 +313,10 @@ def cloud_spec(config: LabConfig) -> ProcessSpec:
             layout.config.lb_pool,
             "--metrics",
             layout.address(CLOUD_METRICS.name),
-        ],
+        ),
         ready=lambda layout: grpc_serving(layout.address(CLOUD_PORT.name)),
         address=CLOUD_PORT.name,
         state_key="cloud",
-        ready_timeout=30.0,
     )
 
 
@@ -311,9 +324,7 @@ CONTROLLER = ProcessSpec(
     name="controller",
     title="controller (scheduler, Deployments, EndpointSlices, LoadBalancers)",
     ports=(CONTROLLER_PORT,),
-    command=lambda layout: [
-        sys.executable,
-        "-m",
+    command=lambda layout: actor_argv(
         "services.controller",
         "--listen",
         layout.address(CONTROLLER_PORT.name),
@@ -321,10 +332,9 @@ CONTROLLER = ProcessSpec(
         layout.address(ETCD_CLIENT.name),
         "--cloud",
         layout.address(CLOUD_PORT.name),
-    ],
+    ),
     ready=lambda layout: grpc_serving(layout.address(CONTROLLER_PORT.name)),
     address=CONTROLLER_PORT.name,
-    ready_timeout=30.0,
 )
 
 
@@ -335,9 +345,7 @@ def node_spec(config: LabConfig, number: int) -> ProcessSpec:
         name=name,
         title=f"{name} (node agent, pods in {config.pod_cidr(number)})",
         ports=(),
-        command=lambda layout: [
-            sys.executable,
-            "-m",
+        command=lambda layout: actor_argv(
             "node_agent",
             "--name",
             name,
@@ -353,11 +361,10 @@ def node_spec(config: LabConfig, number: int) -> ProcessSpec:
             str(config.nodes_dir / name),
             "--metrics",
             f"{config.node_ip(number)}:{NODE_METRICS_PORT}",
-        ],
+        ),
         ready=lambda layout: grpc_serving(address),
         address="",
         fixed_address=address,
-        ready_timeout=30.0,
     )
 
 
@@ -375,9 +382,7 @@ DNS = ProcessSpec(
     name="dns",
     title="dns (cluster DNS)",
     ports=(DNS_PORT, DNS_HEALTH),
-    command=lambda layout: [
-        sys.executable,
-        "-m",
+    command=lambda layout: actor_argv(
         "services.dns",
         "--listen",
         layout.address(DNS_PORT.name),
@@ -389,11 +394,10 @@ DNS = ProcessSpec(
         layout.address(ETCD_CLIENT.name),
         "--domain",
         CLUSTER_DOMAIN,
-    ],
+    ),
     ready=lambda layout: dns_answering(layout.address(DNS_PORT.name), DNS_PROBE_NAME),
     address=DNS_PORT.name,
     state_key="dns",
-    ready_timeout=30.0,
 )
 
 

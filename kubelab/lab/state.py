@@ -36,7 +36,7 @@ PRIVATE_FILE = 0o600
 _OWN_KEYS = ("processes", "ready", "started", "supervisor")
 # Everything kubelab keeps in a home.
 _HOME_ENTRIES = {
-    *("cluster.json", "cluster.json.tmp", ".lock", ".state.lock"),
+    *("cluster.json", "cluster.json.tmp", ".lock", ".state.lock", "kubeconfig", "kubeconfig.tmp"),
     *("logs", "etcd", "nodes"),
 }
 
@@ -172,7 +172,7 @@ def make_private(config: LabConfig) -> None:
     home.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     if {entry.name for entry in home.iterdir()} <= _HOME_ENTRIES:
         home.chmod(PRIVATE_DIR)
-    for path in (config.state_file, home / ".lock", home / ".state.lock"):
+    for path in (config.state_file, home / ".lock", home / ".state.lock", home / "kubeconfig"):
         with contextlib.suppress(FileNotFoundError):
             path.chmod(PRIVATE_FILE)
     with contextlib.suppress(FileNotFoundError):

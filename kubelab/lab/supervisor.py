@@ -30,6 +30,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,8 +61,9 @@ def ran_for(record: ProcessRecord) -> float:
 class Supervisor:
     """Keeps one home's recorded actors running; `tick` is one look at all of them."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.home = home
+        self.clock = clock  # when restarts are due (tests step it)
         self.state_file = home / "cluster.json"
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.backoffs: dict[str, RestartBackoff] = {}
@@ -107,7 +109,7 @@ class Supervisor:
         backoff = self.backoffs.setdefault(
             name, RestartBackoff(INITIAL_BACKOFF, MAX_BACKOFF, RESET_AFTER)
         )
-        moment = time.monotonic()
+        moment = self.clock()
         if name not in self.due:
             delay = backoff.next(ran_for=ran_for(record))
             self.due[name] = moment + delay

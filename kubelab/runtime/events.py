@@ -30,7 +30,7 @@ from kubelab.core import kinds
 from kubelab.core.event_notes import Note
 from kubelab.core.events import Correlator, Occurrence, Source, reference
 from kubelab.core.kinds import ApiObject
-from kubelab.store import AlreadyExistsError, ConflictError, NotFoundError, Store
+from kubelab.store import AlreadyExistsError, ConflictError, NotFoundError, StoreProtocol
 from kubelab.v1 import meta_pb2, objects_pb2
 
 log = logging.getLogger("kubelab.events")
@@ -46,7 +46,7 @@ def _copy(event: objects_pb2.Event) -> objects_pb2.Event:
 
 
 class EventSink:
-    def __init__(self, store: Store, *, pending_max: int = PENDING_MAX) -> None:
+    def __init__(self, store: StoreProtocol, *, pending_max: int = PENDING_MAX) -> None:
         self.store = store
         self.pending_max = pending_max
         self._pending: OrderedDict[tuple[str, str], objects_pb2.Event] = OrderedDict()

@@ -7,9 +7,17 @@ from their caches (level-triggered), and call `done`. Guarantees:
 * a key is never handed to two workers at once: added while being processed,
   it is queued again when that processing is `done`;
 * `retry` re-adds with per-key exponential back-off (5 ms doubling to 10 s),
-  `forget` resets it after a success;
+  `forget` resets it after a success; `failures` counts the retries since,
+  which `kubelab.runtime.worker` bounds (Kubernetes' `NumRequeues`).
+  Kubernetes' per-item limiter grows to 1000 s; kubelab stops at 10 s because
+  its failures are short outages (an etcd leader change, a restarting peer)
+  that a 10 s retry finds over far sooner, and a key is dropped after 15
+  failures anyway;
 * `add_after` schedules a key for later (a timed wake-up, e.g. a grace
   period ending) without anyone polling.
+
+Timers run on an injected `Clock` (the event loop's by default), so tests
+drive back-off with a fake clock instead of waiting.
 """
 
 from __future__ import annotations
@@ -18,16 +26,21 @@ import asyncio
 from collections import deque
 from typing import Generic, TypeVar
 
+from kubelab.runtime.clock import Clock, LoopClock, Timer
+
 K = TypeVar("K")
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, *, base_delay: float = 0.005, max_delay: float = 10.0) -> None:
+    def __init__(
+        self, *, base_delay: float = 0.005, max_delay: float = 10.0, clock: Clock | None = None
+    ) -> None:
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._failures: dict[K, int] = {}
-        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._timers: dict[K, Timer] = {}
+        self.clock: Clock = clock or LoopClock()
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -56,12 +69,11 @@ class WorkQueue(Generic[K]):
             self.add(key)
             return
         earlier = self._timers.get(key)
-        loop = asyncio.get_running_loop()
         if earlier is not None:
-            if earlier.when() <= loop.time() + delay:
+            if earlier.when() <= self.clock.now() + delay:
                 return
             earlier.cancel()
-        self._timers[key] = loop.call_later(delay, self._fire, key)
+        self._timers[key] = self.clock.call_later(delay, lambda: self._fire(key))
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
@@ -90,13 +102,19 @@ class WorkQueue(Generic[K]):
             self._idle.clear()
             await self._idle.wait()
 
-    def retry(self, key: K) -> float:
-        """Re-add after this key's back-off; returns the delay chosen."""
+    def retry(self, key: K, delay: float | None = None) -> float:
+        """Re-add after this key's back-off (or after `delay`, when the caller knows
+        better); returns the delay chosen."""
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        delay: float = min(self._base * (2.0**failures), self._max)
+        if delay is None:
+            delay = min(self._base * (2.0**failures), self._max)
         self.add_after(key, delay)
         return delay
+
+    def failures(self, key: K) -> int:
+        """Retries of `key` since it last succeeded (was forgotten)."""
+        return self._failures.get(key, 0)
 
     def forget(self, key: K) -> None:
         self._failures.pop(key, None)

@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.runtime.informer import Informer
-from kubelab.store import EventType, PodKey, Store
+from kubelab.store import EventType, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
 
 
-def objects(store: Store, info: KindInfo, namespace: str = "") -> Informer[PodKey, ApiObject]:
+def objects(
+    store: StoreProtocol, info: KindInfo, namespace: str = ""
+) -> Informer[PodKey, ApiObject]:
     async def lister() -> tuple[dict[PodKey, ApiObject], int]:
         items, revision = await store.list(info, namespace)
         return {(i.metadata.namespace, i.metadata.name): i for i in items}, revision
@@ -28,7 +30,7 @@ def objects(store: Store, info: KindInfo, namespace: str = "") -> Informer[PodKe
     return Informer(info.resource, lister, watcher)
 
 
-def pod_statuses(store: Store) -> Informer[PodKey, objects_pb2.PodStatus]:
+def pod_statuses(store: StoreProtocol) -> Informer[PodKey, objects_pb2.PodStatus]:
     async def watcher(
         revision: int,
     ) -> AsyncIterator[tuple[PodKey, objects_pb2.PodStatus | None, int]]:
@@ -38,7 +40,7 @@ def pod_statuses(store: Store) -> Informer[PodKey, objects_pb2.PodStatus]:
     return Informer("podstatus", store.list_pod_statuses, watcher)
 
 
-def heartbeats(store: Store) -> Informer[str, bool]:
+def heartbeats(store: StoreProtocol) -> Informer[str, bool]:
     async def lister() -> tuple[dict[str, bool], int]:
         names, revision = await store.live_nodes()
         return dict.fromkeys(names, True), revision

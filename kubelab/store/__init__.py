@@ -13,7 +13,9 @@ need, each in its own module:
 * `lease_keeper` — renewing a lease from a thread of its own, so the holder's
   busy event loop never lets it expire;
 * `ttl_leases` — the shared expiring lease Events are written under;
-* `keys` — the key layout, private to this package.
+* `keys` — the key layout, private to this package;
+* `protocol` — `StoreProtocol`, the part of it controllers and proxies use, which
+  `kubelab.testing.fakes.FakeStore` also implements in memory.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from kubelab.store.objects import (
     ObjectEvent,
     ObjectStore,
 )
+from kubelab.store.protocol import StoreProtocol
 
 
 class Store(ObjectStore, LivenessStore, ElectionStore, LoadBalancerStore):
@@ -76,6 +79,7 @@ __all__ = [
     "RequestTooLargeError",
     "Store",
     "StoreError",
+    "StoreProtocol",
     "StoreUnavailableError",
     "StoredLoadBalancer",
 ]

@@ -155,7 +155,13 @@ class EtcdConnection:
         self.endpoint = endpoint
         self.timeout = timeout
         self._batcher = TxnBatcher(self._send_txn, refused=_refused_before_applying)
-        self._client = aetcd.Client(
+        self._target = (host, port)
+        self._receive_bytes_max = receive_bytes_max
+        self._client = self._new_client()
+
+    def _new_client(self) -> aetcd.Client:
+        host, port = self._target
+        return aetcd.Client(
             host=host,
             port=port,
             timeout=None,
@@ -177,7 +183,7 @@ class EtcdConnection:
                 "grpc.keepalive_time_ms": 10_000,
                 "grpc.keepalive_timeout_ms": 3_000,
                 # Sizes in `kubelab.limits` (ranges are paged to fit, `_range_page`).
-                "grpc.max_receive_message_length": receive_bytes_max,
+                "grpc.max_receive_message_length": self._receive_bytes_max,
                 "grpc.max_send_message_length": ETCD_MESSAGE_BYTES_MAX,
             },
         )
@@ -190,19 +196,28 @@ class EtcdConnection:
         TCP connection can outlive it half-dead, its retransmission timer backed off to
         seconds, and keepalive takes 13 s to notice: a caller that has just learned etcd
         was out of reach (its lease expired) starts afresh instead. In-flight calls fail
-        as unavailable (their callers retry); watches resume from their last revision."""
-        await self._client.close()
+        as unavailable (their callers retry); watches resume from their last revision.
 
-    async def _connected(self) -> None:
+        The new client is in place before the old one closes: aetcd's close() is not
+        safe against a caller that connects meanwhile (a watch resumed on the closing
+        client waited for its "created" answer forever)."""
+        old, self._client = self._client, self._new_client()
+        await old.close()
+
+    async def _connected(self) -> aetcd.Client:
+        """The client, connected. Callers use the one returned, not `self._client`: a
+        `reconnect()` while this waited has put an unconnected one there."""
+        client = self._client
         try:
-            await self._client.connect()
+            await client.connect()
         except aetcd.exceptions.ClientError as err:
             raise StoreUnavailableError(f"etcd at {self.endpoint}: {err}") from None
+        return client
 
     async def _call(self, method: str, request: Message, *, stub: str = "kvstub") -> Any:
-        await self._connected()
+        client = await self._connected()
         try:
-            return await getattr(getattr(self._client, stub), method)(request, timeout=self.timeout)
+            return await getattr(getattr(client, stub), method)(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as err:
             if err.code() in _UNAVAILABLE_CODES:
                 raise StoreUnavailableError(
@@ -319,10 +334,10 @@ class EtcdConnection:
         """Renew a lease once; False when it has already expired (its keys are gone).
         Bounded by a third of the TTL: a paused or cut-off etcd must read as
         "unconfirmed" in time for the holder to act, not hang the renewal."""
-        await self._connected()
+        client = await self._connected()
         try:
             reply = await asyncio.wait_for(
-                self._client.refresh_lease(lease.id), min(self.timeout, max(lease.ttl / 3, 0.2))
+                client.refresh_lease(lease.id), min(self.timeout, max(lease.ttl / 3, 0.2))
             )
         except (aetcd.exceptions.ClientError, TimeoutError) as err:
             raise StoreUnavailableError(
@@ -378,8 +393,9 @@ class EtcdConnection:
 
     async def _open_watch(self, prefix: bytes, start_revision: int) -> Any:
         try:
-            await self._client.connect()
-            return await self._client.watch(
+            client = self._client
+            await client.connect()
+            return await client.watch(
                 prefix,
                 range_end=prefix_end(prefix),
                 start_revision=start_revision,

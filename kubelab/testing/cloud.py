@@ -27,18 +27,15 @@ import contextlib
 import errno
 import json
 import random
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
 
 from kubelab.core.allocators import Claim
 from kubelab.store import Lease, Store
-from kubelab.testing.processes import _kill, _spawn, _stop, wait_serving
+from kubelab.testing.processes import ActorProcess
 from kubelab.v1 import cloud_pb2, cloud_pb2_grpc, objects_pb2
 
 if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio channel
@@ -52,56 +49,16 @@ def random_pool(prefix: int = 24) -> str:
 
 
 @dataclass
-class CloudStubProcess:
-    etcd_endpoint: str
-    workdir: Path
+class CloudStubProcess(ActorProcess):
+    MODULE: ClassVar[str] = "services.cloud_stub"
+
     pool: str
     name: str = "cloud-stub"
     # A fixed port lets a restarted cloud-stub be found at the address the controller has.
     listen: str = "127.0.0.1:0"
-    extra_args: tuple[str, ...] = ()
-    # Run the process through this (e.g. `setpriv ...` to drop a capability).
-    command_prefix: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-    address: str = ""
 
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
-
-    @property
-    def address_file(self) -> Path:
-        return self.workdir / f"{self.name}.address"
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.address_file.unlink(missing_ok=True)
-        command = [
-            *self.command_prefix,
-            sys.executable,
-            "-m",
-            "services.cloud_stub",
-            "--etcd",
-            self.etcd_endpoint,
-            "--listen",
-            self.listen,
-            "--pool",
-            self.pool,
-            "--address-file",
-            str(self.address_file),
-            *self.extra_args,
-        ]
-        self.process = _spawn(command, self.log_path)
-        [self.address] = wait_serving(
-            self.process, self.name, self.log_path, timeout, address_file=self.address_file
-        )
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self.process = None
-
-    def kill(self) -> None:
-        _kill(self.process)
-        self.process = None
+    def arguments(self) -> list[str]:
+        return ["--listen", self.listen, "--pool", self.pool]
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes:

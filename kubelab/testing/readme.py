@@ -1,8 +1,13 @@
-"""The README's commands, as a test runs them: fenced blocks, the commands in them, the
-output the README shows under each, and a loose comparison of that output with a real one.
+"""The documentation's commands, as a test runs them: fenced blocks, the commands in them,
+the output shown under each, and a loose comparison of that output with a real one.
 
-Pure (no I/O): tests/integration/test_readme_commands.py and tests/lab/test_readme_lab.py
-run what this finds; tests/unit/test_readme_blocks.py pins the parsing down.
+The documentation is the README and the pages its "Documentation" section links (docs/*.md),
+read in that order (`documentation_pages`, `documented_commands`): a page's commands may rely
+on what the commands before them, the README's included, left in the cluster.
+
+Pure (no I/O; files are read through the caller's `read`): tests/integration/
+test_readme_commands.py and tests/lab/test_readme_lab.py run what this finds;
+tests/unit/test_readme_blocks.py pins the parsing down.
 
 * ```sh blocks: every line is a command (`\\` continuations joined, `#` comments kept: bash
   drops them); no output is shown, so only the exit code is checked.
@@ -21,11 +26,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["embedded", "lab", "suite", "placeholder", "python"]
+
+README = "README.md"
+DOCUMENTATION = "Documentation"  # the README's section that links the pages, in reading order
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _HEADING = re.compile(r"^#{1,6}\s+(.*)$")
@@ -44,18 +52,24 @@ _FAILURE = re.compile(r'^(error:|The \w+ "[^"]*" is invalid)')
 @dataclass(frozen=True)
 class Block:
     lang: str
-    line: int  # README line of the block's first content line (1-based)
+    line: int  # line of the block's first content line in its page (1-based)
     lines: tuple[str, ...]
     section: str  # the nearest heading above the block
 
 
 @dataclass(frozen=True)
 class Command:
-    line: int  # README line of the command
+    line: int  # line of the command in its page
     text: str  # what bash (or python) runs: continuations joined, here-document included
     expected: tuple[str, ...]  # the output shown under it (console blocks only)
     lang: str
     section: str
+    page: str = README  # the file it is in, relative to the repository
+
+    @property
+    def where(self) -> str:
+        """`README.md:43`, `docs/walkthrough.md:12`: where a reader finds it."""
+        return f"{self.page}:{self.line}"
 
     @property
     def head(self) -> str:
@@ -166,10 +180,11 @@ def blocks(markdown: str) -> list[Block]:
     return found
 
 
-def commands(block: Block) -> list[Command]:
+def commands(block: Block, page: str = README) -> list[Command]:
     """The commands of one block, in order."""
     if block.lang == "python":
-        return [Command(block.line, "\n".join(block.lines) + "\n", (), "python", block.section)]
+        text = "\n".join(block.lines) + "\n"
+        return [Command(block.line, text, (), "python", block.section, page)]
     if block.lang not in ("sh", "console", "bash", "shell"):
         return []
     console = block.lang == "console"
@@ -205,12 +220,47 @@ def commands(block: Block) -> list[Command]:
             i += 1
         while output and not output[-1].strip():
             output.pop()
-        found.append(Command(number, text, tuple(output), block.lang, block.section))
+        found.append(Command(number, text, tuple(output), block.lang, block.section, page))
     return found
 
 
-def readme_commands(markdown: str) -> list[Command]:
-    return [command for block in blocks(markdown) for command in commands(block)]
+def readme_commands(markdown: str, page: str = README) -> list[Command]:
+    return [command for block in blocks(markdown) for command in commands(block, page)]
+
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^()\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def documentation_pages(readme: str) -> list[str]:
+    """The pages the README's "Documentation" section links, in its order, each once
+    (relative to the repository, anchors dropped): the order a reader takes them in."""
+    found: list[str] = []
+    section = ""
+    fenced = False
+    for line in readme.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        heading = None if fenced else _HEADING.match(line)
+        if heading:
+            section = heading.group(1).strip()
+            continue
+        if section != DOCUMENTATION or fenced:
+            continue
+        for target in _LINK.findall(line):
+            path = target.split("#", 1)[0]
+            if path.endswith(".md") and "://" not in path and path not in found:
+                found.append(path)
+    return found
+
+
+def documented_commands(readme: str, read: Callable[[str], str]) -> list[Command]:
+    """The commands of the README, then of each page it documents, in reading order;
+    `read(page)` returns a page's text."""
+    found = readme_commands(readme)
+    for page in documentation_pages(readme):
+        found += readme_commands(read(page), page)
+    return found
 
 
 _BENCH = re.compile(r"`((?:\.venv/bin/)?python3? bench/\w+\.py(?: [^`]*)?)`")
@@ -224,6 +274,19 @@ def bench_commands(markdown: str) -> list[tuple[int, str]]:
         for match in _BENCH.finditer(line):
             found.setdefault(match.group(1), number)
     return [(number, text) for text, number in found.items()]
+
+
+def documented_bench_commands(
+    readme: str, read: Callable[[str], str]
+) -> list[tuple[str, int, str]]:
+    """The benchmark commands of the README and the pages it documents, in reading order,
+    each once: (page, line, command)."""
+    found: dict[str, tuple[str, int]] = {}
+    pages = [(README, readme)] + [(page, read(page)) for page in documentation_pages(readme)]
+    for page, text in pages:
+        for number, command in bench_commands(text):
+            found.setdefault(command, (page, number))
+    return [(page, number, command) for command, (page, number) in found.items()]
 
 
 # ---- output shapes ----------------------------------------------------------------------
@@ -283,7 +346,7 @@ def line_pattern(shown: str) -> re.Pattern[str]:
 
 
 def output_problem(shown: Sequence[str], actual: str, any_order: bool = False) -> str | None:
-    """None when `actual` has the shape of the README's `shown` lines, else what differs.
+    """None when `actual` has the shape of the `shown` lines, else what differs.
 
     Lines match in order, or, when the shown output has a table header or `any_order` is
     set, in any order (each shown line to its own actual line)."""
@@ -300,8 +363,8 @@ def output_problem(shown: Sequence[str], actual: str, any_order: bool = False) -
         if pattern is not None and not any(pattern.fullmatch(got) for got in lines)
     ]
     if missing:
-        return f"no output line has the shape of the README's {missing[0]!r}"
-    return "the lines have the README's shapes, but not its number or order of lines"
+        return f"no output line has the shape of the shown {missing[0]!r}"
+    return "the lines have the shown shapes, but not their number or order"
 
 
 def _in_order(patterns: Sequence[re.Pattern[str] | None], lines: Sequence[str]) -> bool:

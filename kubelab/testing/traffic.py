@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubelab.testing.wait import until, until_read
+
 
 class RequestFailed(Exception):
     """`cause`: the socket error or timeout; None for an answer that is not a 200 (`silent`:
@@ -148,24 +150,33 @@ class RequestLoop:
 
     async def until_served(self, pods: set[str], timeout: float) -> None:
         """Wait until every pod in `pods` answered since the last `reset_counts`."""
-        deadline = time.monotonic() + timeout
-        while not pods <= set(self.served):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not all of {sorted(pods)} answered: {dict(self.served)}")
-            await asyncio.sleep(0.02)
+        await until_read(
+            f"every one of {sorted(pods)} to answer",
+            lambda: self.served,
+            lambda served: pods <= set(served),
+            timeout=timeout,
+            interval=0.02,
+            describe=dict,
+        )
 
     async def until_only(self, pods: set[str], timeout: float, settle: int = 30) -> None:
         """Wait until the last `settle` requests all went to `pods`."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def next_window() -> Counter[str]:
             self.served.clear()
-            mark = time.monotonic()
-            while sum(self.served.values()) < settle and time.monotonic() - mark < timeout:  # noqa: ASYNC110 (polling counters the loop's tasks bump)
-                await asyncio.sleep(0.01)
-            if set(self.served) <= pods and sum(self.served.values()) >= settle:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still reaching {dict(self.served)}, want only {pods}")
+            await until_read(
+                f"{settle} answers", lambda: sum(self.served.values()) >= settle, timeout=timeout
+            )
+            return Counter(self.served)
+
+        await until(
+            f"the last {settle} requests to reach only {sorted(pods)}",
+            next_window,
+            lambda served: set(served) <= pods,
+            timeout=timeout,
+            interval=0,
+            describe=dict,
+        )
 
     async def stop(self) -> None:
         self._stop.set()

@@ -1,10 +1,11 @@
 """The apiserver process: `python -m services.apiserver --etcd 127.0.0.1:2379 --listen ...`.
 
 Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation and namespace
-views have synced and the system namespaces exist) and reflection; optionally
-Prometheus metrics. Events written through it expire after --event-ttl seconds.
-SIGTERM/SIGINT stop it gracefully: health flips to NOT_SERVING, in-flight calls
-get a grace period.
+views have synced and the system namespaces exist) and reflection; the
+Kubernetes HTTP API on --http-listen (`rest`, the same registry behind both);
+optionally Prometheus metrics. Events written through either expire after
+--event-ttl seconds. SIGTERM/SIGINT stop it gracefully: health flips to
+NOT_SERVING, in-flight calls get a grace period.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from services.apiserver import servicer
 from services.apiserver.allocation_view import AllocationView
 from services.apiserver.namespace_view import NamespaceView, ensure_system
 from services.apiserver.registry import AllocationConfig, Registry
+from services.apiserver.rest import server as rest_server
 
 log = logging.getLogger("apiserver")
 
@@ -48,6 +50,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds an Event lives after its last update (Kubernetes' default: 1 h)",
     )
     parser.add_argument("--address-file", type=Path, help="write the bound host:port here")
+    parser.add_argument(
+        "--http-listen",
+        default=f"127.0.0.1:{rest_server.DEFAULT_PORT}",
+        help="host:port of the Kubernetes HTTP API (port 0: any)",
+    )
+    parser.add_argument(
+        "--http-address-file", type=Path, help="write the HTTP API's bound host:port here"
+    )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     return parser.parse_args(argv)
@@ -65,13 +75,22 @@ async def run(args: argparse.Namespace) -> None:
     namespaces = NamespaceView(store)
     registry = Registry(store, view, allocation, namespaces=namespaces)
     server = await start_server(args.listen, [servicer.register(registry)], [servicer.SERVICE_NAME])
+    http = rest_server.RestServer(registry)
+    http_address = await http.start(args.http_listen)
     metrics = None
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
         metrics = await serve_metrics(host or "127.0.0.1", int(port))
+    if args.http_address_file:
+        args.http_address_file.write_text(http_address)
     if args.address_file:
         args.address_file.write_text(server.address)
-    log.info("listening on %s; syncing allocations from etcd %s", server.address, args.etcd)
+    log.info(
+        "listening on %s (gRPC) and %s (Kubernetes HTTP API); syncing allocations from etcd %s",
+        server.address,
+        http_address,
+        args.etcd,
+    )
     await view.start()
     await namespaces.start()
     await ensure_system(registry.create)
@@ -84,6 +103,7 @@ async def run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    await http.stop()
     await server.stop(grace=5)
     if metrics:
         metrics.close()

@@ -38,8 +38,17 @@ from kubelab.v1 import meta_pb2, objects_pb2
 log = logging.getLogger(__name__)
 
 
-def missing(namespace: str) -> NotFoundError:
-    return NotFoundError(f'namespaces "{namespace}" not found')
+class NamespaceNotFoundError(NotFoundError):
+    """The namespace an object would be created in does not exist (the HTTP front's
+    Status names the namespace, not the object)."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(f'namespaces "{namespace}" not found')
+        self.namespace = namespace
+
+
+def missing(namespace: str) -> NamespaceNotFoundError:
+    return NamespaceNotFoundError(namespace)
 
 
 def terminating(resource: str, name: str, namespace: str) -> ForbiddenError:

@@ -23,14 +23,14 @@ from kubelab.core.kinds import ApiObject
 from kubelab.core.pods import controller_owner
 from kubelab.core.selectors import SelectorError, from_label_selector
 from kubelab.runtime.informer import Informer
-from kubelab.store import ConflictError, Fence, NotFoundError, PodKey, Store
+from kubelab.store import ConflictError, Fence, NotFoundError, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
 
 log = logging.getLogger("controller")
 
 
 async def adopt(
-    store: Store,
+    store: StoreProtocol,
     fence: Fence,
     pods: Informer[PodKey, ApiObject],
     deployment: objects_pb2.Deployment,
@@ -67,7 +67,7 @@ async def adopt(
 
 
 async def release(
-    store: Store,
+    store: StoreProtocol,
     fence: Fence,
     pods: Informer[PodKey, ApiObject],
     deployment: objects_pb2.Deployment,

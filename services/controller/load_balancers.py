@@ -15,12 +15,14 @@ our own writes. The worker reads the caches and, level-triggered:
   release re-queues the Services waiting for an address.
 
 Retries: a cloud that does not answer backs off in the work queue (and the
-condition says CloudProviderUnavailable); a Service waiting for an address
+condition says CloudProviderUnavailable; after 15 retries the worker drops the
+key, and the resync below picks it up again); a Service waiting for an address
 (pool exhausted, its address another's) or for a listener (a privileged port)
 is retried as soon as any load balancer is released, and every
-`pending_period` seconds as a safety net; every LoadBalancer Service is
-re-ensured every `resync_period` seconds, which heals a load balancer removed
-behind the controller's back.
+`pending_period` seconds as a safety net; every LoadBalancer Service, and every
+Service whose load balancer may still exist, is synced again every
+`resync_period` seconds, which heals a load balancer removed behind the
+controller's back and finishes a release the worker gave up on.
 
 On becoming leader, after every informer has synced, the cloud's list is
 compared with the Services: a load balancer whose Service is gone or is no
@@ -48,16 +50,18 @@ from kubelab.core.kinds import ApiObject
 from kubelab.core.lb_requests import InvalidRequestError, Outcome, Retry
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import kobj
+from kubelab.runtime.clock import Clock
 from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
+from kubelab.runtime.worker import TemporaryError, Worker
 from kubelab.store import (
     ConflictError,
     Fence,
     NotFoundError,
     NotLeaderError,
     PodKey,
-    Store,
+    StoreProtocol,
     StoreUnavailableError,
 )
 from kubelab.v1 import cloud_pb2, objects_pb2
@@ -83,7 +87,7 @@ class Cloud(Protocol):
     async def list(self) -> list[cloud_pb2.LoadBalancer]: ...
 
 
-class _TryAgain(Exception):
+class _TryAgain(TemporaryError):
     """The sync ended in a state worth retrying with back-off (status already written)."""
 
 
@@ -106,7 +110,7 @@ def _spec_changed(old: ApiObject | None, new: ApiObject | None) -> bool:
 class LoadBalancerController:
     def __init__(
         self,
-        store: Store,
+        store: StoreProtocol,
         fence: Fence,
         *,
         services: Informer[PodKey, ApiObject],
@@ -119,6 +123,7 @@ class LoadBalancerController:
         resync_period: float = 60.0,
         workers: int = 4,
         clock: Callable[[], float] = time.time,
+        timers: Clock | None = None,
         events: EventRecorder | None = None,
     ) -> None:
         self.store = store
@@ -134,7 +139,16 @@ class LoadBalancerController:
         self.workers = workers
         self.clock = clock
         self.events = events or EventRecorder.null()
-        self.queue: WorkQueue[PodKey] = WorkQueue()
+        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        self.worker = Worker(
+            "load-balancers",
+            self.queue,
+            self.sync,
+            describe=lambda key: kobj(_svc(key), kind="svc"),
+            expected=(StoreUnavailableError, ConflictError),
+            fatal=(NotLeaderError,),
+            logger=log,
+        )
         # Services that may have a load balancer in the cloud (Ensured, listed, or last
         # seen as LoadBalancer): only these cost a DeleteLoadBalancer when they go.
         self.known: set[PodKey] = set()
@@ -169,7 +183,7 @@ class LoadBalancerController:
                 lb_requests.wants_load_balancer(obj) or lb_requests.shows_load_balancer(obj)
             ):
                 self.queue.add(key)
-        tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+        tasks = [asyncio.create_task(self.worker.run(self.workers))]
         tasks.append(asyncio.create_task(self._retry_pending()))
         tasks.append(asyncio.create_task(self._resync()))
         if self.cloud is not None:
@@ -183,25 +197,11 @@ class LoadBalancerController:
             self.queue.close()
             PENDING.set(0)
 
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            try:
-                if key == _NODES:
-                    self._nodes_changed()
-                else:
-                    await self.reconcile(key)
-                self.queue.forget(key)
-            except NotLeaderError:
-                raise
-            except (StoreUnavailableError, ConflictError, _TryAgain) as err:
-                delay = self.queue.retry(key)
-                log.info("%s; retrying in %.2fs", err, delay, extra=kobj(_svc(key), kind="svc"))
-            except Exception:
-                log.exception("load balancer sync failed", extra=kobj(_svc(key), kind="svc"))
-                self.queue.retry(key)
-            finally:
-                self.queue.done(key)
+    async def sync(self, key: PodKey) -> None:
+        if key == _NODES:
+            self._nodes_changed()
+        else:
+            await self.reconcile(key)
 
     async def _retry_pending(self) -> None:
         while True:
@@ -212,7 +212,7 @@ class LoadBalancerController:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync_period)
-            for key in self._load_balancer_keys():
+            for key in [*self._load_balancer_keys(), *self.known]:
                 self.queue.add(key)
 
     async def _sweep_orphans(self, cloud: Cloud) -> None:

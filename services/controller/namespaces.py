@@ -1,10 +1,11 @@
 """The namespace controller: a terminating namespace is emptied, then removed.
 
 The decision is `kubelab.core.namespaces.plan_deletion` (read it for the order
-and the rules); this is its plumbing. Keys are namespace names, on a work queue
-of their own: a namespace is queued when it becomes (or is found) Terminating,
-and again when a pod of a terminating namespace changes or goes (graceful pod
-deletions are what a namespace waits for). A pass reads the namespace's contents
+and the rules); this is its plumbing. Keys are `("", name)`, on a work queue of
+its own run by the controller's shared worker: a namespace is queued when it
+becomes (or is found) Terminating, and again when a pod of a terminating
+namespace changes or goes (graceful pod deletions are what a namespace waits
+for). A pass reads the namespace's contents
 from the store itself, not from caches, as Kubernetes' deleter lists through the
 API: the last pass must not miss an object a lagging informer has not shown, or
 the namespace would go with it inside.
@@ -19,7 +20,6 @@ namespace is deleted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -30,18 +30,10 @@ from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.core.namespaces import CONTENT_KINDS, DeletionPlan, plan_deletion
 from kubelab.core.namespaces import is_terminating_namespace as terminating
 from kubelab.core.pods import to_timestamp
-from kubelab.runtime import sources
+from kubelab.runtime.clock import Clock
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import (
-    ConflictError,
-    Fence,
-    NotFoundError,
-    NotLeaderError,
-    PodKey,
-    Store,
-    StoreUnavailableError,
-)
+from kubelab.store import ConflictError, Fence, NotFoundError, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
 
 log = logging.getLogger("controller")
@@ -50,59 +42,40 @@ log = logging.getLogger("controller")
 class NamespaceController:
     def __init__(
         self,
-        store: Store,
+        store: StoreProtocol,
         fence: Fence,
         *,
+        namespaces: Informer[PodKey, ApiObject],
         pods: Informer[PodKey, ApiObject],
         recheck_period: float = 5.0,
         clock: Callable[[], float] = time.time,
+        timers: Clock | None = None,
     ) -> None:
         self.store = store
         self.fence = fence
+        self.namespaces = namespaces
         self.recheck_period = recheck_period
         self.clock = clock
-        self.namespaces = sources.objects(store, kinds.NAMESPACES)
-        self.queue: WorkQueue[str] = WorkQueue()
-        self.namespaces.on_change(self._namespace_changed)
+        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        namespaces.on_change(self._namespace_changed)
         pods.on_change(self._pod_changed)
+
+    def start(self) -> None:
+        """Queue every namespace already terminating (call once the informers synced)."""
+        for key, namespace in self.namespaces.cache.items():
+            if terminating(namespace):
+                self.queue.add(key)
 
     def _namespace_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
         if terminating(new):
-            self.queue.add(key[1])
+            self.queue.add(key)
 
     def _pod_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
         if terminating(self.namespaces.get(("", key[0]))):
-            self.queue.add(key[0])
+            self.queue.add(("", key[0]))
 
-    async def run(self) -> None:
-        """Work until cancelled (as the leader)."""
-        informer = asyncio.create_task(self.namespaces.run(), name="informer namespaces")
-        try:
-            await self.namespaces.synced.wait()
-            for key, namespace in self.namespaces.cache.items():
-                if terminating(namespace):
-                    self.queue.add(key[1])
-            while True:
-                name = await self.queue.get()
-                try:
-                    await self.reconcile(name)
-                    self.queue.forget(name)
-                except NotLeaderError:
-                    raise
-                except (StoreUnavailableError, ConflictError) as err:
-                    log.info("namespace %s: %s; retrying", name, err)
-                    self.queue.retry(name)
-                except Exception:
-                    log.exception("namespace deletion failed", extra={"namespace": name})
-                    self.queue.retry(name)
-                finally:
-                    self.queue.done(name)
-        finally:
-            informer.cancel()
-            await asyncio.gather(informer, return_exceptions=True)
-            self.queue.close()
-
-    async def reconcile(self, name: str) -> None:
+    async def sync(self, key: PodKey) -> None:
+        name = key[1]
         try:
             namespace = await self.store.get(kinds.NAMESPACES, "", name)
         except NotFoundError:
@@ -120,7 +93,7 @@ class NamespaceController:
                 plan.remaining,
                 extra={"namespace": name},
             )
-            self.queue.add_after(name, self.recheck_period)
+            self.queue.add_after(key, self.recheck_period)
             return
         await self._finalize(namespace, plan)
 

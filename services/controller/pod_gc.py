@@ -28,9 +28,10 @@ from prometheus_client import Counter
 from kubelab.core import kinds
 from kubelab.core.kinds import ApiObject
 from kubelab.core.pod_gc import plan_pod_gc
+from kubelab.runtime.clock import Clock
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import Fence, NotFoundError, PodKey, Store
+from kubelab.store import Fence, NotFoundError, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
 
 log = logging.getLogger("controller")
@@ -44,7 +45,7 @@ COLLECTED = Counter(
 _GC: PodKey = ("", "pod-gc")
 
 
-async def delete_pod(store: Store, pod: objects_pb2.Pod, fence: Fence) -> bool:
+async def delete_pod(store: StoreProtocol, pod: objects_pb2.Pod, fence: Fence) -> bool:
     """Delete `pod` as it was read (its resourceVersion), as the leader (`fence`); False
     when it is gone already."""
     try:
@@ -63,13 +64,14 @@ async def delete_pod(store: Store, pod: objects_pb2.Pod, fence: Fence) -> bool:
 class PodGarbageCollector:
     def __init__(
         self,
-        store: Store,
+        store: StoreProtocol,
         fence: Fence,
         *,
         pods: Informer[PodKey, ApiObject],
         nodes: Informer[PodKey, ApiObject],
         quarantine: float,
         clock: Callable[[], float],
+        timers: Clock | None = None,
     ) -> None:
         self.store = store
         self.fence = fence
@@ -77,7 +79,7 @@ class PodGarbageCollector:
         self.nodes = nodes
         self.quarantine = quarantine
         self.clock = clock
-        self.queue: WorkQueue[PodKey] = WorkQueue()
+        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
         # Node name → when this leader first saw it missing while pods were bound to it.
         self.missing_since: dict[str, float] = {}
         pods.on_change(self._pod_changed)

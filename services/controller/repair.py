@@ -17,7 +17,7 @@ from prometheus_client import Counter
 
 from kubelab.core import kinds
 from kubelab.core.repair import plan_repair
-from kubelab.store import Fence, NotLeaderError, Store
+from kubelab.store import Fence, NotLeaderError, StoreProtocol
 from kubelab.v1 import objects_pb2
 
 log = logging.getLogger("controller")
@@ -25,7 +25,7 @@ log = logging.getLogger("controller")
 REPAIRS = Counter("kubelab_allocation_repairs_total", "allocation claims repaired", ["finding"])
 
 
-async def repair_once(store: Store, fence: Fence) -> None:
+async def repair_once(store: StoreProtocol, fence: Fence) -> None:
     claims, _ = await store.list_claims()
     items, _ = await store.list(kinds.SERVICES)
     services = [s for s in items if isinstance(s, objects_pb2.Service)]
@@ -59,7 +59,7 @@ async def repair_once(store: Store, fence: Fence) -> None:
         )
 
 
-async def repair_forever(store: Store, fence: Fence, period: float) -> None:
+async def repair_forever(store: StoreProtocol, fence: Fence, period: float) -> None:
     while True:
         try:
             await repair_once(store, fence)

@@ -17,15 +17,17 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from kubelab.core import kinds
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL, is_managed, reconcile_slices
 from kubelab.core.kinds import ApiObject
 from kubelab.core.live_state import pod_with_status
+from kubelab.runtime.clock import Clock
+from kubelab.runtime.expectations import Expectations
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import AlreadyExistsError, Fence, NotFoundError, PodKey, Store
+from kubelab.store import AlreadyExistsError, Fence, NotFoundError, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.controller.label_index import PodLabelIndex, SelectorIndex
 
@@ -37,7 +39,7 @@ _EXPECTATION_TIMEOUT = 10.0
 class SliceController:
     def __init__(
         self,
-        store: Store,
+        store: StoreProtocol,
         fence: Fence,
         *,
         pods: Informer[PodKey, ApiObject],
@@ -47,6 +49,7 @@ class SliceController:
         max_endpoints: int = 100,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        timers: Clock | None = None,
     ) -> None:
         self.store = store
         self.fence = fence
@@ -57,13 +60,16 @@ class SliceController:
         self.max_endpoints = max_endpoints
         self.clock = clock
         self.rng = rng or random.Random()
-        self.queue: WorkQueue[PodKey] = WorkQueue()
+        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
         self.selectors = SelectorIndex()
         self.pod_labels = PodLabelIndex()
         # Service → slice names of ours, from the slice informer.
         self.slices_of: dict[PodKey, set[str]] = {}
-        # Service → {slice name: resourceVersion we wrote, or "" for a deletion}, deadline.
-        self.expected: dict[PodKey, tuple[dict[str, str], float]] = {}
+        # Service → the slices it wrote, each awaited at the resourceVersion written ("" for
+        # a deletion). A met expectation needs no re-queue: the slice event queued it.
+        self.expected: Expectations[PodKey, PodKey] = Expectations(
+            kind="svc", what="slice writes", timeout=_EXPECTATION_TIMEOUT, clock=clock, logger=log
+        )
         pods.on_change(self._pod_changed)
         statuses.on_change(self._status_changed)
         services.on_change(self._service_changed)
@@ -90,6 +96,7 @@ class SliceController:
                 self.queue.add(service)
 
     def _slice_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+        self.expected.observe(key, _revision(new))
         for obj in (old, new):
             name = obj.metadata.labels.get(SERVICE_NAME_LABEL) if obj is not None else None
             if not name:
@@ -99,25 +106,13 @@ class SliceController:
             (names.add if obj is new else names.discard)(key[1])
             if not names:
                 del self.slices_of[service]
-            waiting = self.expected.get(service)
-            if waiting is not None:
-                wanted = waiting[0].get(key[1])
-                seen = new.metadata.resource_version if new is not None else ""
-                if wanted is not None and wanted == seen:
-                    del waiting[0][key[1]]
             self.queue.add(service)
 
     # ------------------------------------------------------------------ work
 
     async def reconcile(self, key: PodKey) -> None:
-        waiting = self.expected.get(key)
-        if waiting is not None and not waiting[0]:
-            del self.expected[key]
-        elif waiting is not None:
-            if self.clock() < waiting[1]:
-                return  # the slice informer's events will queue us again
-            log.warning("slice writes never showed up; planning anew", extra={"svc": "/".join(key)})
-            del self.expected[key]
+        if self.expected.wait(key) is not None:
+            return  # the slice informer's events (or the timeout's add_after) queue us again
         service = self.services.get(key)
         existing = [
             s
@@ -139,32 +134,44 @@ class SliceController:
         )
         if plan.empty:
             return
-        # Registered before writing: the informer may deliver our writes mid-way.
-        pending: dict[str, str] = {}
-        self.expected[key] = (pending, self.clock() + _EXPECTATION_TIMEOUT)
+        # Begun before writing: the informer may deliver our writes mid-way.
+        self.expected.begin(key)
         self.queue.add_after(key, _EXPECTATION_TIMEOUT)
-        for new in plan.create:
+        try:
+            await self._write(key, plan.create, plan.update, plan.delete)
+        finally:
+            self.expected.finish(key)
+
+    async def _write(
+        self,
+        key: PodKey,
+        create: Sequence[objects_pb2.EndpointSlice],
+        update: Sequence[objects_pb2.EndpointSlice],
+        delete: Sequence[str],
+    ) -> None:
+        """A plan's writes, each expected at the revision it made (unless the informer
+        shows it already)."""
+        for new in create:
             try:
                 created = await self.store.create(new, fence=self.fence)
             except AlreadyExistsError:
                 continue
-            self._expect(pending, key[0], created.metadata.name, created.metadata.resource_version)
-        for changed in plan.update:
+            self._expect(key, created.metadata.name, created.metadata.resource_version)
+        for changed in update:
             revision = int(changed.metadata.resource_version)
             updated = await self.store.update(changed, expected_revision=revision, fence=self.fence)
-            self._expect(pending, key[0], updated.metadata.name, updated.metadata.resource_version)
-        for name in plan.delete:
+            self._expect(key, updated.metadata.name, updated.metadata.resource_version)
+        for name in delete:
             doomed = self.slices.get((key[0], name))
             if isinstance(doomed, objects_pb2.EndpointSlice):
                 await self._delete(doomed)
-                self._expect(pending, key[0], name, "")
+                self._expect(key, name, "")
 
-    def _expect(self, pending: dict[str, str], namespace: str, name: str, revision: str) -> None:
-        """Wait for `name` at `revision` ("" = gone) unless the informer already has it."""
-        cached = self.slices.get((namespace, name))
-        seen = cached.metadata.resource_version if cached is not None else ""
-        if seen != revision:
-            pending[name] = revision
+    def _expect(self, service: PodKey, name: str, revision: str) -> None:
+        slice_key = (service[0], name)
+        self.expected.expect(
+            service, slice_key, revision, seen=(_revision(self.slices.get(slice_key)),)
+        )
 
     def _selected_pods(self, service: objects_pb2.Service) -> list[objects_pb2.Pod]:
         namespace = service.metadata.namespace
@@ -186,3 +193,8 @@ class SliceController:
             )
         except NotFoundError:
             pass
+
+
+def _revision(obj: ApiObject | None) -> str:
+    """A slice's state as expectations see it: its resourceVersion, "" when gone."""
+    return obj.metadata.resource_version if obj is not None else ""

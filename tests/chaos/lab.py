@@ -29,6 +29,7 @@ from kubelab.core.pods import is_ready, is_terminating
 from kubelab.store import Store, StoreError
 from kubelab.testing.docker import REPO_ROOT, Compose, docker
 from kubelab.testing.traffic import RequestFailed, http_get
+from kubelab.testing.wait import until
 from kubelab.v1 import objects_pb2
 
 T = TypeVar("T")
@@ -94,19 +95,16 @@ async def wait_for(
 ) -> T:
     """Poll `check` until it returns something other than None (or False); errors count as
     not yet, and the last one is in the timeout's message."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            result = await check()
-            if result is not None and result is not False:
-                return result
-            last = result
-        except (ApiError, StoreError, RequestFailed, OSError, TimeoutError) as err:
-            last = err
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last})")
-        await asyncio.sleep(interval)
+    result = await until(
+        what,
+        check,
+        lambda result: result is not None and result is not False,
+        timeout=timeout,
+        interval=interval,
+        retry_on=(ApiError, StoreError, RequestFailed, OSError, TimeoutError),
+    )
+    assert result is not None
+    return result
 
 
 def service(name: str, spec: Mapping[str, object]) -> objects_pb2.Service:

@@ -10,9 +10,7 @@ restart it under the controller."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from kubelab.testing.processes import (
     NodeAgentProcess,
     free_port,
 )
+from kubelab.testing.wait import until
 from kubelab.v1 import objects_pb2
 
 NODE_GRACE = 2.0
@@ -225,15 +224,14 @@ async def eventually(
     timeout: float,
     what: str,
 ) -> list[objects_pb2.Pod]:
-    deadline = time.monotonic() + timeout
-    current: list[objects_pb2.Pod] = []
-    while time.monotonic() < deadline:
-        current = await pods(api)
-        if check(current):
-            return current
-        await asyncio.sleep(0.05)
-    summary = [(p.metadata.name, p.spec.node_name, p.status.phase, is_ready(p)) for p in current]
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {summary}")
+    """Until `check(the app=shop pods)` holds; those pods."""
+    return await until(
+        what, lambda: pods(api), check, timeout=timeout, interval=0.05, describe=pod_summary
+    )
+
+
+def pod_summary(items: list[objects_pb2.Pod]) -> list[tuple[str, str, str, bool]]:
+    return [(p.metadata.name, p.spec.node_name, p.status.phase, is_ready(p)) for p in items]
 
 
 def ready_count(n: int) -> Callable[[list[objects_pb2.Pod]], bool]:

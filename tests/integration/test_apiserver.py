@@ -17,6 +17,7 @@ from kubelab.core.kinds import ApiObject
 from kubelab.etcd_process import etcd_binary
 from kubelab.store import Store
 from kubelab.testing.processes import ApiServerProcess, EtcdServer
+from kubelab.testing.wait import until
 from kubelab.v1 import objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -365,16 +366,16 @@ async def test_etcd_outage_is_unavailable_then_recovers_without_restart(
         await api.list("svc")
     assert caught.value.code is grpc.StatusCode.UNAVAILABLE
     etcd.start()
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
+
+    async def created() -> bool:
         try:
             await api.create(service("after", type="NodePort"))
-            break
         except ApiError as err:
-            assert err.code is grpc.StatusCode.UNAVAILABLE
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
+            assert err.code is grpc.StatusCode.UNAVAILABLE  # anything else ends the wait
+            return False
+        return True
+
+    await until("a create once etcd is back", created, timeout=20, interval=0.1)
     items, _ = await api.list("svc")
     assert sorted(i.metadata.name for i in items) == ["after", "before"]
 

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from kubelab.client import Client
 from kubelab.core.file_budget import file_budget
+from kubelab.testing import wait
 from kubelab.testing.traffic import RequestLoop
 from kubelab.v1 import objects_pb2
 from tests.integration.conftest import Cluster, pods
@@ -105,13 +107,19 @@ class NodeWatch:
 async def every_node(
     cluster: Cluster, check: Callable[[Samples], bool], what: str, timeout: float = 60
 ) -> None:
-    deadline = time.monotonic() + timeout
+    def budget(samples: Samples) -> object:
+        return {k: v for k, v in samples.items() if "budget" in k[0] or "not_pro" in k[0]}
+
+    deadline = time.monotonic() + timeout  # for every node together
     for node in cluster.nodes:
-        while not check(samples := await asyncio.to_thread(scrape, node.ip)):
-            if time.monotonic() > deadline:
-                found = {k: v for k, v in samples.items() if "budget" in k[0] or "not_pro" in k[0]}
-                raise AssertionError(f"{node.name}: not {what} after {timeout}s: {found}")
-            await asyncio.sleep(0.2)
+        await wait.until(
+            f"{node.name}: {what}",
+            partial(asyncio.to_thread, scrape, node.ip),
+            check,
+            timeout=max(0.0, deadline - time.monotonic()),
+            interval=0.2,
+            describe=budget,
+        )
 
 
 def big_refused(samples: Samples) -> bool:

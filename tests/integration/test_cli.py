@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kubelab.testing.cloud import random_pool
+from kubelab.testing.wait import until_blocking
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,8 @@ def kubelab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelab]:
     up = k(
         "up",
         "--api-port",
+        "0",
+        "--api-http-port",
         "0",
         "--etcd-port",
         "0",
@@ -260,11 +262,19 @@ def test_watch_streams_changes(kubelab: Kubelab) -> None:
     reader.start()
     try:
         # The watch starts after its first list; apply until the watcher reports it.
-        deadline = time.monotonic() + 30
         kubelab.ok("apply", "-f", "-", stdin=service_yaml("watched"))
-        while not seen.wait(0.2):
+
+        def reported() -> bool:
             assert watcher.poll() is None, watcher.stderr.read() if watcher.stderr else ""
-            assert time.monotonic() < deadline, f"no watch event; got {lines}"
+            return seen.wait(0.2)
+
+        until_blocking(
+            "the watch to print the new Service",
+            reported,
+            timeout=30,
+            interval=0,
+            describe=lambda _: f"printed {lines}",
+        )
     finally:
         watcher.send_signal(signal.SIGTERM)
         watcher.wait(10)
@@ -293,13 +303,13 @@ def test_a_load_balancer_gets_an_address_and_describe_says_how(kubelab: Kubelab)
     )
     kubelab.ok("apply", "-f", "-", stdin=manifest)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            rows = [line.split() for line in kubelab.ok("get", "svc", "lb-a").splitlines()]
-            if rows[1][3] != "<pending>":
-                break
-            assert time.monotonic() < deadline, rows
-            time.sleep(0.1)
+        rows = until_blocking(
+            "an EXTERNAL-IP for lb-a",
+            lambda: [line.split() for line in kubelab.ok("get", "svc", "lb-a").splitlines()],
+            lambda rows: rows[1][3] != "<pending>",
+            timeout=15,
+            interval=0.1,
+        )
         assert rows[0][3] == "EXTERNAL-IP" and rows[1][1] == "LoadBalancer"
         assert ipaddress.ip_address(rows[1][3]) in LB_POOL
         described = kubelab.ok("describe", "svc", "lb-a")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from kubelab.testing.processes import wait_until
+from kubelab.testing.wait import until_blocking
 
 pytestmark = [pytest.mark.integration]
 
@@ -31,6 +31,8 @@ SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop.yaml"
 UP = (
     "up",
     "--api-port",
+    "0",
+    "--api-http-port",
     "0",
     "--etcd-port",
     "0",
@@ -122,7 +124,7 @@ def wait_for_replicas(kubelab: Kubelab, count: int, timeout: float = 60) -> list
         found = [p for p in pods if running_and_ready(p)]
         return len(pods) == len(found) == count
 
-    wait_until(settled, timeout, f"{count} ready shop pods", interval=POLL)
+    until_blocking(f"{count} ready shop pods", settled, timeout=timeout, interval=POLL)
     return found
 
 
@@ -184,7 +186,9 @@ def test_logs_prints_the_pods_output(shop: Kubelab) -> None:
         return start_line in printed
 
     try:
-        wait_until(has_start_line, 15, f"the start line in the logs of {name}", interval=POLL)
+        until_blocking(
+            f"the start line in the logs of {name}", has_start_line, timeout=15, interval=POLL
+        )
     except TimeoutError:
         pytest.fail(f"kubelab logs {name} printed {printed!r}, want a line {start_line!r}")
     assert start_line in shop.ok("logs", f"pod/{name}", "--tail", "5")
@@ -206,10 +210,10 @@ def test_delete_with_grace_period_and_the_deployment_replaces_the_pod(shop: Kube
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == f'pod "{victim}" deleted\n'
 
-    wait_until(
-        lambda: victim not in {p["metadata"]["name"] for p in shop.pods()},
-        30,
+    until_blocking(
         f"pod {victim} to be gone",
+        lambda: victim not in {p["metadata"]["name"] for p in shop.pods()},
+        timeout=30,
         interval=POLL,
     )
     pods = wait_for_replicas(shop, REPLICAS)

@@ -20,9 +20,9 @@ import pytest
 
 from kubelab.store import Store
 from kubelab.testing.cloud import CloudStubProcess, FakeNodes, cloud_client, lb_spec, random_pool
-from kubelab.testing.echo_client import eventually
 from kubelab.testing.processes import EtcdServer, free_port
 from kubelab.testing.traffic import RequestFailed, RequestLoop, http_get, pod_behind, udp_echo
+from kubelab.testing.wait import until_passes
 from kubelab.v1 import cloud_pb2
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ async def health_becomes(
     async def check() -> None:
         assert await node_health(cloud) == want
 
-    await eventually(check, what, timeout=timeout)
+    await until_passes(what, check, timeout=timeout)
     return time.monotonic() - started
 
 
@@ -229,4 +229,4 @@ async def test_metrics_count_per_load_balancer(cloud: CloudStubProcess, nodes: F
         assert 'kubelab_cloud_pool_addresses{state="in_use"} 1.0' in text
 
     # The last connection's close may reach the relay just after the client's.
-    await eventually(counted, "the metrics", timeout=5)
+    await until_passes("the metrics", counted, timeout=5)

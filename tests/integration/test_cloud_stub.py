@@ -17,9 +17,9 @@ import pytest
 
 from kubelab.store import Store
 from kubelab.testing.cloud import CloudStubProcess, FakeNodes, cloud_client, lb_spec, random_pool
-from kubelab.testing.echo_client import eventually
 from kubelab.testing.processes import EtcdServer
 from kubelab.testing.traffic import connect_outcome, pod_behind
+from kubelab.testing.wait import until_passes
 from kubelab.v1 import cloud_pb2
 
 pytestmark = pytest.mark.integration
@@ -222,4 +222,4 @@ async def test_two_cloud_stubs_never_hand_out_one_address(
         for ip in ips:
             assert await pod_behind(ip, 8080) in nodes.names
 
-    await eventually(every_address_answers, "every load balancer answering", timeout=10)
+    await until_passes("every load balancer answering", every_address_answers, timeout=10)

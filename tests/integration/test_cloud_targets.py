@@ -15,9 +15,9 @@ import pytest
 
 from kubelab.store import Store
 from kubelab.testing.cloud import CloudStubProcess, FakeNodes, cloud_client, lb_spec, random_pool
-from kubelab.testing.echo_client import eventually
 from kubelab.testing.processes import EtcdServer, free_port
 from kubelab.testing.traffic import connect_outcome, pod_behind
+from kubelab.testing.wait import until_passes
 from kubelab.v1 import cloud_pb2
 
 pytestmark = pytest.mark.integration
@@ -133,7 +133,7 @@ async def test_forwarding_follows_the_cluster_without_a_new_ensure(
         async def all_three() -> None:
             assert await served_by(lb.ip) == nodes.names
 
-        await eventually(all_three, "every node serving", timeout=10)
+        await until_passes("every node serving", all_three, timeout=10)
         await nodes.leave(2)  # node-3's heartbeat ends: it is no longer Ready
 
         async def two() -> None:
@@ -144,4 +144,4 @@ async def test_forwarding_follows_the_cluster_without_a_new_ensure(
             node3 = next(n for n in got.nodes if n.name == "node-3")
             assert not node3.healthy and "node node-3 is not Ready" in node3.last_error
 
-        await eventually(two, "node-3 out of the load balancer", timeout=10)
+        await until_passes("node-3 out of the load balancer", two, timeout=10)

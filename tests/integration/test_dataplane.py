@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from kubelab.testing.traffic import (
     pod_behind,
     udp_echo,
 )
+from kubelab.testing.wait import until, until_passes, until_read
 from kubelab.v1 import objects_pb2
 from tests.integration.conftest import METRICS_PORT, Cluster, eventually, ready_count
 
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.integration
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "shop.yaml"
 PROD = 5  # the Deployment's 4 replicas and shop-usd, whose extra label still matches
+AFFINITY_SECONDS = 2
 
 
 async def apply_seed(api: Client) -> tuple[objects_pb2.Service, set[str]]:
@@ -51,15 +54,21 @@ async def apply_seed(api: Client) -> tuple[objects_pb2.Service, set[str]]:
 async def until_answers(ip: str, port: int, pods: set[str], timeout: float = 10.0) -> Counter[str]:
     """Requests on new connections until every pod in `pods` answered; returns the counts."""
     seen: Counter[str] = Counter()
-    deadline = time.monotonic() + timeout
-    while not pods <= set(seen):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{ip}:{port}: not all of {sorted(pods)} answered: {seen}")
+
+    async def ask() -> Counter[str]:
         try:
             seen[await pod_behind(ip, port)] += 1
         except Exception:
-            await asyncio.sleep(0.05)
-    return seen
+            await asyncio.sleep(0.05)  # not answering yet; an answer asks again at once
+        return seen
+
+    return await until(
+        f"{ip}:{port}: every one of {sorted(pods)} to answer",
+        ask,
+        lambda counts: pods <= set(counts),
+        timeout=timeout,
+        interval=0,
+    )
 
 
 async def test_the_seed_through_every_nodeport_and_the_cluster_ip(
@@ -116,14 +125,14 @@ async def ready_pods(api: Client, app: str, count: int) -> list[objects_pb2.Pod]
         items, _ = await api.list("pods", label_selector=f"app={app}")
         return [p for p in items if isinstance(p, objects_pb2.Pod)]
 
-    deadline = time.monotonic() + 30
-    while True:
-        found = await check()
-        if len(found) == count and all(p.status.pod_ip and _ready(p) for p in found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"app={app}: {[(p.metadata.name, p.status.phase) for p in found]}")
-        await asyncio.sleep(0.05)
+    return await until(
+        f"{count} ready app={app} pods",
+        check,
+        lambda found: len(found) == count and all(p.status.pod_ip and _ready(p) for p in found),
+        timeout=30,
+        interval=0.05,
+        describe=lambda found: [(p.metadata.name, p.status.phase) for p in found],
+    )
 
 
 def _ready(pod: objects_pb2.Pod) -> bool:
@@ -150,13 +159,12 @@ async def test_udp_through_the_nodeport_and_the_cluster_ip(cluster: Cluster, api
     addresses = [(n.ip, svc.spec.ports[0].node_port) for n in cluster.nodes]
     addresses.append((svc.spec.cluster_ip, 53))
     for ip, port in addresses:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                answer = await udp_echo(ip, port, f"hello {ip}".encode(), timeout=0.5)
-                break
-            except TimeoutError:
-                assert time.monotonic() < deadline, f"no UDP answer through {ip}:{port}"
+        answer = await until_passes(
+            f"a UDP answer through {ip}:{port}",
+            partial(udp_echo, ip, port, f"hello {ip}".encode(), timeout=0.5),
+            interval=0,
+            retry_on=(TimeoutError,),
+        )
         assert answer == f"hello {ip}".encode()
         # The flow carries more datagrams, both ways, from the Service's address.
         assert await udp_echo(ip, port, b"x" * 1200) == b"x" * 1200
@@ -167,7 +175,7 @@ async def test_client_ip_affinity_keeps_a_client_on_its_pod_until_the_timeout(
 ) -> None:
     shop, _ = await apply_seed(api)
     shop.spec.session_affinity = "ClientIP"
-    shop.spec.session_affinity_config.client_ip.timeout_seconds = 2
+    shop.spec.session_affinity_config.client_ip.timeout_seconds = AFFINITY_SECONDS
     await api.apply(shop)
     node = cluster.nodes[0]
     port = shop.spec.ports[0].node_port
@@ -178,18 +186,20 @@ async def test_client_ip_affinity_keeps_a_client_on_its_pod_until_the_timeout(
             [await pod_behind(node.ip, port, source_ip="127.0.0.21") == first for _ in range(5)]
         )
 
-    deadline = time.monotonic() + 10
-    while not await affine():  # until the proxy has the new spec
-        assert time.monotonic() < deadline, "affinity never took effect"
+    await until("the proxy to take the affinity", affine, interval=0)
     first = await pod_behind(node.ip, port, source_ip="127.0.0.21")
     assert [await pod_behind(node.ip, port, source_ip="127.0.0.21") for _ in range(20)] == [
         first
     ] * 20
+    pinned = time.monotonic()  # the proxy's last pick for 127.0.0.21 was before this
     # Other clients are spread as before.
     others = {await pod_behind(node.ip, port, source_ip=f"127.0.0.{30 + i}") for i in range(10)}
     assert len(others) == PROD
-    # Idle past timeoutSeconds: the next connection is balanced again (round robin moved on).
-    await asyncio.sleep(2.2)
+    # Idle past timeoutSeconds: the next connection is balanced again (round robin moved
+    # on). Nothing here happens in the background to wait for: the proxy compares the
+    # pin's age with the timeout when the next connection comes, and any probe from this
+    # client would renew the pin, so time itself is the input.
+    await asyncio.sleep(max(0.0, pinned + AFFINITY_SECONDS + 0.1 - time.monotonic()))
     assert await pod_behind(node.ip, port, source_ip="127.0.0.21") != first
 
 
@@ -238,14 +248,12 @@ async def test_internal_traffic_policy_local(cluster: Cluster, api: Client) -> N
     assert isinstance(svc, objects_pb2.Service)
     ip = svc.spec.cluster_ip
     one, two, _ = cluster.nodes
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            answer = await http_get(ip, 80, source_ip=one.ip)
-            break
-        except Exception:
-            assert time.monotonic() < deadline, "no answer from node-1's endpoint"
-            await asyncio.sleep(0.05)
+    answer = await until_passes(
+        "an answer from node-1's endpoint",
+        lambda: http_get(ip, 80, source_ip=one.ip),
+        interval=0.05,
+        retry_on=(Exception,),
+    )
     assert answer["pod"] == pod.metadata.name
     # A client on node-2 (its node address as source) has no local endpoint: refused.
     for _ in range(10):
@@ -357,10 +365,13 @@ async def test_traffic_follows_every_change_with_no_failed_new_request(
 
 
 async def until_refused(ip: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while await connect_outcome(ip, port, timeout=1.0) != "refused":
-        assert time.monotonic() < deadline, f"{ip}:{port} still answers"
-        await asyncio.sleep(0.01)
+    await until(
+        f"{ip}:{port} to refuse",
+        lambda: connect_outcome(ip, port, timeout=1.0),
+        lambda outcome: outcome == "refused",
+        timeout=timeout,
+        interval=0.01,
+    )
 
 
 def run_cli(cluster: Cluster, tmp_path: Path, *args: str) -> str:
@@ -441,12 +452,13 @@ async def test_a_thousand_connections_leave_nothing_behind(cluster: Cluster, api
             writers = [(await asyncio.open_connection(one.ip, port))[1] for _ in range(50)]
             for writer in writers:
                 writer.transport.abort()
-    deadline = time.monotonic() + 10
-    while open_fds(one.process.pid) > baseline:
-        assert time.monotonic() < deadline, (
-            f"node-1 holds {open_fds(one.process.pid)} fds, {baseline} before"
-        )
-        await asyncio.sleep(0.05)
+    pid = one.process.pid
+    await until_read(
+        f"node-1 back to its {baseline} fds",
+        lambda: open_fds(pid),
+        lambda fds: fds <= baseline,
+        interval=0.05,
+    )
     active = {
         labels: value
         for (name, labels), value in scrape(one.ip).items()

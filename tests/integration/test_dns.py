@@ -14,7 +14,6 @@ import random
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,13 +28,13 @@ import pytest
 from google.protobuf import json_format
 
 from kubelab.client import Client
+from kubelab.testing import wait
 from kubelab.testing.processes import (
     ApiServerProcess,
     DnsProcess,
     EtcdServer,
     free_port,
     health_serving,
-    wait_until,
 )
 from kubelab.v1 import objects_pb2
 
@@ -100,15 +99,17 @@ async def until(
     server: DnsProcess, name: str, rtype: str, want: list[str] | int, *, tcp: bool = False
 ) -> dns.message.Message:
     """Ask until the answer is `want` (records' text, or an rcode); the last reply."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        reply = await ask(server, name, rtype, tcp=tcp)
-        got: list[str] | int = data(reply) if isinstance(want, list) else reply.rcode()
-        if got == want:
-            return reply
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name} {rtype}: still {got!r} after {DEADLINE}s, want {want!r}")
-        await asyncio.sleep(0.02)
+
+    def got(reply: dns.message.Message) -> list[str] | int:
+        return data(reply) if isinstance(want, list) else reply.rcode()
+
+    return await wait.until(
+        f"{name} {rtype} to answer {want!r}",
+        lambda: ask(server, name, rtype, tcp=tcp),
+        lambda reply: got(reply) == want,
+        timeout=DEADLINE,
+        describe=got,
+    )
 
 
 async def test_a_service_answers_when_created_and_nxdomain_when_deleted(
@@ -181,7 +182,9 @@ def test_nothing_is_served_before_the_first_full_sync(tmp_path: Path) -> None:
     server.spawn()
     try:
         with pytest.raises(TimeoutError):
-            wait_until(server.address_file.exists, 1.0, "an address file before any sync")
+            wait.until_blocking(
+                "an address file before any sync", server.address_file.exists, timeout=1.0
+            )
         etcd.start()
         apiserver = ApiServerProcess(etcd.endpoint, tmp_path)
         apiserver.start()

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from kubelab.testing.echo_client import eventually, http_request, tcp_roundtrip, udp_roundtrip
+from kubelab.testing.echo_client import http_request, tcp_roundtrip, udp_roundtrip
 from kubelab.testing.processes import REPO_ROOT, free_port
+from kubelab.testing.wait import until_passes
 from node_agent.echo import LISTEN_GRACE, NEW_CONNECTION_GRACE
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,7 @@ async def echo() -> AsyncIterator[Echo]:
     )
     server = Echo(process, http, tcp, udp, bulk)
     try:
-        await eventually(lambda: http_request(IP, http), "echo to serve HTTP")
+        await until_passes("echo to serve HTTP", lambda: http_request(IP, http))
         yield server
     finally:
         process.kill()
@@ -244,7 +245,7 @@ async def test_sigterm_finishes_in_flight_requests_then_exits_0(echo: Echo) -> N
             return
         raise AssertionError("the listener still accepts")
 
-    await eventually(refused, "the listener to close")
+    await until_passes("the listener to close", refused)
     assert time.monotonic() - signalled >= LISTEN_GRACE
     assert echo.process.poll() is None  # still waiting for the request in flight
     # A connection accepted before the signal whose request comes after it (a proxy
@@ -264,7 +265,7 @@ async def test_sigterm_finishes_in_flight_requests_then_exits_0(echo: Echo) -> N
         assert code is not None
         return code
 
-    assert await eventually(exited, "echo to exit") == 0
+    assert await until_passes("echo to exit", exited) == 0
     for writer in (busy, idle, fresh, silent):
         writer.close()
 
@@ -273,7 +274,7 @@ async def test_a_port_it_cannot_bind_exits_1() -> None:
     http = free_port(IP)
     first = start_echo("--http", str(http))
     try:
-        await eventually(lambda: http_request(IP, http), "the first echo to serve")
+        await until_passes("the first echo to serve", lambda: http_request(IP, http))
         second = start_echo("--http", str(http))
         out, _ = second.communicate(timeout=10)
         assert second.returncode == 1

@@ -17,6 +17,7 @@ from kubelab.etcd_process import EtcdConfig
 from kubelab.store import NotFoundError, Store, StoreUnavailableError
 from kubelab.store.etcd import channel_target
 from kubelab.testing.processes import free_port
+from kubelab.testing.wait import until_passes
 from kubelab.v1 import objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -71,14 +72,14 @@ async def create_retrying(store: Store, name: str, deadline: float) -> float:
     """Create one object, retrying while the store says etcd is unavailable; the seconds
     it took."""
     started = time.monotonic()
-    while True:
-        try:
-            await store.create(headless_service(name))
-            return time.monotonic() - started
-        except StoreUnavailableError:
-            if time.monotonic() - started > deadline:
-                raise
-            await asyncio.sleep(0.05)
+    await until_passes(
+        f"{name} created",
+        lambda: store.create(headless_service(name)),
+        timeout=deadline,
+        interval=0.05,
+        retry_on=(StoreUnavailableError,),
+    )
+    return time.monotonic() - started
 
 
 def test_channel_target_lists_every_member() -> None:

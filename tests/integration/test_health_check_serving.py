@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -18,7 +18,7 @@ from kubelab.client import Client
 from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.manifests import load_manifests
 from kubelab.core.proxy_rules import HEALTH_CHECK, NODE_HEALTH_PORT, Frontend, PortRules
-from kubelab.store import Store
+from kubelab.testing.fakes import FakeStore
 from kubelab.testing.traffic import echo_post
 from kubelab.v1 import objects_pb2
 from node_agent.health_check import MAX_HEAD, ServiceHealth
@@ -90,8 +90,7 @@ def free_port() -> int:
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[ServiceProxy]:
-    # _apply needs no store: the informers only feed it.
-    proxy = ServiceProxy(cast(Store, None), node_name="n1", node_ips=["127.0.0.1"])
+    proxy = ServiceProxy(FakeStore(), node_name="n1", node_ips=["127.0.0.1"])
     yield proxy
     await proxy.stop(grace=0)
 

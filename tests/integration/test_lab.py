@@ -14,19 +14,24 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kubelab import lab
 from kubelab.lab.state import layout_fields, make_private
-from kubelab.testing.processes import health_serving, wait_until
+from kubelab.testing.processes import health_serving
+from kubelab.testing.wait import until_blocking
 
 pytestmark = pytest.mark.integration
 
 FREE_PORTS = (
     "--api-port",
+    "0",
+    "--api-http-port",
     "0",
     "--etcd-port",
     "0",
@@ -107,6 +112,17 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     assert health_serving(str(state["api"]))
     assert f"grpcurl -plaintext {state['api']}" in up.stdout
     assert "kubelab get svc" in up.stdout
+    # The Kubernetes HTTP API and a kubeconfig for it, in the home (never ~/.kube/config).
+    kubeconfig = kubelab.home / "kubeconfig"
+    assert f"export KUBECONFIG={kubeconfig}" in up.stdout
+    assert str(state["api_http"]).startswith("http://127.0.0.1:")
+    written = yaml.safe_load(kubeconfig.read_text())
+    assert written["current-context"] == "kubelab"
+    assert written["clusters"] == [{"name": "kubelab", "cluster": {"server": state["api_http"]}}]
+    assert kubeconfig.stat().st_mode & 0o777 == 0o600
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with direct.open(f"{state['api_http']}/version", timeout=10) as answer:
+        assert json.load(answer)["major"] == "1"
     for record in records:
         assert Path(record.log).parent == kubelab.home / "logs"
         # Detached: each actor leads its own session, so a Ctrl-C in the shell misses it.
@@ -120,6 +136,7 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     assert lines[3].split()[:5] == [
         *("apiserver", str(records[1].pid), "yes", "0", records[1].address)
     ]
+    assert f"Kubernetes API (kubectl): {state['api_http']}" in status.stdout
     supervisor = lab.read_state(kubelab.home / "cluster.json")
     assert supervisor is not None and supervisor.supervisor is not None
     assert f"Supervisor pid {supervisor.supervisor.pid} restarts" in status.stdout
@@ -163,7 +180,7 @@ def test_after_kill_9_of_everything_up_starts_it_all_where_it_was(kubelab: Kubel
     everything = [state.supervisor, *old]  # the supervisor first, or it restarts them
     for record in everything:
         os.kill(record.pid, signal.SIGKILL)
-    wait_until(lambda: all_gone(everything), 10, "killed actors to exit")
+    until_blocking("killed actors to exit", lambda: all_gone(everything), timeout=10)
 
     status = kubelab("status")
     assert status.returncode == 1
@@ -269,6 +286,7 @@ def test_ports_picked_in_one_plan_are_distinct(tmp_path: Path) -> None:
         "etcd": 0,
         "etcd-peer": 0,
         "api": 0,
+        "api-http": 0,
         "controller": 0,
         "dns": 0,
         "dns-health": 0,
@@ -328,7 +346,7 @@ def test_process_alive_needs_the_same_command() -> None:
         mine = lab.ProcessRecord("x", child.pid, "", "", ["sleep", "60"], "")
         other = lab.ProcessRecord("x", child.pid, "", "", ["sleep", "61"], "")
         # Right after exec the kernel may still show an empty cmdline: wait for it.
-        wait_until(lambda: lab.process_alive(mine), 5, "sleep to show its cmdline")
+        until_blocking("sleep to show its cmdline", lambda: lab.process_alive(mine), timeout=5)
         assert not lab.process_alive(other)
         assert lab.stop_process(other) == "not running"
         assert child.poll() is None

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kubelab.store import LeaseKeeper, LeaseLost, Store
-from kubelab.testing.echo_client import eventually
-from kubelab.testing.processes import EtcdServer, async_wait_until
+from kubelab.testing.processes import EtcdServer
+from kubelab.testing.wait import until_passes, until_read
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ async def test_a_wedged_event_loop_lets_its_lease_expire(store: Store) -> None:
     async def expired() -> None:
         assert (await store.live_nodes())[0] == set()
 
-    await eventually(expired, "the stalled holder's heartbeat to expire", timeout=lease.ttl + 3)
+    await until_passes("the stalled holder's heartbeat to expire", expired, timeout=lease.ttl + 3)
 
 
 async def test_an_unreachable_etcd_is_reported_after_a_ttl(store: Store, etcd: EtcdServer) -> None:
@@ -101,16 +101,16 @@ async def test_a_renewal_slower_than_an_interval_still_counts(
     running = asyncio.create_task(keeper.run())
     assert etcd.process is not None
     # Freeze etcd right after a renewal: the next one is due in 1.33 s, and waits.
-    await async_wait_until(lambda: keeper.renewals >= 1, 5, "a first renewal", interval=0.002)
+    await until_read("a first renewal", lambda: keeper.renewals >= 1, timeout=5, interval=0.002)
     renewed = keeper.renewals
-    await async_wait_until(lambda: keeper.renewals > renewed, 5, "a renewal", interval=0.002)
+    await until_read("a renewal", lambda: keeper.renewals > renewed, timeout=5, interval=0.002)
     os.kill(etcd.process.pid, signal.SIGSTOP)
     try:
         await asyncio.sleep(3.0)
     finally:
         os.kill(etcd.process.pid, signal.SIGCONT)
     frozen_through = keeper.renewals
-    await async_wait_until(lambda: keeper.renewals > frozen_through, 5, "renewals again")
+    await until_read("renewals again", lambda: keeper.renewals > frozen_through, timeout=5)
     assert not running.done(), running.result()
     assert (await store.live_nodes())[0] == {"node-1"}
     running.cancel()

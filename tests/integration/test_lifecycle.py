@@ -21,6 +21,7 @@ import pytest
 
 from kubelab.client import ApiError, Client
 from kubelab.core.pods import controller_owner, is_ready
+from kubelab.testing import wait
 from kubelab.v1 import objects_pb2
 from tests.integration.conftest import Cluster, deployment, eventually, pods, ready_count
 
@@ -124,18 +125,19 @@ async def until(
     api: Client, check: Check, timeout: float, what: str
 ) -> tuple[list[objects_pb2.Pod], list[objects_pb2.Pod]]:
     """Until `check(selected pods, every app=shop pod)` holds."""
-    deadline = time.monotonic() + timeout
-    current: tuple[list[objects_pb2.Pod], list[objects_pb2.Pod]] = ([], [])
-    while time.monotonic() < deadline:
-        current = (await selected(api), await pods(api))
-        if check(*current):
-            return current
-        await asyncio.sleep(0.1)
-    summary = [
-        (p.metadata.name, dict(p.metadata.labels).get("env"), is_ready(p), _owner_uid(p))
-        for p in current[1]
-    ]
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {summary}")
+
+    async def both() -> tuple[list[objects_pb2.Pod], list[objects_pb2.Pod]]:
+        return await selected(api), await pods(api)
+
+    def summary(current: tuple[list[objects_pb2.Pod], list[objects_pb2.Pod]]) -> object:
+        return [
+            (p.metadata.name, dict(p.metadata.labels).get("env"), is_ready(p), _owner_uid(p))
+            for p in current[1]
+        ]
+
+    return await wait.until(
+        what, both, lambda current: check(*current), timeout=timeout, interval=0.1, describe=summary
+    )
 
 
 def _owner_uid(pod: objects_pb2.Pod) -> str:
@@ -187,12 +189,10 @@ async def test_a_pod_relabelled_out_is_released_and_relabelled_back_is_adopted(
     assert names(chosen) == names(ready)
     with pytest.raises(ApiError):
         await api.get("pods", replacements.pop())
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def counts() -> tuple[int, int]:
         current = await api.get("deployments", "shop")
         assert isinstance(current, objects_pb2.Deployment)
-        counts = (current.status.replicas, current.status.ready_replicas)
-        if counts == (4, 4):
-            break
-        assert time.monotonic() < deadline, f"status (replicas, ready) stayed {counts}"
-        await asyncio.sleep(0.1)
+        return current.status.replicas, current.status.ready_replicas
+
+    await wait.until("status (replicas, ready) (4, 4)", counts, lambda c: c == (4, 4), interval=0.1)

@@ -23,6 +23,7 @@ from kubelab.client import Client
 from kubelab.core.lb_pool import LbPool
 from kubelab.core.lb_requests import CONDITION_TYPE, IP_ANNOTATION, SOURCE_RANGES_ANNOTATION
 from kubelab.core.manifests import load_manifests
+from kubelab.testing import wait
 from kubelab.testing.cloud import CloudStubProcess, cloud_client
 from kubelab.testing.processes import ApiServerProcess, ControllerProcess, EtcdServer
 from kubelab.testing.traffic import RequestFailed, RequestLoop, connect_outcome, http_get
@@ -79,18 +80,19 @@ async def until_service(
     what: str,
     timeout: float = 15.0,
 ) -> objects_pb2.Service:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def service() -> objects_pb2.Service:
         svc = await api.get("services", name)
         assert isinstance(svc, objects_pb2.Service)
-        if check(svc):
-            return svc
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{name}: timed out after {timeout}s waiting for {what}; status: "
-                f"ingress={ingress(svc) or '-'} condition={condition(svc)}"
-            )
-        await asyncio.sleep(0.05)
+        return svc
+
+    return await wait.until(
+        f"{name}: {what}",
+        service,
+        check,
+        timeout=timeout,
+        interval=0.05,
+        describe=lambda svc: f"ingress={ingress(svc) or '-'} condition={condition(svc)}",
+    )
 
 
 async def provisioned(api: Client, name: str, timeout: float = 15.0) -> str:
@@ -123,10 +125,13 @@ async def node_healthy(cloud: CloudStubProcess, name: str, node: str) -> bool:
 
 
 async def until_refused(ip: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (outcome := await connect_outcome(ip, PORT)) != "refused":
-        assert time.monotonic() < deadline, f"{ip}:{PORT} still {outcome}"
-        await asyncio.sleep(0.05)
+    await wait.until(
+        f"{ip}:{PORT} to refuse",
+        lambda: connect_outcome(ip, PORT),
+        lambda outcome: outcome == "refused",
+        timeout=timeout,
+        interval=0.05,
+    )
 
 
 async def shop(api: Client, replicas: int) -> set[str]:
@@ -178,10 +183,8 @@ async def test_provision_serve_release_on_delete_and_type_change(
     # Deleted: released and silent; applied again: it comes back.
     await api.delete("services", "web")
     await until_refused(ip)
-    deadline = time.monotonic() + 10
-    while await listed(lb_cluster.cloud):
-        assert time.monotonic() < deadline, await listed(lb_cluster.cloud)
-        await asyncio.sleep(0.05)
+    cloud = lb_cluster.cloud
+    await wait.until("no load balancer", lambda: listed(cloud), lambda lbs: not lbs, interval=0.05)
     await api.apply(lb_service("web"))
     ip = await provisioned(api, "web")
     await until_answers(ip, PORT, pods)
@@ -293,12 +296,17 @@ async def test_local_policy_passes_the_health_check_port_and_source_ranges_hold(
 
     assert svc.spec.health_check_node_port, "allocated by the apiserver"
     # Only node-2 has a local endpoint: its proxy's health check says so, the others' 503.
-    deadline = time.monotonic() + 10
-    while {n.name for n in (await get_lb(lb_cluster.cloud, "local")).nodes if n.healthy} != {
-        "node-2"
-    }:
-        assert time.monotonic() < deadline, "only node-2 should pass the health check"
-        await asyncio.sleep(0.1)
+    cloud = lb_cluster.cloud
+
+    async def healthy() -> set[str]:
+        return {n.name for n in (await get_lb(cloud, "local")).nodes if n.healthy}
+
+    await wait.until(
+        "only node-2 to pass the health check",
+        healthy,
+        lambda names: names == {"node-2"},
+        interval=0.1,
+    )
     for _ in range(20):
         served = await http_get(local_ip, PORT, source_ip="127.0.0.2")
         assert served["pod"].startswith("solo-")
@@ -307,14 +315,13 @@ async def test_local_policy_passes_the_health_check_port_and_source_ranges_hold(
 
 
 async def eventually_answer(ip: str, source: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await http_get(ip, PORT, source_ip=source)
-        except RequestFailed:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
+    return await wait.until_passes(
+        f"an answer from {ip}:{PORT} to {source}",
+        lambda: http_get(ip, PORT, source_ip=source),
+        timeout=timeout,
+        interval=0.05,
+        retry_on=(RequestFailed,),
+    )
 
 
 async def test_a_killed_node_leaves_rotation_without_failing_new_requests(
@@ -329,25 +336,50 @@ async def test_a_killed_node_leaves_rotation_without_failing_new_requests(
     try:
         await loop.until_served(pods, timeout=10)
         victim = lb_cluster.node("node-3")
+        listed, _ = await api.list("pods")
+        doomed = [
+            p.status.pod_ip
+            for p in listed
+            if isinstance(p, objects_pb2.Pod) and p.spec.node_name == "node-3"
+        ]
+        assert doomed, "no pod on node-3"
         victim.kill()
+
+        # Its pods die with it, a moment later (the kernel signals them as the agent
+        # exits; on a loaded machine that moment can come after new requests began): a
+        # request the node proxies sent to one before that may be reset mid-way, as on a
+        # real node that dies. From when every one of them refuses connections, none may.
+        async def all_refuse() -> bool:
+            return all([await refuses(ip, 8080) for ip in doomed])
+
+        await wait.until("node-3's pods to stop listening", all_refuse, interval=0.01)
         killed = time.monotonic()
         # Out of rotation: its health check fails (cloud-stub, every 0.3 s)...
-        deadline = killed + 10
-        while await node_healthy(lb_cluster.cloud, "web", "node-3"):
-            assert time.monotonic() < deadline, "node-3 never left rotation"
-            await asyncio.sleep(0.02)
+        cloud = lb_cluster.cloud
+        await wait.until(
+            "node-3 out of rotation",
+            lambda: node_healthy(cloud, "web", "node-3"),
+            lambda healthy: not healthy,
+            interval=0.02,
+        )
         left = time.monotonic()
+
         # ...and once its lease expires, the controller re-ensures without it.
-        while [n.name for n in (await get_lb(lb_cluster.cloud, "web")).spec.nodes] != [
-            "node-1",
-            "node-2",
-        ]:
-            assert time.monotonic() < deadline, "the controller kept node-3 in the spec"
-            await asyncio.sleep(0.05)
+        async def in_spec() -> list[str]:
+            return [n.name for n in (await get_lb(cloud, "web")).spec.nodes]
+
+        await wait.until(
+            "the controller to drop node-3 from the spec",
+            in_spec,
+            lambda names: names == ["node-1", "node-2"],
+            interval=0.05,
+        )
         before = loop.attempts
-        while loop.attempts < before + 100:
-            assert time.monotonic() < deadline + 10, "the request loop stalled"
-            await asyncio.sleep(0.05)
+        await wait.until_read(
+            "100 more requests (the loop did not stall)",
+            lambda: loop.attempts >= before + 100,
+            interval=0.05,
+        )
     finally:
         await loop.stop()
     # The cloud-stub retries a refused connect on another node and the node proxies retry
@@ -358,6 +390,17 @@ async def test_a_killed_node_leaves_rotation_without_failing_new_requests(
         f"node kill: {len(loop.failures)} failed of {loop.attempts}; "
         f"left rotation {left - killed:.2f}s after the kill"
     )
+
+
+async def refuses(ip: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 0.5)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return False
 
 
 async def test_a_restarted_cloud_stub_keeps_its_addresses_and_catches_up(
@@ -406,10 +449,13 @@ async def test_a_new_leader_deletes_load_balancers_orphaned_while_none_led(
     await api.delete("services", "orphan")
     assert await listed(cloud) == {"default/kept": kept, "default/orphan": orphan}
     controller.start()
-    deadline = time.monotonic() + 15
-    while await listed(cloud) != {"default/kept": kept}:
-        assert time.monotonic() < deadline, await listed(cloud)
-        await asyncio.sleep(0.05)
+    await wait.until(
+        "the orphan released, the kept one kept",
+        lambda: listed(cloud),
+        lambda lbs: lbs == {"default/kept": kept},
+        timeout=15,
+        interval=0.05,
+    )
     await until_refused(orphan)
 
 

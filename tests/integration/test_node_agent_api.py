@@ -16,8 +16,8 @@ import pytest
 from google.protobuf import json_format
 
 from kubelab.client import Client
-from kubelab.testing.echo_client import eventually
 from kubelab.testing.processes import NodeAgentProcess
+from kubelab.testing.wait import until_passes
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
 
 if TYPE_CHECKING:  # a stub-only class: the typed face of the stub on an aio channel
@@ -76,7 +76,7 @@ async def web(node: NodeAgentProcess, api: Client, stub: NodeAgentAsyncStub) -> 
         assert await read_logs(stub, container="app") == b"hello-app\n"
         assert await read_logs(stub, container="side") == b"hello-side\n"
 
-    await eventually(started, "web's containers started", timeout=30)
+    await until_passes("web's containers started", started, timeout=30)
     return node.workdir / node.name / "pods" / "default_web"
 
 

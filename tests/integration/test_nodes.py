@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from kubelab.client import ApiError, Client
 from kubelab.core.pods import is_ready
 from kubelab.store import Store
+from kubelab.testing import wait
 from kubelab.testing.processes import (
     ControllerProcess,
     EtcdServer,
@@ -31,6 +32,7 @@ from tests.integration.conftest import (
     Cluster,
     deployment,
     eventually,
+    pod_summary,
     pods,
     ready_count,
 )
@@ -114,13 +116,13 @@ async def test_a_killed_node_loses_its_pods_and_they_come_back_elsewhere(
     store = Store(etcd.endpoint)
     try:
         cluster.node(victim).kill()
-        killed = time.monotonic()
-        while True:
-            statuses, _ = await store.list_pod_statuses()
-            if not on_victim & {name for _, name in statuses}:
-                break
-            assert time.monotonic() - killed < LEASE_TTL + 1, "statuses outlived TTL + 1 s"
-            await asyncio.sleep(0.05)
+        await wait.until(
+            "the dead node's pod statuses to go with its lease (TTL + 1 s)",
+            store.list_pod_statuses,
+            lambda listed: not on_victim & {name for _, name in listed[0]},
+            timeout=LEASE_TTL + 1,
+            interval=0.05,
+        )
     finally:
         await store.close()
 
@@ -156,10 +158,13 @@ async def test_the_standby_controller_takes_over_and_nothing_is_scheduled_twice(
 
             recorder = asyncio.create_task(record())
             cluster.controllers[0].kill()
-            killed = time.monotonic()
-            while (await store.leader("controller") or ("", 0))[0] != "standby":
-                assert time.monotonic() - killed < 2 * LEASE_TTL + 1, "no failover"
-                await asyncio.sleep(0.05)
+            await wait.until(
+                "the standby to lead (failover)",
+                lambda: store.leader("controller"),
+                lambda leader: leader is not None and leader[0] == "standby",
+                timeout=2 * LEASE_TTL + 1,
+                interval=0.05,
+            )
             await api.create(deployment(3))
             await eventually(api, ready_count(3), 30, "3 ready replicas under the new leader")
             recorder.cancel()
@@ -236,21 +241,29 @@ async def test_a_template_change_rolls_the_pods_within_surge_and_unavailability(
     changed.spec.template.spec.containers[0].image = "kubelab/echo:v2"
     worst_ready, most_pods = replicas, replicas
     await api.apply(changed)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def alive(current: list[objects_pb2.Pod]) -> list[objects_pb2.Pod]:
+        return [p for p in current if not p.metadata.HasField("deletion_timestamp")]
+
+    async def observed() -> list[objects_pb2.Pod]:
+        """The pods now, keeping the worst moments of the rollout so far."""
+        nonlocal worst_ready, most_pods
         current = await pods(api)
-        live = [p for p in current if not p.metadata.HasField("deletion_timestamp")]
-        worst_ready = min(worst_ready, sum(is_ready(p) for p in live))
-        most_pods = max(most_pods, len(live))
-        if (
+        worst_ready = min(worst_ready, sum(is_ready(p) for p in alive(current)))
+        most_pods = max(most_pods, len(alive(current)))
+        return current
+
+    def rolled_out(current: list[objects_pb2.Pod]) -> bool:
+        live = alive(current)
+        return (
             len(live) == replicas
             and all(is_ready(p) for p in live)
             and not old_names & {p.metadata.name for p in current}
-        ):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("the rollout did not finish in 60 s")
+        )
+
+    await wait.until(
+        "the rollout to finish", observed, rolled_out, timeout=60, describe=pod_summary
+    )
     assert worst_ready >= replicas, "maxUnavailable 0 was broken"
     assert most_pods <= replicas + 1, "maxSurge 1 was broken"
     images = {p.spec.containers[0].image for p in await pods(api)}
@@ -286,10 +299,12 @@ async def test_pods_get_the_service_variables_of_services_that_exist(
     (pod,) = await eventually(api, ready_count(1), 20, "the env pod running")
     node = cluster.node(pod.spec.node_name)
     log = Path(node.workdir) / node.name / "pods" / "default_env-dump" / "c.log"
-    deadline = time.monotonic() + 10
-    while "SHOP_API_SERVICE_HOST" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, "the pod printed no service variables"
-        await asyncio.sleep(0.05)
+    await wait.until_read(
+        "the pod to print its service variables",
+        lambda: log.read_text() if log.exists() else "",
+        lambda text: "SHOP_API_SERVICE_HOST" in text,
+        interval=0.05,
+    )
     lines = set(log.read_text().splitlines())
     assert f"SHOP_API_SERVICE_HOST={created.spec.cluster_ip}" in lines
     assert "SHOP_API_SERVICE_PORT=80" in lines

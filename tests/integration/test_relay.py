@@ -42,6 +42,7 @@ from kubelab.relay.sockets import (
     TCP_CONGESTION,
     relay_congestion,
 )
+from kubelab.testing.wait import until_read
 
 pytestmark = pytest.mark.integration
 
@@ -89,12 +90,8 @@ def run(request: pytest.FixtureRequest) -> Iterator[Run]:
 
 
 async def eventually(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    """Wait until `check()` holds; AssertionError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.005)
+    """Wait until `check()` holds (polled every 5 ms: the relay's own loop moves fast)."""
+    await until_read(what, check, timeout=timeout, interval=0.005)
 
 
 async def settled(value: Callable[[], int], what: str, quiet: float, timeout: float = 10.0) -> int:

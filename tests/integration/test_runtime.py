@@ -23,8 +23,9 @@ import pytest
 from kubelab.core.manifests import load_manifests
 from kubelab.core.service_env import service_environment
 from kubelab.core.validation_pods import default_pod_spec, validate_pod
-from kubelab.testing.echo_client import eventually, http_request, tcp_roundtrip, udp_roundtrip
-from kubelab.testing.processes import REPO_ROOT, free_port, wait_until
+from kubelab.testing.echo_client import http_request, tcp_roundtrip, udp_roundtrip
+from kubelab.testing.processes import REPO_ROOT, free_port
+from kubelab.testing.wait import until_blocking, until_passes, until_read
 from kubelab.v1 import objects_pb2
 from node_agent.runtime import PodRuntime
 
@@ -113,7 +114,7 @@ class Node:
             assert check(status), f"{what}; status now:\n{status}"
             return status
 
-        return await eventually(holds, f"pod {name}: {what}", timeout)
+        return await until_passes(f"pod {name}: {what}", holds, timeout=timeout)
 
 
 @pytest.fixture
@@ -144,7 +145,7 @@ async def serving(ip: str, port: int, path: str = "/") -> dict[str, Any]:
     async def answer() -> dict[str, Any]:
         return (await http_request(ip, port, path)).json()
 
-    return await eventually(answer, f"HTTP on {ip}:{port}")
+    return await until_passes(f"HTTP on {ip}:{port}", answer)
 
 
 # ---------------------------------------------------------------- serving
@@ -257,7 +258,7 @@ async def test_command_pod_runs_the_program_with_service_and_pod_env(node: Node)
     async def logged() -> None:
         assert expected in log.read_text()
 
-    await eventually(logged, "the env line in the container log")
+    await until_passes("the env line in the container log", logged)
 
 
 # ---------------------------------------------------------------- probes
@@ -449,9 +450,13 @@ async def test_terminate_is_graceful_and_forgets_the_pod(node: Node) -> None:
 
 
 async def test_terminate_sigkills_after_the_grace_period(node: Node) -> None:
-    pod = make_pod("stubborn", program("sh", "-c", "trap '' TERM; sleep 60"))
+    pod = make_pod("stubborn", program("sh", "-c", "trap '' TERM; echo trapped; sleep 60"))
     await node.runtime.ensure(pod, {})
     await node.until("stubborn", is_ready, "Ready")
+    # Ready comes with the process start, maybe before sh set its trap (then SIGTERM
+    # would end it at once): wait for the line it prints after.
+    path = node.runtime.log_path("default", "stubborn")
+    await until_read("the trap set", lambda: path.exists() and b"trapped" in path.read_bytes())
     pid = node.pid("stubborn")
     started = time.monotonic()
     await node.runtime.terminate("default", "stubborn", 1)
@@ -501,12 +506,14 @@ def test_pods_die_with_a_sigkilled_agent(tmp_path: Path) -> None:
     )
     pod_pid = 0
     try:
-        wait_until(lambda: pid_file.exists() and pid_file.read_text() != "", 10, "the pod's pid")
+        until_blocking(
+            "the pod's pid", lambda: pid_file.exists() and pid_file.read_text() != "", timeout=10
+        )
         pod_pid = int(pid_file.read_text())
         assert not gone(pod_pid)
         agent.kill()
         agent.wait(5)
-        wait_until(lambda: gone(pod_pid), 5, "the pod to die with its agent")
+        until_blocking("the pod to die with its agent", lambda: gone(pod_pid), timeout=5)
     finally:
         agent.kill()
         agent.wait(5)

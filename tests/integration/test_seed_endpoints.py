@@ -15,8 +15,9 @@ import pytest
 from kubelab.client import ApiError, Client
 from kubelab.core.manifests import load_manifest_files
 from kubelab.store import Store
-from kubelab.testing.processes import ControllerProcess, EtcdServer
+from kubelab.testing.processes import ControllerProcess, EtcdServer, controller_synced
 from kubelab.testing.traffic import echo_post
+from kubelab.testing.wait import until, until_logged, until_read
 from kubelab.v1 import objects_pb2
 from tests.integration.conftest import LEASE_TTL, Cluster, eventually, ready_count
 
@@ -48,14 +49,7 @@ async def endpoints(api: Client) -> Endpoints:
 async def slices_until(
     api: Client, check: Callable[[Endpoints], bool], timeout: float, what: str
 ) -> Endpoints:
-    deadline = time.monotonic() + timeout
-    current: Endpoints = {}
-    while time.monotonic() < deadline:
-        current = await endpoints(api)
-        if check(current):
-            return current
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {current}")
+    return await until(what, lambda: endpoints(api), check, timeout=timeout)
 
 
 def ready_names(found: Endpoints) -> set[str]:
@@ -162,39 +156,67 @@ async def test_a_dead_nodes_pods_leave_the_slice(cluster: Cluster, api: Client) 
     assert time.monotonic() - killed <= LEASE_TTL + 1.5
 
 
+async def shop_deployment(api: Client) -> objects_pb2.Deployment:
+    deployment = await api.get("deployments", "shop")
+    assert isinstance(deployment, objects_pb2.Deployment)
+    return deployment
+
+
+def rolled_out(deployment: objects_pb2.Deployment) -> bool:
+    """The Deployment's status says what it will say until something changes: its last
+    write by a controller over a cluster at rest."""
+    status = deployment.status
+    return (
+        status.observed_generation == deployment.metadata.generation
+        and status.replicas == status.updated_replicas == status.ready_replicas
+        and status.ready_replicas == status.available_replicas == deployment.spec.replicas
+    )
+
+
 async def test_a_controller_restart_over_an_unchanged_cluster_writes_nothing(
     cluster: Cluster, api: Client, etcd: EtcdServer, tmp_path: Path
 ) -> None:
     prod = await apply_seed(api)
     await slices_until(api, lambda f: ready_names(f) == prod, 10, "the prod pods")
+    # The first controller's last writes over the seed: the slice (above) and this status.
+    await until(
+        "the Deployment's status to say every replica is available",
+        lambda: shop_deployment(api),
+        rolled_out,
+        describe=lambda d: d.status,
+    )
     store = Store(etcd.endpoint)
     successor = ControllerProcess(etcd.endpoint, tmp_path, name="successor")
     try:
-        # Let the first controller finish its own writes (Deployment status, slices).
         settled = await store.current_revision()
-        deadline = time.monotonic() + 10
-        while True:
-            await asyncio.sleep(1.0)
-            now = await store.current_revision()
-            if now == settled:
-                break
-            settled = now
-            assert time.monotonic() < deadline, "the cluster never settled"
         changed: list[bytes] = []
+        delivered = settled
 
         async def collect() -> None:
+            nonlocal delivered
             async for raw in store.watch_prefix(b"/registry/", settled):
                 changed.append(raw.key)
+                delivered = raw.revision
 
         collector = asyncio.create_task(collect())
         cluster.controllers[0].kill()
         successor.start()
-        deadline = time.monotonic() + 2 * LEASE_TTL + 2
-        while (await store.leader("controller") or ("", 0))[0] != "successor":
-            assert time.monotonic() < deadline, "no failover"
-            await asyncio.sleep(0.05)
-        # An absence can only be observed for a while: 3 s after taking over.
-        await asyncio.sleep(3.0)
+        await until(
+            "the successor to lead (failover)",
+            lambda: store.leader("controller"),
+            lambda leader: leader is not None and leader[0] == "successor",
+            timeout=2 * LEASE_TTL + 2,
+        )
+        # "synced": it has reconciled every object once, so any write the restart causes
+        # is done; once the watch has delivered every revision up to now, it has them all.
+        assert successor.log is not None
+        await until_logged("the successor's 'synced'", successor.log, controller_synced)
+        reconciled = await store.current_revision()
+        await until_read(
+            f"the watch to deliver revision {reconciled}",
+            lambda: delivered,
+            lambda revision: revision >= reconciled,
+        )
         collector.cancel()
         await asyncio.gather(collector, return_exceptions=True)
         writes = [k for k in changed if not k.startswith(b"/registry/elections/")]

@@ -21,6 +21,7 @@ from kubelab.store import (
     StoreUnavailableError,
 )
 from kubelab.testing.processes import EtcdServer
+from kubelab.testing.wait import until_passes
 from kubelab.v1 import objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -164,15 +165,13 @@ async def test_etcd_down_is_unavailable_and_recovers(etcd: EtcdServer, store: St
     with pytest.raises(StoreUnavailableError):
         await store.create(service("during"))
     etcd.start()
-    deadline = asyncio.get_running_loop().time() + 15
-    while True:
-        try:
-            got = await store.get(kinds.SERVICES, "default", "before")
-            break
-        except StoreUnavailableError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
+    got = await until_passes(
+        "a read once etcd is back",
+        lambda: store.get(kinds.SERVICES, "default", "before"),
+        timeout=15,
+        interval=0.1,
+        retry_on=(StoreUnavailableError,),
+    )
     assert got.metadata.name == "before"
     await store.create(service("after"))
 
@@ -195,15 +194,13 @@ async def test_watch_survives_an_etcd_restart(etcd: EtcdServer, store: Store) ->
         await writer.create(service("one"))
         etcd.stop()
         etcd.start()
-        deadline = asyncio.get_running_loop().time() + 15
-        while True:
-            try:
-                await writer.create(service("two"))
-                break
-            except StoreUnavailableError:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+        await until_passes(
+            "a write once etcd is back",
+            lambda: writer.create(service("two")),
+            timeout=15,
+            interval=0.1,
+            retry_on=(StoreUnavailableError,),
+        )
         await asyncio.wait_for(done.wait(), 20)
         assert seen == ["one", "two"]
     finally:
@@ -234,7 +231,10 @@ async def test_a_reconnect_keeps_calls_and_open_watches_whole(store: Store) -> N
         await store.reconnect()
         assert (await store.get(kinds.SERVICES, "default", "after")).metadata.name == "after"
         await store.create(service("last"))
-        await asyncio.wait_for(three.wait(), 10)
+        try:
+            await asyncio.wait_for(three.wait(), 10)
+        except TimeoutError:
+            raise AssertionError(f"seen {seen}") from None
         assert seen == ["before", "after", "last"]
     finally:
         task.cancel()

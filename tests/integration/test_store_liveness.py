@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from kubelab.core.kinds import SERVICES
 from kubelab.store import NotLeaderError, Store
+from kubelab.store.etcd import RawEvent
 from kubelab.testing.processes import EtcdServer
+from kubelab.testing.wait import until
 from kubelab.v1 import objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -45,11 +46,18 @@ async def test_an_unrenewed_lease_expires_within_its_ttl(store: Store) -> None:
     kept, dropped = await store.grant_lease(2), await store.grant_lease(2)
     await store.put_heartbeat("kept", kept)
     await store.put_heartbeat("dropped", dropped)
-    started = time.monotonic()
-    while "dropped" in (await store.live_nodes())[0]:
+
+    async def live_renewing_kept() -> set[str]:
         assert await store.keep_alive(kept)
-        assert time.monotonic() - started < 2 + 1.5, "lease outlived TTL + 1.5 s"
-        await asyncio.sleep(0.2)
+        return (await store.live_nodes())[0]
+
+    await until(
+        "the unrenewed lease to expire (TTL + 1.5 s)",
+        live_renewing_kept,
+        lambda live: "dropped" not in live,
+        timeout=2 + 1.5,
+        interval=0.2,
+    )
     assert (await store.live_nodes())[0] == {"kept"}
     assert not await store.keep_alive(dropped)
 
@@ -82,7 +90,7 @@ async def test_status_and_heartbeat_watches_see_the_node_die(store: Store) -> No
 
 
 async def test_one_leader_at_a_time_and_the_deposed_one_is_fenced(
-    etcd: EtcdServer, store: Store
+    etcd: EtcdServer, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = Store(etcd.endpoint, timeout=2.0)
     try:
@@ -90,17 +98,28 @@ async def test_one_leader_at_a_time_and_the_deposed_one_is_fenced(
         first = await store.campaign("controller", "first", first_lease)
         assert await store.leader("controller") == ("first", first.revision)
 
+        # A campaign that finds the seat taken watches for it to be freed: once the second
+        # one does, it has lost its first try.
+        watching = asyncio.Event()
+        watch_prefix = other.watch_prefix
+
+        def watch_for_vacancy(prefix: bytes, from_revision: int) -> AsyncIterator[RawEvent]:
+            watching.set()
+            return watch_prefix(prefix, from_revision)
+
+        monkeypatch.setattr(other, "watch_prefix", watch_for_vacancy)
         second_task = asyncio.create_task(other.campaign("controller", "second", second_lease))
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(watching.wait(), 10)
         assert not second_task.done(), "a second leader was elected while the first leads"
 
         svc = objects_pb2.Service(api_version="v1", kind="Service")
         svc.metadata.name, svc.metadata.namespace, svc.metadata.uid = "s", "default", "u"
         await store.create(svc, fence=first)
 
+        first_ends = await store.current_revision() + 1  # the revoke deletes the seat's key
         await store.revoke_lease(first_lease)
         second = await asyncio.wait_for(second_task, 5)
-        assert second.revision > first.revision
+        assert second.revision > first_ends, "the second term began before the first ended"
         assert not await store.still_leads(first)
         assert await other.still_leads(second)
 

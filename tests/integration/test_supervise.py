@@ -29,8 +29,8 @@ from kubelab import lab
 from kubelab.lab.processes import now
 from kubelab.lab.state import write_state
 from kubelab.lab.supervisor import Supervisor
-from kubelab.testing.processes import async_wait_until, wait_until
 from kubelab.testing.traffic import RequestLoop
+from kubelab.testing.wait import until_blocking, until_read
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +149,7 @@ class Cluster:
             found = self.pods()
             return len(found) == REPLICAS
 
-        wait_until(all_ready, timeout, f"{REPLICAS} ready pods", interval=0.25)
+        until_blocking(f"{REPLICAS} ready pods", all_ready, timeout=timeout, interval=0.25)
         return found
 
 
@@ -177,7 +177,7 @@ def kill(record: lab.ProcessRecord) -> None:
     def gone() -> bool:
         return all(_stat(pid)[:1] in ("", "Z") for pid in doomed)
 
-    wait_until(gone, 10, f"{record.name} and its children to die")
+    until_blocking(f"{record.name} and its children to die", gone, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     node_ip_base = f"127.10.{random.randint(150, 250)}.0"
     up_args = (
         "up",
-        *("--api-port", "0", "--etcd-port", "0", "--etcd-peer-port", "0"),
+        *("--api-port", "0", "--api-http-port", "0"),
+        *("--etcd-port", "0", "--etcd-peer-port", "0"),
         *("--controller-port", "0", "--dns-port", "0", "--dns-health-port", "0"),
         *("--cloud-port", "0", "--cloud-metrics-port", "0"),
         *("--nodes", "2", "--node-ip-base", node_ip_base),
@@ -213,7 +214,7 @@ async def test_a_killed_actor_comes_back_by_itself(cluster: Cluster, actor: str)
     old = cluster.record(actor)
     requests = RequestLoop(cluster.node1, NODE_PORT, concurrency=1).start()
     try:
-        await async_wait_until(lambda: sum(requests.served.values()) >= 5, 20, "requests served")
+        await until_read("requests served", lambda: sum(requests.served.values()) >= 5, timeout=20)
         kill(old)
         killed = time.monotonic()
 
@@ -221,9 +222,9 @@ async def test_a_killed_actor_comes_back_by_itself(cluster: Cluster, actor: str)
             new = cluster.record(actor)
             return new.pid != old.pid and lab.process_alive(new) and cluster.ready(actor)
 
-        await async_wait_until(back, 30, f"{actor} restarted and ready", interval=0.1)
+        await until_read(f"{actor} restarted and ready", back, timeout=30, interval=0.1)
         mark = requests.attempts
-        await async_wait_until(lambda: requests.attempts >= mark + 10, 20, "requests after")
+        await until_read("requests after", lambda: requests.attempts >= mark + 10, timeout=20)
     finally:
         await requests.stop()
     new = cluster.record(actor)
@@ -267,14 +268,16 @@ def test_status_and_the_supervisor_follow_an_actor_restarted_by_hand(cluster: Cl
     kill(cluster.supervisor())
     etcd = cluster.record("etcd")
     os.kill(etcd.pid, signal.SIGTERM)
-    wait_until(lambda: not lab.process_alive(etcd), 15, "etcd to stop")
+    until_blocking("etcd to stop", lambda: not lab.process_alive(etcd), timeout=15)
     with Path(etcd.log).open("ab") as log:
         hand = subprocess.Popen(
             etcd.command, cwd=cluster.home, stdout=log, stderr=log, start_new_session=True
         )
     try:
-        wait_until(lambda: lab.find_process(etcd.command) == hand.pid, 10, "etcd by hand")
-        wait_until(lambda: cluster.ready("etcd"), 30, "etcd by hand to answer")
+        until_blocking(
+            "etcd by hand", lambda: lab.find_process(etcd.command) == hand.pid, timeout=10
+        )
+        until_blocking("etcd by hand to answer", lambda: cluster.ready("etcd"), timeout=30)
         status = cluster("status")
         row = next(line.split() for line in status.stdout.splitlines() if line.startswith("etcd "))
         assert row[:3] == ["etcd", str(hand.pid), "yes"]
@@ -289,10 +292,10 @@ def test_status_and_the_supervisor_follow_an_actor_restarted_by_hand(cluster: Cl
         # The new supervisor owns it now: killed, it is restarted like any other.
         hand.kill()
         hand.wait()
-        wait_until(
-            lambda: cluster.record("etcd").pid != hand.pid and cluster.ready("etcd"),
-            30,
+        until_blocking(
             "the supervisor to restart etcd",
+            lambda: cluster.record("etcd").pid != hand.pid and cluster.ready("etcd"),
+            timeout=30,
         )
     finally:
         if hand.poll() is None:
@@ -358,13 +361,30 @@ def test_a_crash_looping_actor_is_restarted_with_back_off(tmp_path: Path) -> Non
     gone.wait()
     record = lab.ProcessRecord("crasher", gone.pid, "", str(tmp_path / "crasher.log"), crash, "")
     write_state(tmp_path / "cluster.json", lab.ClusterState([record], True, now(), {}))
-    supervisor = Supervisor(tmp_path)
-    began = time.monotonic()
-    while time.monotonic() - began < 2.5:
+    clock = [0.0]
+    supervisor = Supervisor(tmp_path, clock=lambda: clock[0])
+
+    def restarts_at(moment: float) -> int:
+        """Tick at `moment` (the supervisor's clock); the restarts recorded since."""
+        clock[0] = moment
         assert supervisor.tick()
-        time.sleep(0.05)
-    # At once, then 1 s later; the next is 2 s after that.
-    state = lab.read_state(tmp_path / "cluster.json")
-    assert state is not None and state.processes[0].restarts == 2
+        state = lab.read_state(tmp_path / "cluster.json")
+        assert state is not None
+        return state.processes[0].restarts
+
+    def crashed() -> None:
+        child = supervisor.children["crasher"]
+        until_blocking("the restarted actor to crash", lambda: child.poll() is not None)
+
+    # At once, then 1 s after it crashed again; the next is 2 s after that.
+    assert restarts_at(0.0) == 1
+    crashed()
+    assert restarts_at(0.0) == 1, "the second restart waits 1 s"
+    assert restarts_at(0.99) == 1
+    assert restarts_at(1.0) == 2
+    crashed()
+    assert restarts_at(1.0) == 2, "the third restart waits 2 s"
+    assert restarts_at(2.99) == 2
+    assert restarts_at(3.0) == 3
     (tmp_path / "cluster.json").unlink()
     assert not supervisor.tick(), "no cluster.json: nothing left to supervise"

@@ -1,10 +1,10 @@
-"""The README's lab block, run as written: `make lab`, then each `compose/compose.sh -f
-compose/lab.yaml -p kubelab ...` command in order, each checked as
-tests/integration/test_readme_commands.py checks the embedded ones (exit code, the shape
-of the output the README shows, reading commands retried with a deadline); then
-`make lab-down`, which the README says removes it.
+"""The lab's block (docs/lab.md, which the README links), run as written: `make lab`, then
+each `compose/compose.sh -f compose/lab.yaml -p kubelab ...` command in order, each checked
+as tests/integration/test_readme_commands.py checks the embedded ones (exit code, the shape
+of the output shown, reading commands retried with a deadline); then `make lab-down`, which
+the page says removes it.
 
-It runs the README's own compose project (`-p kubelab`) on the README's subnets
+It runs the documentation's own compose project (`-p kubelab`) on its subnets
 (172.28.0.0/24, 172.29.0.0/24), since its commands name them: a lab of yours running there
 makes it skip (fail under CI=true), and it is never touched. The chaos suite's labs run
 on other subnets, so they are not in the way.
@@ -19,13 +19,19 @@ from collections.abc import Callable
 import pytest
 
 from kubelab.testing.docker import BUILD_TIMEOUT, REPO_ROOT, compose_problem, docker
-from kubelab.testing.readme import readme_commands
+from kubelab.testing.readme import documented_commands
 from tests.docker_fixtures import require
 from tests.readme_shell import Shell
 
 pytestmark = pytest.mark.lab
 
-COMMANDS = [c for c in readme_commands((REPO_ROOT / "README.md").read_text()) if c.kind == "lab"]
+COMMANDS = [
+    c
+    for c in documented_commands(
+        (REPO_ROOT / "README.md").read_text(), lambda page: (REPO_ROOT / page).read_text()
+    )
+    if c.kind == "lab"
+]
 PROJECT = "kubelab"  # the README's `-p kubelab`
 SUBNETS = [ipaddress.ip_network("172.28.0.0/24"), ipaddress.ip_network("172.29.0.0/24")]
 # By the start of the command: the README says it fails, not by an error message.
@@ -67,7 +73,7 @@ def _lab_in_the_way() -> str | None:
         ).stdout.split()
         for subnet in subnets:
             if any(ipaddress.ip_network(subnet).overlaps(s) for s in SUBNETS):
-                return f"Docker network {name} holds {subnet}, which the README's lab uses"
+                return f"Docker network {name} holds {subnet}, which the documented lab uses"
     return None
 
 
@@ -75,8 +81,8 @@ def _lab_in_the_way() -> str | None:
 def test_the_lab_block_runs_as_written(
     image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    require("the README's lab block needs Docker Compose", compose_problem())
-    require("the README's lab block needs its project and subnets", _lab_in_the_way())
+    require("the lab block needs Docker Compose", compose_problem())
+    require("the lab block needs its project and subnets", _lab_in_the_way())
     shell = Shell(tmp_path_factory.mktemp("readme-lab") / "home", terminal=True)
     try:
         for command in COMMANDS:
@@ -88,7 +94,7 @@ def test_the_lab_block_runs_as_written(
             if fails:
                 result = shell.run(text)
                 assert result.returncode != 0, (
-                    f"README line {command.line}: {command.head}: exited 0, but the README"
+                    f"{command.where}: {command.head}: exited 0, but the documentation"
                     f" says: {fails[0]}\n{result.stdout}{result.stderr}"
                 )
                 continue
@@ -99,7 +105,7 @@ def test_the_lab_block_runs_as_written(
 
 
 def test_the_lab_block_is_found() -> None:
-    # Without Docker the test above skips: a README edit that loses the block, or the
+    # Without Docker the test above skips: an edit that loses the block, or the
     # lab's start, must fail somewhere all the same.
     heads = [c.head for c in COMMANDS]
     assert heads[:1] == ["make lab"] and len(heads) >= 5, heads

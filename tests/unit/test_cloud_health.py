@@ -7,7 +7,7 @@ import asyncio
 from collections import Counter
 
 from kubelab.core.load_balancers import CheckKey, CheckKind
-from kubelab.testing.processes import async_wait_until
+from kubelab.testing.wait import until_read
 from services.cloud_stub.health import CheckState, HealthChecker
 
 A = CheckKey("127.10.0.1", CheckKind.TCP, 30080)
@@ -71,7 +71,7 @@ async def test_a_relay_failure_outranks_a_probe_that_began_before_it() -> None:
     checker.acquire([A])
     script.gate = asyncio.Event()
     probing = asyncio.create_task(checker.check([A]))
-    await async_wait_until(lambda: script.calls[A] == 1, 5, "the probe under way")
+    await until_read("the probe under way", lambda: script.calls[A] == 1, timeout=5)
     checker.failed(A, "connect refused")
     script.gate.set()
     await probing
@@ -95,6 +95,6 @@ async def test_run_checks_every_interval() -> None:
     checker.acquire([A])
     running = asyncio.create_task(checker.run())
     try:
-        await async_wait_until(lambda: script.calls[A] >= 3, 5, "three rounds of checks")
+        await until_read("three rounds of checks", lambda: script.calls[A] >= 3, timeout=5)
     finally:
         running.cancel()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from kubelab.runtime.queue import WorkQueue
+from kubelab.testing.fakes import FakeClock
 
 
 async def test_a_key_added_many_times_is_queued_once() -> None:
@@ -23,7 +24,7 @@ async def test_a_key_is_not_handed_out_while_processing_and_comes_back_after() -
     queue.add("a")
     assert len(queue) == 0
     waiter = asyncio.ensure_future(queue.get())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the waiter's first step: a get with a key to give returns in it
     assert not waiter.done()
     queue.done("a")
     assert await asyncio.wait_for(waiter, 1) == "a"
@@ -44,17 +45,19 @@ async def test_retry_backs_off_exponentially_and_forget_resets() -> None:
 
 
 async def test_add_after_fires_once_at_the_earliest_time() -> None:
-    queue: WorkQueue[str] = WorkQueue()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(clock=clock)
     queue.add_after("a", 0.2)
-    queue.add_after("a", 0.05)
-    queue.add_after("a", 0.3)
-    assert await asyncio.wait_for(queue.get(), 1) == "a"
-    assert 0.04 <= loop.time() - started < 0.2
-    queue.done("a")
-    await asyncio.sleep(0.3)
+    queue.add_after("a", 0.05)  # sooner: replaces the first
+    queue.add_after("a", 0.3)  # later than the one pending: ignored
+    clock.advance(0.049)
     assert len(queue) == 0
+    clock.advance(0.001)
+    assert len(queue) == 1
+    assert await queue.get() == "a"
+    queue.done("a")
+    clock.advance(1.0)  # the replaced and ignored timers never fire
+    assert len(queue) == 0 and clock.pending() == []
 
 
 async def test_wait_idle_returns_once_everything_is_done() -> None:

@@ -1,4 +1,4 @@
-"""kubelab.testing.readme: the README's commands and the shape of their output."""
+"""kubelab.testing.readme: the documentation's commands and the shape of their output."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from kubelab.testing.readme import (
     blocks,
     command_names,
     commands,
+    documentation_pages,
+    documented_bench_commands,
+    documented_commands,
     is_gap,
     output_problem,
     readme_commands,
@@ -323,16 +326,94 @@ def test_a_mismatch_names_the_readme_line() -> None:
     assert problem is not None and "'service/shop created'" in problem
 
 
-def test_the_readme_has_commands_of_each_kind() -> None:
+def _read(page: str) -> str:
+    return (REPO_ROOT / page).read_text()
+
+
+README = (REPO_ROOT / "README.md").read_text()
+DOCUMENTED = documented_commands(README, _read)
+
+
+def test_the_documentation_has_commands_of_each_kind() -> None:
     # The integration and lab tests run these; an edit that makes the parser lose them
-    # (a renamed fence, a changed prompt) must fail here, not pass quietly there.
-    found = readme_commands((REPO_ROOT / "README.md").read_text())
-    kinds = {c.kind for c in found}
+    # (a renamed fence, a changed prompt, a page no longer linked) must fail here, not pass
+    # quietly there. 62 commands were tested when the README held them all.
+    kinds = {c.kind for c in DOCUMENTED}
     assert {"embedded", "lab", "suite", "python"} <= kinds, kinds
-    assert sum(c.kind == "embedded" for c in found) >= 40
-    assert sum(bool(c.expected) for c in found) >= 20
-    assert any(c.head == "make up" for c in found)
+    assert len(DOCUMENTED) >= 62
+    assert sum(c.kind == "embedded" for c in DOCUMENTED) >= 50
+    assert sum(bool(c.expected) for c in DOCUMENTED) >= 27
+    assert DOCUMENTED[0].where == "README.md:" + str(DOCUMENTED[0].line)
+    assert DOCUMENTED[0].head == "make up"  # the first command: it starts the cluster
     assert commands(blocks("```text\n$ not run\n```\n")[0]) == []
+
+
+def test_the_lab_commands_are_found() -> None:
+    # tests/lab/test_readme_lab.py runs them, but only with Docker: without it, an edit
+    # that loses the lab's block (or its start, or its end) fails here.
+    lab = [c for c in DOCUMENTED if c.kind == "lab"]
+    heads = [c.head for c in lab]
+    assert heads[:1] == ["make lab"] and len(heads) >= 8, heads
+    assert {c.page for c in lab} == {"docs/lab.md"}
+    assert any(h.endswith("curl -m 2 http://10.96.82.252/") for h in heads), heads
+
+
+def test_every_page_in_docs_is_in_the_readmes_reading_order() -> None:
+    pages = documentation_pages(README)
+    on_disk = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "docs").glob("*.md"))
+    assert sorted(pages) == on_disk
+    assert pages[0] == "docs/walkthrough.md"  # it continues the README's walk
+
+
+PAGES = {
+    "README.md": """# Title
+
+```sh
+make up
+```
+
+See the [walkthrough](docs/walk.md#start) for more.
+
+## Documentation
+
+- [Walk](docs/walk.md): first.
+- [Lab](docs/lab.md) and [walk again](docs/walk.md#end), [the web](https://example.com/x.md).
+
+```sh
+# [not a link](docs/fenced.md)
+```
+
+## Later
+
+[Design](docs/design.md) is linked, but not from the Documentation section.
+""",
+    "docs/walk.md": "# Walk\n\n```console\n$ kubelab get svc\nNAME\n```\n\n"
+    "Run `.venv/bin/python bench/api.py`.\n",
+    "docs/lab.md": "# Lab\n\n```sh\nmake lab\n```\n\n`.venv/bin/python bench/api.py` again,"
+    " `python bench/dns.py`.\n",
+}
+
+
+def test_documentation_pages_follow_the_documentation_section() -> None:
+    assert documentation_pages(PAGES["README.md"]) == ["docs/walk.md", "docs/lab.md"]
+    assert documentation_pages("# Title\n\n[Walk](docs/walk.md)\n") == []
+
+
+def test_documented_commands_come_in_reading_order() -> None:
+    found = documented_commands(PAGES["README.md"], PAGES.__getitem__)
+    assert [(c.where, c.head) for c in found] == [
+        ("README.md:4", "make up"),
+        ("docs/walk.md:4", "kubelab get svc"),
+        ("docs/lab.md:4", "make lab"),
+    ]
+    assert found[1].expected == ("NAME",)
+
+
+def test_documented_bench_commands_each_once() -> None:
+    assert documented_bench_commands(PAGES["README.md"], PAGES.__getitem__) == [
+        ("docs/walk.md", 8, ".venv/bin/python bench/api.py"),
+        ("docs/lab.md", 7, "python bench/dns.py"),
+    ]
 
 
 def test_bench_commands_in_prose() -> None:

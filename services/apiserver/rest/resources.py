@@ -1,0 +1,350 @@
+"""The verbs on a kind's resources: get, list, watch, create, update, delete.
+
+Every verb calls the same `Registry` (writes) and store + `LiveViews` (reads) as the
+gRPC servicer, so defaults, validation and its wording, the allocation transaction,
+compare-and-swap on resourceVersion and watch exist once; a change made through one
+front is seen by the other at once. This module only translates: HTTP in (path,
+query, JSON body) and HTTP out (JSON objects, lists, Tables, watch streams).
+
+Reads answer a Table when the client asks for one (`kubectl get` always does) and
+the object or a `<Kind>List` otherwise. A watch is a chunked stream of JSON lines
+(`{"type": "ADDED", "object": {...}}`), each event's object a one-row Table under the
+Table Accept; it ends after timeoutSeconds. A watch from a compacted revision
+answers one ERROR event carrying a 410 Expired Status, as Kubernetes' watch cache
+does, so clients relist.
+
+Writes run shielded from the client's disconnect: a create whose client hung up is
+still either done or not done, never cut in the middle of its bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from kubelab.core import request_keys
+from kubelab.core.kinds import ApiObject
+from kubelab.limits import LIST_CHUNK
+from services.apiserver.live_views import LiveViews
+from services.apiserver.registry import Registry
+from services.apiserver.rest import convert, tables
+from services.apiserver.rest.discovery import parse_accept, wants
+from services.apiserver.rest.errors import (
+    ApiError,
+    api_error_of,
+    bad_request,
+    method_not_allowed,
+    status_body,
+    unsupported_media_type,
+)
+from services.apiserver.rest.options import ListOptions, bookmark, list_options, watch_type
+from services.apiserver.rest.routing import Target
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+JSON = "application/json"
+# Kubernetes caps the Warning headers of one response; kubelab shows this many.
+_MAX_WARNINGS = 20
+
+
+def _json(body: Any, status: int = 200, warnings: tuple[str, ...] = ()) -> web.Response:
+    response = web.Response(body=convert.dumps(body), status=status, content_type=JSON)
+    for warning in warnings[:_MAX_WARNINGS]:
+        response.headers.add("Warning", warning_header(warning))
+    return response
+
+
+def warning_header(text: str) -> str:
+    """RFC 7234 warn-code 299 with a quoted, ASCII-only text (as Kubernetes sends)."""
+    safe = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return '299 - "' + safe.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _wants_table(request: web.Request) -> bool:
+    accept = parse_accept(request.headers.get("Accept", ""))
+    return wants(accept, group="meta.k8s.io", version="v1", kind="Table") or wants(
+        accept, group="meta.k8s.io", version="v1beta1", kind="Table"
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _shielded(work: Awaitable[T]) -> T:
+    return await asyncio.shield(work)
+
+
+class Resources:
+    def __init__(self, registry: Registry, views: LiveViews) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self.views = views
+
+    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        if target.subresource:
+            # status, scale and log come with the later steps of the HTTP API.
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        method = request.method
+        if target.name:
+            if method == "GET":
+                return await self.get(request, target)
+            if method == "PUT":
+                return await self.update(request, target)
+            if method == "DELETE":
+                return await self.delete(request, target)
+            if method == "PATCH":
+                return await self.patch(request, target)
+            raise method_not_allowed(method)
+        # A namespace no object can have is refused before it becomes a store key prefix.
+        request_keys.check_key(target.info.resource, target.namespace, "", name_required=False)
+        if method == "GET":
+            opts = list_options(request.query, target.info)
+            if opts.watch:
+                return await self.watch(request, target, opts)
+            return await self.list(request, target, opts)
+        if method == "POST":
+            return await self.create(request, target)
+        raise method_not_allowed(method)
+
+    # ------------------------------------------------------------------ reads
+
+    def _namespace(self, target: Target) -> str:
+        return target.namespace if target.info.namespaced else ""
+
+    async def get(self, request: web.Request, target: Target) -> web.StreamResponse:
+        info = target.info
+        request_keys.check_key(info.resource, target.namespace, target.name)
+        obj = await self.store.get(info, self._namespace(target), target.name)
+        shown = await self.views.one(info, obj)
+        if _wants_table(request):
+            include = tables.check_include_object(request.query.get("includeObject", ""))
+            rv = str(shown.metadata.resource_version)
+            body = tables.table(info, [shown], _now(), resource_version=rv, include=include)
+            return _json(body)
+        return _json(convert.to_json(shown))
+
+    async def list(
+        self, request: web.Request, target: Target, opts: ListOptions
+    ) -> web.StreamResponse:
+        info = target.info
+        include = tables.check_include_object(opts.include_object)
+        page = await self.store.list_page(
+            info, target.namespace, limit=opts.limit, continue_token=opts.continue_token
+        )
+        chosen = [i for i in page.items if opts.matches(info, i)]
+        items = await self.views.many(info, chosen, target.namespace)
+        revision = str(page.revision)
+        if _wants_table(request):
+            body = tables.table(
+                info,
+                items,
+                _now(),
+                resource_version=revision,
+                continue_token=page.continue_token,
+                include=include,
+            )
+            return _json(body)
+        shown = [convert.to_json(i) for i in items]
+        return _json(convert.list_json(info, shown, revision, page.continue_token))
+
+    async def watch(
+        self, request: web.Request, target: Target, opts: ListOptions
+    ) -> web.StreamResponse:
+        info = target.info
+        as_table = _wants_table(request)
+        include = tables.check_include_object(opts.include_object)
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"}
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        first = True
+
+        async def send(kind: str, obj: ApiObject) -> None:
+            nonlocal first
+            if as_table:
+                rv = str(obj.metadata.resource_version)
+                shown = tables.table(
+                    info, [obj], _now(), resource_version=rv, include=include, with_columns=first
+                )
+            else:
+                shown = convert.to_json(obj)
+            first = False
+            await response.write(convert.dumps({"type": kind, "object": shown}) + b"\n")
+
+        try:
+            async with asyncio.timeout(opts.timeout_seconds or None):
+                await self._stream(target, opts, send, response)
+        except TimeoutError:
+            pass
+        except ConnectionError:
+            return response  # the client went away
+        except Exception as err:
+            # The headers are sent: the error travels as the stream's last event, as
+            # Kubernetes sends a watch's errors (410 Expired after compaction).
+            mapped = api_error_of(err, info)
+            if mapped is None:
+                log.exception("watch of %s failed", info.resource)
+                mapped = ApiError(500, "InternalError", "the watch failed on the server")
+            line = {"type": "ERROR", "object": status_body(mapped)}
+            try:
+                await response.write(convert.dumps(line) + b"\n")
+            except ConnectionError:
+                return response
+        await response.write_eof()
+        return response
+
+    async def _stream(
+        self,
+        target: Target,
+        opts: ListOptions,
+        send: Any,
+        response: web.StreamResponse,
+    ) -> None:
+        info, namespace = target.info, target.namespace
+        if opts.initial_events:
+            # Page by page at the first page's revision, so the first state is never one
+            # response as large as the cluster.
+            token = ""
+            while True:
+                page = await self.store.list_page(
+                    info, namespace, limit=LIST_CHUNK, continue_token=token
+                )
+                chosen = [i for i in page.items if opts.matches(info, i)]
+                for item in await self.views.many(info, chosen, namespace):
+                    await send("ADDED", item)
+                token = page.continue_token
+                if not token:
+                    break
+            start = page.revision
+            if opts.send_initial_events and opts.bookmarks:
+                mark = bookmark(info, str(start), initial_end=True)
+                await response.write(convert.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+        elif opts.resource_version in ("", "0"):
+            # No initial events and no version to start from: from now on.
+            start = (await self.store.list_page(info, namespace, limit=1)).revision
+        else:
+            start = int(opts.resource_version)
+        async for event in self.views.watch(info, namespace, start):
+            now = opts.matches(info, event.object)
+            before = event.previous is not None and opts.matches(info, event.previous)
+            kind = watch_type(event.type, now, before, event.previous is not None)
+            if kind is None:
+                continue
+            await send(kind, event.object)
+
+    # ------------------------------------------------------------------ writes
+
+    async def _body(self, request: web.Request) -> bytes:
+        content_type = request.headers.get("Content-Type", "")
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media not in ("", JSON):
+            raise unsupported_media_type(content_type)
+        if request.query.get("dryRun"):
+            raise bad_request("dryRun: kubelab does not support dry runs yet")
+        return await request.read()
+
+    async def create(self, request: web.Request, target: Target) -> web.StreamResponse:
+        info = target.info
+        if info.namespaced and not target.namespace:
+            raise method_not_allowed("POST")
+        decoded = convert.from_body(await self._body(request), info, namespace=target.namespace)
+        _check_resource_version(decoded.object)
+        created = await _shielded(self.registry.create(decoded.object))
+        return _json(convert.to_json(created), 201, _warnings(request, decoded.warnings))
+
+    async def update(self, request: web.Request, target: Target) -> web.StreamResponse:
+        info = target.info
+        decoded = convert.from_body(
+            await self._body(request), info, namespace=target.namespace, name=target.name
+        )
+        _check_resource_version(decoded.object)
+        written, _ = await _shielded(self.registry.update(decoded.object))
+        return _json(convert.to_json(written), 200, _warnings(request, decoded.warnings))
+
+    async def patch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """PATCH: where the patch strategies of `services.apiserver.k8s` plug in (json-patch,
+        merge-patch, strategic-merge-patch by merge keys, apply-patch for server-side
+        apply), each a pure function from the current object's JSON and the patch to the
+        new JSON, which then goes through `registry.update` with the current
+        resourceVersion like a PUT. Until they land, every patch type is unsupported:
+        415, as Kubernetes answers a patch type it does not know."""
+        raise unsupported_media_type(request.headers.get("Content-Type", ""))
+
+    async def delete(self, request: web.Request, target: Target) -> web.StreamResponse:
+        info = target.info
+        request_keys.check_key(info.resource, target.namespace, target.name)
+        options = await _delete_options(request)
+        grace = options.get("gracePeriodSeconds")
+        if "gracePeriodSeconds" in request.query:
+            grace = _int_param(request.query["gracePeriodSeconds"], "gracePeriodSeconds")
+        preconditions = options.get("preconditions") or {}
+        if not isinstance(preconditions, dict):
+            raise bad_request("preconditions: must be an object")
+        resource_version = str(preconditions.get("resourceVersion") or "")
+        request_keys.parse_resource_version(resource_version, "preconditions.resourceVersion")
+        namespace = self._namespace(target)
+        uid = preconditions.get("uid")
+        if uid:
+            current = await self.store.get(info, namespace, target.name)
+            if current.metadata.uid != uid:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                    f"{current.metadata.uid}",
+                    {"name": target.name, "kind": info.resource},
+                )
+        deleted = await _shielded(
+            self.registry.delete(info, namespace, target.name, resource_version, grace)
+        )
+        # The deleted object, not a Status: clients (the Python client's
+        # delete_namespaced_service) parse the answer as the kind.
+        return _json(convert.to_json(deleted))
+
+
+def _check_resource_version(obj: ApiObject) -> None:
+    """A resourceVersion is a revision number or nothing; "abc" is the client's mistake
+    (400), not a conflict with what is stored."""
+    request_keys.parse_resource_version(obj.metadata.resource_version, "metadata.resourceVersion")
+
+
+def _warnings(request: web.Request, found: tuple[str, ...]) -> tuple[str, ...]:
+    if request.query.get("fieldValidation", "") == "Ignore":
+        return ()
+    return found
+
+
+def _int_param(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise bad_request(f'{name}: Invalid value: "{text[:64]}": must be an integer') from None
+
+
+async def _delete_options(request: web.Request) -> dict[str, Any]:
+    """DeleteOptions from the body, when there is one. propagationPolicy is accepted:
+    nothing kubelab stores has dependents that outlive their owner's delete."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    decoded = convert.parse_json(raw)
+    if not isinstance(decoded, dict):
+        raise bad_request("the body of a delete must be a DeleteOptions object")
+    grace = decoded.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise bad_request("gracePeriodSeconds: must be an integer")
+    policy = decoded.get("propagationPolicy")
+    if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
+        raise bad_request(
+            f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+            '"Orphan", "Background", "Foreground"'
+        )
+    return decoded

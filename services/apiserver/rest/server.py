@@ -1,0 +1,194 @@
+"""The apiserver's Kubernetes HTTP API: the real kubectl and client libraries, unchanged.
+
+A second front beside gRPC (DESIGN §9, "two fronts, one registry"), served by aiohttp
+on its own port (`--http-listen`, 8080 by default: the port kube-apiserver's plain-HTTP
+front had, and where kubectl looks when it has no kubeconfig). Plain HTTP on
+loopback, no authentication yet: the identity issue puts one step in front of both
+fronts.
+
+One catch-all route: `routing.parse` names the document or resource a path means,
+`discovery` answers the former, `resources.Resources` the latter. Every error is a
+Kubernetes `Status` (`errors`): the expected ones with their code and reason, a body
+over Kubernetes' 3 MiB request limit a 413 (aiohttp refuses it before reading it
+all), and anything unexpected a 500 naming only an error id, its traceback in the
+log. Nothing answers a traceback.
+
+A client that hangs up cancels its handler (a watch ends at once instead of at its
+timeout); writes are shielded from that (`resources`). `stop` closes the listener,
+ends watches and gives other requests a grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from importlib import metadata
+
+from aiohttp import web
+from prometheus_client import Counter, Histogram
+
+from services.apiserver.live_views import LiveViews
+from services.apiserver.registry import Registry
+from services.apiserver.rest import discovery, routing
+from services.apiserver.rest.convert import dumps
+from services.apiserver.rest.errors import (
+    ApiError,
+    api_error_of,
+    method_not_allowed,
+    status_body,
+    too_large,
+)
+from services.apiserver.rest.resources import Resources
+from services.apiserver.rest.routing import Discovery, Target
+
+log = logging.getLogger(__name__)
+
+# Kubernetes' apiserver refuses request bodies past 3 MiB (its `MaxRequestBodyBytes`).
+MAX_BODY_BYTES = 3 * 1024 * 1024
+DEFAULT_PORT = 8080
+MAX_REQUEST_LINE = 64 * 1024
+
+REQUESTS = Counter(
+    "kubelab_apiserver_http_requests_total", "Kubernetes API requests", ["method", "code"]
+)
+LATENCY = Histogram(
+    "kubelab_apiserver_http_request_seconds",
+    "Kubernetes API request latency (to the headers, for watches)",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _status_response(err: ApiError) -> web.Response:
+    return web.Response(
+        body=dumps(status_body(err)), status=err.code, content_type="application/json"
+    )
+
+
+def _kubelab_version() -> str:
+    try:
+        return metadata.version("kubelab")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+class RestServer:
+    def __init__(self, registry: Registry) -> None:
+        self.resources = Resources(registry, LiveViews(registry.store))
+        self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
+        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.runner: web.AppRunner | None = None
+        self.address = ""
+        self._version = discovery.version_info(
+            _kubelab_version(),
+            f"python{sys.version_info.major}.{sys.version_info.minor}",
+            f"{sys.platform}/{platform.machine().lower()}",
+        )
+
+    async def start(self, listen: str) -> str:
+        """Listen on host:port (port 0: any free one); returns the bound host:port."""
+        host, _, port = listen.rpartition(":")
+        self.runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=5.0,
+            # Long label and field selectors fit (aiohttp's default request line is 8 KiB).
+            max_line_size=MAX_REQUEST_LINE,
+        )
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host or "127.0.0.1", int(port), reuse_address=True)
+        await site.start()
+        bound = self.runner.addresses[0]
+        self.address = f"{bound[0]}:{bound[1]}"
+        return self.address
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except ApiError as err:
+            response = _status_response(err)
+        except web.HTTPRequestEntityTooLarge:
+            response = _status_response(too_large(MAX_BODY_BYTES))
+        except web.HTTPException as err:
+            response = _status_response(ApiError(err.status, err.reason, err.text or err.reason))
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception(
+                "unexpected error answering %s %s (error id %s)",
+                request.method,
+                request.path,
+                error_id,
+            )
+            response = _status_response(
+                ApiError(
+                    500,
+                    "InternalError",
+                    f"an error on the server (error id {error_id}) has prevented the request "
+                    "from succeeding",
+                )
+            )
+        REQUESTS.labels(request.method, str(response.status)).inc()
+        LATENCY.labels(request.method).observe(time.perf_counter() - started)
+        return response
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        found = routing.parse(request.rel_url.raw_path)
+        if isinstance(found, Discovery):
+            if request.method != "GET":
+                raise method_not_allowed(request.method)
+            return self._discovery(request, found)
+        try:
+            return await self.resources.handle(request, found)
+        except ApiError:
+            raise
+        except Exception as err:
+            mapped = api_error_of(err, found.info, found.name)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+    def _discovery(self, request: web.Request, found: Discovery) -> web.Response:
+        accept = discovery.parse_accept(request.headers.get("Accept", ""))
+        aggregated = discovery.wants(
+            accept, group="apidiscovery.k8s.io", version="v2", kind="APIGroupDiscoveryList"
+        )
+        if found.document == "version":
+            body = self._version
+        elif found.document in ("api", "apis") and aggregated:
+            body = discovery.aggregated(core=found.document == "api")
+            return web.Response(
+                body=dumps(body),
+                headers={"Content-Type": discovery.AGGREGATED_CONTENT_TYPE},
+            )
+        elif found.document == "api":
+            body = discovery.api_versions(request.host)
+        elif found.document == "apis":
+            body = discovery.api_group_list()
+        elif found.document == "group":
+            group = discovery.api_group(found.group)
+            if group is None:
+                raise routing.NOT_FOUND
+            body = group
+        else:
+            resources = discovery.resource_list(found.group_version)
+            if resources is None:
+                raise routing.NOT_FOUND
+            body = resources
+        return web.Response(body=dumps(body), content_type="application/json")
+
+
+__all__ = ["DEFAULT_PORT", "MAX_BODY_BYTES", "RestServer", "Target"]

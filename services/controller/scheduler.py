@@ -1,0 +1,111 @@
+"""The scheduler's plumbing: binds pending pods to nodes (`kubelab.core.scheduling`).
+
+One key (`SCHEDULE`): any pod created, deleted or unbound, and any change of a
+Node or of a node's heartbeat, asks for a pass; a pass plans over the whole pod
+cache and binds each chosen pod with a fenced compare-and-swap of its
+`spec.nodeName` (a pod changed in between is a `ConflictError`: the worker
+retries and the next pass plans from what is there). A pod that fits nowhere
+gets one log line saying why, per pass.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kubelab.core import event_notes as notes
+from kubelab.core.kinds import ApiObject
+from kubelab.core.pods import is_terminating
+from kubelab.core.scheduling import NodeInfo, schedule, why_unschedulable
+from kubelab.runtime.clock import Clock
+from kubelab.runtime.events import EventRecorder
+from kubelab.runtime.informer import Informer
+from kubelab.runtime.queue import WorkQueue
+from kubelab.store import Fence, PodKey, StoreProtocol
+from kubelab.v1 import objects_pb2
+
+log = logging.getLogger("controller")
+
+SCHEDULE: PodKey = ("", "schedule")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: StoreProtocol,
+        fence: Fence,
+        *,
+        pods: Informer[PodKey, ApiObject],
+        nodes: Informer[PodKey, ApiObject],
+        heartbeats: Informer[str, bool],
+        timers: Clock | None = None,
+        events: EventRecorder | None = None,
+    ) -> None:
+        self.store = store
+        self.events = events or EventRecorder.null()
+        self.fence = fence
+        self.pods = pods
+        self.nodes = nodes
+        self.heartbeats = heartbeats
+        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        pods.on_change(self._pod_changed)
+        nodes.on_change(lambda key, old, new: self.queue.add(SCHEDULE))
+        heartbeats.on_change(lambda key, old, new: self.queue.add(SCHEDULE))
+
+    def start(self) -> None:
+        """Ask for the first pass (call once every informer is synced)."""
+        self.queue.add(SCHEDULE)
+
+    def _pod_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+        for pod in (old, new):
+            if isinstance(pod, objects_pb2.Pod) and (
+                not pod.spec.node_name or old is None or new is None
+            ):
+                self.queue.add(SCHEDULE)
+
+    def _node_infos(self) -> list[NodeInfo]:
+        infos = []
+        for (_, name), node in sorted(self.nodes.cache.items()):
+            if isinstance(node, objects_pb2.Node):
+                infos.append(
+                    NodeInfo(
+                        name=name,
+                        ready=name in self.heartbeats.cache,
+                        schedulable=not node.spec.unschedulable,
+                        labels=dict(node.metadata.labels),
+                    )
+                )
+        return infos
+
+    async def sync(self, key: PodKey) -> None:
+        """One pass: bind what fits, say why the rest does not."""
+        pods = [p for p in self.pods.cache.values() if isinstance(p, objects_pb2.Pod)]
+        pending = [p for p in pods if not p.spec.node_name]
+        bound = [p for p in pods if p.spec.node_name]
+        nodes = self._node_infos()
+        bindings = schedule(pending, nodes, bound)
+        chosen = {(b.namespace, b.pod) for b in bindings}
+        for binding in bindings:
+            pod = self.pods.get((binding.namespace, binding.pod))
+            if not isinstance(pod, objects_pb2.Pod) or pod.spec.node_name:
+                continue
+            bound_pod = objects_pb2.Pod()
+            bound_pod.CopyFrom(pod)
+            bound_pod.spec.node_name = binding.node
+            await self.store.update(
+                bound_pod, expected_revision=int(pod.metadata.resource_version), fence=self.fence
+            )
+            log.info(
+                "bound", extra={"pod": f"{binding.namespace}/{binding.pod}", "node": binding.node}
+            )
+            self.events.record(
+                bound_pod, notes.scheduled(binding.namespace, binding.pod, binding.node)
+            )
+        for pod in pending:
+            key = (pod.metadata.namespace, pod.metadata.name)
+            if key not in chosen and not is_terminating(pod):
+                log.info(
+                    "unschedulable: %s",
+                    why_unschedulable(pod, nodes),
+                    extra={"pod": f"{key[0]}/{key[1]}"},
+                )
+                self.events.record(pod, notes.failed_scheduling(why_unschedulable(pod, nodes)))
