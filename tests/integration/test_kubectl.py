@@ -29,7 +29,7 @@ from kubelab.client import ApiError, Client
 from kubelab.core import kinds, manifests
 from kubelab.lab import write_kubeconfig
 from kubelab.testing.processes import ApiServerProcess
-from kubelab.v1 import objects_pb2
+from kubelab.v1 import meta_pb2, objects_pb2
 from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration
@@ -178,7 +178,8 @@ def test_create_get_and_delete_a_service(
 def test_all_namespaces_labels_and_selectors(kubectl: Kubectl, apiserver: ApiServerProcess) -> None:
     other = service("cart", {"app": "cart", "tier": "web"})
     other.metadata.namespace = "shop-team"
-    grpc_apply(apiserver, service("shop", {"app": "shop"}), service("db"), other)
+    team = objects_pb2.Namespace(metadata=meta_pb2.ObjectMeta(name="shop-team"))
+    grpc_apply(apiserver, team, service("shop", {"app": "shop"}), service("db"), other)
 
     everywhere = rows(kubectl.ok("get", "svc", "-A"))
     assert everywhere[0][:2] == ["NAMESPACE", "NAME"]
