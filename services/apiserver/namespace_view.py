@@ -15,6 +15,7 @@ marked for deletion is learned at once. A create racing a deletion made through
 another apiserver can still land: the namespace controller deletes until the
 namespace is empty, which is what Kubernetes relies on too.
 
+`mark_terminating` is a Namespace's deletion (the registry's, for both fronts).
 `ensure_system` creates `default`, `kube-system`, `kube-public` and
 `kube-node-lease` when missing (Kubernetes' system namespaces controller), by
 plain creates: "already exists" is success, so several apiservers starting at
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from kubelab.core import kinds
@@ -89,6 +91,24 @@ class NamespaceView:
         assert isinstance(found, objects_pb2.Namespace)
         if found.status.phase == TERMINATING:
             raise terminating(resource, name, namespace)
+
+
+async def mark_terminating(
+    store: Store, view: NamespaceView | None, current: objects_pb2.Namespace
+) -> objects_pb2.Namespace:
+    """A Namespace's deletion: Terminating until the namespace controller has emptied it
+    (Kubernetes keeps it while spec.finalizers holds `kubernetes`). Idempotent."""
+    if current.metadata.HasField("deletion_timestamp"):
+        return current
+    marked = objects_pb2.Namespace()
+    marked.CopyFrom(current)
+    marked.metadata.deletion_timestamp.seconds = int(time.time())
+    marked.status.phase = TERMINATING
+    written = await store.update(marked, expected_revision=int(current.metadata.resource_version))
+    if view is not None:
+        view.learn(written)
+    log.info("namespace marked for deletion", extra={"namespace": current.metadata.name})
+    return written
 
 
 async def ensure_system(create: Callable[[ApiObject], Awaitable[ApiObject]]) -> None:

@@ -56,7 +56,7 @@ from kubelab.core.allocators import (
 from kubelab.core.errors import FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.core.names import random_suffix
-from kubelab.core.validation_namespaces import ACTIVE, IMMORTAL_NAMESPACES, TERMINATING
+from kubelab.core.validation_namespaces import ACTIVE, IMMORTAL_NAMESPACES
 from kubelab.store import (
     AlreadyExistsError,
     ClaimTakenError,
@@ -66,7 +66,7 @@ from kubelab.store import (
 )
 from kubelab.v1 import meta_pb2, objects_pb2
 from services.apiserver.allocation_view import AllocationView
-from services.apiserver.namespace_view import NamespaceView
+from services.apiserver.namespace_view import NamespaceView, mark_terminating
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,7 @@ class Registry:
                     continue
             if isinstance(current, objects_pb2.Namespace) and current.spec.finalizers:
                 try:
-                    return await self._mark_terminating(current)
+                    return await mark_terminating(self.store, self.namespaces, current)
                 except ConflictError:
                     if resource_version:
                         raise
@@ -414,22 +414,6 @@ class Registry:
             log.debug("deleted", extra={info.resource: f"{namespace}/{name}"})
             return current
         raise ConflictError(f'{info.resource} "{name}" keeps changing; retry', 0)
-
-    async def _mark_terminating(self, current: objects_pb2.Namespace) -> objects_pb2.Namespace:
-        """A Namespace's deletion: Terminating until the namespace controller has emptied
-        it (Kubernetes keeps it while spec.finalizers holds `kubernetes`)."""
-        if current.metadata.HasField("deletion_timestamp"):
-            return current
-        marked = _copy(current)
-        marked.metadata.deletion_timestamp.CopyFrom(_now())
-        marked.status.phase = TERMINATING
-        written = await self.store.update(
-            marked, expected_revision=int(current.metadata.resource_version)
-        )
-        if self.namespaces is not None:
-            self.namespaces.learn(written)
-        log.info("namespace marked for deletion", extra={"namespace": current.metadata.name})
-        return written
 
 
 def _carry_status(current: ApiObject, new: ApiObject) -> None:
