@@ -5,8 +5,10 @@ The events of one object are fetched with kubectl's field selector
 namespace (every namespace for a cluster-scoped object: a Node's events are in
 `default`). They are listed oldest first by their last occurrence; AGE says
 `10s`, or `10s (x4 over 2m)` for an event seen 4 times, `<unknown>` without a
-timestamp, and a section without events reads `Events:  <none>`. The table is
-aligned like kubectl's tabwriter in describe (two spaces between columns).
+timestamp, and a section without events reads `Events:  <none>`. A container's
+event shows which container first (`spec.containers{shop}: Started container shop`),
+as kubectl 1.37 prints it. The table is aligned like kubectl's tabwriter in
+describe (two spaces between columns).
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ def events_section(events: Sequence[objects_pb2.Event], now: datetime) -> str:
     rows = [list(_HEADER), ["----", "------", "----", "----", "-------"]]
     for event in sorted(events, key=_last_seen):
         source = event.source.component or event.reporting_component
-        rows.append(
-            [event.type, event.reason, _interval(event, now), source, event.message.strip()]
-        )
+        message = event.message.strip()
+        if event.involved_object.field_path:
+            message = f"{event.involved_object.field_path}: {message}"
+        rows.append([event.type, event.reason, _interval(event, now), source, message])
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER) - 1)]
     lines = ["Events:"]
     for cells in rows:

@@ -112,14 +112,17 @@ def test_describe_events_section() -> None:
         ),
         event("Pulled", "no time at all"),
     ]
+    events[1].involved_object.field_path = ""  # the pod's own event: no container named
     assert events_section(events, NOW).splitlines() == [
         "Events:",
         "  Type     Reason     Age              From               Message",
         "  ----     ------     ----             ----               -------",
-        "  Normal   Pulled     <unknown>        kubelet            no time at all",
+        "  Normal   Pulled     <unknown>        kubelet            "
+        "spec.containers{shop}: no time at all",
         "  Normal   Scheduled  2m10s            default-scheduler  "
         "Successfully assigned default/shop-1 to node-1",
-        "  Warning  Unhealthy  2s (x4 over 2m)  kubelet            Readiness probe failed: 503",
+        "  Warning  Unhealthy  2s (x4 over 2m)  kubelet            "
+        "spec.containers{shop}: Readiness probe failed: 503",
     ]
     assert events_section([], NOW) == "Events:  <none>\n"
 
