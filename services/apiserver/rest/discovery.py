@@ -20,6 +20,7 @@ from typing import Any
 
 from kubelab.core import kinds
 from kubelab.core.kinds import KindInfo
+from services.apiserver.rest import subresources
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 VERBS = ("create", "delete", "get", "list", "update", "watch")
@@ -99,6 +100,8 @@ def _aggregated_resource(info: KindInfo) -> dict[str, Any]:
         resource["shortNames"] = _SHORT_NAMES[info.resource]
     if info.resource in _IN_ALL:
         resource["categories"] = ["all"]
+    if found := subresources.aggregated(info.resource):
+        resource["subresources"] = found
     return resource
 
 
@@ -185,6 +188,7 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
         if info.resource in _IN_ALL:
             resource["categories"] = ["all"]
         resources.append(resource)
+        resources += subresources.legacy(info.resource, info.namespaced)
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
