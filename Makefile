@@ -59,8 +59,11 @@ image:                         ## the kubelab container image (kubelab:latest), 
 	compose/build-image.sh
 
 .PHONY: lab lab-down
-lab: image                     ## the multi-node lab in containers (compose/lab.yaml)
+LAB_KUBECONFIG := compose/lab.kubeconfig
+lab: image $(BIN)/kubelab      ## the multi-node lab in containers (compose/lab.yaml), and a kubeconfig for kubectl
 	compose/compose.sh -f compose/lab.yaml -p kubelab up -d
+	$(BIN)/python -m kubelab.lab.kubeconfig http://$${KUBELAB_PUBLIC_NET:-172.29.0}.20:8080 $(LAB_KUBECONFIG)
 
 lab-down:
 	compose/compose.sh -f compose/lab.yaml -p kubelab down -v -t 2
+	rm -f $(LAB_KUBECONFIG)

@@ -21,6 +21,11 @@ in interleaved rounds (so drift on the machine hits every path alike):
   apiserver's own CPU per create on each front (from /proc: the client's work in this
   process does not count, so it holds on a busy machine where the rates do not).
 
+Then, on the same apiserver (`bench/_rest_reads.py`): a list of 1,000 Services over
+HTTP as JSON and as a Table, and over gRPC; `kubectl get svc` wall time (median of
+--runs, beside `kubectl version --client`: kubectl's own start-up; goal <= 150 ms);
+and 100 HTTP watchers seeing a change (p99; goal <= 25 ms).
+
 Prints the median rate of each path, p50/p99 latency for the per-call paths,
 and each rate as a ratio to raw etcd (goal: the apiserver reaches 0.5x). The
 raw-etcd client is the only code outside kubelab/store.py that touches etcd:
@@ -43,6 +48,7 @@ import aetcd
 import aetcd.rpc as etcdrpc
 import aiohttp
 from _conditions import load_average, started_on, verdict
+from _rest_reads import ReadFigures, measure
 from _stats import percentile
 
 from kubelab.client import Client
@@ -58,6 +64,8 @@ from kubelab.v1 import objects_pb2
 
 GOAL_RATIO = 0.5  # of the raw etcd rate (the issue)
 HTTP_GOAL_RATIO = 0.8  # the Kubernetes HTTP API's creates, of gRPC Create's rate
+KUBECTL_GOAL_MS = 150.0  # `kubectl get svc`, median wall time
+WATCH_GOAL_MS = 25.0  # 100 HTTP watchers see a change, p99
 
 
 def shop_service(index: int) -> objects_pb2.Service:
@@ -193,6 +201,9 @@ async def main() -> None:
     parser.add_argument("--creates", type=int, default=1000, help="per path per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=15, help="lists and kubectl runs")
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--changes", type=int, default=20, help="changes the watchers see")
     args = parser.parse_args()
     load = load_average()  # before anything of ours runs
 
@@ -255,6 +266,14 @@ async def main() -> None:
                 for name, (elapsed, lat) in measured.items():
                     rates[name].append(len(lat) / elapsed)
                     latencies[name].extend(lat)
+            reads = await measure(
+                apiserver.http_url,
+                apiserver.address,
+                Path(tmp) / "kubectl-home",
+                runs=args.runs,
+                watchers=args.watchers,
+                changes=args.changes,
+            )
         finally:
             noop.kill()
             await noop.wait()
@@ -294,7 +313,29 @@ async def main() -> None:
         f"{verdict(http_ratio >= HTTP_GOAL_RATIO, load)}); apiserver CPU per create: "
         + ", ".join(f"{name.removeprefix('apiserver ')} {ms:.2f} ms" for name, ms in cpu.items())
     )
+    print_reads(reads, load)
     print(started_on(load))
+
+
+def print_reads(reads: ReadFigures, load: float) -> None:
+    grpc_ms = reads.list_ms["gRPC List"]
+    print(f"List of 1,000 Services (JSON: {reads.list_bytes / 1e6:.2f} MB), median wall time:")
+    for name, ms in reads.list_ms.items():
+        print(f"  {name:<20} {ms:8.1f} ms  {grpc_ms / ms:5.2f}x gRPC's rate")
+    met = reads.kubectl_ms <= KUBECTL_GOAL_MS
+    print(
+        f"kubectl get svc (5 Services, discovery cached): median {reads.kubectl_ms:.0f} ms "
+        f"(goal <= {KUBECTL_GOAL_MS:.0f} ms: {verdict(met, load)}); "
+        f"kubectl version --client alone: {reads.kubectl_version_ms:.0f} ms "
+        f"({reads.kubectl_version})"
+    )
+    p50 = percentile(reads.watch_latencies, 0.50) * 1000
+    p99 = percentile(reads.watch_latencies, 0.99) * 1000
+    print(
+        f"{len(reads.watch_latencies)} HTTP watch events (watchers x changes) after a POST: "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= {WATCH_GOAL_MS:.0f} ms: "
+        f"{verdict(p99 <= WATCH_GOAL_MS, load)})"
+    )
 
 
 if __name__ == "__main__":

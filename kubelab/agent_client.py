@@ -39,7 +39,7 @@ from kubelab.client import ApiError, Client
 from kubelab.limits import GRPC_OPTIONS
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
 
-__all__ = ["AgentAddress", "AgentClient", "NoAgentAddressError", "agent_address"]
+__all__ = ["AgentAddress", "AgentClient", "LogStream", "NoAgentAddressError", "agent_address"]
 
 INTERNAL_IP = "InternalIP"
 
@@ -169,6 +169,33 @@ class AgentClient:
         """The pod's output as it arrives, in chunks of raw bytes. `tail_lines=0` is
         every line; `follow` keeps streaming while the pod runs; `previous` is the
         output of the instance before the last restart."""
+        stream = await self.open_logs(
+            namespace,
+            name,
+            follow=follow,
+            tail_lines=tail_lines,
+            previous=previous,
+            container=container,
+        )
+        try:
+            async for data in stream:
+                yield data
+        finally:
+            stream.cancel()
+
+    async def open_logs(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        follow: bool = False,
+        tail_lines: int = 0,
+        previous: bool = False,
+        container: str = "",
+    ) -> LogStream:
+        """A Logs call, started: iterate it for the chunks, `started()` to learn first
+        whether the agent accepted it (the apiserver must choose its HTTP status
+        before the first byte of a log that may not come for a while)."""
         request = node_pb2.LogsRequest(
             namespace=namespace,
             name=name,
@@ -179,11 +206,33 @@ class AgentClient:
         )
         # The stream has no deadline (follow may last for hours): bound the connect alone.
         await self.wait_connected()
-        call = self._stub.Logs(request)
+        return LogStream(self._stub.Logs(request))
+
+
+class LogStream:
+    """One Logs call. The agent sends its headers once its checks have passed and the
+    log is open, so `started` returns then (or raises the agent's refusal); an older
+    agent sends them with the first chunk, which only delays `started`."""
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall[node_pb2.LogsRequest, node_pb2.LogChunk]):
+        self._call = call
+
+    async def started(self) -> None:
         try:
-            async for chunk in call:
+            await self._call.initial_metadata()
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        if self._call.done():
+            code = await self._call.code()
+            if code != grpc.StatusCode.OK:
+                raise ApiError(code, await self._call.details() or "")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._call:
                 yield chunk.data
         except grpc.aio.AioRpcError as err:
             raise _api_error(err) from None
-        finally:
-            call.cancel()
+
+    def cancel(self) -> None:
+        self._call.cancel()

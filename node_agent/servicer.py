@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import grpc
 
@@ -104,9 +105,12 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
                 f"on node {self.agent.config.name}",
             )
         with logs:
+            # Headers now: the caller learns the request was accepted before any output
+            # (a followed log may have none for a while; the apiserver answers 200 then).
+            await context.send_initial_metadata(())
             data = logs.read()
             if request.tail_lines > 0:
-                data = b"\n".join(data.splitlines()[-request.tail_lines :]) + b"\n"
+                data = b"".join(data.splitlines(keepends=True)[-request.tail_lines :])
             for start in range(0, len(data), _CHUNK):
                 yield node_pb2.LogChunk(data=data[start : start + _CHUNK])
             while request.follow and not request.previous:
@@ -114,10 +118,31 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
                 if more:
                     yield node_pb2.LogChunk(data=more)
                     continue
-                if (namespace, name) not in runtime.running():
+                if self._instance_over(logs, namespace, name, container):
+                    # What it wrote before it ended, then the end (the kubelet ends a
+                    # follow when the container it follows exits).
+                    rest = logs.read()
+                    if rest:
+                        yield node_pb2.LogChunk(data=rest)
                     return
                 # A log file has no change notification we can await portably.
                 await asyncio.sleep(0.2)
+
+    def _instance_over(self, logs: BinaryIO, namespace: str, name: str, container: str) -> bool:
+        """Whether the container instance writing `logs` has ended: the pod is gone, the
+        container no longer runs, or it restarted (its runner moved this file aside)."""
+        runtime = self.agent.runtime
+        status = runtime.status(namespace, name)
+        if status is None:
+            return True
+        state = next((c.state for c in status.container_statuses if c.name == container), None)
+        if state is None or not state.HasField("running"):
+            return True
+        try:
+            current = runtime.log_path(namespace, name, container)
+            return os.stat(current).st_ino != os.fstat(logs.fileno()).st_ino
+        except (KeyError, OSError):
+            return True
 
     def _not_here(self, name: str) -> str:
         return f'pod "{name}" is not running on node {self.agent.config.name}'

@@ -6,11 +6,17 @@ apiserver's Kubernetes HTTP API. The user's own `~/.kube/config` is never read o
 written: `export KUBECONFIG=$KUBELAB_HOME/kubeconfig` (what `up` prints) points one
 shell at kubelab and leaves every other alone. The file is 0600 like the rest of the
 home, written whole (a temporary file renamed over it) so kubectl never reads half.
+
+The container lab (`make lab`, compose/lab.yaml) has one too, for its apiserver's
+public address: `python -m kubelab.lab.kubeconfig SERVER PATH` writes it and prints the
+`export KUBECONFIG=...` line, as `up` does (`make lab` runs it; `make lab-down`
+removes the file).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +43,26 @@ def kubeconfig(server: str) -> dict[str, Any]:
 
 
 def write_kubeconfig(home: Path, server: str) -> Path:
-    path = home / FILE_NAME
-    temporary = home / f"{FILE_NAME}.tmp"
+    return write_kubeconfig_file(home / FILE_NAME, server)
+
+
+def write_kubeconfig_file(path: Path, server: str) -> Path:
+    temporary = path.with_name(f"{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(yaml.safe_dump(kubeconfig(server), sort_keys=False))
     temporary.replace(path)
     return path
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or not argv[0].startswith(("http://", "https://")):
+        print("usage: python -m kubelab.lab.kubeconfig http://HOST:PORT PATH", file=sys.stderr)
+        return 2
+    path = write_kubeconfig_file(Path(argv[1]).absolute(), argv[0])
+    print(f"export KUBECONFIG={path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,9 +1,11 @@
 """The apiserver process: `python -m services.apiserver --etcd 127.0.0.1:2379 --listen ...`.
 
-Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation view has
-synced) and reflection; the Kubernetes HTTP API on --http-listen (`rest`, the same
-registry behind both); optionally Prometheus metrics. SIGTERM/SIGINT stop it
-gracefully: health flips to NOT_SERVING, in-flight calls get a grace period.
+Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation and namespace
+views have synced and the system namespaces exist) and reflection; the
+Kubernetes HTTP API on --http-listen (`rest`, the same registry behind both);
+optionally Prometheus metrics. Events written through either expire after
+--event-ttl seconds. SIGTERM/SIGINT stop it gracefully: health flips to
+NOT_SERVING, in-flight calls get a grace period.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import run_actor
-from kubelab.store import Store
+from kubelab.store import EVENT_TTL, Store
 from services.apiserver import servicer
 from services.apiserver.allocation_view import AllocationView
+from services.apiserver.namespace_view import NamespaceView, ensure_system
 from services.apiserver.registry import AllocationConfig, Registry
 from services.apiserver.rest import server as rest_server
 
@@ -39,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dns-ip",
         default=None,
         help="ClusterIP kept for cluster DNS (default: the CIDR's 10th address)",
+    )
+    parser.add_argument(
+        "--event-ttl",
+        type=float,
+        default=EVENT_TTL,
+        help="seconds an Event lives after its last update (Kubernetes' default: 1 h)",
     )
     parser.add_argument("--address-file", type=Path, help="write the bound host:port here")
     parser.add_argument(
@@ -61,9 +70,10 @@ async def run(args: argparse.Namespace) -> None:
         ips=ClusterIPAllocator(args.service_cidr, reserved=[dns_ip]),
         ports=NodePortAllocator(PortRange.parse(args.node_port_range)),
     )
-    store = Store(args.etcd)
+    store = Store(args.etcd, event_ttl=args.event_ttl)
     view = AllocationView(store)
-    registry = Registry(store, view, allocation)
+    namespaces = NamespaceView(store)
+    registry = Registry(store, view, allocation, namespaces=namespaces)
     server = await start_server(args.listen, [servicer.register(registry)], [servicer.SERVICE_NAME])
     http = rest_server.RestServer(registry)
     http_address = await http.start(args.http_listen)
@@ -82,6 +92,8 @@ async def run(args: argparse.Namespace) -> None:
         args.etcd,
     )
     await view.start()
+    await namespaces.start()
+    await ensure_system(registry.create)
     await server.set_serving(True)
     log.info("serving", extra={"service_cidr": str(network), "node_ports": args.node_port_range})
 
@@ -96,6 +108,7 @@ async def run(args: argparse.Namespace) -> None:
     if metrics:
         metrics.close()
     await view.stop()
+    await namespaces.stop()
     await store.close()
 
 

@@ -20,6 +20,12 @@ Updates without a resourceVersion (apply, label) read, change and
 compare-and-swap, retrying on conflict; with one, a conflict is the caller's
 (ABORTED).
 
+Namespaces (`namespace_view`): a create in a missing namespace is NotFound, in a
+terminating one Forbidden, checked before validation as Kubernetes' admission
+runs before it. Deleting a Namespace marks it Terminating (deletionTimestamp and
+status.phase); the namespace controller empties it and removes it. `default`,
+`kube-system` and `kube-public` may not be deleted.
+
 A write may carry two functions of the object it finds, called again on every
 attempt (as Kubernetes' patch handler re-applies a patch after a conflict):
 `change` (current -> the whole new object: a PATCH, a server-side apply) and
@@ -61,9 +67,10 @@ from kubelab.core.allocators import (
     keep_allocated_values,
     service_claims,
 )
-from kubelab.core.errors import FieldError, InvalidObjectError
+from kubelab.core.errors import FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.core.names import random_suffix
+from kubelab.core.validation_namespaces import ACTIVE, IMMORTAL_NAMESPACES
 from kubelab.store import (
     AlreadyExistsError,
     ClaimTakenError,
@@ -73,6 +80,7 @@ from kubelab.store import (
 )
 from kubelab.v1 import meta_pb2, objects_pb2
 from services.apiserver.allocation_view import AllocationView
+from services.apiserver.namespace_view import NamespaceView, mark_terminating
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +118,7 @@ def _copy(obj: A) -> A:
 
 
 def _spec_or_none(obj: ApiObject) -> Message | None:
-    if isinstance(obj, objects_pb2.EndpointSlice) or not obj.HasField("spec"):
+    if isinstance(obj, objects_pb2.EndpointSlice | objects_pb2.Event) or not obj.HasField("spec"):
         return None
     return obj.spec
 
@@ -154,11 +162,14 @@ class Registry:
         view: AllocationView,
         allocation: AllocationConfig,
         *,
+        namespaces: NamespaceView | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.view = view
         self.allocation = allocation
+        # None: every namespace is taken to exist (tests of the registry alone).
+        self.namespaces = namespaces
         self.rng = rng or random.Random()
 
     # ------------------------------------------------------------------ helpers
@@ -272,6 +283,14 @@ class Registry:
         meta.ClearField("deletion_timestamp")
         if info.message in (objects_pb2.Service, objects_pb2.Pod, objects_pb2.Deployment):
             new.ClearField("status")
+        if isinstance(new, objects_pb2.Namespace):
+            new.status.CopyFrom(objects_pb2.NamespaceStatus(phase=ACTIVE))
+        if (
+            info.namespaced
+            and self.namespaces is not None
+            and not validation.validate_key(info, meta.namespace, "")
+        ):
+            await self.namespaces.admit_create(info.resource, meta.name, meta.namespace)
         self._check(info, new, validation.validate_object(info, new))
         if dry_run:
             dry: ApiObject = new
@@ -323,6 +342,12 @@ class Registry:
                 if not new.spec.node_name:
                     new.spec.node_name = current.spec.node_name
             _carry_server_metadata(current_meta, meta)
+            if isinstance(new, objects_pb2.Namespace) and isinstance(
+                current, objects_pb2.Namespace
+            ):
+                # Kubernetes' NamespaceStrategy: finalizers change only through /finalize.
+                new.spec.ClearField("finalizers")
+                new.spec.finalizers.extend(current.spec.finalizers)
             meta.resource_version = current_meta.resource_version
             if new.DESCRIPTOR.fields_by_name.get("status") is not None and subresource != "status":
                 _carry_status(current, new)
@@ -398,6 +423,8 @@ class Registry:
         namespace = (namespace or "default") if info.namespaced else ""
         if grace_period_seconds is not None:
             self._check(info, name, validation.validate_grace_period(grace_period_seconds))
+        if info is kinds.NAMESPACES and name in IMMORTAL_NAMESPACES:
+            raise ForbiddenError(info.resource, name, "this namespace may not be deleted")
         for _ in range(_CAS_ATTEMPTS):
             current = await self.store.get(info, namespace, name)
             current_revision = _meta(current).resource_version
@@ -420,6 +447,13 @@ class Registry:
                     if resource_version:
                         raise
                     continue
+            if isinstance(current, objects_pb2.Namespace) and current.spec.finalizers:
+                try:
+                    return await mark_terminating(self.store, self.namespaces, current)
+                except ConflictError:
+                    if resource_version:
+                        raise
+                    continue
             release = service_claims(current) if isinstance(current, objects_pb2.Service) else ()
             try:
                 await self.store.delete(
@@ -437,7 +471,9 @@ class Registry:
 
 def _carry_status(current: ApiObject, new: ApiObject) -> None:
     """Updates replace what the user owns; status belongs to controllers and agents."""
-    if isinstance(current, objects_pb2.EndpointSlice) or isinstance(new, objects_pb2.EndpointSlice):
+    if isinstance(current, objects_pb2.EndpointSlice | objects_pb2.Event) or isinstance(
+        new, objects_pb2.EndpointSlice | objects_pb2.Event
+    ):
         return
     if current.HasField("status"):
         new.status.CopyFrom(current.status)  # type: ignore[arg-type]

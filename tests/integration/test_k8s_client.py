@@ -276,7 +276,9 @@ def test_discovery_answers_in_the_form_asked(apiserver: ApiServerProcess) -> Non
     code, _, answer = raw(apiserver, "GET", "/apis/apps/v1")
     resources = json.loads(answer)["resources"]
     assert [(r["name"], r["kind"], r["namespaced"]) for r in resources] == [
-        ("deployments", "Deployment", True)
+        ("deployments", "Deployment", True),
+        ("deployments/scale", "Scale", True),
+        ("deployments/status", "Deployment", True),
     ]
     code, _, answer = raw(apiserver, "GET", "/apis/batch/v1")
     assert code == 404 and json.loads(answer)["kind"] == "Status"

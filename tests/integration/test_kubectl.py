@@ -29,7 +29,7 @@ from kubelab.client import ApiError, Client
 from kubelab.core import kinds, manifests
 from kubelab.lab import write_kubeconfig
 from kubelab.testing.processes import ApiServerProcess
-from kubelab.v1 import objects_pb2
+from kubelab.v1 import meta_pb2, objects_pb2
 from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration
@@ -176,7 +176,8 @@ def test_create_get_and_delete_a_service(
 def test_all_namespaces_labels_and_selectors(kubectl: Kubectl, apiserver: ApiServerProcess) -> None:
     other = service("cart", {"app": "cart", "tier": "web"})
     other.metadata.namespace = "shop-team"
-    grpc_apply(apiserver, service("shop", {"app": "shop"}), service("db"), other)
+    team = objects_pb2.Namespace(metadata=meta_pb2.ObjectMeta(name="shop-team"))
+    grpc_apply(apiserver, team, service("shop", {"app": "shop"}), service("db"), other)
 
     everywhere = rows(kubectl.ok("get", "svc", "-A"))
     assert everywhere[0][:2] == ["NAMESPACE", "NAME"]
@@ -317,3 +318,33 @@ def test_get_watch_prints_changes_as_they_happen(
     finally:
         watching.terminate()
         watching.wait(10)
+
+
+def test_namespaces_through_kubectl(kubectl: Kubectl, apiserver: ApiServerProcess) -> None:
+    grpc_apply(apiserver, objects_pb2.Namespace(metadata=meta_pb2.ObjectMeta(name="dev")))
+    listed = {r[0]: r[1] for r in rows(kubectl.ok("get", "ns"))[1:]}
+    assert listed == {
+        "default": "Active",
+        "dev": "Active",
+        "kube-node-lease": "Active",
+        "kube-public": "Active",
+        "kube-system": "Active",
+    }
+    missing = kubectl.run(
+        "apply",
+        "--validate=false",
+        "-f",
+        "-",
+        stdin="apiVersion: v1\nkind: Service\nmetadata: {name: x, namespace: nope}\n"
+        "spec: {ports: [{port: 80}]}\n",
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        'Error from server (NotFound): error when creating "STDIN": namespaces "nope" not found'
+    )
+    assert kubectl.ok("delete", "ns", "dev", "--wait=false") == 'namespace "dev" deleted\n'
+    assert rows(kubectl.ok("get", "ns", "dev"))[1][:2] == ["dev", "Terminating"]
+    assert kubectl.fails("delete", "ns", "default").strip() == (
+        'Error from server (Forbidden): namespaces "default" is forbidden: '
+        "this namespace may not be deleted"
+    )

@@ -6,6 +6,7 @@ would expect. Every wait has a deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -335,7 +336,23 @@ async def test_a_killed_node_leaves_rotation_without_failing_new_requests(
     try:
         await loop.until_served(pods, timeout=10)
         victim = lb_cluster.node("node-3")
+        listed, _ = await api.list("pods")
+        doomed = [
+            p.status.pod_ip
+            for p in listed
+            if isinstance(p, objects_pb2.Pod) and p.spec.node_name == "node-3"
+        ]
+        assert doomed, "no pod on node-3"
         victim.kill()
+
+        # Its pods die with it, a moment later (the kernel signals them as the agent
+        # exits; on a loaded machine that moment can come after new requests began): a
+        # request the node proxies sent to one before that may be reset mid-way, as on a
+        # real node that dies. From when every one of them refuses connections, none may.
+        async def all_refuse() -> bool:
+            return all([await refuses(ip, 8080) for ip in doomed])
+
+        await wait.until("node-3's pods to stop listening", all_refuse, interval=0.01)
         killed = time.monotonic()
         # Out of rotation: its health check fails (cloud-stub, every 0.3 s)...
         cloud = lb_cluster.cloud
@@ -373,6 +390,17 @@ async def test_a_killed_node_leaves_rotation_without_failing_new_requests(
         f"node kill: {len(loop.failures)} failed of {loop.attempts}; "
         f"left rotation {left - killed:.2f}s after the kill"
     )
+
+
+async def refuses(ip: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 0.5)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return False
 
 
 async def test_a_restarted_cloud_stub_keeps_its_addresses_and_catches_up(

@@ -20,13 +20,21 @@ from typing import Any
 
 from kubelab.core import kinds
 from kubelab.core.kinds import KindInfo
+from services.apiserver.rest import subresources
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 VERBS = ("create", "delete", "get", "list", "update", "watch")
 # Kubernetes puts these in the `all` category (`kubectl get all`).
 _IN_ALL = frozenset({"services", "pods", "deployments"})
 # kubectl's short names are the server's: Kubernetes gives EndpointSlices none.
-_SHORT_NAMES = {"services": ["svc"], "pods": ["po"], "deployments": ["deploy"], "nodes": ["no"]}
+_SHORT_NAMES = {
+    "services": ["svc"],
+    "pods": ["po"],
+    "deployments": ["deploy"],
+    "nodes": ["no"],
+    "namespaces": ["ns"],
+    "events": ["ev"],
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,8 @@ def _aggregated_resource(info: KindInfo) -> dict[str, Any]:
         resource["shortNames"] = _SHORT_NAMES[info.resource]
     if info.resource in _IN_ALL:
         resource["categories"] = ["all"]
+    if found := subresources.aggregated(info.resource):
+        resource["subresources"] = found
     return resource
 
 
@@ -178,6 +188,7 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
         if info.resource in _IN_ALL:
             resource["categories"] = ["all"]
         resources.append(resource)
+        resources += subresources.legacy(info.resource, info.namespaced)
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

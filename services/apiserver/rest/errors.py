@@ -30,7 +30,7 @@ from typing import Any
 from kubelab.core import errors as field_errors
 from kubelab.core import selectors
 from kubelab.core.allocators import RangeFullError
-from kubelab.core.errors import ErrorType, FieldError, InvalidObjectError
+from kubelab.core.errors import ErrorType, FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import KindInfo, UnknownKindError
 from kubelab.core.paging import InvalidContinueError
 from kubelab.core.request_keys import InvalidRequestError
@@ -44,6 +44,7 @@ from kubelab.store import (
 )
 from services.apiserver.k8s.jsonvalue import PatchError
 from services.apiserver.k8s.managed_fields import ApplyConflict
+from services.apiserver.namespace_view import NamespaceNotFoundError
 
 # Kubernetes' `CauseType`s for each kind of field error (apimachinery field.ErrorType).
 _CAUSE_REASONS = {
@@ -167,8 +168,14 @@ def api_error_of(err: Exception, info: KindInfo | None = None, name: str = "") -
             return bad_request(str(err), {"causes": causes(err.errors)} if err.errors else None)
         case UnknownKindError() | selectors.SelectorError() | InvalidContinueError():
             return bad_request(str(err))
+        case NamespaceNotFoundError():
+            return ApiError(
+                404, "NotFound", str(err), {"name": err.namespace, "kind": "namespaces"}
+            )
         case NotFoundError():
             return ApiError(404, "NotFound", str(err), _about(info, name))
+        case ForbiddenError():
+            return ApiError(403, "Forbidden", str(err), {"name": err.name, "kind": err.resource})
         case AlreadyExistsError():
             return ApiError(409, "AlreadyExists", str(err), _about(info, name))
         case ConflictError():

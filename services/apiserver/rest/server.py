@@ -42,8 +42,10 @@ from services.apiserver.rest.errors import (
     status_body,
     too_large,
 )
+from services.apiserver.rest.logs import PodLogs
 from services.apiserver.rest.resources import Resources
 from services.apiserver.rest.routing import Discovery, Target
+from services.apiserver.rest.scale import DeploymentScale
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,15 @@ def _kubelab_version() -> str:
 
 class RestServer:
     def __init__(self, registry: Registry) -> None:
-        self.resources = Resources(registry, LiveViews(registry.store))
+        views = LiveViews(registry.store)
+        self.resources = Resources(registry, views)
+        # Subresources with their own handlers, by (resource, subresource).
+        self.subresources: dict[
+            tuple[str, str], Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
+        ] = {
+            ("pods", "log"): PodLogs(registry.store, views).handle,
+            ("deployments", "scale"): DeploymentScale(registry).handle,
+        }
         self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self.runner: web.AppRunner | None = None
@@ -154,6 +164,9 @@ class RestServer:
                 raise method_not_allowed(request.method)
             return self._discovery(request, found)
         try:
+            handler = self.subresources.get((found.info.resource, found.subresource))
+            if handler is not None and found.name:
+                return await handler(request, found)
             return await self.resources.handle(request, found)
         except ApiError:
             raise
