@@ -20,6 +20,7 @@ ADDED.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -270,10 +271,11 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                 start,
                 listed=revision is None,
             )
-            async for change in changes:
-                if isinstance(change, Delivered):
-                    # One message per event and type, shared by every gRPC watcher.
-                    yield change.event.encoded(("grpc", change.type), partial(_event, change))
+            async with contextlib.aclosing(changes):
+                async for change in changes:
+                    if isinstance(change, Delivered):
+                        # One message per event and type, shared by every gRPC watcher.
+                        yield change.event.encoded(("grpc", change.type), partial(_event, change))
         except Exception as err:
             mapped = _status_of(err)
             if mapped is None:

@@ -41,9 +41,11 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
+
+from prometheus_client import Counter, Gauge
 
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.store import EventType, ObjectEvent
@@ -57,6 +59,18 @@ T = TypeVar("T")
 DEFAULT_WATCHER_BUFFER = 1024
 # Kubernetes sends a watcher that asked for bookmarks one about every minute.
 DEFAULT_BOOKMARK_INTERVAL = 60.0
+
+WATCHERS = Gauge(
+    "kubelab_apiserver_cached_watchers", "Watches served by the watch cache", ["resource"]
+)
+EVENTS = Counter(
+    "kubelab_apiserver_watch_cache_events_total", "Changes the watch cache received", ["resource"]
+)
+TERMINATED = Counter(
+    "kubelab_apiserver_watchers_terminated_total",
+    "Watches ended because they fell too far behind",
+    ["resource"],
+)
 
 
 @dataclass(slots=True, eq=False)
@@ -167,9 +181,11 @@ class _KindCache:
             async for event in views.watch(self.info, "", revision):
                 cached = CachedEvent.of(event)
                 self.ring.append(cached.revision, cached)
+                EVENTS.labels(self.info.resource).inc()
                 behind = [w for w in self.watchers if not w.offer(cached)]
                 for watcher in behind:
                     self.watchers.discard(watcher)
+                    TERMINATED.labels(self.info.resource).inc()
                     log.info(
                         "watcher terminated: fell behind",
                         extra={"resource": self.info.resource, "revision": cached.revision},
@@ -234,7 +250,7 @@ class WatchCache:
         *,
         bookmarks: bool = False,
         listed: bool = False,
-    ) -> AsyncIterator[Delivered | Progress]:
+    ) -> AsyncGenerator[Delivered | Progress, None]:
         """The changes to `info` objects in `namespace` ("" all) after revision `after`
         that `matches` selects, as this watcher sees them; `Progress` about every
         `bookmark_interval` seconds when `bookmarks`. Raises CompactedError when etcd
@@ -261,11 +277,13 @@ class WatchCache:
         for past in replay:
             watcher.offer(past, bounded=False)
         cache.watchers.add(watcher)
+        WATCHERS.labels(info.resource).inc()
         try:
             async for item in self._deliver(watcher, bookmarks):
                 yield item
         finally:
             cache.watchers.discard(watcher)
+            WATCHERS.labels(info.resource).dec()
 
     async def _deliver(
         self, watcher: _Watcher, bookmarks: bool

@@ -20,6 +20,7 @@ still either done or not done, never cut in the middle of its bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -258,11 +259,13 @@ class Resources:
             bookmarks=opts.bookmarks,
             listed=listed,
         )
-        async for change in changes:
-            if isinstance(change, Progress):
-                await _bookmark(response, info, change.revision, initial_end=False)
-            else:
-                await send(change.type, change.event.object, change.event)
+        # Closed at once however this ends, so the cache stops queueing for it.
+        async with contextlib.aclosing(changes):
+            async for change in changes:
+                if isinstance(change, Progress):
+                    await _bookmark(response, info, change.revision, initial_end=False)
+                else:
+                    await send(change.type, change.event.object, change.event)
 
     # ------------------------------------------------------------------ writes
 
