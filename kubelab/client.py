@@ -167,6 +167,7 @@ class Client:
         label_selector: str = "",
         *,
         chunk_size: int = LIST_CHUNK,
+        field_selector: str = "",
     ) -> tuple[list[ApiObject], str]:
         """Every object of a kind (every namespace when `namespace` is empty) and the list's
         revision, fetched `chunk_size` at a time (kubectl's --chunk-size) at one revision."""
@@ -174,7 +175,12 @@ class Client:
         token = ""
         while True:
             page = await self.list_page(
-                kind, namespace, label_selector, limit=chunk_size, continue_token=token
+                kind,
+                namespace,
+                label_selector,
+                limit=chunk_size,
+                continue_token=token,
+                field_selector=field_selector,
             )
             items += page.items
             token = page.continue_token
@@ -189,6 +195,7 @@ class Client:
         *,
         limit: int,
         continue_token: str = "",
+        field_selector: str = "",
     ) -> ListPage:
         """One page of a list: at most `limit` objects from where `continue_token` (the
         previous page's) says. A page may hold fewer and still not be the last; an empty
@@ -199,6 +206,7 @@ class Client:
             label_selector=label_selector,
             limit=limit,
             continue_token=continue_token,
+            field_selector=field_selector,
         )
         try:
             out = await self._stub.List(request, timeout=self.timeout)
@@ -233,6 +241,8 @@ class Client:
         namespace: str = "",
         label_selector: str = "",
         resource_version: str = "",
+        *,
+        field_selector: str = "",
     ) -> AsyncIterator[WatchEvent]:
         """Stream changes. Without a resourceVersion the current objects come first as
         ADDED, then a BOOKMARK, then changes as they happen."""
@@ -241,6 +251,7 @@ class Client:
             namespace=namespace,
             label_selector=label_selector,
             resource_version=resource_version,
+            field_selector=field_selector,
         )
         call = self._stub.Watch(request)
         try:

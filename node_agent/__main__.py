@@ -25,7 +25,7 @@ from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import exit_with
-from kubelab.store import Store
+from kubelab.store import EVENT_TTL, Store
 from node_agent import proxy_metrics, servicer
 from node_agent.agent import NodeAgent, NodeConfig
 from node_agent.health_check import ProxyHealth
@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--lease-ttl", type=int, default=2)
     parser.add_argument("--restart-backoff", type=float, default=1.0)
+    parser.add_argument(
+        "--event-ttl",
+        type=float,
+        default=EVENT_TTL,
+        help="seconds the events this node records live after their last update",
+    )
     parser.add_argument(
         "--no-proxy", action="store_true", help="do not proxy Service traffic on this node"
     )
@@ -96,7 +102,7 @@ async def run(args: argparse.Namespace) -> int:
         restart_backoff=args.restart_backoff,
         external_ips=tuple(args.external_ip),
     )
-    store = Store(args.etcd)
+    store = Store(args.etcd, event_ttl=args.event_ttl)
     network = None
     if args.lab_network:
         upstream = None

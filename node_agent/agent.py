@@ -35,6 +35,7 @@ from pathlib import Path
 from kubelab.core import kinds
 from kubelab.core.service_env import SERVICE_LINKS_BUDGET, service_links
 from kubelab.runtime import sources
+from kubelab.runtime.events import EventSink
 from kubelab.runtime.queue import WorkQueue
 from kubelab.runtime.worker import Worker
 from kubelab.store import (
@@ -88,6 +89,7 @@ class NodeAgent:
         self.config = config
         self.pods = sources.objects(store, kinds.PODS)
         self.services = sources.objects(store, kinds.SERVICES)
+        self.events = EventSink(store)
         self.runtime = PodRuntime(
             node_name=config.name,
             node_ip=config.node_ip,
@@ -95,6 +97,7 @@ class NodeAgent:
             log_dir=config.data_dir / "pods",
             on_change=self._status_changed,
             restart_backoff=config.restart_backoff,
+            events=self.events.recorder("kubelet", config.name),
         )
         self._work: WorkQueue[PodKey] = WorkQueue()
         self._reports: WorkQueue[PodKey] = WorkQueue()
@@ -168,6 +171,7 @@ class NodeAgent:
                 await self.store.revoke_lease(self._lease)
         self._work.close()
         self._reports.close()
+        await self.events.close()
 
     async def wait(self) -> None:
         """Return (raising its error) when one of the agent's loops dies: the process should

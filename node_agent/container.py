@@ -34,11 +34,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from kubelab.core import event_notes as notes
 from kubelab.core.pod_status import (
     RestartBackoff,
     exit_code_of,
@@ -47,7 +48,8 @@ from kubelab.core.pod_status import (
 )
 from kubelab.core.probe_state import ContainerProbes, ProbeKind
 from kubelab.obs.logs import kobj
-from kubelab.v1 import objects_pb2
+from kubelab.runtime.events import EventRecorder
+from kubelab.v1 import meta_pb2, objects_pb2
 from node_agent.launch import container_argv, container_env
 from node_agent.probes import run_probe
 from node_agent.process import Process, spawn
@@ -75,6 +77,8 @@ class PodContext:
     directory: Path  # logs, and the working directory when the spec names none
     identity: Mapping[str, str]  # POD_NAME, POD_IP, ...
     services: Callable[[], Mapping[str, str]]  # the Service variables, as of each start
+    events: EventRecorder = field(default_factory=EventRecorder.null)  # the kubelet's
+    ref: meta_pb2.ObjectReference = field(default_factory=meta_pb2.ObjectReference)  # the pod
 
     @property
     def key(self) -> str:
@@ -160,6 +164,8 @@ class ContainerRunner:
         """Stop for good: SIGTERM, `grace` seconds, SIGKILL; no restart follows.
         Calling it again while it waits shortens the grace to the new one."""
         self._retired = True
+        if self.process is not None:
+            self.pod.events.record(self.pod.ref, notes.killing(self.spec.name))
         await self._halt(grace)
 
     async def _halt(self, grace: float) -> None:
@@ -222,6 +228,12 @@ class ContainerRunner:
                     f"pod={self.pod.name}"
                 )
                 self._on_change()
+                self.pod.events.record(
+                    self.pod.ref,
+                    notes.back_off(
+                        self.spec.name, self.pod.namespace, self.pod.name, self.pod.ref.uid
+                    ),
+                )
                 await asyncio.sleep(delay)
             restarting = True
 
@@ -245,6 +257,7 @@ class ContainerRunner:
         except OSError as err:
             self._terminated(START_ERROR_EXIT_CODE, 0, started_at, reason="StartError")
             self.state.terminated.message = str(err)
+            self.pod.events.record(self.pod.ref, notes.failed_start(self.spec.name, str(err)))
             log.warning(
                 "container cannot start: %s",
                 err,
@@ -256,6 +269,7 @@ class ContainerRunner:
         self.state = objects_pb2.ContainerState()
         self.state.running.started_at.CopyFrom(started_at)
         self._on_change()
+        self.pod.events.record(self.pod.ref, notes.started(self.spec.name))
         prober = asyncio.create_task(
             self._probe_loop(process, self.probes, env, cwd),
             name=f"probes {self.pod.key}/{self.spec.name}",
@@ -311,6 +325,10 @@ class ContainerRunner:
             )
             changed = False
             for kind, result in zip(kinds, results, strict=True):
+                self.pod.events.record(
+                    self.pod.ref,
+                    notes.unhealthy(self.spec.name, kind, result.message, failed=not result.ok),
+                )
                 if probes.record(kind, result.ok, now):
                     changed = True
                     log.info(
@@ -323,6 +341,7 @@ class ContainerRunner:
             failed = probes.failed
             if failed is not None:
                 self._condemned = f"Container {self.spec.name} failed {failed} probe"
+                self.pod.events.record(self.pod.ref, notes.failed_probe(self.spec.name, failed))
                 self._on_change()  # not ready from now on
                 await process.stop(self.pod.grace_seconds)
                 return

@@ -62,8 +62,10 @@ from typing import BinaryIO, TypeVar
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from kubelab.core.events import reference
 from kubelab.core.pod_status import Conditions, RestartBackoff, pod_phase
 from kubelab.obs.logs import kobj
+from kubelab.runtime.events import EventRecorder
 from kubelab.v1 import objects_pb2
 from node_agent.container import ContainerRunner, PodContext, now_timestamp
 from node_agent.launch import is_echo_image
@@ -118,6 +120,7 @@ class PodRuntime:
         on_change: Callable[[str, str], None],
         restart_backoff: float = 1.0,
         max_backoff: float = 30.0,
+        events: EventRecorder | None = None,
     ) -> None:
         self.node_name = node_name
         self.node_ip = node_ip
@@ -126,6 +129,7 @@ class PodRuntime:
         self._on_change = on_change
         self._restart_backoff = restart_backoff
         self._max_backoff = max_backoff
+        self._events = events or EventRecorder.null()
         self._pods: dict[PodKey, _Pod] = {}
         self._background: set[asyncio.Task[None]] = set()  # image replacements in flight
 
@@ -262,6 +266,8 @@ class PodRuntime:
                 "HOSTNAME": pod.spec.hostname or key[1],
             },
             services=lambda: known.services,
+            events=self._events,
+            ref=reference(known.pod),
         )
         for container in pod.spec.containers:
             if not container.command and not container.args and not is_echo_image(container.image):

@@ -20,6 +20,7 @@ from kubelab.testing.docker import REPO_ROOT
 from kubelab.testing.readme import Command, output_problem
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_EXPORT = re.compile(r"export ([A-Za-z_][A-Za-z0-9_]*)=(\S+)(\s+#.*)?")
 RETRY_FOR = 30.0  # seconds a reading command may take to show the README's shape
 WATCH_FOR = 20.0  # seconds a watch may take to print its first lines
 STILL_FOR = 1.0  # seconds a watch must go on running after it printed
@@ -46,6 +47,15 @@ class Shell:
         self.env.pop("KUBELAB_SERVER", None)
 
     def run(self, text: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        exported = _EXPORT.fullmatch(text.strip())
+        if exported is not None:
+            # The reader's shell keeps what `export` sets for the commands after it.
+            name = exported[1]
+            done = self._run(f'{text}\nprintf %s "${name}"', timeout, subprocess.DEVNULL)
+            if done.returncode == 0:
+                self.env[name] = done.stdout
+                done.stdout = ""
+            return done
         if not self.terminal:
             return self._run(text, timeout, subprocess.DEVNULL)
         controller, terminal = os.openpty()

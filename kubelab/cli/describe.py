@@ -5,12 +5,14 @@ unit-tested; the command only fetches. A Service's `Endpoints:` lines come
 from its EndpointSlices (label `kubernetes.io/service-name`), as in kubectl
 1.19+: the ready addresses with the target port of each Service port.
 Alignment follows kubectl's tabwriter: the values of one block start in one
-column; lists (labels, annotations) continue on the lines below.
+column; lists (labels, annotations) continue on the lines below. Every object
+ends with its `Events:` (`kubelab.cli.events`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import click
 import grpc
@@ -27,6 +29,7 @@ from kubelab.cli.common import (
     target_names,
 )
 from kubelab.cli.errors import CliError, from_api_error
+from kubelab.cli.events import events_section, object_events
 from kubelab.cli.printers import (
     NONE,
     format_label_selector,
@@ -373,19 +376,31 @@ def describe_node(node: objects_pb2.Node) -> str:
     return doc.render()
 
 
+def describe_namespace(namespace: objects_pb2.Namespace) -> str:
+    doc = Doc()
+    _header(doc, namespace.metadata, False)
+    doc.field("Status", namespace.status.phase or NONE)
+    _conditions(doc, namespace.status.conditions)
+    return doc.render()
+
+
 async def describe_object(client: Client, info: kinds.KindInfo, obj: Message) -> str:
     if isinstance(obj, objects_pb2.Service):
         slices = await service_slices(client, obj)
-        return describe_service(obj, slices, await live_node_addresses(client))
-    if isinstance(obj, objects_pb2.Pod):
-        return describe_pod(obj)
-    if isinstance(obj, objects_pb2.Deployment):
-        return describe_deployment(obj)
-    if isinstance(obj, objects_pb2.EndpointSlice):
-        return describe_endpoint_slice(obj)
-    if isinstance(obj, objects_pb2.Node):
-        return describe_node(obj)
-    raise CliError(f"error: describing {info.resource} is not supported")
+        text = describe_service(obj, slices, await live_node_addresses(client))
+    elif isinstance(obj, objects_pb2.Pod):
+        text = describe_pod(obj)
+    elif isinstance(obj, objects_pb2.Deployment):
+        text = describe_deployment(obj)
+    elif isinstance(obj, objects_pb2.EndpointSlice):
+        text = describe_endpoint_slice(obj)
+    elif isinstance(obj, objects_pb2.Node):
+        text = describe_node(obj)
+    elif isinstance(obj, objects_pb2.Namespace):
+        return describe_namespace(obj)
+    else:
+        raise CliError(f"error: describing {info.resource} is not supported")
+    return text + events_section(await object_events(client, obj), datetime.now(UTC))
 
 
 @click.command("describe")

@@ -96,6 +96,9 @@ def from_api_error(
             hint="Check --server / KUBELAB_SERVER, or run: kubelab status",
         )
     if code == grpc.StatusCode.NOT_FOUND and resource and name:
+        # The object's namespace may be what is missing: `namespaces "dev" not found`.
+        if message.startswith('namespaces "') and resource != "namespaces":
+            return CliError(f"Error from server (NotFound): {message}")
         return CliError(not_found(resource, name))
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         # The server's message already reads `Service "shop" is invalid: <field>: ...`.

@@ -84,12 +84,22 @@ def object_name(info: KindInfo, obj: Message) -> str:
 
 
 async def fetch(
-    client: Client, target: Target, namespace: str, selector: str, chunk_size: int = LIST_CHUNK
+    client: Client,
+    target: Target,
+    namespace: str,
+    selector: str,
+    chunk_size: int = LIST_CHUNK,
+    *,
+    field_selector: str = "",
 ) -> tuple[list[Message], list[str]]:
     """The target's objects and the NotFound messages for names that do not exist."""
     if not target.names:
         items, _ = await client.list(
-            target.info.resource, namespace, selector, chunk_size=chunk_size
+            target.info.resource,
+            namespace,
+            selector,
+            chunk_size=chunk_size,
+            field_selector=field_selector,
         )
         return sorted(items, key=sort_key), []
     found: list[Message] = []
@@ -171,9 +181,13 @@ async def watch(
     all_namespaces: bool,
     settings: Settings,
     chunk_size: int = LIST_CHUNK,
+    *,
+    field_selector: str = "",
 ) -> None:
     info = target.info
-    items, revision = await client.list(info.resource, namespace, selector, chunk_size=chunk_size)
+    items, revision = await client.list(
+        info.resource, namespace, selector, chunk_size=chunk_size, field_selector=field_selector
+    )
     wanted = set(target.names)
     items = sorted(
         (o for o in items if not wanted or printers.metadata(o).name in wanted), key=sort_key
@@ -209,7 +223,9 @@ async def watch(
             show(obj)
     if not items:
         click.echo(no_resources(settings, info, all_namespaces), err=True)
-    async for event in client.watch(info.resource, namespace, selector, revision):
+    async for event in client.watch(
+        info.resource, namespace, selector, revision, field_selector=field_selector
+    ):
         if event.object is None or event.type == "BOOKMARK":
             continue
         if wanted and printers.metadata(event.object).name not in wanted:
@@ -222,6 +238,13 @@ async def watch(
 @api_options
 @click.option("-A", "--all-namespaces", is_flag=True, help="List across every namespace.")
 @click.option("-l", "--selector", metavar="SELECTOR", help="Label selector: env=prod,app!=web")
+@click.option(
+    "--field-selector",
+    default="",
+    metavar="SELECTOR",
+    help="Field selector: involvedObject.name=shop,type=Warning (the fields Kubernetes "
+    "lets each kind select on).",
+)
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), help="Output format.")
 @click.option("-w", "--watch", "watch_", is_flag=True, help="Stream changes after listing.")
 @click.option(
@@ -238,6 +261,7 @@ def get(
     args: tuple[str, ...],
     all_namespaces: bool,
     selector: str | None,
+    field_selector: str,
     output: str | None,
     watch_: bool,
     chunk_size: int,
@@ -271,6 +295,7 @@ def get(
                 all_namespaces,
                 settings,
                 chunk_size,
+                field_selector=field_selector,
             ),
             settings,
         )
@@ -281,7 +306,12 @@ def get(
         missing: list[str] = []
         for target in targets:
             found, absent = await fetch(
-                client, target, namespace(target.info), label_selector, chunk_size
+                client,
+                target,
+                namespace(target.info),
+                label_selector,
+                chunk_size,
+                field_selector=field_selector,
             )
             results.append((target, found))
             missing += absent

@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "down": ("kubelab.cli.cluster", "down"),
     "status": ("kubelab.cli.cluster", "status"),
     "apply": ("kubelab.cli.apply", "apply"),
+    "create": ("kubelab.cli.create", "create"),
     "get": ("kubelab.cli.get", "get"),
     "describe": ("kubelab.cli.describe", "describe"),
     "delete": ("kubelab.cli.delete", "delete"),

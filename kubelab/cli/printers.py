@@ -251,6 +251,41 @@ def node_cells(node: objects_pb2.Node, now: datetime) -> list[str]:
     ]
 
 
+def namespace_cells(namespace: objects_pb2.Namespace, now: datetime) -> list[str]:
+    return [namespace.status.phase or NONE, age(namespace.metadata.creation_timestamp, now)]
+
+
+def event_source(event: objects_pb2.Event) -> str:
+    """kubectl's `formatEventSource`: `component, host`, `<unknown>` without a component."""
+    component = event.source.component or event.reporting_component
+    if not component:
+        return "<unknown>"
+    host = event.source.host or event.reporting_instance
+    return f"{component}, {host}" if host else component
+
+
+def event_cells(event: objects_pb2.Event, now: datetime) -> list[str]:
+    """kubectl's `printEvent`: LAST SEEN falls back to the first, COUNT 0 reads as 1."""
+    first = age(event.first_timestamp, now)
+    if timestamp(event.first_timestamp) is None:
+        first = age(event.event_time, now)
+    last = age(event.last_timestamp, now) if timestamp(event.last_timestamp) else first
+    ref = event.involved_object
+    target = f"{ref.kind.lower()}/{ref.name}" if ref.name else ref.kind.lower()
+    return [
+        last,
+        event.type,
+        event.reason,
+        target,
+        event.message.strip(),
+        ref.field_path,
+        event_source(event),
+        first,
+        str(event.count or 1),
+        event.metadata.name,
+    ]
+
+
 # ---------------------------------------------------------------- tables
 
 
@@ -259,6 +294,16 @@ class Table:
     columns: tuple[str, ...]  # after NAME
     wide: tuple[str, ...]  # appended with -o wide
     cells: Callable[[Any, datetime], list[str]]  # len(columns) + len(wide) cells
+    # Events have no NAME column (kubectl shows OBJECT; NAME is a wide column).
+    named: bool = True
+    # With -o wide, the cells in this order (indexes into columns + wide), when the
+    # wide columns go in between (an event's MESSAGE stays after SOURCE).
+    wide_order: tuple[int, ...] = ()
+
+    def pick(self, cells: Sequence[str], wide: bool) -> list[str]:
+        if not wide:
+            return list(cells[: len(self.columns)])
+        return [cells[i] for i in self.wide_order] if self.wide_order else list(cells)
 
 
 TABLES: dict[str, Table] = {
@@ -273,6 +318,14 @@ TABLES: dict[str, Table] = {
     ),
     "EndpointSlice": Table(("ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), (), endpoint_slice_cells),
     "Node": Table(("STATUS", "AGE", "INTERNAL-IP", "POD-CIDR"), (), node_cells),
+    "Namespace": Table(("STATUS", "AGE"), (), namespace_cells),
+    "Event": Table(
+        ("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"),
+        ("SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME"),
+        event_cells,
+        named=False,
+        wide_order=(0, 1, 2, 3, 5, 6, 4, 7, 8, 9),
+    ),
 }
 
 
@@ -288,18 +341,18 @@ class RowFormat:
 def header(info: KindInfo, fmt: RowFormat) -> list[str]:
     table = TABLES[info.kind]
     head = ["NAMESPACE"] if fmt.namespaces else []
-    head += ["NAME", *table.columns]
-    return head + list(table.wide) if fmt.wide else head
+    head += ["NAME"] if table.named else []
+    return head + table.pick([*table.columns, *table.wide], fmt.wide)
 
 
 def row(info: KindInfo, obj: Message, now: datetime, fmt: RowFormat) -> list[str]:
     table = TABLES[info.kind]
     meta = metadata(obj)
-    cells = table.cells(obj, now)
-    if not fmt.wide:
-        cells = cells[: len(table.columns)]
+    cells = table.pick(table.cells(obj, now), fmt.wide)
     lead = [meta.namespace] if fmt.namespaces else []
-    return [*lead, fmt.kind_prefix + meta.name, *cells]
+    if table.named:
+        lead.append(fmt.kind_prefix + meta.name)
+    return [*lead, *cells]
 
 
 def column_widths(rows: Sequence[Sequence[str]]) -> list[int]:

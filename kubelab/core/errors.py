@@ -148,3 +148,15 @@ class InvalidObjectError(Exception):
         self.name = name
         self.errors = tuple(errors[: _shown_count(errors)])
         super().__init__(format_invalid(kind, name, errors))
+
+
+class ForbiddenError(Exception):
+    """A request the apiserver refuses whatever its content (Kubernetes' 403 Forbidden
+    from an admission plugin): `namespaces "default" is forbidden: this namespace may not
+    be deleted`. The apiserver maps it to PERMISSION_DENIED."""
+
+    def __init__(self, resource: str, name: str, reason: str) -> None:
+        self.resource = resource
+        self.name = name
+        self.reason = reason
+        super().__init__(f'{resource} "{abbreviate(name)}" is forbidden: {reason}')

@@ -26,6 +26,8 @@ ApiObject: TypeAlias = (
     | objects_pb2.Deployment
     | objects_pb2.EndpointSlice
     | objects_pb2.Node
+    | objects_pb2.Namespace
+    | objects_pb2.Event
 )
 # A concrete kind: `create(service)` gives back a Service to the type checker.
 ObjectT = TypeVar("ObjectT", bound=ApiObject)
@@ -66,7 +68,20 @@ ENDPOINTSLICES = KindInfo(
 )
 NODES = KindInfo("nodes", "Node", "v1", False, objects_pb2.Node, "node", ("no", "node"))
 
-ALL_KINDS: tuple[KindInfo, ...] = (SERVICES, PODS, DEPLOYMENTS, ENDPOINTSLICES, NODES)
+NAMESPACES = KindInfo(
+    "namespaces", "Namespace", "v1", False, objects_pb2.Namespace, "namespace", ("ns", "namespace")
+)
+EVENTS = KindInfo("events", "Event", "v1", True, objects_pb2.Event, "event", ("ev", "event"))
+
+ALL_KINDS: tuple[KindInfo, ...] = (
+    SERVICES,
+    PODS,
+    DEPLOYMENTS,
+    ENDPOINTSLICES,
+    NODES,
+    NAMESPACES,
+    EVENTS,
+)
 
 _BY_NAME: dict[str, KindInfo] = {}
 for _info in ALL_KINDS:

@@ -77,6 +77,7 @@ _INT_RANGES = {
     FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1, "an unsigned 64-bit integer"),
 }
 _TIMESTAMP = Timestamp.DESCRIPTOR.full_name
+_STRUCT = "google.protobuf.Struct"
 
 
 class _Shown:
@@ -236,6 +237,11 @@ class ShapeCheck:
             message_type = message_type_of(field)
             if message_type.full_name == _TIMESTAMP:
                 return self._timestamp(value, path)
+            if message_type.full_name == _STRUCT:
+                # Free-form JSON (managedFields' fieldsV1): any object, kept as it is.
+                if isinstance(value, dict):
+                    return value
+                return self._invalid(path, value, "must be an object")
             result = self.message(value, message_type, path)
             return _INVALID if result is None else result
         if cpp == FieldDescriptor.CPPTYPE_STRING:

@@ -32,8 +32,8 @@ The generic syntax checks (`is_dns1123_label`, `is_qualified_name`,
 `is_port_name`, `is_cidr`, ...) are re-exported from
 `kubelab.core.validation_syntax` for other modules to reuse; the per-kind rules
 live in `validation_services`, `validation_pods` (Pod, Deployment),
-`validation_cluster` (EndpointSlice, Node) and `validation_meta` (what every
-kind shares).
+`validation_cluster` (EndpointSlice, Node), `validation_namespaces` (Namespace,
+Event) and `validation_meta` (what every kind shares).
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ from kubelab.core.validation_cluster import (
     validate_node_update,
 )
 from kubelab.core.validation_meta import names, validate_meta_update
+from kubelab.core.validation_namespaces import (
+    default_namespace,
+    validate_event,
+    validate_namespace,
+)
 from kubelab.core.validation_pods import (
     default_deployment,
     default_pod_spec,
@@ -123,6 +128,8 @@ _ApiObject: TypeAlias = (
     | objects_pb2.Deployment
     | objects_pb2.EndpointSlice
     | objects_pb2.Node
+    | objects_pb2.Namespace
+    | objects_pb2.Event
 )
 _API_TYPES = (
     objects_pb2.Service,
@@ -130,6 +137,8 @@ _API_TYPES = (
     objects_pb2.Deployment,
     objects_pb2.EndpointSlice,
     objects_pb2.Node,
+    objects_pb2.Namespace,
+    objects_pb2.Event,
 )
 
 
@@ -156,6 +165,8 @@ def apply_defaults(info: KindInfo, obj: Message) -> None:
         default_pod_spec(typed.spec)
     elif isinstance(typed, objects_pb2.Deployment):
         default_deployment(typed)
+    elif isinstance(typed, objects_pb2.Namespace):
+        default_namespace(typed)
 
 
 def validate_object(info: KindInfo, obj: Message) -> list[FieldError]:
@@ -169,6 +180,10 @@ def validate_object(info: KindInfo, obj: Message) -> list[FieldError]:
         found = validate_deployment(typed)
     elif isinstance(typed, objects_pb2.EndpointSlice):
         found = validate_endpoint_slice(typed)
+    elif isinstance(typed, objects_pb2.Namespace):
+        found = validate_namespace(typed)
+    elif isinstance(typed, objects_pb2.Event):
+        found = validate_event(typed)
     else:
         found = validate_node(typed)
     return found + validate_size(typed)
@@ -177,7 +192,12 @@ def validate_object(info: KindInfo, obj: Message) -> list[FieldError]:
 def validate_key(info: KindInfo, namespace: str, name: str) -> list[FieldError]:
     """The name and namespace rules alone, for the apiserver to check before it
     reads the store by them: a 5 MB name must not become an etcd request."""
-    check = is_dns1035_label if info.message is objects_pb2.Service else is_dns1123_subdomain
+    if info.message is objects_pb2.Service:
+        check = is_dns1035_label
+    elif info.message is objects_pb2.Namespace:
+        check = is_dns1123_label
+    else:
+        check = is_dns1123_subdomain
     found = names("metadata.name", name, check) if name else []
     if info.namespaced and namespace:
         found += names("metadata.namespace", namespace, is_dns1123_label)

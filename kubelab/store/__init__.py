@@ -12,6 +12,7 @@ need, each in its own module:
   (`batching`), resumable watches, leases;
 * `lease_keeper` — renewing a lease from a thread of its own, so the holder's
   busy event loop never lets it expire;
+* `ttl_leases` — the shared expiring lease Events are written under;
 * `keys` — the key layout, private to this package;
 * `protocol` — `StoreProtocol`, the part of it controllers and proxies use, which
   `kubelab.testing.fakes.FakeStore` also implements in memory.
@@ -38,6 +39,7 @@ from kubelab.store.lease_keeper import LeaseKeeper, LeaseLost
 from kubelab.store.liveness import HeartbeatEvent, LivenessStore, PodKey, PodStatusEvent
 from kubelab.store.load_balancers import LbClaim, LoadBalancerStore, StoredLoadBalancer
 from kubelab.store.objects import (
+    EVENT_TTL,
     ClaimEvent,
     EventType,
     Fence,
@@ -53,6 +55,7 @@ class Store(ObjectStore, LivenessStore, ElectionStore, LoadBalancerStore):
 
 
 __all__ = [
+    "EVENT_TTL",
     "AlreadyExistsError",
     "ClaimEvent",
     "ClaimTakenError",

@@ -9,6 +9,9 @@ key it compared, so one round trip tells which condition failed and the
 caller gets a precise error (`AlreadyExistsError`, `ConflictError`,
 `ClaimTakenError` naming the claims, `NotLeaderError`).
 
+Events are written under a shared, expiring lease (`ttl_leases`): etcd deletes
+an Event `event_ttl` seconds (Kubernetes' --event-ttl, 1 h) after its last write.
+
 A *fence* (DESIGN §7a) makes a write conditional on its writer still being
 the leader it was elected as: the transaction also compares the election
 key's create revision, so a deposed leader's late write is refused, never
@@ -21,7 +24,7 @@ import builtins
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
@@ -38,11 +41,13 @@ from kubelab.store.errors import (
     ClaimTakenError,
     CompactedError,
     ConflictError,
+    LeaseExpiredError,
     NotFoundError,
     NotLeaderError,
 )
 from kubelab.store.etcd import (
     EtcdConnection,
+    Lease,
     create_revision_is,
     delete,
     mod_revision_is,
@@ -58,6 +63,10 @@ from kubelab.store.keys import (
     kind_prefix,
     object_key,
 )
+from kubelab.store.ttl_leases import TtlLeases
+
+# Kubernetes' --event-ttl default.
+EVENT_TTL = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +174,30 @@ def _held_by_others(claims: Sequence[Claim], reads: Sequence[Any]) -> list[Claim
 class ObjectStore(EtcdConnection):
     """Objects of every kind and the allocation claims Services hold."""
 
+    def __init__(self, endpoint: str, *, event_ttl: float = EVENT_TTL, **options: Any) -> None:
+        super().__init__(endpoint, **options)
+        self.event_leases = TtlLeases(self.grant_lease, event_ttl)
+
+    async def _lease_for(self, info: KindInfo) -> Lease | None:
+        return await self.event_leases.lease() if info is kinds.EVENTS else None
+
+    async def _txn_leased(
+        self,
+        lease: Lease | None,
+        compare: Sequence[etcdrpc.Compare],
+        success: Callable[[Lease | None], Sequence[etcdrpc.RequestOp]],
+        failure: Sequence[etcdrpc.RequestOp],
+    ) -> Any:
+        """A transaction whose puts hang on `lease`; once again with a new lease when
+        that one has just expired (etcd applied nothing then)."""
+        try:
+            return await self._txn(compare, success(lease), failure)
+        except LeaseExpiredError:
+            if lease is None:
+                raise
+            self.event_leases.forget(lease)
+            return await self._txn(compare, success(await self.event_leases.lease()), failure)
+
     # ------------------------------------------------------------------ reads
 
     async def get(self, info: KindInfo, namespace: str, name: str) -> ApiObject:
@@ -233,9 +266,11 @@ class ObjectStore(EtcdConnection):
         claim_list = sorted(set(claims))
         claim_keys = [claim_key(c) for c in claim_list]
         owner = _owner_value(obj)
-        response = await self._txn(
+        value = _encode(obj)
+        response = await self._txn_leased(
+            await self._lease_for(info),
             [version_is(key, 0), *(version_is(k, 0) for k in claim_keys), *_fenced(fence)],
-            [put(key, _encode(obj)), *(put(k, owner) for k in claim_keys)],
+            lambda lease: [put(key, value, lease), *(put(k, owner) for k in claim_keys)],
             [read(key), *(read(k) for k in claim_keys), *_fence_read(fence)],
         )
         if not response.succeeded:
@@ -270,16 +305,19 @@ class ObjectStore(EtcdConnection):
         claim_list = sorted(set(claim))
         claim_keys = [claim_key(c) for c in claim_list]
         owner = _owner_value(obj)
-        response = await self._txn(
+        value = _encode(obj)
+        released = sorted(set(release))
+        response = await self._txn_leased(
+            await self._lease_for(info),
             [
                 mod_revision_is(key, expected_revision),
                 *(version_is(k, 0) for k in claim_keys),
                 *_fenced(fence),
             ],
-            [
-                put(key, _encode(obj)),
+            lambda lease: [
+                put(key, value, lease),
                 *(put(k, owner) for k in claim_keys),
-                *(delete(claim_key(c)) for c in sorted(set(release))),
+                *(delete(claim_key(c)) for c in released),
             ],
             [read(key), *(read(k) for k in claim_keys), *_fence_read(fence)],
         )

@@ -8,18 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Object(_message.Message):
-    __slots__ = ("service", "pod", "deployment", "endpoint_slice", "node")
+    __slots__ = ("service", "pod", "deployment", "endpoint_slice", "node", "namespace", "event")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_SLICE_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
     service: _objects_pb2.Service
     pod: _objects_pb2.Pod
     deployment: _objects_pb2.Deployment
     endpoint_slice: _objects_pb2.EndpointSlice
     node: _objects_pb2.Node
-    def __init__(self, service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., pod: _Optional[_Union[_objects_pb2.Pod, _Mapping]] = ..., deployment: _Optional[_Union[_objects_pb2.Deployment, _Mapping]] = ..., endpoint_slice: _Optional[_Union[_objects_pb2.EndpointSlice, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ...) -> None: ...
+    namespace: _objects_pb2.Namespace
+    event: _objects_pb2.Event
+    def __init__(self, service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., pod: _Optional[_Union[_objects_pb2.Pod, _Mapping]] = ..., deployment: _Optional[_Union[_objects_pb2.Deployment, _Mapping]] = ..., endpoint_slice: _Optional[_Union[_objects_pb2.EndpointSlice, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., namespace: _Optional[_Union[_objects_pb2.Namespace, _Mapping]] = ..., event: _Optional[_Union[_objects_pb2.Event, _Mapping]] = ...) -> None: ...
 
 class ObjectKey(_message.Message):
     __slots__ = ("kind", "namespace", "name")
@@ -86,18 +90,20 @@ class GetRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[ObjectKey, _Mapping]] = ...) -> None: ...
 
 class ListRequest(_message.Message):
-    __slots__ = ("kind", "namespace", "label_selector", "limit", "continue_token")
+    __slots__ = ("kind", "namespace", "label_selector", "limit", "continue_token", "field_selector")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CONTINUE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FIELD_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     kind: str
     namespace: str
     label_selector: str
     limit: int
     continue_token: str
-    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., limit: _Optional[int] = ..., continue_token: _Optional[str] = ...) -> None: ...
+    field_selector: str
+    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., limit: _Optional[int] = ..., continue_token: _Optional[str] = ..., field_selector: _Optional[str] = ...) -> None: ...
 
 class ListResponse(_message.Message):
     __slots__ = ("items", "resource_version", "continue_token")
@@ -120,16 +126,18 @@ class DeleteRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[ObjectKey, _Mapping]] = ..., resource_version: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("kind", "namespace", "label_selector", "resource_version")
+    __slots__ = ("kind", "namespace", "label_selector", "resource_version", "field_selector")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FIELD_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     kind: str
     namespace: str
     label_selector: str
     resource_version: str
-    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., resource_version: _Optional[str] = ...) -> None: ...
+    field_selector: str
+    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., resource_version: _Optional[str] = ..., field_selector: _Optional[str] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
     __slots__ = ("type", "object", "resource_version")

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kubelab/v1/meta.proto\x12\nkubelab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\x0eOwnerReference\x12\x1f\n\x0b\x61pi_version\x18\x01 \x01(\tR\napiVersion\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x12\n\ncontroller\x18\x05 \x01(\x08\x12\x1c\n\x14\x62lock_owner_deletion\x18\x06 \x01(\x08\"\xfa\x03\n\nObjectMeta\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x12\n\ngeneration\x18\x05 \x01(\x03\x12\x36\n\x12\x63reation_timestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x64\x65letion_timestamp\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06labels\x18\x08 \x03(\x0b\x32\".kubelab.v1.ObjectMeta.LabelsEntry\x12<\n\x0b\x61nnotations\x18\t \x03(\x0b\x32\'.kubelab.v1.ObjectMeta.AnnotationsEntry\x12\x34\n\x10owner_references\x18\n \x03(\x0b\x32\x1a.kubelab.v1.OwnerReference\x12\x15\n\rgenerate_name\x18\x0b \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x18LabelSelectorRequirement\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x03(\t\"\xc6\x01\n\rLabelSelector\x12@\n\x0cmatch_labels\x18\x01 \x03(\x0b\x32*.kubelab.v1.LabelSelector.MatchLabelsEntry\x12?\n\x11match_expressions\x18\x02 \x03(\x0b\x32$.kubelab.v1.LabelSelectorRequirement\x1a\x32\n\x10MatchLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x01\n\tCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x38\n\x14last_transition_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13observed_generation\x18\x06 \x01(\x03\"\x88\x01\n\x0fObjectReference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x1f\n\x0b\x61pi_version\x18\x05 \x01(\tR\napiVersion\x12\x18\n\x10resource_version\x18\x06 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kubelab/v1/meta.proto\x12\nkubelab.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\x0eOwnerReference\x12\x1f\n\x0b\x61pi_version\x18\x01 \x01(\tR\napiVersion\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x12\n\ncontroller\x18\x05 \x01(\x08\x12\x1c\n\x14\x62lock_owner_deletion\x18\x06 \x01(\x08\"\xb2\x04\n\nObjectMeta\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x12\n\ngeneration\x18\x05 \x01(\x03\x12\x36\n\x12\x63reation_timestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x64\x65letion_timestamp\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06labels\x18\x08 \x03(\x0b\x32\".kubelab.v1.ObjectMeta.LabelsEntry\x12<\n\x0b\x61nnotations\x18\t \x03(\x0b\x32\'.kubelab.v1.ObjectMeta.AnnotationsEntry\x12\x34\n\x10owner_references\x18\n \x03(\x0b\x32\x1a.kubelab.v1.OwnerReference\x12\x15\n\rgenerate_name\x18\x0b \x01(\t\x12\x36\n\x0emanaged_fields\x18\x0c \x03(\x0b\x32\x1e.kubelab.v1.ManagedFieldsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe3\x01\n\x12ManagedFieldsEntry\x12\x0f\n\x07manager\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\x1f\n\x0b\x61pi_version\x18\x03 \x01(\tR\napiVersion\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x66ields_type\x18\x05 \x01(\t\x12\x34\n\tfields_v1\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08\x66ieldsV1\x12\x13\n\x0bsubresource\x18\x07 \x01(\t\"I\n\x18LabelSelectorRequirement\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12\x0e\n\x06values\x18\x03 \x03(\t\"\xc6\x01\n\rLabelSelector\x12@\n\x0cmatch_labels\x18\x01 \x03(\x0b\x32*.kubelab.v1.LabelSelector.MatchLabelsEntry\x12?\n\x11match_expressions\x18\x02 \x03(\x0b\x32$.kubelab.v1.LabelSelectorRequirement\x1a\x32\n\x10MatchLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x01\n\tCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x38\n\x14last_transition_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13observed_generation\x18\x06 \x01(\x03\"\x9c\x01\n\x0fObjectReference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x1f\n\x0b\x61pi_version\x18\x05 \x01(\tR\napiVersion\x12\x18\n\x10resource_version\x18\x06 \x01(\t\x12\x12\n\nfield_path\x18\x07 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,22 +39,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OBJECTMETA_ANNOTATIONSENTRY']._serialized_options = b'8\001'
   _globals['_LABELSELECTOR_MATCHLABELSENTRY']._loaded_options = None
   _globals['_LABELSELECTOR_MATCHLABELSENTRY']._serialized_options = b'8\001'
-  _globals['_OWNERREFERENCE']._serialized_start=71
-  _globals['_OWNERREFERENCE']._serialized_end=211
-  _globals['_OBJECTMETA']._serialized_start=214
-  _globals['_OBJECTMETA']._serialized_end=720
-  _globals['_OBJECTMETA_LABELSENTRY']._serialized_start=623
-  _globals['_OBJECTMETA_LABELSENTRY']._serialized_end=668
-  _globals['_OBJECTMETA_ANNOTATIONSENTRY']._serialized_start=670
-  _globals['_OBJECTMETA_ANNOTATIONSENTRY']._serialized_end=720
-  _globals['_LABELSELECTORREQUIREMENT']._serialized_start=722
-  _globals['_LABELSELECTORREQUIREMENT']._serialized_end=795
-  _globals['_LABELSELECTOR']._serialized_start=798
-  _globals['_LABELSELECTOR']._serialized_end=996
-  _globals['_LABELSELECTOR_MATCHLABELSENTRY']._serialized_start=946
-  _globals['_LABELSELECTOR_MATCHLABELSENTRY']._serialized_end=996
-  _globals['_CONDITION']._serialized_start=999
-  _globals['_CONDITION']._serialized_end=1160
-  _globals['_OBJECTREFERENCE']._serialized_start=1163
-  _globals['_OBJECTREFERENCE']._serialized_end=1299
+  _globals['_OWNERREFERENCE']._serialized_start=101
+  _globals['_OWNERREFERENCE']._serialized_end=241
+  _globals['_OBJECTMETA']._serialized_start=244
+  _globals['_OBJECTMETA']._serialized_end=806
+  _globals['_OBJECTMETA_LABELSENTRY']._serialized_start=709
+  _globals['_OBJECTMETA_LABELSENTRY']._serialized_end=754
+  _globals['_OBJECTMETA_ANNOTATIONSENTRY']._serialized_start=756
+  _globals['_OBJECTMETA_ANNOTATIONSENTRY']._serialized_end=806
+  _globals['_MANAGEDFIELDSENTRY']._serialized_start=809
+  _globals['_MANAGEDFIELDSENTRY']._serialized_end=1036
+  _globals['_LABELSELECTORREQUIREMENT']._serialized_start=1038
+  _globals['_LABELSELECTORREQUIREMENT']._serialized_end=1111
+  _globals['_LABELSELECTOR']._serialized_start=1114
+  _globals['_LABELSELECTOR']._serialized_end=1312
+  _globals['_LABELSELECTOR_MATCHLABELSENTRY']._serialized_start=1262
+  _globals['_LABELSELECTOR_MATCHLABELSENTRY']._serialized_end=1312
+  _globals['_CONDITION']._serialized_start=1315
+  _globals['_CONDITION']._serialized_end=1476
+  _globals['_OBJECTREFERENCE']._serialized_start=1479
+  _globals['_OBJECTREFERENCE']._serialized_end=1635
 # @@protoc_insertion_point(module_scope)

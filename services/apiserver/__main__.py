@@ -1,9 +1,11 @@
 """The apiserver process: `python -m services.apiserver --etcd 127.0.0.1:2379 --listen ...`.
 
-Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation view has
-synced) and reflection; the Kubernetes HTTP API on --http-listen (`rest`, the same
-registry and the same watch cache behind both); optionally Prometheus metrics.
-SIGTERM/SIGINT stop it gracefully: health flips to NOT_SERVING, in-flight calls get a grace period.
+Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation and namespace
+views have synced and the system namespaces exist) and reflection; the
+Kubernetes HTTP API on --http-listen (`rest`, the same registry and the same watch
+cache behind both); optionally Prometheus metrics. Events written through either
+expire after --event-ttl seconds. SIGTERM/SIGINT stop it gracefully: health flips to
+NOT_SERVING, in-flight calls get a grace period.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import run_actor
-from kubelab.store import Store
+from kubelab.store import EVENT_TTL, Store
 from services.apiserver import servicer, watch_cache, watch_window
 from services.apiserver.allocation_view import AllocationView
 from services.apiserver.live_views import LiveViews
+from services.apiserver.namespace_view import NamespaceView, ensure_system
 from services.apiserver.registry import AllocationConfig, Registry
 from services.apiserver.rest import server as rest_server
 
@@ -40,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dns-ip",
         default=None,
         help="ClusterIP kept for cluster DNS (default: the CIDR's 10th address)",
+    )
+    parser.add_argument(
+        "--event-ttl",
+        type=float,
+        default=EVENT_TTL,
+        help="seconds an Event lives after its last update (Kubernetes' default: 1 h)",
     )
     parser.add_argument("--address-file", type=Path, help="write the bound host:port here")
     parser.add_argument(
@@ -80,9 +89,10 @@ async def run(args: argparse.Namespace) -> None:
         ips=ClusterIPAllocator(args.service_cidr, reserved=[dns_ip]),
         ports=NodePortAllocator(PortRange.parse(args.node_port_range)),
     )
-    store = Store(args.etcd)
+    store = Store(args.etcd, event_ttl=args.event_ttl)
     view = AllocationView(store)
-    registry = Registry(store, view, allocation)
+    namespaces = NamespaceView(store)
+    registry = Registry(store, view, allocation, namespaces=namespaces)
     # One watch cache for both fronts: one etcd watch per kind, whoever watches.
     cache = watch_cache.WatchCache(
         LiveViews(store),
@@ -110,6 +120,8 @@ async def run(args: argparse.Namespace) -> None:
         args.etcd,
     )
     await view.start()
+    await namespaces.start()
+    await ensure_system(registry.create)
     await server.set_serving(True)
     log.info("serving", extra={"service_cidr": str(network), "node_ports": args.node_port_range})
 
@@ -125,6 +137,7 @@ async def run(args: argparse.Namespace) -> None:
     if metrics:
         metrics.close()
     await view.stop()
+    await namespaces.stop()
     await store.close()
 
 

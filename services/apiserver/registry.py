@@ -19,14 +19,34 @@ answers. Order of work:
 Updates without a resourceVersion (apply, label) read, change and
 compare-and-swap, retrying on conflict; with one, a conflict is the caller's
 (ABORTED).
+
+Namespaces (`namespace_view`): a create in a missing namespace is NotFound, in a
+terminating one Forbidden, checked before validation as Kubernetes' admission
+runs before it. Deleting a Namespace marks it Terminating (deletionTimestamp and
+status.phase); the namespace controller empties it and removes it. `default`,
+`kube-system` and `kube-public` may not be deleted.
+
+A write may carry two functions of the object it finds, called again on every
+attempt (as Kubernetes' patch handler re-applies a patch after a conflict):
+`change` (current -> the whole new object: a PATCH, a server-side apply) and
+`fields` (current or None, new -> sets new's `metadata.managedFields`: the HTTP
+front's field manager, run after defaults and before allocation, as Kubernetes
+runs it before storage allocates a ClusterIP). A write without `fields` (gRPC,
+kubelab's CLI) keeps the managedFields it finds: it is recorded as no manager's.
+`subresource="status"` writes only status, everything else kept (Kubernetes'
+status strategies); any other write keeps status. `dry_run` does all but the
+transaction (Kubernetes' dryRun=All, what `kubectl diff` asks): nothing is
+allocated or written, and the answer is the object that would have been stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,9 +67,10 @@ from kubelab.core.allocators import (
     keep_allocated_values,
     service_claims,
 )
-from kubelab.core.errors import FieldError, InvalidObjectError
+from kubelab.core.errors import FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.core.names import random_suffix
+from kubelab.core.validation_namespaces import ACTIVE, IMMORTAL_NAMESPACES
 from kubelab.store import (
     AlreadyExistsError,
     ClaimTakenError,
@@ -59,12 +80,19 @@ from kubelab.store import (
 )
 from kubelab.v1 import meta_pb2, objects_pb2
 from services.apiserver.allocation_view import AllocationView
+from services.apiserver.namespace_view import NamespaceView, mark_terminating
 
 log = logging.getLogger(__name__)
 
 _ALLOCATION_ATTEMPTS = 16
-_CAS_ATTEMPTS = 16
+# Kubernetes' GuaranteedUpdate retries a lost compare-and-swap without limit; kubelab
+# bounds it, high enough for dozens of concurrent writers of one object.
+_CAS_ATTEMPTS = 64
+_CAS_PAUSE = 0.002  # seconds: the first random pause after a lost compare-and-swap
+_CAS_PAUSE_MAX = 0.05
 A = TypeVar("A", bound=Message)
+Change = Callable[[ApiObject], ApiObject]
+FieldsHook = Callable[[ApiObject | None, ApiObject], None]
 # Kubernetes' generateName alphabet: no vowels (no accidental words), no look-alikes.
 
 
@@ -90,14 +118,19 @@ def _copy(obj: A) -> A:
 
 
 def _spec_or_none(obj: ApiObject) -> Message | None:
-    if isinstance(obj, objects_pb2.EndpointSlice) or not obj.HasField("spec"):
+    if isinstance(obj, objects_pb2.EndpointSlice | objects_pb2.Event) or not obj.HasField("spec"):
         return None
     return obj.spec
 
 
-def _same_content(a: ApiObject, b: ApiObject) -> bool:
-    """True when an update would change nothing a user wrote (spec, labels, annotations)."""
+def _same_content(a: ApiObject, b: ApiObject, subresource: str = "") -> bool:
+    """True when an update would change nothing a user wrote (spec, labels, annotations;
+    status through /status) nor who owns it (managedFields)."""
     meta_a, meta_b = _meta(a), _meta(b)
+    if list(meta_a.managed_fields) != list(meta_b.managed_fields):
+        return False
+    if subresource == "status":
+        return bool(getattr(a, "status", None) == getattr(b, "status", None))
     if dict(meta_a.labels) != dict(meta_b.labels):
         return False
     if dict(meta_a.annotations) != dict(meta_b.annotations):
@@ -129,11 +162,14 @@ class Registry:
         view: AllocationView,
         allocation: AllocationConfig,
         *,
+        namespaces: NamespaceView | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.view = view
         self.allocation = allocation
+        # None: every namespace is taken to exist (tests of the registry alone).
+        self.namespaces = namespaces
         self.rng = rng or random.Random()
 
     # ------------------------------------------------------------------ helpers
@@ -230,9 +266,13 @@ class Registry:
 
     # ------------------------------------------------------------------ operations
 
-    async def create(self, obj: ApiObject) -> ApiObject:
+    async def create(
+        self, obj: ApiObject, *, fields: FieldsHook | None = None, dry_run: bool = False
+    ) -> ApiObject:
         info = kinds.info_of(obj)
         new = self._prepare(info, obj)
+        if fields is not None:
+            fields(None, new)
         meta = _meta(new)
         if not meta.name and meta.generate_name:
             meta.name = meta.generate_name + random_suffix(self.rng)
@@ -243,29 +283,52 @@ class Registry:
         meta.ClearField("deletion_timestamp")
         if info.message in (objects_pb2.Service, objects_pb2.Pod, objects_pb2.Deployment):
             new.ClearField("status")
+        if isinstance(new, objects_pb2.Namespace):
+            new.status.CopyFrom(objects_pb2.NamespaceStatus(phase=ACTIVE))
+        if (
+            info.namespaced
+            and self.namespaces is not None
+            and not validation.validate_key(info, meta.namespace, "")
+        ):
+            await self.namespaces.admit_create(info.resource, meta.name, meta.namespace)
         self._check(info, new, validation.validate_object(info, new))
+        if dry_run:
+            dry: ApiObject = new
+            return dry
         written = await self._write(info, new, None)
         log.debug("created", extra={info.resource: f"{meta.namespace}/{meta.name}"})
         return written
 
     async def update(
-        self, obj: ApiObject, *, read: ApiObject | None = None
+        self,
+        obj: ApiObject,
+        *,
+        read: ApiObject | None = None,
+        change: Change | None = None,
+        fields: FieldsHook | None = None,
+        subresource: str = "",
+        dry_run: bool = False,
     ) -> tuple[ApiObject, bool]:
-        """Replace spec, labels and annotations. Returns the stored object and whether
-        anything changed. With metadata.resourceVersion set, only at that version.
-        `read` is the current object when the caller has just read it (apply): the first
-        attempt uses it instead of reading again; a conflict re-reads."""
+        """Replace spec, labels and annotations (or only status, for `subresource`
+        "status"). Returns the stored object and whether anything changed. With
+        metadata.resourceVersion set, only at that version. `read` is the current object
+        when the caller has just read it (apply): the first attempt uses it instead of
+        reading again; a conflict re-reads. With `change`, `obj` names the object and
+        each attempt writes `change(current)` (module docstring)."""
         info = kinds.info_of(obj)
-        wanted_revision = _meta(obj).resource_version
         namespace = (_meta(obj).namespace or "default") if info.namespaced else ""
         self._check_before_reading(info, obj, namespace)
-        for _ in range(_CAS_ATTEMPTS):
-            new = self._prepare(info, obj)
-            meta = _meta(new)
+        for attempt in range(_CAS_ATTEMPTS):
             if read is not None:
                 current, read = read, None
             else:
-                current = await self.store.get(info, meta.namespace, meta.name)
+                current = await self.store.get(info, namespace, _meta(obj).name)
+            sent = change(current) if change is not None else obj
+            wanted_revision = _meta(sent).resource_version
+            new = self._prepare(info, sent)
+            if subresource == "status":
+                new = _with_status(current, new)
+            meta = _meta(new)
             current_meta = _meta(current)
             if wanted_revision and wanted_revision != current_meta.resource_version:
                 raise ConflictError.modified(
@@ -279,10 +342,21 @@ class Registry:
                 if not new.spec.node_name:
                     new.spec.node_name = current.spec.node_name
             _carry_server_metadata(current_meta, meta)
+            if isinstance(new, objects_pb2.Namespace) and isinstance(
+                current, objects_pb2.Namespace
+            ):
+                # Kubernetes' NamespaceStrategy: finalizers change only through /finalize.
+                new.spec.ClearField("finalizers")
+                new.spec.finalizers.extend(current.spec.finalizers)
             meta.resource_version = current_meta.resource_version
-            if new.DESCRIPTOR.fields_by_name.get("status") is not None:
+            if new.DESCRIPTOR.fields_by_name.get("status") is not None and subresource != "status":
                 _carry_status(current, new)
-            if _same_content(new, current):
+            if fields is None:
+                meta.ClearField("managed_fields")
+                meta.managed_fields.extend(current_meta.managed_fields)
+            else:
+                fields(current, new)
+            if _same_content(new, current, subresource):
                 return current, False
             if _spec_or_none(new) != _spec_or_none(current):
                 meta.generation = current_meta.generation + 1
@@ -290,10 +364,14 @@ class Registry:
             found += validation.validate_object(info, new)
             self._check(info, new, found)
             try:
-                written = await self._write(info, new, current)
+                written = new if dry_run else await self._write(info, new, current)
             except ConflictError:
                 if wanted_revision:
                     raise
+                # Writers that lost together would read and collide together again:
+                # a random pause, growing, spreads them out (one wins each round).
+                pause = min(_CAS_PAUSE_MAX, _CAS_PAUSE * 2**attempt)
+                await asyncio.sleep(self.rng.uniform(0, pause))
                 continue
             log.debug("updated", extra={info.resource: f"{meta.namespace}/{meta.name}"})
             return written, True
@@ -345,6 +423,8 @@ class Registry:
         namespace = (namespace or "default") if info.namespaced else ""
         if grace_period_seconds is not None:
             self._check(info, name, validation.validate_grace_period(grace_period_seconds))
+        if info is kinds.NAMESPACES and name in IMMORTAL_NAMESPACES:
+            raise ForbiddenError(info.resource, name, "this namespace may not be deleted")
         for _ in range(_CAS_ATTEMPTS):
             current = await self.store.get(info, namespace, name)
             current_revision = _meta(current).resource_version
@@ -367,6 +447,13 @@ class Registry:
                     if resource_version:
                         raise
                     continue
+            if isinstance(current, objects_pb2.Namespace) and current.spec.finalizers:
+                try:
+                    return await mark_terminating(self.store, self.namespaces, current)
+                except ConflictError:
+                    if resource_version:
+                        raise
+                    continue
             release = service_claims(current) if isinstance(current, objects_pb2.Service) else ()
             try:
                 await self.store.delete(
@@ -384,12 +471,30 @@ class Registry:
 
 def _carry_status(current: ApiObject, new: ApiObject) -> None:
     """Updates replace what the user owns; status belongs to controllers and agents."""
-    if isinstance(current, objects_pb2.EndpointSlice) or isinstance(new, objects_pb2.EndpointSlice):
+    if isinstance(current, objects_pb2.EndpointSlice | objects_pb2.Event) or isinstance(
+        new, objects_pb2.EndpointSlice | objects_pb2.Event
+    ):
         return
     if current.HasField("status"):
         new.status.CopyFrom(current.status)  # type: ignore[arg-type]
     else:
         new.ClearField("status")
+
+
+def _with_status(current: ApiObject, new: ApiObject) -> ApiObject:
+    """A /status write: the current object with the new status (and managedFields,
+    which the field manager then sets), as Kubernetes' status strategies reset spec
+    and metadata."""
+    out = _copy(current)
+    out.metadata.resource_version = new.metadata.resource_version
+    out.metadata.ClearField("managed_fields")
+    out.metadata.managed_fields.extend(new.metadata.managed_fields)
+    if new.DESCRIPTOR.fields_by_name.get("status") is not None:
+        if new.HasField("status"):
+            out.status.CopyFrom(new.status)  # type: ignore[union-attr,arg-type]
+        else:
+            out.ClearField("status")
+    return out
 
 
 def _carry_server_metadata(current: Any, new: Any) -> None:

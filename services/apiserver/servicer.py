@@ -12,9 +12,12 @@ A key (kind, namespace, name) and a resourceVersion are checked before they reac
 store (`kubelab.core.request_keys`): etcd's own refusals of a huge key or an int64
 overflow are server faults to the client, not the field error they should be.
 
-Watch follows Kubernetes' filtered-watch semantics: with a label selector, an
-object that stops matching is sent as DELETED and one that starts matching as
-ADDED.
+List and Watch filter by label and field selector (`kubelab.core.field_selectors`:
+the fields Kubernetes lets each kind select on, e.g. an event's involvedObject.*).
+Watch follows Kubernetes' filtered-watch semantics: with a selector, an object
+that stops matching is sent as DELETED and one that starts matching as ADDED.
+A forbidden request (a create in a terminating namespace, deleting `default`)
+is PERMISSION_DENIED, Kubernetes' 403.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
-from kubelab.core import kinds, request_keys, selectors, validation
+from kubelab.core import field_selectors, kinds, request_keys, selectors, validation
 from kubelab.core.allocators import RangeFullError
-from kubelab.core.errors import FieldError, InvalidObjectError
+from kubelab.core.errors import FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, UnknownKindError
 from kubelab.core.request_keys import InvalidRequestError
 from kubelab.limits import LIST_CHUNK
@@ -67,6 +70,10 @@ def _status_of(err: Exception) -> Status | None:
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
         case UnknownKindError() | selectors.SelectorError() | InvalidRequestError():
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
+        case field_selectors.FieldSelectorError():
+            return grpc.StatusCode.INVALID_ARGUMENT, str(err)
+        case ForbiddenError():
+            return grpc.StatusCode.PERMISSION_DENIED, str(err)
         case AlreadyExistsError():
             return grpc.StatusCode.ALREADY_EXISTS, str(err)
         case RangeFullError():
@@ -125,6 +132,22 @@ def _labels(obj: Message | None) -> dict[str, str]:
     return dict(obj.metadata.labels)  # type: ignore[attr-defined]
 
 
+class _Filter:
+    """A label and a field selector. Labels are checked before the leased state is
+    merged in (cheap, and most lists are filtered by labels); fields after it, as a
+    pod's status.phase is only there then."""
+
+    def __init__(self, info: kinds.KindInfo, label_selector: str, field_selector: str) -> None:
+        self.labels = selectors.parse_selector(label_selector)
+        self.fields = field_selectors.parse(field_selector, info)
+
+    def by_labels(self, items: Sequence[ApiObject]) -> list[ApiObject]:
+        return [i for i in items if self.labels.matches(_labels(i))]
+
+    def __call__(self, obj: Message | None) -> bool:
+        return obj is not None and self.labels.matches(_labels(obj)) and self.fields.matches(obj)
+
+
 class ApiServicer(api_pb2_grpc.ApiServicer):
     def __init__(self, registry: Registry, cache: WatchCache | None = None) -> None:
         self.registry = registry
@@ -156,7 +179,10 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
         self, chunks: AsyncIterator[api_pb2.ApplyChunk], context: Context
     ) -> AsyncIterator[api_pb2.ApplyChunkResult]:
         """Every object of a chunk is applied concurrently (their etcd writes share round
-        trips); chunks are answered in order, at most `_STREAM_WINDOW` in flight."""
+        trips); chunks are answered in order, at most `_STREAM_WINDOW` in flight.
+        Namespaces go first: a chunk's Namespaces are applied before its other objects,
+        and the chunks after it wait for it, as what follows a Namespace in a manifest
+        usually lives in it (kubectl applies one object after the other)."""
         answers: asyncio.Queue[asyncio.Future[list[api_pb2.ApplyResult]] | None] = asyncio.Queue(
             _STREAM_WINDOW
         )
@@ -175,11 +201,22 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                 response=api_pb2.ApplyResponse(object=kinds.wrap(written), result=result)
             )
 
+        async def apply_chunk(objects: Sequence[api_pb2.Object]) -> list[api_pb2.ApplyResult]:
+            first = [i for i, o in enumerate(objects) if o.WhichOneof("kind") == "namespace"]
+            rest = [i for i, o in enumerate(objects) if o.WhichOneof("kind") != "namespace"]
+            results: dict[int, api_pb2.ApplyResult] = {}
+            for batch in (first, rest):
+                done = await asyncio.gather(*(one(objects[i]) for i in batch))
+                results.update(zip(batch, done, strict=True))
+            return [results[i] for i in range(len(objects))]
+
         async def read() -> None:
             try:
                 async for chunk in chunks:
-                    work = asyncio.gather(*(one(obj) for obj in chunk.objects))
+                    work = asyncio.ensure_future(apply_chunk(chunk.objects))
                     await answers.put(work)
+                    if any(o.WhichOneof("kind") == "namespace" for o in chunk.objects):
+                        await asyncio.wait([work])
             finally:
                 await answers.put(None)
 
@@ -204,16 +241,15 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
     async def List(self, request: api_pb2.ListRequest, context: Context) -> api_pb2.ListResponse:
         async def call() -> api_pb2.ListResponse:
             info = request_keys.check_key(request.kind, request.namespace, "", name_required=False)
-            selector = selectors.parse_selector(request.label_selector)
+            chosen_by = _Filter(info, request.label_selector, request.field_selector)
             page = await self.registry.store.list_page(
                 info,
                 request.namespace,
                 limit=max(request.limit, 0),
                 continue_token=request.continue_token,
             )
-            chosen = await self.views.many(
-                info, [i for i in page.items if selector.matches(_labels(i))], request.namespace
-            )
+            merged = await self.views.many(info, chosen_by.by_labels(page.items), request.namespace)
+            chosen = [i for i in merged if chosen_by.fields.matches(i)]
             return api_pb2.ListResponse(
                 items=[kinds.wrap(i) for i in chosen],
                 resource_version=str(page.revision),
@@ -242,7 +278,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
     ) -> AsyncIterator[api_pb2.WatchEvent]:
         try:
             info = request_keys.check_key(request.kind, request.namespace, "", name_required=False)
-            selector = selectors.parse_selector(request.label_selector)
+            chosen_by = _Filter(info, request.label_selector, request.field_selector)
             revision = request_keys.parse_resource_version(request.resource_version)
             if revision is not None:
                 start = revision
@@ -254,8 +290,10 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                     page = await self.registry.store.list_page(
                         info, request.namespace, limit=LIST_CHUNK, continue_token=token
                     )
-                    chosen = [i for i in page.items if selector.matches(_labels(i))]
-                    for item in await self.views.many(info, chosen, request.namespace):
+                    merged = await self.views.many(
+                        info, chosen_by.by_labels(page.items), request.namespace
+                    )
+                    for item in (i for i in merged if chosen_by.fields.matches(i)):
                         yield api_pb2.WatchEvent(
                             type="ADDED", object=kinds.wrap(item), resource_version=_rv(item)
                         )
@@ -265,11 +303,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                 start = page.revision
                 yield api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(start))
             changes = self.cache.watch(
-                info,
-                request.namespace,
-                lambda obj: selector.matches(_labels(obj)),
-                start,
-                listed=revision is None,
+                info, request.namespace, chosen_by, start, listed=revision is None
             )
             async with contextlib.aclosing(changes):
                 async for change in changes:

@@ -27,7 +27,7 @@ from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import exit_with
-from kubelab.store import Fence, Store
+from kubelab.store import EVENT_TTL, Fence, Store
 from services.controller.cloud import CloudClient
 from services.controller.leader import lead_forever
 from services.controller.reconcilers import Controllers
@@ -76,13 +76,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="port of the node proxies' /healthz, which load balancers check (0: a TCP "
         "connect to the nodePort instead)",
     )
+    parser.add_argument(
+        "--event-ttl",
+        type=float,
+        default=EVENT_TTL,
+        help="seconds the events the controller records live after their last update",
+    )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> None:
-    store = Store(args.etcd)
+    store = Store(args.etcd, event_ttl=args.event_ttl)
     server = await start_server(args.listen, [], [])
     if args.address_file:
         args.address_file.write_text(server.address)

@@ -20,11 +20,13 @@ import logging
 import random
 from collections.abc import Callable
 
+from kubelab.core import event_notes as notes
 from kubelab.core.deployments import plan_deployment
 from kubelab.core.kinds import ApiObject
 from kubelab.core.live_state import pod_with_status
 from kubelab.core.pods import controller_owner, is_terminating, to_timestamp
 from kubelab.runtime.clock import Clock
+from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.expectations import Expectations
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
@@ -62,8 +64,10 @@ class DeploymentController:
         clock: Callable[[], float],
         rng: random.Random | None = None,
         timers: Clock | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
         self.store = store
+        self.events = events or EventRecorder.null()
         self.fence = fence
         self.pods = pods
         self.statuses = statuses
@@ -151,6 +155,7 @@ class DeploymentController:
             await self._write_pods(key, plan.create, plan.delete)
         finally:
             self.expectations.finish(key)
+        self.events.record(deployment, notes.scaled(key[1], owned, plan.create, plan.delete))
         for name in plan.release:
             await release(self.store, self.fence, self.pods, deployment, name)
         if plan.status != deployment.status:

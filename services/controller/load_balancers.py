@@ -44,12 +44,14 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 
+from kubelab.core import event_notes as notes
 from kubelab.core import lb_requests
 from kubelab.core.kinds import ApiObject
 from kubelab.core.lb_requests import InvalidRequestError, Outcome, Retry
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import kobj
 from kubelab.runtime.clock import Clock
+from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
 from kubelab.runtime.worker import TemporaryError, Worker
@@ -122,6 +124,7 @@ class LoadBalancerController:
         workers: int = 4,
         clock: Callable[[], float] = time.time,
         timers: Clock | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
         self.store = store
         self.fence = fence
@@ -135,6 +138,7 @@ class LoadBalancerController:
         self.resync_period = resync_period
         self.workers = workers
         self.clock = clock
+        self.events = events or EventRecorder.null()
         self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
         self.worker = Worker(
             "load-balancers",
@@ -280,6 +284,7 @@ class LoadBalancerController:
         except InvalidRequestError as err:
             return lb_requests.invalid_request(err)
         self.known.add(key)
+        self.events.record(svc, notes.ensuring_load_balancer(not svc.status.conditions))
         try:
             lb = await self.cloud.ensure(spec)
         except CloudCallError as err:
@@ -315,6 +320,7 @@ class LoadBalancerController:
                 raise _TryAgain(f"cannot delete the load balancer: {err}") from None
             DELETES.inc()
             log.info("load balancer deleted", extra=kobj(_svc(key), kind="svc"))
+            self.events.record(svc, notes.deleted_load_balancer())
             for waiting in self.waiting:  # an address may have come free
                 self.queue.add(waiting)
         self.known.discard(key)
@@ -344,8 +350,10 @@ class LoadBalancerController:
             log.info("load balancer status cleared", extra=extra)
         elif outcome.provisioned:
             log.info("%s", outcome.message, extra={**extra, "ip": outcome.ip})
+            self.events.record(svc, notes.ensured_load_balancer())
         else:
             log.warning("%s: %s", outcome.reason.value, outcome.message, extra=extra)
+            self.events.record(svc, notes.load_balancer_failed(outcome.message))
 
     def _count_pending(self, key: PodKey, pending: bool) -> None:
         (self.without_address.add if pending else self.without_address.discard)(key)

@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from kubelab.core import event_notes as notes
 from kubelab.core.kinds import ApiObject
 from kubelab.core.node_lifecycle import next_eviction_due, pods_to_evict
 from kubelab.runtime.clock import Clock
+from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import Fence, PodKey, StoreProtocol
@@ -42,8 +44,10 @@ class NodeLifecycle:
         grace: float,
         clock: Callable[[], float],
         timers: Clock | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
         self.store = store
+        self.events = events or EventRecorder.null()
         self.fence = fence
         self.pods = pods
         self.nodes = nodes
@@ -73,9 +77,11 @@ class NodeLifecycle:
 
     def _heartbeat_changed(self, key: str, old: bool | None, new: bool | None) -> None:
         if new:
-            self.gone_since.pop(key, None)
+            if self.gone_since.pop(key, None) is not None:
+                self.events.record(self.nodes.get(("", key)), notes.node_status(key, True))
         else:
             self.gone_since.setdefault(key, self.clock())
+            self.events.record(self.nodes.get(("", key)), notes.node_status(key, False))
         self.queue.add(EVICT)
 
     async def sync(self, key: PodKey) -> None:
@@ -93,6 +99,7 @@ class NodeLifecycle:
                 "evicted from a lost node",
                 extra={"pod": f"{pod_key[0]}/{pod_key[1]}", "node": pod.spec.node_name},
             )
+            self.events.record(pod, notes.evicted(*pod_key))
         due = next_eviction_due(pods, self.gone_since, now=now, grace=self.grace)
         if due is not None:
             self.queue.add_after(EVICT, due - now)

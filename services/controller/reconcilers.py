@@ -30,6 +30,7 @@ from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import kobj
 from kubelab.runtime import sources
 from kubelab.runtime.clock import Clock
+from kubelab.runtime.events import EventSink
 from kubelab.runtime.queue import WorkQueue
 from kubelab.runtime.worker import Worker
 from kubelab.store import (
@@ -42,6 +43,7 @@ from kubelab.store import (
 )
 from services.controller.deployments import DeploymentController
 from services.controller.load_balancers import Cloud, LoadBalancerController
+from services.controller.namespaces import NamespaceController
 from services.controller.node_lifecycle import NodeLifecycle
 from services.controller.pod_gc import PodGarbageCollector
 from services.controller.repair import repair_forever
@@ -95,6 +97,9 @@ class Controllers:
         self.deployments = sources.objects(store, kinds.DEPLOYMENTS)
         self.services = sources.objects(store, kinds.SERVICES)
         self.slices = sources.objects(store, kinds.ENDPOINTSLICES)
+        self.namespaces = sources.objects(store, kinds.NAMESPACES)
+        # One writer for the events of every reconciler, each recording as its component.
+        self.events = EventSink(store)
         self.endpoints = SliceController(
             store,
             fence,
@@ -114,6 +119,7 @@ class Controllers:
             cloud=cloud,
             node_health_port=node_health_port,
             timers=timers,
+            events=self.events.recorder("service-controller"),
         )
         self.pod_gc = PodGarbageCollector(
             store,
@@ -131,6 +137,7 @@ class Controllers:
             nodes=self.nodes,
             heartbeats=self.heartbeats,
             timers=timers,
+            events=self.events.recorder("default-scheduler"),
         )
         self.rollouts = DeploymentController(
             store,
@@ -142,6 +149,7 @@ class Controllers:
             clock=clock,
             rng=rng,
             timers=timers,
+            events=self.events.recorder("deployment-controller"),
         )
         self.lifecycle = NodeLifecycle(
             store,
@@ -152,6 +160,10 @@ class Controllers:
             grace=node_grace,
             clock=clock,
             timers=timers,
+            events=self.events.recorder("node-controller"),
+        )
+        self.namespace_deleter = NamespaceController(
+            store, fence, namespaces=self.namespaces, pods=self.pods, clock=clock, timers=timers
         )
         self.workers = [
             worker("endpointslices", self.endpoints.queue, self.endpoints.reconcile, kind="svc"),
@@ -159,6 +171,9 @@ class Controllers:
             worker("deployments", self.rollouts.queue, self.rollouts.sync, kind="deploy"),
             worker("node-lifecycle", self.lifecycle.queue, self.lifecycle.sync, kind="obj"),
             worker("pod-gc", self.pod_gc.queue, self.pod_gc.collect, kind="obj"),
+            worker(
+                "namespaces", self.namespace_deleter.queue, self.namespace_deleter.sync, kind="obj"
+            ),
         ]
 
     def queues(self) -> list[WorkQueue[PodKey]]:
@@ -173,6 +188,7 @@ class Controllers:
             self.deployments,
             self.services,
             self.slices,
+            self.namespaces,
         )
         tasks = [asyncio.create_task(i.run(), name=f"informer {i.name}") for i in informers]
         try:
@@ -183,6 +199,7 @@ class Controllers:
             self.scheduler.start()
             self.pod_gc.start()
             self.rollouts.start()
+            self.namespace_deleter.start()
             for key in self.services.cache:
                 self.endpoints.queue.add(key)
             tasks += [asyncio.create_task(w.run(), name=w.name) for w in self.workers]
@@ -198,6 +215,7 @@ class Controllers:
             await asyncio.gather(*tasks, return_exceptions=True)
             for queue in self.queues():
                 queue.close()
+            await self.events.close()
 
     async def _report_synced(self, *, started: float) -> None:
         """Log (and flag in metrics) the first moment every queue has drained: the

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 
+from kubelab.core import event_notes as notes
 from kubelab.core.kinds import ApiObject
 from kubelab.core.pods import is_terminating
 from kubelab.core.scheduling import NodeInfo, schedule, why_unschedulable
 from kubelab.runtime.clock import Clock
+from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import Fence, PodKey, StoreProtocol
@@ -36,8 +38,10 @@ class Scheduler:
         nodes: Informer[PodKey, ApiObject],
         heartbeats: Informer[str, bool],
         timers: Clock | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
         self.store = store
+        self.events = events or EventRecorder.null()
         self.fence = fence
         self.pods = pods
         self.nodes = nodes
@@ -93,6 +97,9 @@ class Scheduler:
             log.info(
                 "bound", extra={"pod": f"{binding.namespace}/{binding.pod}", "node": binding.node}
             )
+            self.events.record(
+                bound_pod, notes.scheduled(binding.namespace, binding.pod, binding.node)
+            )
         for pod in pending:
             key = (pod.metadata.namespace, pod.metadata.name)
             if key not in chosen and not is_terminating(pod):
@@ -101,3 +108,4 @@ class Scheduler:
                     why_unschedulable(pod, nodes),
                     extra={"pod": f"{key[0]}/{key[1]}"},
                 )
+                self.events.record(pod, notes.failed_scheduling(why_unschedulable(pod, nodes)))

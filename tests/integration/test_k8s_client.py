@@ -278,6 +278,7 @@ def test_discovery_answers_in_the_form_asked(apiserver: ApiServerProcess) -> Non
     assert [(r["name"], r["kind"], r["namespaced"]) for r in resources] == [
         ("deployments", "Deployment", True),
         ("deployments/scale", "Scale", True),
+        ("deployments/status", "Deployment", True),
     ]
     code, _, answer = raw(apiserver, "GET", "/apis/batch/v1")
     assert code == 404 and json.loads(answer)["kind"] == "Status"

@@ -5,8 +5,8 @@ Each test runs `.venv/bin/kubectl` as a user would, against a real apiserver pro
 `kubelab.lab.write_kubeconfig` wrote, and checks what it prints. Objects are also
 read and written through kubelab's gRPC client: both fronts stand on one registry.
 
-`create -f` runs with `--validate=false` until the apiserver serves OpenAPI (kubectl
-validates client-side against it otherwise).
+kubectl validates on the server (`fieldValidation=Strict`): the apiserver serves
+OpenAPI v3 with the parameter, so no command here needs `--validate=false`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from kubelab.client import ApiError, Client
 from kubelab.core import kinds, manifests
 from kubelab.lab import write_kubeconfig
 from kubelab.testing.processes import ApiServerProcess
-from kubelab.v1 import objects_pb2
+from kubelab.v1 import meta_pb2, objects_pb2
 from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration
@@ -136,9 +136,7 @@ def test_version_and_api_resources(kubectl: Kubectl) -> None:
 def test_create_get_and_delete_a_service(
     kubectl: Kubectl, apiserver: ApiServerProcess, service_cidr: str
 ) -> None:
-    assert kubectl.ok("create", "--validate=false", "-f", str(SHOP_SERVICE)).strip() == (
-        "service/shop created"
-    )
+    assert kubectl.ok("create", "-f", str(SHOP_SERVICE)).strip() == ("service/shop created")
     # Written through HTTP, read through gRPC: one registry, defaults and allocation once.
     stored = grpc_get(apiserver, "services", "shop")
     assert isinstance(stored, objects_pb2.Service)
@@ -178,7 +176,8 @@ def test_create_get_and_delete_a_service(
 def test_all_namespaces_labels_and_selectors(kubectl: Kubectl, apiserver: ApiServerProcess) -> None:
     other = service("cart", {"app": "cart", "tier": "web"})
     other.metadata.namespace = "shop-team"
-    grpc_apply(apiserver, service("shop", {"app": "shop"}), service("db"), other)
+    team = objects_pb2.Namespace(metadata=meta_pb2.ObjectMeta(name="shop-team"))
+    grpc_apply(apiserver, team, service("shop", {"app": "shop"}), service("db"), other)
 
     everywhere = rows(kubectl.ok("get", "svc", "-A"))
     assert everywhere[0][:2] == ["NAMESPACE", "NAME"]
@@ -206,14 +205,14 @@ def test_errors_as_kubectl_shows_them(
     assert 'Error from server (NotFound): services "nosuch" not found' in kubectl.fails(
         "get", "svc", "nosuch"
     )
-    kubectl.ok("create", "--validate=false", "-f", str(SHOP_SERVICE))
-    again = kubectl.fails("create", "--validate=false", "-f", str(SHOP_SERVICE))
+    kubectl.ok("create", "-f", str(SHOP_SERVICE))
+    again = kubectl.fails("create", "-f", str(SHOP_SERVICE))
     assert "Error from server (AlreadyExists): error when creating" in again
     assert 'services "shop" already exists' in again
 
     # Another Service asking for the same NodePort: kubelab's own words, naming the field.
     text = SHOP_SERVICE.read_text().replace("name: shop\n", "name: shop-two\n", 1)
-    taken = kubectl.run("create", "--validate=false", "-f", "-", stdin=text)
+    taken = kubectl.run("create", "-f", "-", stdin=text)
     assert taken.returncode != 0
     assert (
         'The Service "shop-two" is invalid: spec.ports[0].nodePort: Invalid value: 30080: '
@@ -225,7 +224,7 @@ def test_errors_as_kubectl_shows_them(
     stale.write_text(kubectl.ok("get", "svc", "shop", "-o", "json"))
     changed = service("shop", {"changed": "yes"})
     grpc_apply(apiserver, changed)
-    conflict = kubectl.fails("replace", "--validate=false", "-f", str(stale))
+    conflict = kubectl.fails("replace", "-f", str(stale))
     assert "Error from server (Conflict)" in conflict
     assert "the object has been modified" in conflict
 
@@ -319,3 +318,33 @@ def test_get_watch_prints_changes_as_they_happen(
     finally:
         watching.terminate()
         watching.wait(10)
+
+
+def test_namespaces_through_kubectl(kubectl: Kubectl, apiserver: ApiServerProcess) -> None:
+    grpc_apply(apiserver, objects_pb2.Namespace(metadata=meta_pb2.ObjectMeta(name="dev")))
+    listed = {r[0]: r[1] for r in rows(kubectl.ok("get", "ns"))[1:]}
+    assert listed == {
+        "default": "Active",
+        "dev": "Active",
+        "kube-node-lease": "Active",
+        "kube-public": "Active",
+        "kube-system": "Active",
+    }
+    missing = kubectl.run(
+        "apply",
+        "--validate=false",
+        "-f",
+        "-",
+        stdin="apiVersion: v1\nkind: Service\nmetadata: {name: x, namespace: nope}\n"
+        "spec: {ports: [{port: 80}]}\n",
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        'Error from server (NotFound): error when creating "STDIN": namespaces "nope" not found'
+    )
+    assert kubectl.ok("delete", "ns", "dev", "--wait=false") == 'namespace "dev" deleted\n'
+    assert rows(kubectl.ok("get", "ns", "dev"))[1][:2] == ["dev", "Terminating"]
+    assert kubectl.fails("delete", "ns", "default").strip() == (
+        'Error from server (Forbidden): namespaces "default" is forbidden: '
+        "this namespace may not be deleted"
+    )

@@ -172,7 +172,7 @@ def test_conflict_with_client_side_apply_is_worded_as_kubernetes_words_it() -> N
     )
     assert caught.value.causes() == [
         {
-            "type": "FieldManagerConflict",
+            "reason": "FieldManagerConflict",
             "message": 'conflict with "kubectl-client-side-apply" using v1',
             "field": f"{PORT}.targetPort",
         }

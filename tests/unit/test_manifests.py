@@ -209,7 +209,7 @@ def test_unknown_fields_are_warned_with_paths() -> None:
         kind: Deployment
         metadata:
           name: shop
-          managedFields: []
+          finalizers: []
         spec:
           progressDeadlineSeconds: 600
           template:
@@ -228,7 +228,7 @@ def test_unknown_fields_are_warned_with_paths() -> None:
         """
     )
     assert loaded.warnings == (
-        "metadata.managedFields: unknown field, ignored",
+        "metadata.finalizers: unknown field, ignored",
         "spec.progressDeadlineSeconds: unknown field, ignored",
         "spec.template.spec.containers[0].resources: unknown field, ignored",
         "spec.template.spec.containers[0].readinessProbe.grpc: unknown field, ignored",

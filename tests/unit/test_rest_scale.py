@@ -90,10 +90,16 @@ def test_discovery_lists_the_subresources() -> None:
             "subresource": "scale",
             "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
             "verbs": ["get", "patch", "update"],
-        }
+        },
+        {
+            "subresource": "status",
+            "responseKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "verbs": ["get", "patch", "update"],
+        },
     ]
     legacy = discovery.resource_list("v1")
     assert legacy is not None
     names = {r["name"]: r for r in legacy["resources"]}
     assert names["pods/log"]["verbs"] == ["get"]
-    assert subresources.legacy("services", True) == []
+    assert names["services/status"]["verbs"] == ["get", "patch", "update"]
+    assert subresources.legacy("endpoints", True) == []

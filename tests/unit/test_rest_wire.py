@@ -49,6 +49,12 @@ from services.apiserver.rest.routing import Discovery, Target
         ),
         pytest.param("/api/v1/nodes/node-1", Target(kinds.NODES, "", "node-1"), id="cluster-obj"),
         pytest.param(
+            "/api/v1/namespaces/dev", Target(kinds.NAMESPACES, "", "dev"), id="namespace-object"
+        ),
+        pytest.param(
+            "/api/v1/namespaces/dev/events", Target(kinds.EVENTS, "dev"), id="namespaced-events"
+        ),
+        pytest.param(
             "/api/v1/namespaces/default/pods/p/status",
             Target(kinds.PODS, "default", "p", "status"),
             id="subresource",
@@ -72,7 +78,6 @@ def test_paths(path: str, found: Target | Discovery) -> None:
         pytest.param("/api/v2/services", id="core-version"),
         pytest.param("/apis/apps/v1beta1/deployments", id="group-version"),
         pytest.param("/api/v1/deployments", id="wrong-group"),
-        pytest.param("/api/v1/namespaces/default", id="namespace-object"),
         pytest.param("/api/v1/namespaces/default/nodes", id="namespaced-cluster-kind"),
         pytest.param("/api/v1/services/shop", id="name-without-namespace"),
         pytest.param("/api/v1/namespaces/default/pods/p/status/x", id="too-deep"),

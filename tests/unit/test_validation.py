@@ -1002,6 +1002,8 @@ def _fill(draw: st.DrawFn, message: Message, depth: int) -> None:
                 value[key] = draw(_strings)
         elif sub is not None and sub.full_name == "google.protobuf.Timestamp":
             value.seconds = draw(st.integers(0, 2**31))
+        elif sub is not None and sub.full_name == "google.protobuf.Struct":
+            continue  # managedFields' fieldsV1: free-form JSON, never validated
         elif sub is not None:
             if depth >= _MAX_DEPTH:
                 continue

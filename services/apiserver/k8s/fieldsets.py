@@ -269,7 +269,7 @@ def _compare(old: Json, new: Json, node: Node | None, path: Path, out: Compariso
     present = new if new is not None else old
     kind = _kind_of(present, node)
     other = old if new is not None else new
-    both_empty = all(v in (None, {}, []) for v in (old, new))
+    both_empty = _empty(old) and _empty(new)
     if kind.leaf or both_empty or (other is not None and _kind_of(other, node) != kind):
         _leaf(old, new, path, out)
         return
@@ -301,6 +301,10 @@ def _compare(old: Json, new: Json, node: Node | None, path: Path, out: Compariso
         out.added.add(path)
     elif path and new is None:
         out.removed.add(path)
+
+
+def _empty(value: Json) -> bool:
+    return value is None or value == {} or value == []
 
 
 def _leaf(old: Json, new: Json, path: Path, out: Comparison) -> None:

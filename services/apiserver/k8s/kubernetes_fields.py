@@ -75,7 +75,6 @@ KUBERNETES_ONLY: dict[str, tuple[str, ...]] = {
         "volumesAttached",
         "volumesInUse",
     ),
-    "ObjectReference": ("fieldPath",),
     "PodCondition": ("lastProbeTime",),
     "PodSpec": (
         "activeDeadlineSeconds",

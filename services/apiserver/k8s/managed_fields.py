@@ -101,7 +101,7 @@ class ApplyConflict(Exception):
         """`details.causes` of the Status Kubernetes answers with."""
         return [
             {
-                "type": "FieldManagerConflict",
+                "reason": "FieldManagerConflict",
                 "message": f"conflict with {c.manager}",
                 "field": c.path,
             }

@@ -107,6 +107,10 @@ class _Builder:
 
     def message(self, descriptor: Descriptor, owner: str = "") -> Struct:
         short = tables.definition_short_name(descriptor.name, owner)
+        if short in tables.DECLARED_STRUCTS:
+            # The table's declaration wins over a message of the same name
+            # (ManagedFieldsEntry's fieldsV1 is free-form JSON, a Struct in proto).
+            return self.declared_struct(short)
         name = tables.definition_name(short)
         known = self.structs.get(name)
         if known is not None:

@@ -4,6 +4,8 @@
 (paths -> kinds), `discovery`, `resources` (the verbs, on the same `Registry` as
 gRPC), and the pure translations: `convert` (protobuf <-> Kubernetes JSON), `tables`
 (server-side Tables), `fields` (field selectors), `options` (query parameters, watch
-events), `errors` (Status objects). The patch strategies and the OpenAPI documents
-are pure modules of `services.apiserver.k8s`, called from `resources` when they land.
+events), `errors` (Status objects). Writes: `patch` (PATCH of every type),
+`subresources_status` (`/status`), `field_validation` (fieldValidation, dryRun),
+`field_managers` (managedFields), over the pure modules of `services.apiserver.k8s`;
+`openapi_routes` serves that package's OpenAPI v3 documents.
 """

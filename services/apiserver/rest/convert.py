@@ -130,10 +130,10 @@ def _check_type(document: dict[str, Any], info: KindInfo) -> None:
         )
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes, object_pairs_hook: Any = None) -> Any:
     """A request body as JSON; a 400 naming the problem when it is not."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise bad_request("couldn't decode the body: nested too deeply") from None
     except ValueError as err:  # JSONDecodeError, bad UTF-8, a number Python refuses
@@ -145,6 +145,14 @@ def from_body(raw: bytes, info: KindInfo, *, namespace: str, name: str = "") -> 
     document = parse_json(raw)
     if not isinstance(document, dict):
         raise bad_request("the body must be a JSON object")
+    return from_document(document, info, namespace=namespace, name=name)
+
+
+def from_document(
+    document: dict[str, Any], info: KindInfo, *, namespace: str, name: str = ""
+) -> Decoded:
+    """`from_body` for an already parsed body (or a patched object); `document` may be
+    filled in (apiVersion, kind, metadata.namespace)."""
     _check_type(document, info)
     metadata = document.setdefault("metadata", {})
     if not isinstance(metadata, dict):

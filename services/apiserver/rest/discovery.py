@@ -27,7 +27,14 @@ VERBS = ("create", "delete", "get", "list", "update", "watch")
 # Kubernetes puts these in the `all` category (`kubectl get all`).
 _IN_ALL = frozenset({"services", "pods", "deployments"})
 # kubectl's short names are the server's: Kubernetes gives EndpointSlices none.
-_SHORT_NAMES = {"services": ["svc"], "pods": ["po"], "deployments": ["deploy"], "nodes": ["no"]}
+_SHORT_NAMES = {
+    "services": ["svc"],
+    "pods": ["po"],
+    "deployments": ["deploy"],
+    "nodes": ["no"],
+    "namespaces": ["ns"],
+    "events": ["ev"],
+}
 
 
 @dataclass(frozen=True, slots=True)

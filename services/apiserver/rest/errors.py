@@ -12,7 +12,10 @@ gRPC, with Kubernetes' codes and reasons:
 * a compacted revision or an expired continue token → 410 Expired;
 * bad parameters (selectors, names, resourceVersions) → 400 BadRequest;
 * etcd down → 503 ServiceUnavailable (clients retry), a full range → 500 with
-  Kubernetes' words.
+  Kubernetes' words;
+* a patch that cannot apply (`services.apiserver.k8s`): its own code, 400
+  BadRequest, 415 UnsupportedMediaType or 422 Invalid; a server-side apply conflict
+  → 409 Conflict with one `FieldManagerConflict` cause per field.
 
 Anything else is a bug: the server logs its traceback and answers 500 InternalError
 naming only an error id. Pure: no I/O.
@@ -27,7 +30,7 @@ from typing import Any
 from kubelab.core import errors as field_errors
 from kubelab.core import selectors
 from kubelab.core.allocators import RangeFullError
-from kubelab.core.errors import ErrorType, FieldError, InvalidObjectError
+from kubelab.core.errors import ErrorType, FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import KindInfo, UnknownKindError
 from kubelab.core.paging import InvalidContinueError
 from kubelab.core.request_keys import InvalidRequestError
@@ -39,6 +42,9 @@ from kubelab.store import (
     RequestTooLargeError,
     StoreUnavailableError,
 )
+from services.apiserver.k8s.jsonvalue import PatchError
+from services.apiserver.k8s.managed_fields import ApplyConflict
+from services.apiserver.namespace_view import NamespaceNotFoundError
 
 # Kubernetes' `CauseType`s for each kind of field error (apimachinery field.ErrorType).
 _CAUSE_REASONS = {
@@ -162,8 +168,14 @@ def api_error_of(err: Exception, info: KindInfo | None = None, name: str = "") -
             return bad_request(str(err), {"causes": causes(err.errors)} if err.errors else None)
         case UnknownKindError() | selectors.SelectorError() | InvalidContinueError():
             return bad_request(str(err))
+        case NamespaceNotFoundError():
+            return ApiError(
+                404, "NotFound", str(err), {"name": err.namespace, "kind": "namespaces"}
+            )
         case NotFoundError():
             return ApiError(404, "NotFound", str(err), _about(info, name))
+        case ForbiddenError():
+            return ApiError(403, "Forbidden", str(err), {"name": err.name, "kind": err.resource})
         case AlreadyExistsError():
             return ApiError(409, "AlreadyExists", str(err), _about(info, name))
         case ConflictError():
@@ -176,7 +188,16 @@ def api_error_of(err: Exception, info: KindInfo | None = None, name: str = "") -
             return ApiError(413, "RequestEntityTooLarge", str(err))
         case RangeFullError():
             return ApiError(500, "InternalError", f"failed to allocate: {err}")
+        case ApplyConflict():
+            return ApiError(409, "Conflict", str(err), {"causes": err.causes()})
+        case PatchError():
+            code = err.status_code
+            reason = _PATCH_REASONS.get(code, "Invalid")
+            return ApiError(code, reason, str(err), _about(info, name) if code == 422 else {})
     return None
+
+
+_PATCH_REASONS = {400: "BadRequest", 415: "UnsupportedMediaType", 422: "Invalid"}
 
 
 def _expired_message(err: CompactedError) -> str:

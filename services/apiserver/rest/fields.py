@@ -3,10 +3,12 @@
 Kubernetes' grammar (apimachinery `fields.ParseSelector`): comma-separated terms
 `field=value`, `field==value` or `field!=value`; a backslash escapes `,`, `=`, `!`
 and itself in a value. Only the fields a kind declares selectable may be used
-(`SELECTABLE`), and another is refused with Kubernetes' words (`field label not
-supported: ...`): every kind has metadata.name and metadata.namespace; pods add
-spec.nodeName (what a kubelet watches), status.phase, status.podIP,
-spec.restartPolicy; services spec.type and spec.clusterIP; nodes spec.unschedulable.
+(`SELECTABLE`, shared with the gRPC front), and another is refused with
+Kubernetes' words (`field label not supported: ...`): every kind has metadata.name
+and metadata.namespace; pods add spec.nodeName (what a kubelet watches),
+status.phase, status.podIP, spec.restartPolicy; services spec.type and
+spec.clusterIP; nodes spec.unschedulable; events involvedObject.*, reason, type,
+source; namespaces status.phase.
 An object missing a field has it as "" (Kubernetes' field sets do the same).
 
 Pure: no I/O.
@@ -18,35 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubelab.core import kinds
+from kubelab.core import field_selectors
 from kubelab.core.kinds import KindInfo
 from services.apiserver.rest.errors import ApiError, bad_request
 
-_COMMON: dict[str, Callable[[Any], str]] = {
-    "metadata.name": lambda o: str(o.metadata.name),
-    "metadata.namespace": lambda o: str(o.metadata.namespace),
-}
-
-SELECTABLE: Mapping[str, Mapping[str, Callable[[Any], str]]] = {
-    kinds.PODS.resource: {
-        **_COMMON,
-        "spec.nodeName": lambda o: str(o.spec.node_name),
-        "spec.restartPolicy": lambda o: str(o.spec.restart_policy),
-        "status.phase": lambda o: str(o.status.phase),
-        "status.podIP": lambda o: str(o.status.pod_ip),
-    },
-    kinds.SERVICES.resource: {
-        **_COMMON,
-        "spec.type": lambda o: str(o.spec.type),
-        "spec.clusterIP": lambda o: str(o.spec.cluster_ip),
-    },
-    kinds.NODES.resource: {
-        **_COMMON,
-        "spec.unschedulable": lambda o: "true" if o.spec.unschedulable else "false",
-    },
-    kinds.DEPLOYMENTS.resource: _COMMON,
-    kinds.ENDPOINTSLICES.resource: _COMMON,
-}
+# Kubernetes' selectable fields per kind, one table for both fronts
+# (`kubelab.core.field_selectors`: an event's involvedObject.*, a namespace's
+# status.phase, ...).
+SELECTABLE: Mapping[str, Mapping[str, Callable[[Any], str]]] = field_selectors.SELECTABLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The verbs on a kind's resources: get, list, watch, create, update, delete.
+"""The verbs on a kind's resources: get, list, watch, create, update, patch, delete.
 
 Every verb calls the same `Registry` (writes) and store + `LiveViews` (reads) as the
 gRPC servicer, so defaults, validation and its wording, the allocation transaction,
@@ -14,7 +14,10 @@ answers one ERROR event carrying a 410 Expired Status, as Kubernetes' watch cach
 does, so clients relist.
 
 Writes run shielded from the client's disconnect: a create whose client hung up is
-still either done or not done, never cut in the middle of its bookkeeping.
+still either done or not done, never cut in the middle of its bookkeeping. Every
+write honours `fieldValidation` (`field_validation`) and records its field manager
+in managedFields (`field_managers`); PATCH is `patch`, `/status` is
+`subresources_status`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.limits import LIST_CHUNK
 from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
-from services.apiserver.rest import convert, tables
+from services.apiserver.rest import (
+    convert,
+    field_managers,
+    field_validation,
+    patch,
+    subresources_status,
+    tables,
+)
 from services.apiserver.rest.discovery import parse_accept, wants
 from services.apiserver.rest.errors import (
     ApiError,
@@ -45,6 +55,7 @@ from services.apiserver.rest.errors import (
 )
 from services.apiserver.rest.options import ListOptions, bookmark, list_options
 from services.apiserver.rest.routing import Target
+from services.apiserver.rest.subresources_status import decode_for
 from services.apiserver.watch_cache import CachedEvent, FellBehindError, Progress, WatchCache
 
 log = logging.getLogger(__name__)
@@ -91,6 +102,8 @@ class Resources:
         self.cache = cache
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        if target.subresource == "status":
+            return await self.status(request, target)
         if target.subresource:
             # status, scale and log come with the later steps of the HTTP API.
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -274,36 +287,72 @@ class Resources:
         media = content_type.split(";", 1)[0].strip().lower()
         if media not in ("", JSON):
             raise unsupported_media_type(content_type)
-        if request.query.get("dryRun"):
-            raise bad_request("dryRun: kubelab does not support dry runs yet")
         return await request.read()
+
+    async def _decoded(
+        self, request: web.Request, target: Target, options_kind: str
+    ) -> tuple[convert.Decoded, tuple[str, ...], str]:
+        """The body of a POST or PUT as an object, the Warnings it earned, its manager."""
+        info = target.info
+        mode = field_validation.directive(request.query, options_kind)
+        manager = field_managers.manager_of(
+            request.query, request.headers.get("User-Agent", ""), options_kind
+        )
+        document, duplicates = field_validation.parse(await self._body(request))
+        if not isinstance(document, dict):
+            raise bad_request("the body must be a JSON object")
+        decoded = decode_for(
+            document, info, namespace=target.namespace, name=target.name,
+            subresource=target.subresource,
+        )  # fmt: skip
+        checked = field_validation.check(
+            document,
+            info.kind,
+            mode,
+            dropped=decoded.warnings,
+            duplicates=duplicates,
+            prefix=field_validation.cannot_handle(info.kind, info.api_version),
+        )
+        _check_resource_version(decoded.object)
+        return decoded, checked.warnings, manager
 
     async def create(self, request: web.Request, target: Target) -> web.StreamResponse:
         info = target.info
         if info.namespaced and not target.namespace:
             raise method_not_allowed("POST")
-        decoded = convert.from_body(await self._body(request), info, namespace=target.namespace)
-        _check_resource_version(decoded.object)
-        created = await _shielded(self.registry.create(decoded.object))
-        return _json(convert.to_json(created), 201, _warnings(request, decoded.warnings))
+        decoded, warnings, manager = await self._decoded(request, target, "CreateOptions")
+        hook = field_managers.update_hook(info, manager)
+        dry_run = field_validation.dry_run(request.query, "CreateOptions")
+        created = await _shielded(
+            self.registry.create(decoded.object, fields=hook, dry_run=dry_run)
+        )
+        return _json(convert.to_json(created), 201, warnings)
 
     async def update(self, request: web.Request, target: Target) -> web.StreamResponse:
-        info = target.info
-        decoded = convert.from_body(
-            await self._body(request), info, namespace=target.namespace, name=target.name
+        info, sub = target.info, target.subresource
+        decoded, warnings, manager = await self._decoded(request, target, "UpdateOptions")
+        hook = field_managers.update_hook(info, manager, sub)
+        dry_run = field_validation.dry_run(request.query, "UpdateOptions")
+        written, _ = await _shielded(
+            self.registry.update(decoded.object, fields=hook, subresource=sub, dry_run=dry_run)
         )
-        _check_resource_version(decoded.object)
-        written, _ = await _shielded(self.registry.update(decoded.object))
-        return _json(convert.to_json(written), 200, _warnings(request, decoded.warnings))
+        return _json(convert.to_json(written), 200, warnings)
 
     async def patch(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """PATCH: where the patch strategies of `services.apiserver.k8s` plug in (json-patch,
-        merge-patch, strategic-merge-patch by merge keys, apply-patch for server-side
-        apply), each a pure function from the current object's JSON and the patch to the
-        new JSON, which then goes through `registry.update` with the current
-        resourceVersion like a PUT. Until they land, every patch type is unsupported:
-        415, as Kubernetes answers a patch type it does not know."""
-        raise unsupported_media_type(request.headers.get("Content-Type", ""))
+        """PATCH of every type (`services.apiserver.rest.patch`)."""
+        written, code, warnings = await patch.patch(self.registry, request, target)
+        return _json(convert.to_json(written), code, warnings)
+
+    async def status(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """`/status`: GET the object, PUT or PATCH only its status."""
+        subresources_status.check_target(target.info, target.subresource)
+        if request.method == "GET":
+            return await self.get(request, target)
+        if request.method == "PUT":
+            return await self.update(request, target)
+        if request.method == "PATCH":
+            return await self.patch(request, target)
+        raise method_not_allowed(request.method)
 
     async def delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         info = target.info
@@ -348,12 +397,6 @@ def _check_resource_version(obj: ApiObject) -> None:
     """A resourceVersion is a revision number or nothing; "abc" is the client's mistake
     (400), not a conflict with what is stored."""
     request_keys.parse_resource_version(obj.metadata.resource_version, "metadata.resourceVersion")
-
-
-def _warnings(request: web.Request, found: tuple[str, ...]) -> tuple[str, ...]:
-    if request.query.get("fieldValidation", "") == "Ignore":
-        return ()
-    return found
 
 
 def _int_param(text: str, name: str) -> int:

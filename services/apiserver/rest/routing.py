@@ -4,6 +4,7 @@
     /apis/apps/v1/deployments                     collection, every namespace
     /apis/discovery.k8s.io/v1/namespaces/ns/endpointslices
     /api/v1/nodes/node-1                          object (cluster-scoped)
+    /api/v1/namespaces/dev                        a Namespace (cluster-scoped)
     /api/v1/namespaces/default/pods/p/status      subresource
     /api, /apis, /api/v1, /apis/apps, /apis/apps/v1, /version   discovery
 
@@ -11,7 +12,6 @@
 or raises a 404 `ApiError` for a path kubelab does not serve, with Kubernetes'
 `the server could not find the requested resource`. A namespaced kind without a
 namespace is a list across all namespaces (`kubectl get svc -A`); a name needs one.
-Namespaces themselves are not objects yet: `/api/v1/namespaces/<ns>` is a 404.
 
 Pure: no I/O.
 """

@@ -33,7 +33,7 @@ from prometheus_client import Counter, Histogram
 
 from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
-from services.apiserver.rest import discovery, routing
+from services.apiserver.rest import discovery, openapi_routes, routing
 from services.apiserver.rest.convert import dumps
 from services.apiserver.rest.errors import (
     ApiError,
@@ -158,6 +158,8 @@ class RestServer:
         return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if openapi_routes.is_openapi(request.path):
+            return openapi_routes.serve(request)
         found = routing.parse(request.rel_url.raw_path)
         if isinstance(found, Discovery):
             if request.method != "GET":

@@ -28,6 +28,10 @@ class Subresource:
 SUBRESOURCES = (
     Subresource("pods", "log", "", "v1", "Pod", ("get",)),
     Subresource("deployments", "scale", "autoscaling", "v1", "Scale", ("get", "patch", "update")),
+    # `subresources_status`: the kind itself, only its status written.
+    Subresource("services", "status", "", "v1", "Service", ("get", "patch", "update")),
+    Subresource("pods", "status", "", "v1", "Pod", ("get", "patch", "update")),
+    Subresource("deployments", "status", "apps", "v1", "Deployment", ("get", "patch", "update")),
 )
 
 

@@ -115,10 +115,24 @@ def endpoint_slice_cells(eps: objects_pb2.EndpointSlice, now: datetime) -> list[
     return printers.endpoint_slice_cells(eps, now)
 
 
+def namespace_cells(namespace: objects_pb2.Namespace, now: datetime) -> list[Any]:
+    return printers.namespace_cells(namespace, now)
+
+
+def event_cells(event: objects_pb2.Event, now: datetime) -> list[Any]:
+    """Kubernetes' event columns, in their order (kubectl's -o wide order)."""
+    ours = printers.event_cells(event, now)
+    ordered: list[Any] = [ours[i] for i in printers.TABLES["Event"].wide_order]
+    ordered[8] = event.count or 1  # COUNT is an integer column
+    return ordered
+
+
 @dataclass(frozen=True, slots=True)
 class KindTable:
-    columns: tuple[Column, ...]  # NAME first
+    columns: tuple[Column, ...]  # NAME first, unless `named` is False
     cells: Callable[[Any, datetime], list[Any]]  # every column after NAME
+    # Events have no leading NAME: their cells are every column (Name is a wide one).
+    named: bool = True
 
 
 TABLES: dict[str, KindTable] = {
@@ -186,6 +200,30 @@ TABLES: dict[str, KindTable] = {
         ),
         endpoint_slice_cells,
     ),
+    kinds.NAMESPACES.resource: KindTable(
+        (
+            _NAME,
+            Column("Status", description="The status of the namespace"),
+            _AGE,
+        ),
+        namespace_cells,
+    ),
+    kinds.EVENTS.resource: KindTable(
+        (
+            Column("Last Seen", description="The time of the most recent occurrence."),
+            Column("Type", description="Type of this event (Normal, Warning)."),
+            Column("Reason", description="Short, machine understandable reason for the event."),
+            Column("Object", description="The object that this event is about."),
+            _wide("Subobject", "The part of the object the event is about (fieldPath)."),
+            _wide("Source", "The component reporting this event."),
+            Column("Message", description="A description of the status of this operation."),
+            _wide("First Seen", "The time at which the event was first recorded."),
+            _wide("Count", "The number of times this event has occurred.", "integer"),
+            Column("Name", description=_NAME.description, priority=1, format="name"),
+        ),
+        event_cells,
+        named=False,
+    ),
 }
 
 INCLUDE_OBJECT = ("Metadata", "Object", "None")
@@ -215,7 +253,8 @@ def _row_object(obj: ApiObject, include: str) -> dict[str, Any] | None:
 
 def row(info: KindInfo, obj: ApiObject, now: datetime, include: str = "Metadata") -> dict[str, Any]:
     table = TABLES[info.resource]
-    out: dict[str, Any] = {"cells": [obj.metadata.name, *table.cells(obj, now)]}
+    lead = [obj.metadata.name] if table.named else []
+    out: dict[str, Any] = {"cells": [*lead, *table.cells(obj, now)]}
     shown = _row_object(obj, include)
     if shown is not None:
         out["object"] = shown
