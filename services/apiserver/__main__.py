@@ -17,6 +17,7 @@ import logging
 import signal
 from pathlib import Path
 
+from kubelab.core import kinds
 from kubelab.core.allocators import ClusterIPAllocator, NodePortAllocator, PortRange
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
@@ -120,6 +121,7 @@ async def run(args: argparse.Namespace) -> None:
         args.etcd,
     )
     await view.start()
+    await cache.start(kinds.ALL_KINDS)
     await namespaces.start()
     await ensure_system(registry.create)
     await server.set_serving(True)

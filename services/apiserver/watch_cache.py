@@ -1,9 +1,11 @@
 """The apiserver's watch cache (Kubernetes' "cacher"): one etcd watch per kind, shared by
 every watcher of both fronts.
 
-Per kind, started by the first watch of it and kept for the life of the process: one
-store watch (through `LiveViews`, so pods carry their reported status and nodes their
-liveness), a `Ring` of the recent events for resuming, and the set of open watchers.
+Per kind, started with the apiserver (`start`; a kind not started then, or whose cache
+failed, starts at its next watch, from that watch's revision) and kept for the life of
+the process: one store watch (through `LiveViews`, so pods carry their reported status
+and nodes their liveness), a `Ring` of the recent events for resuming, and the set of
+open watchers.
 Each event is decoded once (by the store watch) and wrapped once as a `CachedEvent`,
 which memoizes its wire encodings (`encoded`): the HTTP front serializes an event's
 object to JSON once for all its watchers, the gRPC front builds its message once.
@@ -31,7 +33,7 @@ newest revision the cache has processed: a client that resumes from it misses no
 
 If the cache's own store watch fails (etcd compacted past it after a long outage),
 every watcher of that kind ends with the error (410: clients relist) and the next
-watch starts a new cache at the current revision.
+watch starts a new cache, from that watch's revision.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -228,7 +230,16 @@ class WatchCache:
         self._kinds: dict[str, _KindCache] = {}
         self._starting = asyncio.Lock()
 
-    async def _kind(self, info: KindInfo) -> _KindCache:
+    async def start(self, infos: Iterable[KindInfo]) -> None:
+        """Start the caches of these kinds now, at the current revision, so that any watch
+        from a revision read after this is served by them (as Kubernetes' apiserver starts
+        its caches with itself). A kind not started here starts at its first watch."""
+        revision = await self.views.store.current_revision()
+        for info in infos:
+            if info.resource not in self._kinds:
+                self._kinds[info.resource] = _KindCache(info, self.views, revision, self.ring_size)
+
+    async def _kind(self, info: KindInfo, after: int) -> _KindCache:
         cache = self._kinds.get(info.resource)
         if cache is not None and not cache.failed:
             return cache
@@ -236,6 +247,12 @@ class WatchCache:
             cache = self._kinds.get(info.resource)
             if cache is None or cache.failed:
                 revision = await self.views.store.current_revision()
+                if 0 < after < revision:
+                    # Started by a watch from the past: from there (etcd still has it, or
+                    # this is the watch's 410), so that it and the watches after it are
+                    # served, not sent to etcd one by one.
+                    await self.views.store.check_history(after)
+                    revision = after
                 cache = self._kinds[info.resource] = _KindCache(
                     info, self.views, revision, self.ring_size
                 )
@@ -258,7 +275,7 @@ class WatchCache:
         `listed`: the caller has just listed at `after` (a watch's initial events), so
         etcd has it and is not asked again."""
         interest = Interest(namespace, after, matches)
-        cache = await self._kind(info)
+        cache = await self._kind(info, after)
         plan = start_plan(after, floor=cache.ring.floor, head=cache.ring.head)
         if plan.check_history and not listed:
             await self.views.store.check_history(after)

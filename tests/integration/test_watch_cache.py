@@ -19,7 +19,7 @@ import grpc
 import pytest
 
 from kubelab.client import ApiError, Client
-from kubelab.testing.processes import ApiServerProcess, EtcdServer
+from kubelab.testing.processes import ApiServerProcess, EtcdServer, free_port
 from kubelab.testing.wait import until_read
 from kubelab.v1 import objects_pb2
 
@@ -165,6 +165,38 @@ async def test_every_watcher_of_a_kind_shares_one_etcd_watch(
         for watcher in watchers:
             await watcher.close()
         grpc_watch.cancel()
+
+
+METRICS_PORT = free_port()
+
+
+async def cached_watchers(http: aiohttp.ClientSession, resource: str) -> int:
+    """The apiserver's own count of the watches its cache serves."""
+    async with http.get(f"http://127.0.0.1:{METRICS_PORT}/metrics") as response:
+        text = await response.text()
+    name = f'kubelab_apiserver_cached_watchers{{resource="{resource}"}}'
+    line = next((x for x in text.splitlines() if x.startswith(name)), f"{name} 0")
+    return int(float(line.split()[1]))
+
+
+@pytest.mark.parametrize("apiserver_args", [("--metrics", f"127.0.0.1:{METRICS_PORT}")])
+async def test_watches_from_a_revision_read_after_start_are_served_by_the_cache(
+    http: aiohttp.ClientSession,
+) -> None:
+    """The caches start with the apiserver: a client's list-then-watch is served from
+    memory even when other writes moved the revision in between (a cache started by
+    the first watch, at the revision of that moment, would send them all to etcd)."""
+    start = await revision(http)
+    await create(http, "moved")
+    watchers = [Watcher(http, resourceVersion=start) for _ in range(10)]
+    try:
+        await create(http, "shop")
+        await until_read("every watcher sees shop", lambda: all(w.saw("shop") for w in watchers))
+        assert all(names(w.events) == [("ADDED", "moved"), ("ADDED", "shop")] for w in watchers)
+        assert await cached_watchers(http, "services") == 10
+    finally:
+        for watcher in watchers:
+            await watcher.close()
 
 
 @pytest.mark.parametrize("apiserver_args", [("--watch-buffer", "4")])
