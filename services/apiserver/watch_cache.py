@@ -11,10 +11,11 @@ which memoizes its wire encodings (`encoded`): the HTTP front serializes an even
 object to JSON once for all its watchers, the gRPC front builds its message once.
 The dispatch loop hands the event to every watcher whose namespace and selectors
 match (`Interest.sees`, Kubernetes' filtered-watch rule) by appending a reference to
-that watcher's queue: no awaiting, so a slow client never holds up the others. A
-watcher with more than `watcher_buffer` undelivered events is terminated
+that watcher's queue. A watcher with `watcher_buffer` undelivered events gets a short
+time to drain them (`slow_wait` per event, shared), then is terminated
 (`FellBehindError`), as Kubernetes' cacher terminates a watcher whose buffer stays
-full; the client re-watches from the last revision it saw.
+full: a slow client holds up the others at most once, briefly; it re-watches from
+the last revision it saw.
 
 A watch from revision R:
 * R at or above the ring's floor: events after R are replayed from the ring, then
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Undelivered events one watcher may have before it is terminated.
 DEFAULT_WATCHER_BUFFER = 1024
+# How long one event's dispatch may wait for full watchers to drain (Kubernetes: 100 ms).
+DEFAULT_SLOW_WAIT = 0.1
 # Kubernetes sends a watcher that asked for bookmarks one about every minute.
 DEFAULT_BOOKMARK_INTERVAL = 60.0
 
@@ -84,6 +87,9 @@ class CachedEvent:
     previous: ApiObject | None
     revision: int
     _encodings: dict[Hashable, Any] = field(default_factory=dict)
+    # Watchers it is queued for and not yet sent to: at 0 the encodings are dropped, so
+    # the ring holds objects only, not every wire format of them.
+    _pending: int = 0
 
     @classmethod
     def of(cls, event: ObjectEvent) -> CachedEvent:
@@ -100,6 +106,14 @@ class CachedEvent:
         except KeyError:
             value = self._encodings[key] = make()
             return value
+
+    def queued(self) -> None:
+        self._pending += 1
+
+    def sent(self) -> None:
+        self._pending -= 1
+        if self._pending <= 0:
+            self._encodings.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +139,21 @@ class _Watcher:
         self.limit = limit
         self.queue: deque[Delivered] = deque()
         self.ready = asyncio.Event()
+        self.drained = asyncio.Event()
         self.seen = interest.after
         self.error: Exception | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.error is None and len(self.queue) >= self.limit
+
+    async def wait_drained(self, timeout: float) -> None:
+        """Until the queue has room again, for at most `timeout` seconds."""
+        self.drained.clear()
+        if timeout > 0 and self.full:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self.drained.wait()
 
     def offer(self, event: CachedEvent, *, bounded: bool = True) -> bool:
         """Queue the event if it is this watcher's business; False when the watcher
@@ -135,7 +162,7 @@ class _Watcher:
             event.type, event.revision, event.namespace, event.object, event.previous
         )
         self.seen = max(self.seen, event.revision)
-        if kind is None:
+        if kind is None or self.error is not None:
             return True
         if bounded and len(self.queue) >= self.limit:
             self.close(
@@ -146,11 +173,14 @@ class _Watcher:
             )
             return False
         self.queue.append(Delivered(kind, event))
+        event.queued()
         self.ready.set()
         return True
 
     def close(self, error: Exception) -> None:
         self.error = error
+        for left in self.queue:
+            left.event.sent()
         self.queue.clear()
         self.ready.set()
 
@@ -167,12 +197,18 @@ class _Watcher:
             except TimeoutError:
                 if not self.queue and self.error is None:
                     return Progress(self.seen)
-        return self.queue.popleft()
+        item = self.queue.popleft()
+        if len(self.queue) < self.limit:
+            self.drained.set()
+        return item
 
 
 class _KindCache:
-    def __init__(self, info: KindInfo, views: LiveViews, revision: int, ring_size: int) -> None:
+    def __init__(
+        self, info: KindInfo, views: LiveViews, revision: int, ring_size: int, slow_wait: float
+    ) -> None:
         self.info = info
+        self.slow_wait = slow_wait
         self.ring: Ring[CachedEvent] = Ring(ring_size, revision)
         self.watchers: set[_Watcher] = set()
         self.failed = False
@@ -184,14 +220,7 @@ class _KindCache:
                 cached = CachedEvent.of(event)
                 self.ring.append(cached.revision, cached)
                 EVENTS.labels(self.info.resource).inc()
-                behind = [w for w in self.watchers if not w.offer(cached)]
-                for watcher in behind:
-                    self.watchers.discard(watcher)
-                    TERMINATED.labels(self.info.resource).inc()
-                    log.info(
-                        "watcher terminated: fell behind",
-                        extra={"resource": self.info.resource, "revision": cached.revision},
-                    )
+                await self._dispatch(cached)
         except Exception as err:
             # The store watch resumes by itself across etcd restarts; what ends up here
             # (a compacted start, a bug) ends this kind's cache: its watchers get the
@@ -201,6 +230,26 @@ class _KindCache:
             for watcher in self.watchers:
                 watcher.close(err)
             self.watchers.clear()
+
+    async def _dispatch(self, event: CachedEvent) -> None:
+        """Queue the event for every watcher. A watcher whose queue is full gets a little
+        time to drain it, from one budget per event (Kubernetes' cacher blocks on a full
+        watcher within a 100 ms budget): a fast client behind a burst of events catches
+        up; a stuck one delays the others at most that once, and is ended. A watcher
+        that registers meanwhile has this event from the ring, not from here."""
+        deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        for watcher in list(self.watchers):
+            if watcher.full:
+                deadline = deadline or loop.time() + self.slow_wait
+                await watcher.wait_drained(deadline - loop.time())
+            if not watcher.offer(event):
+                self.watchers.discard(watcher)
+                TERMINATED.labels(self.info.resource).inc()
+                log.info(
+                    "watcher terminated: fell behind",
+                    extra={"resource": self.info.resource, "revision": event.revision},
+                )
 
     async def stop(self) -> None:
         self.task.cancel()
@@ -219,14 +268,16 @@ class WatchCache:
         ring_size: int = DEFAULT_RING_SIZE,
         watcher_buffer: int = DEFAULT_WATCHER_BUFFER,
         bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
+        slow_wait: float = DEFAULT_SLOW_WAIT,
     ) -> None:
-        if watcher_buffer < 1 or bookmark_interval <= 0:
+        if watcher_buffer < 1 or bookmark_interval <= 0 or slow_wait < 0:
             raise ValueError("the watch buffer and the bookmark interval must be positive")
         Ring[CachedEvent](ring_size, 0)  # refuse a bad size now, not at the first watch
         self.views = views
         self.ring_size = ring_size
         self.watcher_buffer = watcher_buffer
         self.bookmark_interval = bookmark_interval
+        self.slow_wait = slow_wait
         self._kinds: dict[str, _KindCache] = {}
         self._starting = asyncio.Lock()
 
@@ -237,7 +288,9 @@ class WatchCache:
         revision = await self.views.store.current_revision()
         for info in infos:
             if info.resource not in self._kinds:
-                self._kinds[info.resource] = _KindCache(info, self.views, revision, self.ring_size)
+                self._kinds[info.resource] = _KindCache(
+                    info, self.views, revision, self.ring_size, self.slow_wait
+                )
 
     async def _kind(self, info: KindInfo, after: int) -> _KindCache:
         cache = self._kinds.get(info.resource)
@@ -254,7 +307,7 @@ class WatchCache:
                     await self.views.store.check_history(after)
                     revision = after
                 cache = self._kinds[info.resource] = _KindCache(
-                    info, self.views, revision, self.ring_size
+                    info, self.views, revision, self.ring_size, self.slow_wait
                 )
         return cache
 
@@ -300,6 +353,7 @@ class WatchCache:
                 yield item
         finally:
             cache.watchers.discard(watcher)
+            watcher.close(FellBehindError("the watch is over"))
             WATCHERS.labels(info.resource).dec()
 
     async def _deliver(
@@ -316,7 +370,10 @@ class WatchCache:
             item = await watcher.next(max(due - time.monotonic(), 0.0) if bookmarks else None)
             if isinstance(item, Progress):
                 due = time.monotonic() + interval
-            yield item
+                yield item
+            else:
+                yield item
+                item.event.sent()
 
     async def stop(self) -> None:
         for cache in self._kinds.values():
