@@ -43,7 +43,8 @@ _PLACEHOLDER = re.compile(r"<[A-Za-z][^<>]*>")
 _KEYWORDS = {"for", "in", "do", "done", "while", "until", "if", "then", "else", "fi", "!"}
 # Commands that change the cluster (a rough cut, for README lines).
 _CHANGES = re.compile(
-    r"\bkubelab\s+(apply|create|delete|label|annotate|scale|up|down)\b|\bmake\b|\bkill\b|-X\s*POST"
+    r"\bkube(lab|ctl)\s+(apply|create|delete|label|annotate|scale|patch|replace|set|up|down)\b"
+    r"|\bmake\b|\bkill\b|-X\s*POST"
 )
 # Output that says the command failed, as kubelab words it.
 _FAILURE = re.compile(r'^(error:|The \w+ "[^"]*" is invalid)')
@@ -317,7 +318,9 @@ _REPLACEMENT = {
     "number": r"\d+(?:\.\d+)?",
     "blanks": r"[ \t]+",
 }
-_TABLE_HEADER = re.compile(r"^\s*[A-Z][A-Z0-9()/-]*(?:\s{2,}[A-Z][A-Z0-9()/-]*)+\s*$")
+# Column names may be two words ("NOMINATED NODE"); columns are two blanks or more apart.
+_COLUMN = r"[A-Z][A-Z0-9()/-]*(?: [A-Z][A-Z0-9()/-]*)*"
+_TABLE_HEADER = re.compile(rf"^\s*{_COLUMN}(?:\s{{2,}}{_COLUMN})+\s*$")
 
 
 def is_gap(line: str) -> bool:
