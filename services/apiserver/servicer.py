@@ -15,7 +15,9 @@ overflow are server faults to the client, not the field error they should be.
 List and Watch filter by label and field selector (`kubelab.core.field_selectors`:
 the fields Kubernetes lets each kind select on, e.g. an event's involvedObject.*).
 Watch follows Kubernetes' filtered-watch semantics: with a selector, an object
-that stops matching is sent as DELETED and one that starts matching as ADDED.
+that stops matching is sent as DELETED and one that starts matching as ADDED. Its
+changes come from the watch cache the HTTP front shares (`watch_cache`); a watcher
+that falls too far behind ends UNAVAILABLE and watches again from its last revision.
 A forbidden request (a create in a terminating namespace, deleting `default`)
 is PERMISSION_DENIED, Kubernetes' 403.
 """

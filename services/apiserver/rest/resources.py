@@ -9,7 +9,10 @@ query, JSON body) and HTTP out (JSON objects, lists, Tables, watch streams).
 Reads answer a Table when the client asks for one (`kubectl get` always does) and
 the object or a `<Kind>List` otherwise. A watch is a chunked stream of JSON lines
 (`{"type": "ADDED", "object": {...}}`), each event's object a one-row Table under the
-Table Accept; it ends after timeoutSeconds. A watch from a compacted revision
+Table Accept; it ends after timeoutSeconds. Its changes come from the apiserver's
+watch cache (`services.apiserver.watch_cache`), each event's bytes made once for every
+watcher asking the same format; a watcher that falls too far behind has its stream
+ended, as Kubernetes ends it, and watches again. A watch from a compacted revision
 answers one ERROR event carrying a 410 Expired Status, as Kubernetes' watch cache
 does, so clients relist.
 
