@@ -11,7 +11,8 @@
 * 100 watchers: 100 HTTP watches of one namespace, each open (its watch-list's
   initial-events-end bookmark arrived) before a Service is created there over HTTP;
   per watcher, the time from just before the POST to its ADDED event; p50/p99 over all
-  watchers and changes.
+  watchers and changes; and the apiserver's CPU (user + system, from /proc) per event
+  delivered over that row, which holds on a busy machine where the latencies do not.
 
 Only measurements: bench/api.py prints them and judges the goals.
 """
@@ -48,6 +49,7 @@ class ReadFigures:
     kubectl_version_ms: float
     kubectl_version: str
     watch_latencies: list[float]  # seconds
+    watch_cpu_ms: float  # the apiserver's CPU per watch event delivered (all events)
 
 
 def service(namespace: str, name: str) -> dict[str, object]:
@@ -149,7 +151,8 @@ def kubectl_figures(url: str, namespace: str, home: Path, runs: int) -> tuple[fl
 
 async def watch_figures(
     session: aiohttp.ClientSession, url: str, namespace: str, watchers: int, changes: int
-) -> list[float]:
+) -> tuple[list[float], int]:
+    """The latencies, and how many events (initial ones and bookmarks too) were delivered."""
     await ensure_namespace(session, url, namespace)
     path = f"{url}/api/v1/namespaces/{namespace}/services"
     query = {
@@ -159,6 +162,7 @@ async def watch_figures(
         "allowWatchBookmarks": "true",
     }
     latencies: list[float] = []
+    delivered = [0]
     sent_at = [0.0]  # when this change's POST began
     for change in range(changes):
         name = f"change-{change}"
@@ -168,6 +172,7 @@ async def watch_figures(
             async with session.get(path, params=query) as response:
                 async for line in response.content:
                     event = json.loads(line)
+                    delivered[0] += 1
                     meta = event["object"]["metadata"]
                     if event["type"] == "BOOKMARK":
                         ready.set()
@@ -181,12 +186,20 @@ async def watch_figures(
         async with session.post(path, json=service(namespace, name)) as response:
             assert response.status == 201, await response.text()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
-    return latencies
+    return latencies, delivered[0]
 
 
 async def measure(
-    url: str, grpc_address: str, home: Path, *, runs: int, watchers: int, changes: int
+    url: str,
+    grpc_address: str,
+    home: Path,
+    *,
+    runs: int,
+    watchers: int,
+    changes: int,
+    server_cpu: Callable[[], float],
 ) -> ReadFigures:
+    """`server_cpu` reads the apiserver's CPU seconds so far."""
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
         await seed(session, url, "bench-list", 1000)
@@ -195,5 +208,7 @@ async def measure(
         get, version, text = await asyncio.to_thread(
             kubectl_figures, url, "bench-kubectl", home, runs
         )
-        watched = await watch_figures(session, url, "bench-watch", watchers, changes)
-    return ReadFigures(lists, size, get, version, text, watched)
+        before = server_cpu()
+        watched, delivered = await watch_figures(session, url, "bench-watch", watchers, changes)
+        cpu_ms = (server_cpu() - before) * 1000 / max(delivered, 1)
+    return ReadFigures(lists, size, get, version, text, watched, cpu_ms)

@@ -24,7 +24,9 @@ in interleaved rounds (so drift on the machine hits every path alike):
 Then, on the same apiserver (`bench/_rest_reads.py`): a list of 1,000 Services over
 HTTP as JSON and as a Table, and over gRPC; `kubectl get svc` wall time (median of
 --runs, beside `kubectl version --client`: kubectl's own start-up; goal <= 150 ms);
-and 100 HTTP watchers seeing a change (p99; goal <= 25 ms).
+and 100 HTTP watchers seeing a change (p99; goal <= 25 ms). Then the steady-state
+fan-out (`bench/_watch_fanout.py`): 100 watchers already open, a change's latency to
+each and the apiserver's CPU per event delivered.
 
 Prints the median rate of each path, p50/p99 latency for the per-call paths,
 and each rate as a ratio to raw etcd (goal: the apiserver reaches 0.5x). The
@@ -50,6 +52,7 @@ import aiohttp
 from _conditions import load_average, started_on, verdict
 from _rest_reads import ReadFigures, measure
 from _stats import percentile
+from _watch_fanout import FanoutFigures, fanout_figures
 
 from kubelab.client import Client
 from kubelab.core import manifests
@@ -273,7 +276,18 @@ async def main() -> None:
                 runs=args.runs,
                 watchers=args.watchers,
                 changes=args.changes,
+                server_cpu=lambda: cpu_seconds(pid),
             )
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+                fanout = await fanout_figures(
+                    session,
+                    apiserver.http_url,
+                    "bench-fanout",
+                    watchers=args.watchers,
+                    changes=args.changes,
+                    server_cpu=lambda: cpu_seconds(pid),
+                )
         finally:
             noop.kill()
             await noop.wait()
@@ -314,6 +328,7 @@ async def main() -> None:
         + ", ".join(f"{name.removeprefix('apiserver ')} {ms:.2f} ms" for name, ms in cpu.items())
     )
     print_reads(reads, load)
+    print_fanout(fanout, args.watchers)
     print(started_on(load))
 
 
@@ -334,7 +349,18 @@ def print_reads(reads: ReadFigures, load: float) -> None:
     print(
         f"{len(reads.watch_latencies)} HTTP watch events (watchers x changes) after a POST: "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= {WATCH_GOAL_MS:.0f} ms: "
-        f"{verdict(p99 <= WATCH_GOAL_MS, load)})"
+        f"{verdict(p99 <= WATCH_GOAL_MS, load)}); apiserver CPU per event delivered: "
+        f"{reads.watch_cpu_ms:.3f} ms"
+    )
+
+
+def print_fanout(fanout: FanoutFigures, watchers: int) -> None:
+    p50 = percentile(fanout.latencies, 0.50) * 1000
+    p99 = percentile(fanout.latencies, 0.99) * 1000
+    print(
+        f"{len(fanout.latencies)} HTTP watch events to {watchers} watchers already open, "
+        f"after a POST: p50 {p50:.1f} ms, p99 {p99:.1f} ms; apiserver CPU per event "
+        f"delivered: {fanout.cpu_ms:.3f} ms"
     )
 
 

@@ -52,8 +52,8 @@ class ClaimTakenError(StoreError):
 
 
 class CompactedError(StoreError):
-    def __init__(self, compact_revision: int) -> None:
-        super().__init__(f"revision compacted; oldest available is {compact_revision}")
+    def __init__(self, compact_revision: int, message: str = "") -> None:
+        super().__init__(message or f"revision compacted; oldest available is {compact_revision}")
         self.compact_revision = compact_revision
 
 

@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any, cast
 
 import aetcd.rpc as etcdrpc
+import grpc
 from google.protobuf.message import Message
 
 from kubelab.core import kinds, paging
@@ -38,6 +39,7 @@ from kubelab.core.kinds import ApiObject, KindInfo, ObjectT
 from kubelab.store.errors import (
     AlreadyExistsError,
     ClaimTakenError,
+    CompactedError,
     ConflictError,
     LeaseExpiredError,
     NotFoundError,
@@ -394,6 +396,22 @@ class ObjectStore(EtcdConnection):
         return restored
 
     # ------------------------------------------------------------------ watches
+
+    async def check_history(self, revision: int) -> None:
+        """Raise CompactedError when etcd no longer keeps the changes after `revision`: a
+        watch from it would be cancelled. (A cache that still holds them answers the same.)"""
+        request = etcdrpc.RangeRequest(
+            key=REGISTRY.encode(), limit=1, count_only=True, revision=revision + 1
+        )
+        try:
+            await self._call("Range", request)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.OUT_OF_RANGE:
+                raise
+            if "compacted" in (err.details() or ""):
+                message = f"too old resource version: {revision} (etcd has compacted it)"
+                raise CompactedError(0, message) from None
+            # A future revision: a watch from it waits for it, as etcd's does.
 
     async def watch(
         self, info: KindInfo, namespace: str = "", *, from_revision: int

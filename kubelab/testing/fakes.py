@@ -306,6 +306,14 @@ class FakeStore:
         gone_obj = _copy(previous, revision)
         self._record(ObjectEvent(EventType.DELETED, info, gone_obj, revision, previous))
 
+    async def current_revision(self) -> int:
+        return self.revision
+
+    async def check_history(self, revision: int) -> None:
+        """As etcd: CompactedError when the changes after `revision` are forgotten."""
+        if revision < self._compacted:
+            raise CompactedError(self._compacted)
+
     async def watch(
         self, info: KindInfo, namespace: str = "", *, from_revision: int
     ) -> AsyncIterator[ObjectEvent]:

@@ -2,9 +2,9 @@
 
 Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation and namespace
 views have synced and the system namespaces exist) and reflection; the
-Kubernetes HTTP API on --http-listen (`rest`, the same registry behind both);
-optionally Prometheus metrics. Events written through either expire after
---event-ttl seconds. SIGTERM/SIGINT stop it gracefully: health flips to
+Kubernetes HTTP API on --http-listen (`rest`, the same registry and the same watch
+cache behind both); optionally Prometheus metrics. Events written through either
+expire after --event-ttl seconds. SIGTERM/SIGINT stop it gracefully: health flips to
 NOT_SERVING, in-flight calls get a grace period.
 """
 
@@ -17,14 +17,16 @@ import logging
 import signal
 from pathlib import Path
 
+from kubelab.core import kinds
 from kubelab.core.allocators import ClusterIPAllocator, NodePortAllocator, PortRange
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import run_actor
 from kubelab.store import EVENT_TTL, Store
-from services.apiserver import servicer
+from services.apiserver import servicer, watch_cache, watch_window
 from services.apiserver.allocation_view import AllocationView
+from services.apiserver.live_views import LiveViews
 from services.apiserver.namespace_view import NamespaceView, ensure_system
 from services.apiserver.registry import AllocationConfig, Registry
 from services.apiserver.rest import server as rest_server
@@ -58,6 +60,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--http-address-file", type=Path, help="write the HTTP API's bound host:port here"
     )
+    parser.add_argument(
+        "--watch-cache-size",
+        type=int,
+        default=watch_window.DEFAULT_RING_SIZE,
+        help="recent events kept per kind for watches resuming from a resourceVersion",
+    )
+    parser.add_argument(
+        "--watch-buffer",
+        type=int,
+        default=watch_cache.DEFAULT_WATCHER_BUFFER,
+        help="undelivered events a watcher may have before it is ended (it re-watches)",
+    )
+    parser.add_argument(
+        "--watch-bookmark-interval",
+        type=float,
+        default=watch_cache.DEFAULT_BOOKMARK_INTERVAL,
+        help="seconds between the bookmarks of watches that allow them",
+    )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     return parser.parse_args(argv)
@@ -74,8 +94,17 @@ async def run(args: argparse.Namespace) -> None:
     view = AllocationView(store)
     namespaces = NamespaceView(store)
     registry = Registry(store, view, allocation, namespaces=namespaces)
-    server = await start_server(args.listen, [servicer.register(registry)], [servicer.SERVICE_NAME])
-    http = rest_server.RestServer(registry)
+    # One watch cache for both fronts: one etcd watch per kind, whoever watches.
+    cache = watch_cache.WatchCache(
+        LiveViews(store),
+        ring_size=args.watch_cache_size,
+        watcher_buffer=args.watch_buffer,
+        bookmark_interval=args.watch_bookmark_interval,
+    )
+    server = await start_server(
+        args.listen, [servicer.register(registry, cache)], [servicer.SERVICE_NAME]
+    )
+    http = rest_server.RestServer(registry, cache)
     http_address = await http.start(args.http_listen)
     metrics = None
     if args.metrics:
@@ -92,6 +121,7 @@ async def run(args: argparse.Namespace) -> None:
         args.etcd,
     )
     await view.start()
+    await cache.start(kinds.ALL_KINDS)
     await namespaces.start()
     await ensure_system(registry.create)
     await server.set_serving(True)
@@ -105,6 +135,7 @@ async def run(args: argparse.Namespace) -> None:
     log.info("shutting down")
     await http.stop()
     await server.stop(grace=5)
+    await cache.stop()
     if metrics:
         metrics.close()
     await view.stop()

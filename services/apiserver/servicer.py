@@ -15,7 +15,9 @@ overflow are server faults to the client, not the field error they should be.
 List and Watch filter by label and field selector (`kubelab.core.field_selectors`:
 the fields Kubernetes lets each kind select on, e.g. an event's involvedObject.*).
 Watch follows Kubernetes' filtered-watch semantics: with a selector, an object
-that stops matching is sent as DELETED and one that starts matching as ADDED.
+that stops matching is sent as DELETED and one that starts matching as ADDED. Its
+changes come from the watch cache the HTTP front shares (`watch_cache`); a watcher
+that falls too far behind ends UNAVAILABLE and watches again from its last revision.
 A forbidden request (a create in a terminating namespace, deleting `default`)
 is PERMISSION_DENIED, Kubernetes' 403.
 """
@@ -23,9 +25,11 @@ is PERMISSION_DENIED, Kubernetes' 403.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
@@ -40,10 +44,11 @@ from kubelab.core.request_keys import InvalidRequestError
 from kubelab.limits import LIST_CHUNK
 from kubelab.rpc.decoding import add_servicer
 from kubelab.rpc.errors import Context, Status, answer, capped, internal_status, store_status
-from kubelab.store import AlreadyExistsError, EventType
+from kubelab.store import AlreadyExistsError
 from kubelab.v1 import api_pb2, api_pb2_grpc
 from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
+from services.apiserver.watch_cache import Delivered, FellBehindError, WatchCache
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,9 @@ def _status_of(err: Exception) -> Status | None:
             return grpc.StatusCode.ALREADY_EXISTS, str(err)
         case RangeFullError():
             return grpc.StatusCode.RESOURCE_EXHAUSTED, "failed to allocate: range is full"
+        case FellBehindError():
+            # Retryable: watch again from the last resourceVersion received.
+            return grpc.StatusCode.UNAVAILABLE, str(err)
     return store_status(err)
 
 
@@ -143,9 +151,11 @@ class _Filter:
 
 
 class ApiServicer(api_pb2_grpc.ApiServicer):
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, cache: WatchCache | None = None) -> None:
         self.registry = registry
         self.views = LiveViews(registry.store)
+        # The process's one watch cache, shared with the HTTP front (`__main__`).
+        self.cache = cache or WatchCache(self.views)
 
     async def Create(self, request: api_pb2.CreateRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
@@ -294,27 +304,14 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
                         break
                 start = page.revision
                 yield api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(start))
-            async for event in self.views.watch(info, request.namespace, start):
-                now = chosen_by(event.object)
-                before = chosen_by(event.previous)
-                if event.type is EventType.DELETED:
-                    kind = "DELETED" if now else None
-                elif now and (
-                    before or (event.type is EventType.MODIFIED and event.previous is None)
-                ):
-                    kind = "MODIFIED"
-                elif now:
-                    kind = "ADDED"
-                elif before:
-                    kind = "DELETED"
-                else:
-                    kind = None
-                if kind is not None:
-                    yield api_pb2.WatchEvent(
-                        type=kind,
-                        object=kinds.wrap(event.object),
-                        resource_version=str(event.revision),
-                    )
+            changes = self.cache.watch(
+                info, request.namespace, chosen_by, start, listed=revision is None
+            )
+            async with contextlib.aclosing(changes):
+                async for change in changes:
+                    if isinstance(change, Delivered):
+                        # One message per event and type, shared by every gRPC watcher.
+                        yield change.event.encoded(("grpc", change.type), partial(_event, change))
         except Exception as err:
             mapped = _status_of(err)
             if mapped is None:
@@ -322,13 +319,22 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             await context.abort(mapped[0], capped(mapped[1]))
 
 
+def _event(change: Delivered) -> api_pb2.WatchEvent:
+    event = change.event
+    return api_pb2.WatchEvent(
+        type=change.type, object=kinds.wrap(event.object), resource_version=str(event.revision)
+    )
+
+
 def _rv(obj: Any) -> str:
     return str(obj.metadata.resource_version)
 
 
-def register(registry: Registry) -> Callable[[grpc.aio.Server], None]:
+def register(
+    registry: Registry, cache: WatchCache | None = None
+) -> Callable[[grpc.aio.Server], None]:
     def add(server: grpc.aio.Server) -> None:
-        add_servicer(server, api_pb2_grpc.add_ApiServicer_to_server, ApiServicer(registry))
+        add_servicer(server, api_pb2_grpc.add_ApiServicer_to_server, ApiServicer(registry, cache))
 
     return add
 

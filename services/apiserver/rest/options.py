@@ -21,9 +21,9 @@ from typing import Any
 
 from kubelab.core import request_keys, selectors
 from kubelab.core.kinds import KindInfo
-from kubelab.store import EventType
 from services.apiserver.rest import fields
 from services.apiserver.rest.errors import bad_request
+from services.apiserver.watch_window import watch_type as watch_type  # the cache applies it
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 # What Kubernetes' --min-request-timeout (1800 s) gives a watch that names no timeout.
@@ -96,21 +96,6 @@ def list_options(query: Mapping[str, str], info: KindInfo) -> ListOptions:
         timeout_seconds=_integer(query, "timeoutSeconds", DEFAULT_WATCH_SECONDS),
         include_object=query.get("includeObject", ""),
     )
-
-
-def watch_type(
-    event: EventType, now_matches: bool, before_matches: bool, previous_known: bool
-) -> str | None:
-    """The event a selector's watcher sees, or None when the change is not its business."""
-    if event is EventType.DELETED:
-        return "DELETED" if now_matches else None
-    if now_matches and (before_matches or (event is EventType.MODIFIED and not previous_known)):
-        return "MODIFIED"
-    if now_matches:
-        return "ADDED"
-    if before_matches:
-        return "DELETED"
-    return None
 
 
 def bookmark(info: KindInfo, resource_version: str, *, initial_end: bool) -> dict[str, Any]:

@@ -9,7 +9,10 @@ query, JSON body) and HTTP out (JSON objects, lists, Tables, watch streams).
 Reads answer a Table when the client asks for one (`kubectl get` always does) and
 the object or a `<Kind>List` otherwise. A watch is a chunked stream of JSON lines
 (`{"type": "ADDED", "object": {...}}`), each event's object a one-row Table under the
-Table Accept; it ends after timeoutSeconds. A watch from a compacted revision
+Table Accept; it ends after timeoutSeconds. Its changes come from the apiserver's
+watch cache (`services.apiserver.watch_cache`), each event's bytes made once for every
+watcher asking the same format; a watcher that falls too far behind has its stream
+ended, as Kubernetes ends it, and watches again. A watch from a compacted revision
 answers one ERROR event carrying a 410 Expired Status, as Kubernetes' watch cache
 does, so clients relist.
 
@@ -23,6 +26,7 @@ in managedFields (`field_managers`); PATCH is `patch`, `/status` is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -31,7 +35,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from kubelab.core import request_keys
-from kubelab.core.kinds import ApiObject
+from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.limits import LIST_CHUNK
 from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
@@ -52,9 +56,10 @@ from services.apiserver.rest.errors import (
     status_body,
     unsupported_media_type,
 )
-from services.apiserver.rest.options import ListOptions, bookmark, list_options, watch_type
+from services.apiserver.rest.options import ListOptions, bookmark, list_options
 from services.apiserver.rest.routing import Target
 from services.apiserver.rest.subresources_status import decode_for
+from services.apiserver.watch_cache import CachedEvent, FellBehindError, Progress, WatchCache
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +98,11 @@ async def _shielded(work: Awaitable[T]) -> T:
 
 
 class Resources:
-    def __init__(self, registry: Registry, views: LiveViews) -> None:
+    def __init__(self, registry: Registry, views: LiveViews, cache: WatchCache) -> None:
         self.registry = registry
         self.store = registry.store
         self.views = views
+        self.cache = cache
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.subresource == "status":
@@ -179,18 +185,31 @@ class Resources:
         response.enable_chunked_encoding()
         await response.prepare(request)
         first = True
+        memo_key = ("table", include) if as_table else "json"
 
-        async def send(kind: str, obj: ApiObject) -> None:
-            nonlocal first
+        def encode(obj: ApiObject, with_columns: bool) -> bytes:
             if as_table:
                 rv = str(obj.metadata.resource_version)
                 shown = tables.table(
-                    info, [obj], _now(), resource_version=rv, include=include, with_columns=first
+                    info,
+                    [obj],
+                    _now(),
+                    resource_version=rv,
+                    include=include,
+                    with_columns=with_columns,
                 )
+                return convert.dumps(shown)
+            return convert.dumps(convert.to_json(obj))
+
+        async def send(kind: str, obj: ApiObject, cached: CachedEvent | None = None) -> None:
+            nonlocal first
+            if cached is None or first:
+                body = encode(obj, first)
             else:
-                shown = convert.to_json(obj)
+                # Once for every watcher of this wire format (the watch cache's memo).
+                body = cached.encoded(memo_key, lambda: encode(obj, False))
             first = False
-            await response.write(convert.dumps({"type": kind, "object": shown}) + b"\n")
+            await response.write(b'{"type":"' + kind.encode() + b'","object":' + body + b"}\n")
 
         try:
             async with asyncio.timeout(opts.timeout_seconds or None):
@@ -199,6 +218,8 @@ class Resources:
             pass
         except ConnectionError:
             return response  # the client went away
+        except FellBehindError:
+            pass  # ended as Kubernetes ends a slow watcher: the client watches again
         except Exception as err:
             # The headers are sent: the error travels as the stream's last event, as
             # Kubernetes sends a watch's errors (410 Expired after compaction).
@@ -222,7 +243,8 @@ class Resources:
         response: web.StreamResponse,
     ) -> None:
         info, namespace = target.info, target.namespace
-        if opts.initial_events:
+        listed = opts.initial_events
+        if listed:
             # Page by page at the first page's revision, so the first state is never one
             # response as large as the cluster.
             token = ""
@@ -238,20 +260,28 @@ class Resources:
                     break
             start = page.revision
             if opts.send_initial_events and opts.bookmarks:
-                mark = bookmark(info, str(start), initial_end=True)
-                await response.write(convert.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+                await _bookmark(response, info, start, initial_end=True)
         elif opts.resource_version in ("", "0"):
             # No initial events and no version to start from: from now on.
-            start = (await self.store.list_page(info, namespace, limit=1)).revision
+            start = await self.store.current_revision()
+            listed = True
         else:
             start = int(opts.resource_version)
-        async for event in self.views.watch(info, namespace, start):
-            now = opts.matches(info, event.object)
-            before = event.previous is not None and opts.matches(info, event.previous)
-            kind = watch_type(event.type, now, before, event.previous is not None)
-            if kind is None:
-                continue
-            await send(kind, event.object)
+        changes = self.cache.watch(
+            info,
+            namespace,
+            lambda obj: opts.matches(info, obj),
+            start,
+            bookmarks=opts.bookmarks,
+            listed=listed,
+        )
+        # Closed at once however this ends, so the cache stops queueing for it.
+        async with contextlib.aclosing(changes):
+            async for change in changes:
+                if isinstance(change, Progress):
+                    await _bookmark(response, info, change.revision, initial_end=False)
+                else:
+                    await send(change.type, change.event.object, change.event)
 
     # ------------------------------------------------------------------ writes
 
@@ -357,6 +387,13 @@ class Resources:
         # The deleted object, not a Status: clients (the Python client's
         # delete_namespaced_service) parse the answer as the kind.
         return _json(convert.to_json(deleted))
+
+
+async def _bookmark(
+    response: web.StreamResponse, info: KindInfo, revision: int, *, initial_end: bool
+) -> None:
+    mark = bookmark(info, str(revision), initial_end=initial_end)
+    await response.write(convert.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
 
 
 def _check_resource_version(obj: ApiObject) -> None:

@@ -46,6 +46,7 @@ from services.apiserver.rest.logs import PodLogs
 from services.apiserver.rest.resources import Resources
 from services.apiserver.rest.routing import Discovery, Target
 from services.apiserver.rest.scale import DeploymentScale
+from services.apiserver.watch_cache import WatchCache
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,10 @@ def _kubelab_version() -> str:
 
 
 class RestServer:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, cache: WatchCache | None = None) -> None:
         views = LiveViews(registry.store)
-        self.resources = Resources(registry, views)
+        # The process's one watch cache, shared with the gRPC front (`__main__`).
+        self.resources = Resources(registry, views, cache or WatchCache(views))
         # Subresources with their own handlers, by (resource, subresource).
         self.subresources: dict[
             tuple[str, str], Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
