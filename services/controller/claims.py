@@ -1,4 +1,4 @@
-"""A Deployment's ownerReference writes: adopting and releasing pods (`kubelab.core.pod_claims`).
+"""A Deployment's ownerReference writes: adopting and releasing pods (`logic/pod_claims.py`).
 
 The planner decides; these apply, one compare-and-swap pod update each
 (fenced, like every leader write), and log one line naming the pod and the
@@ -18,13 +18,13 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from kubelab.core import kinds
-from kubelab.core.deployments import controller_reference
 from kubelab.core.kinds import ApiObject
 from kubelab.core.pods import controller_owner
 from kubelab.core.selectors import SelectorError, from_label_selector
 from kubelab.runtime.informer import Informer
 from kubelab.store import ConflictError, Fence, NotFoundError, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
+from services.controller.logic.deployments import controller_reference
 
 log = logging.getLogger("controller")
 

@@ -1,4 +1,4 @@
-"""The Deployment reconciler's plumbing: a Deployment's pods (`kubelab.core.deployments`).
+"""The Deployment reconciler's plumbing: a Deployment's pods (`logic/deployments.py`).
 
 Keys are Deployments. A Deployment is queued when it changes, when a pod it
 controls changes or gets a new status, and when an orphan of its namespace
@@ -21,7 +21,6 @@ import random
 from collections.abc import Callable
 
 from kubelab.core import event_notes as notes
-from kubelab.core.deployments import plan_deployment
 from kubelab.core.kinds import ApiObject
 from kubelab.core.live_state import pod_with_status
 from kubelab.core.pods import controller_owner, is_terminating, to_timestamp
@@ -33,6 +32,7 @@ from kubelab.runtime.queue import WorkQueue
 from kubelab.store import AlreadyExistsError, Fence, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.controller.claims import adopt, deployments_selecting, release
+from services.controller.logic.deployments import plan_deployment
 from services.controller.pod_gc import delete_pod
 
 log = logging.getLogger("controller")

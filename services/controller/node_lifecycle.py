@@ -1,6 +1,6 @@
 """Node lifecycle's plumbing: the pods of a lost node are evicted (DESIGN §2.7).
 
-The decision is `kubelab.core.node_lifecycle` (which pods, and when: a node
+The decision is `services.controller.logic.node_lifecycle` (which pods, and when: a node
 gone for `grace` seconds). A node is *gone* from the moment this leader sees
 its heartbeat missing (`gone_since`, started for every Node without a
 heartbeat when the leader starts), and back when its heartbeat returns.
@@ -18,13 +18,13 @@ from collections.abc import Callable
 
 from kubelab.core import event_notes as notes
 from kubelab.core.kinds import ApiObject
-from kubelab.core.node_lifecycle import next_eviction_due, pods_to_evict
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import Fence, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
+from services.controller.logic.node_lifecycle import next_eviction_due, pods_to_evict
 from services.controller.pod_gc import delete_pod
 
 log = logging.getLogger("controller")

@@ -1,6 +1,6 @@
 """Pod garbage collection in the controller: pods bound to a deleted Node are deleted.
 
-The decision is `kubelab.core.pod_gc.plan_pod_gc` (read it for the rules and
+The decision is `services.controller.logic.pod_gc.plan_pod_gc` (read it for the rules and
 why); this is its plumbing. One key on its own work queue: any pod that is
 bound to a node the cache does not hold, and any Node deletion, asks for a
 pass; a pass plans over the whole pod cache and sleeps until the next
@@ -27,12 +27,12 @@ from prometheus_client import Counter
 
 from kubelab.core import kinds
 from kubelab.core.kinds import ApiObject
-from kubelab.core.pod_gc import plan_pod_gc
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import Fence, NotFoundError, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
+from services.controller.logic.pod_gc import plan_pod_gc
 
 log = logging.getLogger("controller")
 

@@ -1,11 +1,11 @@
 """The allocation repair loop (DESIGN §8 invariant 1), run by the leading controller.
 
 Every `period` seconds (and once at start): list claims, then Services
-(`kubelab.core.repair` explains why in that order), plan, and fix with
+(`services.controller.logic.repair` explains why in that order), plan, and fix with
 fenced writes — orphaned claims released, missing ones restored, contested
 ones reported. Each finding is logged naming the Service and counted in
 `kubelab_allocation_repairs_total`. LoadBalancer address claims are the
-cloud-stub's and never touched here (`kubelab.core.repair` says why).
+cloud-stub's and never touched here (`services.controller.logic.repair` says why).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import logging
 from prometheus_client import Counter
 
 from kubelab.core import kinds
-from kubelab.core.repair import plan_repair
 from kubelab.store import Fence, NotLeaderError, StoreProtocol
 from kubelab.v1 import objects_pb2
+from services.controller.logic.repair import plan_repair
 
 log = logging.getLogger("controller")
 

@@ -1,4 +1,4 @@
-"""The scheduler's plumbing: binds pending pods to nodes (`kubelab.core.scheduling`).
+"""The scheduler's plumbing: binds pending pods to nodes (`services.controller.logic.scheduling`).
 
 One key (`SCHEDULE`): any pod created, deleted or unbound, and any change of a
 Node or of a node's heartbeat, asks for a pass; a pass plans over the whole pod
@@ -15,13 +15,13 @@ import logging
 from kubelab.core import event_notes as notes
 from kubelab.core.kinds import ApiObject
 from kubelab.core.pods import is_terminating
-from kubelab.core.scheduling import NodeInfo, schedule, why_unschedulable
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import Fence, PodKey, StoreProtocol
 from kubelab.v1 import objects_pb2
+from services.controller.logic.scheduling import NodeInfo, schedule, why_unschedulable
 
 log = logging.getLogger("controller")
 

@@ -16,15 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubelab.core.deployments import (
-    POD_TEMPLATE_HASH,
-    DeploymentPlan,
-    plan_deployment,
-    resolve_fenceposts,
-    template_hash,
-)
 from kubelab.core.names import SAFE_ALPHABET
-from kubelab.core.node_lifecycle import next_eviction_due, pods_to_evict
 from kubelab.core.pods import (
     is_active,
     is_available,
@@ -33,9 +25,17 @@ from kubelab.core.pods import (
     to_seconds,
     to_timestamp,
 )
-from kubelab.core.scheduling import NodeInfo, schedule
 from kubelab.testing.pods import make_pod, set_ready
 from kubelab.v1 import meta_pb2, objects_pb2
+from services.controller.logic.deployments import (
+    POD_TEMPLATE_HASH,
+    DeploymentPlan,
+    plan_deployment,
+    resolve_fenceposts,
+    template_hash,
+)
+from services.controller.logic.node_lifecycle import next_eviction_due, pods_to_evict
+from services.controller.logic.scheduling import NodeInfo, schedule
 
 UID = "uid-web"
 T0 = 1000.0

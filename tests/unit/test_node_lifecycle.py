@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.node_lifecycle import next_eviction_due, pods_to_evict
 from kubelab.testing.pods import make_pod
 from kubelab.v1 import objects_pb2
+from services.controller.logic.node_lifecycle import next_eviction_due, pods_to_evict
 
 GRACE = 40.0
 

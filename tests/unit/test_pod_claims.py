@@ -9,18 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.deployments import (
+from kubelab.core.pods import controller_owner, is_active, to_timestamp
+from kubelab.core.selectors import from_match_labels
+from kubelab.testing.pods import make_pod
+from kubelab.v1 import objects_pb2
+from services.controller.logic.deployments import (
     POD_TEMPLATE_HASH,
     DeploymentPlan,
     controller_reference,
     plan_deployment,
     template_hash,
 )
-from kubelab.core.pod_claims import claim_pods
-from kubelab.core.pods import controller_owner, is_active, to_timestamp
-from kubelab.core.selectors import from_match_labels
-from kubelab.testing.pods import make_pod
-from kubelab.v1 import objects_pb2
+from services.controller.logic.pod_claims import claim_pods
 
 UID = "uid-web"
 SELECTOR = from_match_labels({"app": "web"})

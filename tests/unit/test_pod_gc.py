@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.pod_gc import plan_pod_gc
 from kubelab.testing.pods import make_pod
 from kubelab.v1 import objects_pb2
+from services.controller.logic.pod_gc import plan_pod_gc
 
 QUARANTINE = 5.0
 

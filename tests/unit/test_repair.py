@@ -5,8 +5,8 @@ from __future__ import annotations
 from google.protobuf import json_format
 
 from kubelab.core.allocators import Claim
-from kubelab.core.repair import plan_repair
 from kubelab.v1 import objects_pb2
+from services.controller.logic.repair import plan_repair
 
 
 def svc(name: str, uid: str, ip: str, node_port: int = 0) -> objects_pb2.Service:

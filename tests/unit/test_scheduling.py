@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.scheduling import Binding, NodeInfo, schedule, why_unschedulable
 from kubelab.testing.pods import make_pod
 from kubelab.v1 import objects_pb2
+from services.controller.logic.scheduling import Binding, NodeInfo, schedule, why_unschedulable
 
 
 def node(name: str, *, ready: bool = True, schedulable: bool = True, **labels: str) -> NodeInfo:

@@ -93,7 +93,6 @@ from dataclasses import dataclass
 
 from kubelab.core import kinds
 from kubelab.core.names import MAX_GENERATED_BASE, SAFE_ALPHABET, SUFFIX_LENGTH, unique_name
-from kubelab.core.pod_claims import claim_pods
 from kubelab.core.pods import (
     TERMINAL_PHASES,
     is_active,
@@ -107,6 +106,7 @@ from kubelab.core.selectors import from_label_selector
 from kubelab.core.validation_pods import DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE
 from kubelab.core.validation_syntax import parse_int_or_string
 from kubelab.v1 import meta_pb2, objects_pb2
+from services.controller.logic.pod_claims import claim_pods
 
 POD_TEMPLATE_HASH = "pod-template-hash"
 HASH_LENGTH = 10
