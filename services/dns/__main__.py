@@ -32,13 +32,13 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from kubelab.core.dns_records import DEFAULT_DOMAIN, DEFAULT_TTL
 from kubelab.core.validation_syntax import is_dns1123_subdomain
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import split_address, start_server, write_address_file
 from kubelab.runtime.loop import exit_with
 from kubelab.store import Store
+from services.dns.logic.dns_records import DEFAULT_DOMAIN, DEFAULT_TTL
 from services.dns.server import QueryCollector, Responder, listen
 from services.dns.sync import SWITCH_INTERVAL, ZoneSync
 

@@ -42,7 +42,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rdtypes.IN.SRV
 import dns.rrset
 
-from kubelab.core.dns_records import Answer, Rcode, Record, RType, Soa, Srv, Zone
+from services.dns.logic.dns_records import Answer, Rcode, Record, RType, Soa, Srv, Zone
 from services.dns.render import render
 
 OUR_PAYLOAD = 1232  # DNS flag day 2020: no fragmentation

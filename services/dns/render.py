@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from kubelab.core.dns_records import Answer, Rcode, Record, RType, Soa, Srv
+from services.dns.logic.dns_records import Answer, Rcode, Record, RType, Soa, Srv
 
 AA, TC, RD = 0x0400, 0x0200, 0x0100
 QR = 0x8000

@@ -37,7 +37,7 @@ from typing import cast
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from kubelab.core.dns_records import Rcode
+from services.dns.logic.dns_records import Rcode
 from services.dns.messages import header_only
 from services.dns.wire import VARIANTS, Table
 

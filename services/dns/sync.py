@@ -4,7 +4,7 @@ Services and EndpointSlices come from etcd through informers (list + watch +
 cache, `kubelab.runtime.informer`). Their handlers note which Service a change
 concerns (a slice's by its `kubernetes.io/service-name` label, old and new)
 and mark the zone dirty (STYLE habit 2); the rebuild recomputes only those
-Services' records, part by part (`kubelab.core.dns_records.service_parts`,
+Services' records, part by part (`services.dns.logic.dns_records.service_parts`,
 pure: a headless Service's slices each on its own, and a slice that did not
 change keeps its records, `SliceMemo`), hands the parts that changed to the
 zone kept by `ZoneBuilder` (which also says which questions they touch),
@@ -43,18 +43,18 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge, Histogram
 
 from kubelab.core import kinds
-from kubelab.core.dns_builder import ZoneBuilder
-from kubelab.core.dns_records import (
+from kubelab.core.kinds import SERVICE_NAME_LABEL
+from kubelab.runtime import sources
+from kubelab.store import Store
+from kubelab.v1 import objects_pb2
+from services.dns.logic.dns_builder import ZoneBuilder
+from services.dns.logic.dns_records import (
     Record,
     ServiceKey,
     headless_slice_records,
     service_parts,
     split_servable,
 )
-from kubelab.core.kinds import SERVICE_NAME_LABEL
-from kubelab.runtime import sources
-from kubelab.store import Store
-from kubelab.v1 import objects_pb2
 from services.dns.wire import Table
 
 log = logging.getLogger("dns.sync")

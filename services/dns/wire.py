@@ -63,7 +63,7 @@ from dataclasses import dataclass
 import dns.message
 import dns.rdatatype
 
-from kubelab.core.dns_records import Answer, Rcode, RType, Zone
+from services.dns.logic.dns_records import Answer, Rcode, RType, Zone
 from services.dns.messages import (
     AA,
     OPT_TYPE,

@@ -1,4 +1,4 @@
-"""The cluster zone (kubelab.core.dns_records): Kubernetes' DNS spec, question by question."""
+"""The cluster zone (services.dns.logic.dns_records): Kubernetes' DNS spec, question by question."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubelab.core.dns_builder import ZoneBuilder
-from kubelab.core.dns_records import (
+from kubelab.v1 import objects_pb2
+from services.dns.logic.dns_builder import ZoneBuilder
+from services.dns.logic.dns_records import (
     Answer,
     Rcode,
     Record,
@@ -25,7 +26,6 @@ from kubelab.core.dns_records import (
     split_servable,
     under,
 )
-from kubelab.v1 import objects_pb2
 
 A, AAAA, CNAME, SOA, PTR, TXT, SRV, ANY = (
     RType.A,

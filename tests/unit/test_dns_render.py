@@ -18,8 +18,8 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubelab.core.dns_records import RType, build_zone
 from kubelab.v1 import objects_pb2
+from services.dns.logic.dns_records import RType, build_zone
 from services.dns.messages import OUR_PAYLOAD, TCP_LIMIT, UDP_LIMIT, opt_rr, reply_message
 from services.dns.render import render
 

@@ -22,8 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubelab.core.dns_builder import ZoneBuilder
-from kubelab.core.dns_records import (
+from services.dns import render as render_module
+from services.dns.logic.dns_builder import ZoneBuilder
+from services.dns.logic.dns_records import (
     Answer,
     Rcode,
     Record,
@@ -34,7 +35,6 @@ from kubelab.core.dns_records import (
     service_parts,
     service_records,
 )
-from services.dns import render as render_module
 from services.dns.messages import name_wire
 from services.dns.render import render, render_rotations
 from services.dns.wire import MAX_ROTATIONS, Table, _rotations

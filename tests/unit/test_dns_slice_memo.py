@@ -9,8 +9,8 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubelab.core.dns_records import service_records
 from kubelab.v1 import objects_pb2
+from services.dns.logic.dns_records import service_records
 from services.dns.sync import SliceMemo
 
 ZONE = "cluster.local."

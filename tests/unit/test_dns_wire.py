@@ -26,8 +26,10 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubelab.core.dns_builder import ZoneBuilder
-from kubelab.core.dns_records import (
+from kubelab.v1 import objects_pb2
+from services.dns import server as dns_server
+from services.dns.logic.dns_builder import ZoneBuilder
+from services.dns.logic.dns_records import (
     Rcode,
     RType,
     Zone,
@@ -35,8 +37,6 @@ from kubelab.core.dns_records import (
     group_slices,
     service_records,
 )
-from kubelab.v1 import objects_pb2
-from services.dns import server as dns_server
 from services.dns.messages import slow_reply
 from services.dns.server import QueryCollector, Responder, listen
 from services.dns.wire import MAX_ROTATIONS, VARIANTS, Table

@@ -47,7 +47,7 @@ pod name (`endpoint_pod_names`).
 
 Incremental rebuilds: `service_records` is the part owned by one Service
 (`service_parts` the same split by slice), and
-`kubelab.core.dns_builder.ZoneBuilder` keeps a zone from such parts, each
+`services.dns.logic.dns_builder.ZoneBuilder` keeps a zone from such parts, each
 change costing what changed. `build_zone` (`assemble` over every
 Service) builds the zone whole: ~25 ms for 1,000 Services on the project's
 2-core machine, `Zone.answers()` ~15 ms more; `changed_answers` compares two

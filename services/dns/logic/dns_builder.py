@@ -1,6 +1,6 @@
 """`ZoneBuilder`: a cluster DNS zone kept up to date part by part.
 
-`kubelab.core.dns_records` says what the zone of a set of Services is
+`services.dns.logic.dns_records` says what the zone of a set of Services is
 (`build_zone`, whole); this keeps one from changes: `update` takes the records
 of the Services, or parts of Services (`service_parts`: a headless Service's
 slices), that changed and returns the same `Zone` `build_zone` would, with the
@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
-from kubelab.core.dns_records import (
+from services.dns.logic.dns_records import (
     DEFAULT_DOMAIN,
     DEFAULT_TTL,
     SCHEMA_VERSION,
