@@ -1,5 +1,5 @@
 """The cluster as the cloud-stub sees it: which nodes a load balancer may forward to,
-and which NodePorts exist (`kubelab.core.lb_targets`), read from etcd, never from a
+and which NodePorts exist (`services.cloud_stub.logic.lb_targets`), read from etcd, never from a
 request.
 
 Nodes and heartbeats are followed with informers (the controller's sources, so
@@ -16,10 +16,10 @@ import asyncio
 
 from kubelab.core import kinds
 from kubelab.core.allocators import Claim, ClaimKind
-from kubelab.core.lb_targets import ClusterNodes, cluster_nodes
 from kubelab.runtime import sources
 from kubelab.store import Store
 from kubelab.v1 import objects_pb2
+from services.cloud_stub.logic.lb_targets import ClusterNodes, cluster_nodes
 
 
 class ClusterView:

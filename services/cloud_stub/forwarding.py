@@ -10,12 +10,12 @@ The health checks of nodes it adds are run (awaited) before any traffic is
 routed to them.
 
 Only the nodes of the spec that the cluster confirms are forwarded to
-(`kubelab.core.lb_targets.forwardable`: a Ready node of the cluster, at its
+(`services.cloud_stub.logic.lb_targets.forwardable`: a Ready node of the cluster, at its
 InternalIP); each other one is logged once and reported as unhealthy with the
 reason. `update` is called again when the cluster's nodes change.
 
 Each new connection (UDP flow) goes to the next healthy node's nodePort, round
-robin (`kubelab.core.load_balancers.RoundRobin`, failing open when no node is
+robin (`services.cloud_stub.logic.load_balancers.RoundRobin`, failing open when no node is
 healthy). A client outside `spec.source_ranges` gets a reset. A connect that
 fails takes the node out of rotation at once and the relay retries another.
 
@@ -33,8 +33,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kubelab.core.endpoint_choice import Target
-from kubelab.core.lb_targets import ClusterNodes, forwardable
-from kubelab.core.load_balancers import (
+from kubelab.obs.logs import kobj
+from kubelab.relay import Connection, Flow, serve_tcp, serve_udp
+from kubelab.v1 import cloud_pb2
+from services.cloud_stub.health import HealthChecker
+from services.cloud_stub.logic.lb_targets import ClusterNodes, forwardable
+from services.cloud_stub.logic.load_balancers import (
     CheckKey,
     ListenerKey,
     RoundRobin,
@@ -46,10 +50,6 @@ from kubelab.core.load_balancers import (
     plan_listeners,
     source_allowed,
 )
-from kubelab.obs.logs import kobj
-from kubelab.relay import Connection, Flow, serve_tcp, serve_udp
-from kubelab.v1 import cloud_pb2
-from services.cloud_stub.health import HealthChecker
 
 log = logging.getLogger("cloud_stub.forwarding")
 

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from kubelab.core.load_balancers import HEALTHZ_PATH, CheckKey, CheckKind
+from services.cloud_stub.logic.load_balancers import HEALTHZ_PATH, CheckKey, CheckKind
 
 log = logging.getLogger("cloud_stub.health")
 

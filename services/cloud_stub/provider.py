@@ -12,7 +12,7 @@ write record and claims in one transaction, then bring the listeners in line.
 * Bad input (field errors, an address out of the pool or held by another
   Service, an empty pool, a nodePort the cluster did not allocate) is refused
   before anything is written or bound.
-* It forwards only where the cluster says (`kubelab.core.lb_targets`, read from
+* It forwards only where the cluster says (`services.cloud_stub.logic.lb_targets`, read from
   etcd through `ClusterView`), never wherever a caller says: a requested node
   that is not a Ready node of the cluster at its InternalIP is ignored (reported
   unhealthy, with the reason), and `follow` re-applies every load balancer when
@@ -36,8 +36,6 @@ import logging
 
 from kubelab.core.errors import FieldError
 from kubelab.core.lb_pool import LbPool, plan_address
-from kubelab.core.lb_targets import ClusterNodes, forwardable, port_problems
-from kubelab.core.load_balancers import CheckKey, lb_name, normalized, validate_spec
 from kubelab.obs.logs import kobj
 from kubelab.store import (
     ClaimTakenError,
@@ -51,6 +49,8 @@ from kubelab.v1 import cloud_pb2
 from services.cloud_stub.cluster import ClusterView
 from services.cloud_stub.forwarding import LoadBalancerRuntime
 from services.cloud_stub.health import CheckState, HealthChecker
+from services.cloud_stub.logic.lb_targets import ClusterNodes, forwardable, port_problems
+from services.cloud_stub.logic.load_balancers import CheckKey, lb_name, normalized, validate_spec
 
 log = logging.getLogger("cloud_stub")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from kubelab.core.load_balancers import CheckKey, CheckKind
 from kubelab.testing.wait import until_read
 from services.cloud_stub.health import CheckState, HealthChecker
+from services.cloud_stub.logic.load_balancers import CheckKey, CheckKind
 
 A = CheckKey("127.10.0.1", CheckKind.TCP, 30080)
 B = CheckKey("127.10.0.2", CheckKind.HTTP, 32000)

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubelab.core.endpoint_choice import Target
-from kubelab.core.load_balancers import (
+from kubelab.v1 import cloud_pb2
+from services.cloud_stub.logic.load_balancers import (
     CheckKey,
     CheckKind,
     ListenerKey,
@@ -25,7 +26,6 @@ from kubelab.core.load_balancers import (
     source_allowed,
     validate_spec,
 )
-from kubelab.v1 import cloud_pb2
 
 
 def spec(**fields: object) -> cloud_pb2.LoadBalancerSpec:

@@ -9,8 +9,13 @@ from hypothesis import strategies as st
 
 from kubelab.core.allocators import Claim
 from kubelab.core.lb_requests import EXCLUDE_LABEL, lb_nodes
-from kubelab.core.lb_targets import ClusterNodes, cluster_nodes, forwardable, port_problems
 from kubelab.v1 import cloud_pb2, objects_pb2
+from services.cloud_stub.logic.lb_targets import (
+    ClusterNodes,
+    cluster_nodes,
+    forwardable,
+    port_problems,
+)
 
 
 def node(name: str, address: str, *labels: str) -> objects_pb2.Node:
