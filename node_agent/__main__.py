@@ -19,7 +19,6 @@ import signal
 from pathlib import Path
 
 from kubelab.core.endpoint_choice import Target
-from kubelab.core.file_budget import file_budget
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
@@ -30,6 +29,7 @@ from node_agent import proxy_metrics, servicer
 from node_agent.agent import NodeAgent, NodeConfig
 from node_agent.health_check import ProxyHealth
 from node_agent.lab_network import IpCommandError, LabNetwork, LabNetworkConfig
+from node_agent.logic.file_budget import file_budget
 from node_agent.proxy import ServiceProxy
 
 log = logging.getLogger("node_agent")

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubelab.core import kinds
-from kubelab.core.service_env import SERVICE_LINKS_BUDGET, service_links
 from kubelab.runtime import sources
 from kubelab.runtime.events import EventSink
 from kubelab.runtime.queue import WorkQueue
@@ -50,6 +49,7 @@ from kubelab.store import (
     StoreUnavailableError,
 )
 from kubelab.v1 import objects_pb2
+from node_agent.logic.service_env import SERVICE_LINKS_BUDGET, service_links
 from node_agent.runtime import PodRuntime
 
 log = logging.getLogger("node_agent")
@@ -274,7 +274,7 @@ class NodeAgent:
 
     def _env_for(self, key: PodKey) -> Mapping[str, str]:
         """The pod's Service variables, bounded so exec cannot fail with E2BIG
-        (`kubelab.core.service_env`); a Service left out is logged once per pod."""
+        (`node_agent.logic.service_env`); a Service left out is logged once per pod."""
         services = [
             s
             for s in self.services.cache.values()

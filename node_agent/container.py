@@ -46,11 +46,11 @@ from kubelab.core.pod_status import (
     should_restart,
     terminated_reason,
 )
-from kubelab.core.probe_state import ContainerProbes, ProbeKind
 from kubelab.obs.logs import kobj
 from kubelab.runtime.events import EventRecorder
 from kubelab.v1 import meta_pb2, objects_pb2
 from node_agent.launch import container_argv, container_env
+from node_agent.logic.probe_state import ContainerProbes, ProbeKind
 from node_agent.probes import run_probe
 from node_agent.process import Process, spawn
 

@@ -23,7 +23,7 @@ The echo server's ports come from the container's ports (`echo_port_args`):
 
 The environment, later entries winning: a few variables of the agent's own
 (PATH, HOME, locale, TZ, TMPDIR: a container image would set its own), the
-Service variables the caller passes (`kubelab.core.service_env`), the pod's
+Service variables the caller passes (`node_agent.logic.service_env`), the pod's
 identity (POD_NAME, POD_NAMESPACE, NODE_NAME, POD_IP, HOSTNAME; Kubernetes
 gives these through the downward API, kubelab always), then the container's
 own `env`, which wins as it does in Kubernetes.

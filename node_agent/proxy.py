@@ -19,7 +19,7 @@ IP_FREEBIND, so a proxy can listen on a ClusterIP no interface carries (lab
 mode routes the Service range to the node).
 
 Failure stays with one Service (issue 13). Every listener is a descriptor, so the
-proxy has a file budget (`kubelab.core.file_budget`, from RLIMIT_NOFILE): a
+proxy has a file budget (`node_agent.logic.file_budget`, from RLIMIT_NOFILE): a
 Service whose listeners do not all fit beside the others' holds none, is reported
 (`proxy_report`: a log line per change, a gauge) and is synced again when another
 Service releases listeners or it changes. Running out of descriptors while binding
@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from kubelab.core import kinds
 from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL
-from kubelab.core.file_budget import FileBudget, Refusal, admit
 from kubelab.core.proxy_rules import (
     CLUSTER_IP,
     Frontend,
@@ -67,6 +66,7 @@ from kubelab.store import StoreProtocol
 from kubelab.v1 import objects_pb2
 from node_agent import proxy_report
 from node_agent.health_check import ServiceHealth
+from node_agent.logic.file_budget import FileBudget, Refusal, admit
 from node_agent.proxy_ports import Port, Route
 from node_agent.proxy_report import ServiceProblems
 

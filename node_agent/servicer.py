@@ -5,7 +5,7 @@ agent reports), `KillPod` signals a pod's process the way a crash would (the
 restart policy then applies: this is for chaos, not for deleting), `Logs`
 streams a pod's output files (`follow` keeps reading as they grow).
 
-Requests are checked first (`kubelab.core.node_requests`): a client mistake
+Requests are checked first (`node_agent.logic.node_requests`): a client mistake
 is INVALID_ARGUMENT naming the field, never UNKNOWN. `Logs` reads only the
 log of a container of a pod this node runs: the pod is looked up in the
 runtime (NOT_FOUND otherwise), the container must be one of its spec's
@@ -27,11 +27,11 @@ from typing import Any, BinaryIO
 import grpc
 
 from kubelab.core.errors import FieldError
-from kubelab.core.node_requests import container_problem, validate_kill, validate_logs
 from kubelab.obs.logs import kobj
 from kubelab.rpc.decoding import add_servicer
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
 from node_agent.agent import NodeAgent
+from node_agent.logic.node_requests import container_problem, validate_kill, validate_logs
 
 log = logging.getLogger(__name__)
 

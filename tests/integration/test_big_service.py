@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from kubelab.client import Client
-from kubelab.core.file_budget import file_budget
 from kubelab.testing import wait
 from kubelab.testing.traffic import RequestLoop
 from kubelab.v1 import objects_pb2
+from node_agent.logic.file_budget import file_budget
 from tests.integration.conftest import Cluster, pods
 from tests.integration.test_dataplane import (
     apply_seed,

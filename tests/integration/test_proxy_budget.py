@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from kubelab.core.endpoint_choice import Backend, Target
-from kubelab.core.file_budget import FileBudget
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.testing.fakes import FakeStore
 from node_agent import proxy_report
+from node_agent.logic.file_budget import FileBudget
 from node_agent.proxy import (
     BIND_BATCH,
     BindError,

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 
 from kubelab.core.manifests import load_manifests
-from kubelab.core.service_env import service_environment
 from kubelab.core.validation_pods import default_pod_spec, validate_pod
 from kubelab.testing.echo_client import http_request, tcp_roundtrip, udp_roundtrip
 from kubelab.testing.processes import REPO_ROOT, free_port
 from kubelab.testing.wait import until_blocking, until_passes, until_read
 from kubelab.v1 import objects_pb2
+from node_agent.logic.service_env import service_environment
 from node_agent.runtime import PodRuntime
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.file_budget import BASE_RESERVE, FileBudget, admit, file_budget
+from node_agent.logic.file_budget import BASE_RESERVE, FileBudget, admit, file_budget
 
 
 @pytest.mark.parametrize(

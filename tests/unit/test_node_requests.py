@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.node_requests import (
+from kubelab.v1 import node_pb2
+from node_agent.logic.node_requests import (
     SIGNALS,
     container_problem,
     signal_ranges,
     validate_kill,
     validate_logs,
 )
-from kubelab.v1 import node_pb2
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.probe_state import ContainerProbes, ProbeKind, ProbeTiming, ProbeTracker
 from kubelab.v1 import objects_pb2
+from node_agent.logic.probe_state import ContainerProbes, ProbeKind, ProbeTiming, ProbeTracker
 
 LIVE = ProbeKind.LIVENESS
 READY = ProbeKind.READINESS

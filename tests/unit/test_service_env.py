@@ -9,14 +9,14 @@ from google.protobuf import json_format
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core.service_env import (
+from kubelab.v1 import objects_pb2
+from node_agent.logic.service_env import (
     SERVICE_LINKS_BUDGET,
     env_size,
     env_var_name,
     service_environment,
     service_links,
 )
-from kubelab.v1 import objects_pb2
 
 
 def svc(name: str, spec: dict[str, Any], namespace: str = "default") -> objects_pb2.Service:
