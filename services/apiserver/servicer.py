@@ -9,7 +9,7 @@ allocation range → RESOURCE_EXHAUSTED. Anything else is a bug: logged with its
 traceback and an error id, answered INTERNAL with only that id.
 
 A key (kind, namespace, name) and a resourceVersion are checked before they reach the
-store (`kubelab.core.request_keys`): etcd's own refusals of a huge key or an int64
+store (`services.apiserver.logic.request_keys`): etcd's own refusals of a huge key or an int64
 overflow are server faults to the client, not the field error they should be.
 
 List and Watch filter by label and field selector (`kubelab.core.field_selectors`:
@@ -36,17 +36,18 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
-from kubelab.core import field_selectors, kinds, request_keys, selectors, validation
+from kubelab.core import field_selectors, kinds, selectors, validation
 from kubelab.core.allocators import RangeFullError
 from kubelab.core.errors import FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, UnknownKindError
-from kubelab.core.request_keys import InvalidRequestError
 from kubelab.limits import LIST_CHUNK
 from kubelab.rpc.decoding import add_servicer
 from kubelab.rpc.errors import Context, Status, answer, capped, internal_status, store_status
 from kubelab.store import AlreadyExistsError
 from kubelab.v1 import api_pb2, api_pb2_grpc
 from services.apiserver.live_views import LiveViews
+from services.apiserver.logic import request_keys
+from services.apiserver.logic.request_keys import InvalidRequestError
 from services.apiserver.registry import Registry
 from services.apiserver.watch_cache import Delivered, FellBehindError, WatchCache
 

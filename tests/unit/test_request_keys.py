@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from kubelab.core import kinds
 from kubelab.core.kinds import UnknownKindError
-from kubelab.core.request_keys import (
+from services.apiserver.logic.request_keys import (
     MAX_REVISION,
     InvalidRequestError,
     check_key,

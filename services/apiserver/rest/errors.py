@@ -33,7 +33,6 @@ from kubelab.core.allocators import RangeFullError
 from kubelab.core.errors import ErrorType, FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import KindInfo, UnknownKindError
 from kubelab.core.paging import InvalidContinueError
-from kubelab.core.request_keys import InvalidRequestError
 from kubelab.store import (
     AlreadyExistsError,
     CompactedError,
@@ -44,6 +43,7 @@ from kubelab.store import (
 )
 from services.apiserver.k8s.jsonvalue import PatchError
 from services.apiserver.k8s.managed_fields import ApplyConflict
+from services.apiserver.logic.request_keys import InvalidRequestError
 from services.apiserver.namespace_view import NamespaceNotFoundError
 
 # Kubernetes' `CauseType`s for each kind of field error (apimachinery field.ErrorType).

@@ -36,10 +36,11 @@ from multidict import CIMultiDict
 
 from kubelab.agent_client import AgentClient, LogStream, NoAgentAddressError, agent_address
 from kubelab.client import ApiError as AgentError
-from kubelab.core import kinds, request_keys
+from kubelab.core import kinds
 from kubelab.store import NotFoundError, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.apiserver.live_views import LiveViews
+from services.apiserver.logic import request_keys
 from services.apiserver.rest import log_options
 from services.apiserver.rest.errors import ApiError, bad_request, method_not_allowed
 from services.apiserver.rest.log_options import LogOptions

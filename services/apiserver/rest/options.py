@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubelab.core import request_keys, selectors
+from kubelab.core import selectors
 from kubelab.core.kinds import KindInfo
+from services.apiserver.logic import request_keys
 from services.apiserver.rest import fields
 from services.apiserver.rest.errors import bad_request
 from services.apiserver.watch_window import watch_type as watch_type  # the cache applies it

@@ -29,11 +29,12 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from kubelab.core import request_keys, yaml12
+from kubelab.core import yaml12
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.store import AlreadyExistsError, ConflictError, NotFoundError
 from services.apiserver.k8s import managed_fields, openapi, patches
 from services.apiserver.k8s.jsonvalue import JsonObject
+from services.apiserver.logic import request_keys
 from services.apiserver.registry import FieldsHook, Registry
 from services.apiserver.rest import convert, field_managers, field_validation
 from services.apiserver.rest.errors import ApiError, bad_request

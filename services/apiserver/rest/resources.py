@@ -34,10 +34,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from kubelab.core import request_keys
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.limits import LIST_CHUNK
 from services.apiserver.live_views import LiveViews
+from services.apiserver.logic import request_keys
 from services.apiserver.registry import Registry
 from services.apiserver.rest import (
     convert,

@@ -24,12 +24,13 @@ from typing import Any
 
 from aiohttp import web
 
-from kubelab.core import kinds, request_keys, selectors
+from kubelab.core import kinds, selectors
 from kubelab.core.errors import ErrorType, FieldError, format_invalid
 from kubelab.store import ConflictError
 from kubelab.v1 import objects_pb2
 from services.apiserver.k8s import patches
 from services.apiserver.k8s.jsonvalue import PatchError
+from services.apiserver.logic import request_keys
 from services.apiserver.registry import Registry
 from services.apiserver.rest import convert
 from services.apiserver.rest.errors import (
