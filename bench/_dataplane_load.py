@@ -10,7 +10,7 @@ clients, child process pipes) neither slows them nor is slowed by them.
 
 - `bulk`: one TCP stream of `--bytes`, uvloop and BufferedProtocol (writes from one
   reused buffer, reads into one, nothing allocated per chunk), with the transport's
-  flow control. `--direction in`: to the pod's bulk port (node_agent/echo_bulk.py),
+  flow control. `--direction in`: to the pod's bulk port (workloads/echo/bulk.py),
   `PUT <bytes>`, timed from the connect to the pod's `OK` (every byte arrived);
   `out`: `GET <bytes>` from it, timed to the last byte; `both`: to a TCP echo port,
   sending and reading the echo back at once, timed to the last echoed byte (MB/s

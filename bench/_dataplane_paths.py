@@ -40,7 +40,7 @@ class Path:
     name: str
     http: Address
     tcp: Address
-    bulk: Address  # the pod's bulk port (node_agent/echo_bulk.py)
+    bulk: Address  # the pod's bulk port (workloads/echo/bulk.py)
     udp: Address | None  # None: this proxy cannot relay UDP
     pids: Callable[[], Sequence[int]] = field(default=lambda: ())  # the proxy's processes
     check: Callable[[], None] = field(default=lambda: None)  # raises if the proxy died

@@ -197,7 +197,7 @@ def print_report(
         f"-c{args.new_connections} -H 'Connection: close' (new connections); bulk: "
         f"{args.bulk / 2**30:g} GiB through the TCP echo and back (echo stream: MB/s counts "
         "one direction, every byte crosses the proxy twice), and one way into and out of the "
-        f"pod's bulk port (PUT/GET, node_agent/echo_bulk.py), median of {args.bulk_rounds} "
+        f"pod's bulk port (PUT/GET, workloads/echo/bulk.py), median of {args.bulk_rounds} "
         f"each; UDP: 64-byte datagrams, {args.udp_window} in flight; latency: one GET in "
         f"flight on one keep-alive connection, {args.latency_rounds} interleaved rounds."
     )

@@ -50,7 +50,7 @@ its rounds:
 3. bulk MB/s: a 1 GiB stream through the TCP echo port and back (MB = 10^6
    bytes, one direction), after a 64 MiB warm-up stream, in `--bulk-rounds`
    rounds; then the same one way, into the pod and out of it (its bulk port,
-   node_agent/echo_bulk.py: PUT and GET of 1 GiB), as an upload or download is;
+   workloads/echo/bulk.py: PUT and GET of 1 GiB), as an upload or download is;
 4. UDP datagrams/s: 64-byte datagrams, `--udp-window` in flight on one socket;
 5. latency: one keep-alive connection per path, one GET in flight, every round
    trip timed, the paths interleaved in `--latency-rounds` short rounds. p50 and

@@ -177,7 +177,7 @@ mkdir -p "$scratch/src" "$scratch/kubelab"
   cd "$repo"
   shopt -s nullglob
   tar --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml README.md LICEN[CS]E* \
-    kubelab services node_agent
+    kubelab services node_agent workloads
 ) | tar -C "$scratch/src" -xf -
 isolation=(--no-build-isolation)
 "$host_python" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 77)' \

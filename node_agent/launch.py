@@ -3,7 +3,7 @@
 kubelab has no images, so an image name only picks a default program:
 
 - `kubelab/echo` (any tag, digest or registry prefix) is the built-in echo
-  server, `python -m node_agent.echo`, run with the interpreter of the agent.
+  server, `python -m workloads.echo`, run with the interpreter of the agent.
 - Any other image with neither `command` nor `args` runs the echo server too,
   so real manifests (`image: nginx`) apply and answer; the runtime logs a
   warning naming the pod and the image once when it starts such a pod.
@@ -84,7 +84,7 @@ def container_argv(container: objects_pb2.Container) -> list[str]:
         return [
             sys.executable,
             "-m",
-            "node_agent.echo",
+            "workloads.echo",
             *echo_port_args(container),
             *container.args,
         ]
@@ -96,7 +96,7 @@ def container_env(
 ) -> dict[str, str]:
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     if runs_echo(container):
-        # The echo server must import node_agent even where kubelab is not installed.
+        # The echo server must import workloads and kubelab even where they are not installed.
         path = os.environ.get("PYTHONPATH", "")
         env["PYTHONPATH"] = f"{_PACKAGE_ROOT}{os.pathsep}{path}" if path else _PACKAGE_ROOT
     env.update(services)

@@ -19,7 +19,7 @@ import pytest
 from kubelab.testing.echo_client import http_request, tcp_roundtrip, udp_roundtrip
 from kubelab.testing.processes import REPO_ROOT, free_port
 from kubelab.testing.wait import until_passes
-from node_agent.echo import LISTEN_GRACE, NEW_CONNECTION_GRACE
+from workloads.echo.server import LISTEN_GRACE, NEW_CONNECTION_GRACE
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def start_echo(*args: str) -> subprocess.Popen[bytes]:
         "POD_IP": IP,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "node_agent.echo", *args],
+        [sys.executable, "-m", "workloads.echo", *args],
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,

@@ -11,7 +11,7 @@ from google.protobuf import json_format
 from kubelab.v1 import objects_pb2
 from node_agent.launch import container_argv, container_env, echo_port_args, is_echo_image
 
-ECHO = [sys.executable, "-m", "node_agent.echo"]
+ECHO = [sys.executable, "-m", "workloads.echo"]
 
 
 def container(**fields: Any) -> objects_pb2.Container:

@@ -1,7 +1,7 @@
 """The built-in image `kubelab/echo`: an HTTP, TCP and UDP echo server for one pod.
 
     POD_NAME=web-1 POD_NAMESPACE=default NODE_NAME=node-1 POD_IP=127.244.1.2 \\
-        python -m node_agent.echo --http 8080 --tcp 9000 --udp 5353
+        python -m workloads.echo --http 8080 --tcp 9000 --udp 5353
 
 Every port binds POD_IP (so two pods on one host can both serve 8080):
 
@@ -15,7 +15,7 @@ Every port binds POD_IP (so two pods on one host can both serve 8080):
 - `--tcp PORT`: bytes echoed back (reading pauses while the peer is slow).
 - `--udp PORT`: datagrams echoed back to their sender.
 - `--bulk PORT`: one-way streams of a size the client names (`PUT <n>` sends the
-  pod n bytes, `GET <n>` fetches n bytes): node_agent/echo_bulk.py.
+  pod n bytes, `GET <n>` fetches n bytes): workloads/echo/bulk.py.
 
 It is a backend in data-plane benchmarks, so the request path is lean: asyncio
 Protocols on uvloop (`kubelab.runtime.loop.run_actor`), no per-request log
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from kubelab.runtime.loop import run_actor
-from node_agent.echo_bulk import BulkProtocol
+from workloads.echo.bulk import BulkProtocol
 
 __all__ = ["EchoConfig", "EchoServer", "main", "parse_args"]
 
@@ -350,7 +350,7 @@ class UdpEchoProtocol(asyncio.DatagramProtocol):
 
 def parse_args(argv: list[str] | None = None) -> EchoConfig:
     parser = argparse.ArgumentParser(
-        prog="python -m node_agent.echo", description="kubelab/echo: HTTP, TCP and UDP echo"
+        prog="python -m workloads.echo", description="kubelab/echo: HTTP, TCP and UDP echo"
     )
     parser.add_argument("--http", type=int, action="append", default=[], metavar="PORT")
     parser.add_argument("--tcp", type=int, action="append", default=[], metavar="PORT")
