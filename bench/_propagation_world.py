@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kubelab.core import kinds
 from kubelab.core.allocators import service_claims
 from kubelab.core.pods import to_timestamp
-from kubelab.core.validation import apply_defaults
+from kubelab.core.validation.objects import apply_defaults
 from kubelab.store import Lease, Store
 from kubelab.v1 import objects_pb2
 

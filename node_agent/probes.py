@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubelab.core.validation_syntax import parse_int_or_string
+from kubelab.core.validation.syntax import parse_int_or_string
 from kubelab.v1 import objects_pb2
 from node_agent.process import spawn
 

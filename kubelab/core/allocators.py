@@ -37,7 +37,7 @@ from enum import StrEnum
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
-from kubelab.core.validation_services import needs_health_check
+from kubelab.core.validation.services import needs_health_check
 from kubelab.v1 import objects_pb2
 
 HEALTH_CHECK_FIELD = "spec.healthCheckNodePort"

@@ -80,7 +80,7 @@ from kubelab.core.slice_endpoints import (
     desired_endpoints,
     endpoint_key,
 )
-from kubelab.core.validation_services import EXTERNAL_NAME, HEADLESS
+from kubelab.core.validation.services import EXTERNAL_NAME, HEADLESS
 from kubelab.v1 import objects_pb2
 
 __all__ = [

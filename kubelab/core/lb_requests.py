@@ -39,7 +39,7 @@ from enum import StrEnum
 from kubelab.core import errors
 from kubelab.core.node_routes import internal_ip
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
-from kubelab.core.validation_services import LOAD_BALANCER
+from kubelab.core.validation.services import LOAD_BALANCER
 from kubelab.v1 import cloud_pb2, meta_pb2, objects_pb2
 
 CONDITION_TYPE = "LoadBalancerProvisioned"

@@ -48,7 +48,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from kubelab.core import errors, kinds, validation, yaml12
+from kubelab.core import errors, kinds, yaml12
 from kubelab.core.errors import FieldError
 from kubelab.core.manifests_shape import (
     INT_OR_STRING,
@@ -59,7 +59,8 @@ from kubelab.core.manifests_shape import (
     message_type_of,
     show,
 )
-from kubelab.core.validation_syntax import INT_TEXT_RE
+from kubelab.core.validation import objects as validation
+from kubelab.core.validation.syntax import INT_TEXT_RE
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 

@@ -43,7 +43,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
-from kubelab.core.validation_syntax import INT_TEXT_RE, is_percent, is_port_name
+from kubelab.core.validation.syntax import INT_TEXT_RE, is_percent, is_port_name
 from kubelab.core.yaml12 import LongInteger
 from kubelab.v1 import objects_pb2
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from kubelab.core import kinds
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.core.pods import is_terminating
-from kubelab.core.validation_namespaces import FINALIZER_KUBERNETES, TERMINATING
+from kubelab.core.validation.namespaces import FINALIZER_KUBERNETES, TERMINATING
 from kubelab.v1 import objects_pb2
 
 CONTENT_KINDS: tuple[KindInfo, ...] = (

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from kubelab.core.endpoint_choice import Backend, Target
-from kubelab.core.validation_services import needs_health_check
+from kubelab.core.validation.services import needs_health_check
 from kubelab.v1 import objects_pb2
 
 # kube-proxy's healthz port: 200 while the node's proxy is up and synced. Cloud load

@@ -48,8 +48,8 @@ from typing import TypeAlias
 from kubelab.core import kinds
 from kubelab.core.pods import TERMINAL_PHASES, is_ready, is_terminating
 from kubelab.core.selectors import Selector, from_match_labels
-from kubelab.core.validation_services import EXTERNAL_NAME
-from kubelab.core.validation_syntax import is_ipv4, parse_int_or_string
+from kubelab.core.validation.services import EXTERNAL_NAME
+from kubelab.core.validation.syntax import is_ipv4, parse_int_or_string
 from kubelab.v1 import objects_pb2
 
 __all__ = [

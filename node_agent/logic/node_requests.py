@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
-from kubelab.core.validation_meta import NEGATIVE, names
-from kubelab.core.validation_syntax import is_dns1123_label, is_dns1123_subdomain
+from kubelab.core.validation.meta import NEGATIVE, names
+from kubelab.core.validation.syntax import is_dns1123_label, is_dns1123_subdomain
 from kubelab.v1 import node_pb2
 
 __all__ = [

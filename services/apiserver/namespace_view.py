@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from kubelab.core import kinds
 from kubelab.core.errors import ForbiddenError
 from kubelab.core.kinds import ApiObject
-from kubelab.core.validation_namespaces import SYSTEM_NAMESPACES, TERMINATING
+from kubelab.core.validation.namespaces import SYSTEM_NAMESPACES, TERMINATING
 from kubelab.runtime import sources
 from kubelab.store import AlreadyExistsError, NotFoundError, Store
 from kubelab.v1 import meta_pb2, objects_pb2

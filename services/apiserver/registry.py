@@ -53,7 +53,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kubelab.core import errors, kinds, validation
+from kubelab.core import errors, kinds
 from kubelab.core.allocators import (
     HEALTH_CHECK_FIELD,
     PORT_TAKEN,
@@ -70,7 +70,8 @@ from kubelab.core.allocators import (
 from kubelab.core.errors import FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.core.names import random_suffix
-from kubelab.core.validation_namespaces import ACTIVE, IMMORTAL_NAMESPACES
+from kubelab.core.validation import objects as validation
+from kubelab.core.validation.namespaces import ACTIVE, IMMORTAL_NAMESPACES
 from kubelab.store import (
     AlreadyExistsError,
     ClaimTakenError,

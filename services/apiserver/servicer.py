@@ -36,10 +36,11 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
-from kubelab.core import field_selectors, kinds, selectors, validation
+from kubelab.core import field_selectors, kinds, selectors
 from kubelab.core.allocators import RangeFullError
 from kubelab.core.errors import FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, UnknownKindError
+from kubelab.core.validation import objects as validation
 from kubelab.limits import LIST_CHUNK
 from kubelab.rpc.decoding import add_servicer
 from kubelab.rpc.errors import Context, Status, answer, capped, internal_status, store_status

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from kubelab.core.validation_syntax import is_dns1123_subdomain
+from kubelab.core.validation.syntax import is_dns1123_subdomain
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import split_address, start_server, write_address_file

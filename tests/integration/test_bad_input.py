@@ -27,7 +27,7 @@ from kubelab.cli.printers import kind_ref
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds, manifests
 from kubelab.core.kinds import ApiObject
-from kubelab.core.validation_namespaces import SYSTEM_NAMESPACES
+from kubelab.core.validation.namespaces import SYSTEM_NAMESPACES
 from kubelab.testing import badinput
 from kubelab.testing.processes import ApiServerProcess, NodeAgentProcess
 from kubelab.v1 import api_pb2, objects_pb2

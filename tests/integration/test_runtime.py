@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from kubelab.core.manifests import load_manifests
-from kubelab.core.validation_pods import default_pod_spec, validate_pod
+from kubelab.core.validation.pods import default_pod_spec, validate_pod
 from kubelab.testing.echo_client import http_request, tcp_roundtrip, udp_roundtrip
 from kubelab.testing.processes import REPO_ROOT, free_port
 from kubelab.testing.wait import until_blocking, until_passes, until_read

@@ -158,7 +158,7 @@ def test_named_paths_exist(page: Path) -> None:
 def test_the_stale_store_paths_are_caught() -> None:
     # The README once named these after they had moved into the kubelab/store package.
     assert not _exists("kubelab/store.py") and not _named_somewhere("store_batching.py")
-    assert _exists("kubelab/store/batching.py") and _exists("kubelab/core/validation*.py")
+    assert _exists("kubelab/store/batching.py") and _exists("kubelab/core/validation/")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=IDS)

@@ -32,7 +32,7 @@ from kubelab.core.endpointslices import (
 )
 from kubelab.core.names import SAFE_ALPHABET
 from kubelab.core.slice_endpoints import PortSpec, desired_endpoints, endpoint_ports
-from kubelab.core.validation_cluster import validate_endpoint_slice
+from kubelab.core.validation.cluster import validate_endpoint_slice
 from kubelab.testing.pods import make_pod, set_ready
 from kubelab.v1 import meta_pb2, objects_pb2
 

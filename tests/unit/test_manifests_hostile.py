@@ -20,8 +20,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubelab.core import errors, validation
+from kubelab.core import errors
 from kubelab.core.manifests import ManifestError, load_manifests
+from kubelab.core.validation import objects as validation
 
 
 @dataclass(frozen=True)

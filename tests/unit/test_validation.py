@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from kubelab.core import kinds
 from kubelab.core.errors import FieldError
 from kubelab.core.kinds import KindInfo
-from kubelab.core.validation import (
+from kubelab.core.validation.objects import (
     apply_defaults,
     is_cidr,
     is_dns1035_label,

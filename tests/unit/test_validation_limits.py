@@ -18,7 +18,7 @@ from kubelab.core import errors, kinds
 from kubelab.core.errors import ErrorType, FieldError, InvalidObjectError
 from kubelab.core.kinds import KindInfo
 from kubelab.core.manifests import ManifestError, load_manifests
-from kubelab.core.validation import (
+from kubelab.core.validation.objects import (
     MAX_OBJECT_BYTES,
     apply_defaults,
     is_non_special_ip,
@@ -27,7 +27,7 @@ from kubelab.core.validation import (
     validate_key,
     validate_object,
 )
-from kubelab.core.validation_size import largest_part
+from kubelab.core.validation.size import largest_part
 from kubelab.v1 import objects_pb2
 
 Manifest = dict[str, Any]

@@ -17,7 +17,7 @@ from google.protobuf.json_format import ParseDict
 from kubelab.core import kinds
 from kubelab.core.errors import FieldError
 from kubelab.core.kinds import KindInfo
-from kubelab.core.validation import apply_defaults, validate_object
+from kubelab.core.validation.objects import apply_defaults, validate_object
 from kubelab.v1 import objects_pb2
 
 Manifest = dict[str, Any]

@@ -14,7 +14,7 @@ from google.protobuf.json_format import ParseDict
 
 from kubelab.core import kinds
 from kubelab.core.kinds import KindInfo
-from kubelab.core.validation import apply_defaults, validate_update
+from kubelab.core.validation.objects import apply_defaults, validate_update
 
 Manifest = dict[str, Any]
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from kubelab.core import errors, kinds
 from kubelab.core.errors import ErrorType, FieldError
 from kubelab.core.kinds import KindInfo, UnknownKindError
-from kubelab.core.validation_syntax import DNS1123_LABEL_MAX, is_dns1123_label
+from kubelab.core.validation.syntax import DNS1123_LABEL_MAX, is_dns1123_label
 
 NAME_MAX_BYTES = 253
 MAX_REVISION = 2**63 - 1

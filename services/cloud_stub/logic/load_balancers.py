@@ -30,8 +30,8 @@ from enum import StrEnum
 from kubelab.core import errors
 from kubelab.core.endpoint_choice import Target
 from kubelab.core.errors import FieldError
-from kubelab.core.validation_meta import PROTOCOLS
-from kubelab.core.validation_syntax import is_port_num
+from kubelab.core.validation.meta import PROTOCOLS
+from kubelab.core.validation.syntax import is_port_num
 from kubelab.v1 import cloud_pb2
 
 HEALTHZ_PATH = "/healthz"

@@ -103,8 +103,8 @@ from kubelab.core.pods import (
     to_timestamp,
 )
 from kubelab.core.selectors import from_label_selector
-from kubelab.core.validation_pods import DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE
-from kubelab.core.validation_syntax import parse_int_or_string
+from kubelab.core.validation.pods import DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE
+from kubelab.core.validation.syntax import parse_int_or_string
 from kubelab.v1 import meta_pb2, objects_pb2
 from services.controller.logic.pod_claims import claim_pods
 

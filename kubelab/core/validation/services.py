@@ -28,7 +28,7 @@ import json
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
-from kubelab.core.validation_meta import (
+from kubelab.core.validation.meta import (
     IMMUTABLE,
     PROTOCOLS,
     GoLiteral,
@@ -38,7 +38,7 @@ from kubelab.core.validation_meta import (
     validate_labels,
     validate_object_meta,
 )
-from kubelab.core.validation_syntax import (
+from kubelab.core.validation.syntax import (
     PORT_RANGE_MSG,
     is_cidr,
     is_dns1035_label,

@@ -12,7 +12,7 @@ kind kubelab serves. The apiserver calls, in this order:
    Returns all problems at once, each a `FieldError` whose path and wording are
    Kubernetes' (`spec.ports[1].port: Invalid value: 0: must be between 1 and
    65535, inclusive`), so the apiserver answers INVALID_ARGUMENT naming fields.
-   That includes the encoded size (`validation_size.MAX_OBJECT_BYTES`).
+   That includes the encoded size (`size.MAX_OBJECT_BYTES`).
 3. On update, also `validate_update(info, old, new)`: only what may not change
    (a Service's clusterIP, a Deployment's selector, a Pod's spec but images).
 
@@ -30,10 +30,10 @@ programming error and raises TypeError.
 
 The generic syntax checks (`is_dns1123_label`, `is_qualified_name`,
 `is_port_name`, `is_cidr`, ...) are re-exported from
-`kubelab.core.validation_syntax` for other modules to reuse; the per-kind rules
-live in `validation_services`, `validation_pods` (Pod, Deployment),
-`validation_cluster` (EndpointSlice, Node), `validation_namespaces` (Namespace,
-Event) and `validation_meta` (what every kind shares).
+`kubelab.core.validation.syntax` for other modules to reuse; the per-kind rules
+live in this package's modules `services`, `pods` (Pod, Deployment), `cluster`
+(EndpointSlice, Node), `namespaces` (Namespace, Event) and `meta` (what every
+kind shares).
 """
 
 from __future__ import annotations
@@ -44,19 +44,19 @@ from google.protobuf.message import Message
 
 from kubelab.core.errors import FieldError
 from kubelab.core.kinds import KindInfo
-from kubelab.core.validation_cluster import (
+from kubelab.core.validation.cluster import (
     validate_endpoint_slice,
     validate_endpoint_slice_update,
     validate_node,
     validate_node_update,
 )
-from kubelab.core.validation_meta import names, validate_meta_update
-from kubelab.core.validation_namespaces import (
+from kubelab.core.validation.meta import names, validate_meta_update
+from kubelab.core.validation.namespaces import (
     default_namespace,
     validate_event,
     validate_namespace,
 )
-from kubelab.core.validation_pods import (
+from kubelab.core.validation.pods import (
     default_deployment,
     default_pod_spec,
     validate_deployment,
@@ -65,13 +65,13 @@ from kubelab.core.validation_pods import (
     validate_pod,
     validate_pod_update,
 )
-from kubelab.core.validation_services import (
+from kubelab.core.validation.services import (
     default_service,
     validate_service,
     validate_service_update,
 )
-from kubelab.core.validation_size import MAX_OBJECT_BYTES, validate_size
-from kubelab.core.validation_syntax import (
+from kubelab.core.validation.size import MAX_OBJECT_BYTES, validate_size
+from kubelab.core.validation.syntax import (
     is_cidr,
     is_dns1035_label,
     is_dns1123_label,

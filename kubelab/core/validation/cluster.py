@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
-from kubelab.core.validation_meta import (
+from kubelab.core.validation.meta import (
     PROTOCOLS,
     GoLiteral,
     immutable,
@@ -34,7 +34,7 @@ from kubelab.core.validation_meta import (
     too_many,
     validate_object_meta,
 )
-from kubelab.core.validation_syntax import (
+from kubelab.core.validation.syntax import (
     is_cidr,
     is_dns1123_label,
     is_dns1123_subdomain,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from kubelab.core import errors
 from kubelab.core.errors import ErrorType, FieldError
-from kubelab.core.validation_syntax import (
+from kubelab.core.validation.syntax import (
     is_dns1123_label,
     is_label_value,
     is_port_name,

@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 
 from kubelab.core import errors, selectors
 from kubelab.core.errors import FieldError
-from kubelab.core.validation_meta import (
+from kubelab.core.validation.meta import (
     NEGATIVE,
     PROTOCOLS,
     go_int_or_string,
@@ -43,7 +43,7 @@ from kubelab.core.validation_meta import (
     validate_labels,
     validate_object_meta,
 )
-from kubelab.core.validation_syntax import (
+from kubelab.core.validation.syntax import (
     is_dns1123_label,
     is_dns1123_subdomain,
     is_env_var_name,

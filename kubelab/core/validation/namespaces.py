@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
-from kubelab.core.validation_meta import names, validate_object_meta
-from kubelab.core.validation_syntax import (
+from kubelab.core.validation.meta import names, validate_object_meta
+from kubelab.core.validation.syntax import (
     is_dns1123_label,
     is_dns1123_subdomain,
     is_qualified_name,
