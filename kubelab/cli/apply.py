@@ -22,10 +22,10 @@ from kubelab.cli.common import (
     run,
 )
 from kubelab.cli.errors import from_api_error, stops_everything
-from kubelab.cli.printers import kind_ref, metadata
 from kubelab.client import ApiError, Client
 from kubelab.core.kinds import ApiObject
 from kubelab.core.manifests import LoadedObject
+from kubelab.core.printing import kind_ref, metadata
 
 
 @click.command("apply")

@@ -23,10 +23,10 @@ import click
 
 from kubelab import home
 from kubelab.cli.errors import CliError
-from kubelab.cli.printers import kind_ref, metadata
 from kubelab.client import Client
 from kubelab.core import kinds, selectors
 from kubelab.core.kinds import KindInfo
+from kubelab.core.printing import kind_ref, metadata
 
 if TYPE_CHECKING:
     from kubelab.core.manifests import LoadedObject

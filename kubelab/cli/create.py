@@ -12,9 +12,9 @@ import click
 
 from kubelab.cli.common import Settings, api_options, pass_settings, run
 from kubelab.cli.errors import from_api_error
-from kubelab.cli.printers import kind_ref
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds
+from kubelab.core.printing import kind_ref
 from kubelab.v1 import meta_pb2, objects_pb2
 
 

@@ -35,9 +35,9 @@ from kubelab.cli.common import (
     target_names,
 )
 from kubelab.cli.errors import CliError, from_api_error, stops_everything
-from kubelab.cli.printers import kind_ref, metadata
 from kubelab.client import ApiError, Client
 from kubelab.core.kinds import KindInfo
+from kubelab.core.printing import kind_ref, metadata
 
 Victim = tuple[KindInfo, str, str]  # kind, namespace, name
 

@@ -30,18 +30,18 @@ from kubelab.cli.common import (
 )
 from kubelab.cli.errors import CliError, from_api_error
 from kubelab.cli.events import events_section, object_events
-from kubelab.cli.printers import (
+from kubelab.cli.printers import render
+from kubelab.cli.served import live_node_addresses, service_slices
+from kubelab.client import ApiError, Client
+from kubelab.core import kinds
+from kubelab.core.printing import (
     NONE,
     format_label_selector,
     format_labels,
     node_status,
     pod_phase,
-    render,
     timestamp,
 )
-from kubelab.cli.served import live_node_addresses, service_slices
-from kubelab.client import ApiError, Client
-from kubelab.core import kinds
 from kubelab.core.proxy_rules import served_at
 from kubelab.v1 import meta_pb2, objects_pb2
 

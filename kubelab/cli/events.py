@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from kubelab.cli.printers import NONE, age, timestamp
 from kubelab.client import Client
 from kubelab.core import kinds
 from kubelab.core.kinds import ApiObject
+from kubelab.core.printing import NONE, age, timestamp
 from kubelab.v1 import objects_pb2
 
 _HEADER = ("Type", "Reason", "Age", "From", "Message")

@@ -35,7 +35,7 @@ from kubelab.cli.common import (
 )
 from kubelab.cli.errors import CliError, not_found
 from kubelab.client import ApiError, Client
-from kubelab.core import kinds
+from kubelab.core import kinds, printing
 from kubelab.core.kinds import KindInfo
 from kubelab.limits import LIST_CHUNK
 from kubelab.v1 import objects_pb2
@@ -44,7 +44,7 @@ OUTPUTS = ("wide", "yaml", "json", "name")
 
 
 def sort_key(obj: Message) -> tuple[str, str]:
-    meta = printers.metadata(obj)
+    meta = printing.metadata(obj)
     return meta.namespace, meta.name
 
 
@@ -80,7 +80,7 @@ def json_list(objects: Sequence[Message]) -> str:
 
 
 def object_name(info: KindInfo, obj: Message) -> str:
-    return f"{printers.kind_ref(info)}/{printers.metadata(obj).name}"
+    return f"{printing.kind_ref(info)}/{printing.metadata(obj).name}"
 
 
 async def fetch(
@@ -130,15 +130,15 @@ def print_tables(
         fmt = printers.RowFormat(
             wide=output == "wide",
             namespaces=all_namespaces and target.info.namespaced,
-            kind_prefix=printers.kind_ref(target.info) + "/" if len(results) > 1 else "",
+            kind_prefix=printing.kind_ref(target.info) + "/" if len(results) > 1 else "",
         )
         rows = [printers.header(target.info, fmt)]
         rows += [printers.row(target.info, obj, now, fmt) for obj in objects]
         if served is not None and target.info is kinds.SERVICES:
             rows[0].append("SERVED-AT")
             for cells, obj in zip(rows[1:], objects, strict=True):
-                meta = printers.metadata(obj)
-                cells.append(served.get((meta.namespace, meta.name), printers.NONE))
+                meta = printing.metadata(obj)
+                cells.append(served.get((meta.namespace, meta.name), printing.NONE))
         if printed:
             click.echo()
         for line in printers.render(rows):
@@ -190,7 +190,7 @@ async def watch(
     )
     wanted = set(target.names)
     items = sorted(
-        (o for o in items if not wanted or printers.metadata(o).name in wanted), key=sort_key
+        (o for o in items if not wanted or printing.metadata(o).name in wanted), key=sort_key
     )
     fmt = printers.RowFormat(wide=output == "wide", namespaces=all_namespaces and info.namespaced)
     widths: list[int] = []
@@ -228,7 +228,7 @@ async def watch(
     ):
         if event.object is None or event.type == "BOOKMARK":
             continue
-        if wanted and printers.metadata(event.object).name not in wanted:
+        if wanted and printing.metadata(event.object).name not in wanted:
             continue
         show(event.object)
 

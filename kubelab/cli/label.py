@@ -31,9 +31,9 @@ from kubelab.cli.common import (
     target_names,
 )
 from kubelab.cli.errors import CliError, from_api_error
-from kubelab.cli.printers import kind_ref, metadata
 from kubelab.client import ApiError, Client
 from kubelab.core import selectors
+from kubelab.core.printing import kind_ref, metadata
 
 MAX_ATTEMPTS = 5
 

@@ -37,9 +37,9 @@ from kubelab.cli.common import (
     target_names,
 )
 from kubelab.cli.errors import CliError, from_api_error, stops_everything
-from kubelab.cli.printers import kind_ref
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds
+from kubelab.core.printing import kind_ref
 from kubelab.v1 import objects_pb2
 
 MAX_ATTEMPTS = 5

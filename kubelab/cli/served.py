@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from kubelab.cli.printers import NONE
 from kubelab.client import Client
 from kubelab.core import kinds
 from kubelab.core.kinds import SERVICE_NAME_LABEL
+from kubelab.core.printing import NONE
 from kubelab.core.proxy_rules import served_at
 from kubelab.v1 import objects_pb2
 

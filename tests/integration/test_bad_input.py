@@ -23,10 +23,10 @@ from typing import Any
 import grpc
 import pytest
 
-from kubelab.cli.printers import kind_ref
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds, manifests
 from kubelab.core.kinds import ApiObject
+from kubelab.core.printing import kind_ref
 from kubelab.core.validation.namespaces import SYSTEM_NAMESPACES
 from kubelab.testing import badinput
 from kubelab.testing.processes import ApiServerProcess, NodeAgentProcess

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from kubelab.cli.describe import describe_service
-from kubelab.cli.printers import service_external_ip
 from kubelab.client import Client
 from kubelab.core.lb_pool import LbPool
 from kubelab.core.lb_requests import CONDITION_TYPE, IP_ANNOTATION, SOURCE_RANGES_ANNOTATION
 from kubelab.core.manifests import load_manifests
+from kubelab.core.printing import service_external_ip
 from kubelab.testing import wait
 from kubelab.testing.cloud import CloudStubProcess, cloud_client
 from kubelab.testing.processes import ApiServerProcess, ControllerProcess, EtcdServer

@@ -9,7 +9,7 @@ import pytest
 
 from kubelab.cli import printers
 from kubelab.cli.events import event_selector, events_section
-from kubelab.core import kinds
+from kubelab.core import kinds, printing
 from kubelab.v1 import meta_pb2, objects_pb2
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -86,7 +86,7 @@ def test_event_source(source: tuple[str, str], reporting: tuple[str, str], shown
         reporting_component=reporting[0],
         reporting_instance=reporting[1],
     )
-    assert printers.event_source(e) == shown
+    assert printing.event_source(e) == shown
 
 
 def test_get_namespaces() -> None:

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kubelab.cli import printers
 from kubelab.cli.describe import describe_endpoint_slice, describe_pod, describe_service
 from kubelab.cli.get import json_list, yaml_list
-from kubelab.core import kinds
+from kubelab.core import kinds, printing
 from kubelab.v1 import meta_pb2, objects_pb2
 
 NOW = datetime(2025, 1, 10, 12, 0, 0, tzinfo=UTC)
@@ -70,11 +70,11 @@ def service(
     ],
 )
 def test_format_age(seconds: float, expected: str) -> None:
-    assert printers.format_age(seconds) == expected
+    assert printing.format_age(seconds) == expected
 
 
 def test_age_of_unset_timestamp_is_unknown() -> None:
-    assert printers.age(Timestamp(), NOW) == "<unknown>"
+    assert printing.age(Timestamp(), NOW) == "<unknown>"
 
 
 @pytest.mark.parametrize(
@@ -118,13 +118,13 @@ def test_age_of_unset_timestamp_is_unknown() -> None:
     ],
 )
 def test_service_cells(svc: objects_pb2.Service, expected: list[str]) -> None:
-    assert printers.service_cells(svc, NOW)[: len(expected)] == expected
+    assert printing.service_cells(svc, NOW)[: len(expected)] == expected
 
 
 def test_external_name_service_shows_its_name() -> None:
     svc = service("ExternalName", ports=(), cluster_ip="")
     svc.spec.external_name = "db.example.com"
-    assert printers.service_external_ip(svc) == "db.example.com"
+    assert printing.service_external_ip(svc) == "db.example.com"
 
 
 def pod(
@@ -195,13 +195,13 @@ def terminated(
     ],
 )
 def test_pod_cells(p: objects_pb2.Pod, expected: list[str]) -> None:
-    assert printers.pod_cells(p, NOW)[:4] == expected
+    assert printing.pod_cells(p, NOW)[:4] == expected
 
 
 def test_pod_restarts_say_when_and_wide_shows_ip_and_node() -> None:
     status = running(restarts=3)
     status.last_state.terminated.finished_at.CopyFrom(created(125))
-    cells = printers.pod_cells(pod(status), NOW)
+    cells = printing.pod_cells(pod(status), NOW)
     assert cells[2] == "3 (2m5s ago)"
     assert cells[4:] == ["127.244.1.5", "node-1"]
 
@@ -216,7 +216,7 @@ def test_deployment_cells() -> None:
     d.status.ready_replicas = 2
     d.status.updated_replicas = 3
     d.status.available_replicas = 2
-    assert printers.deployment_cells(d, NOW) == [
+    assert printing.deployment_cells(d, NOW) == [
         "2/3",
         "3",
         "2",
@@ -228,7 +228,7 @@ def test_deployment_cells() -> None:
 
 
 def test_deployment_replicas_default_to_one() -> None:
-    assert printers.deployment_cells(objects_pb2.Deployment(), NOW)[0] == "0/1"
+    assert printing.deployment_cells(objects_pb2.Deployment(), NOW)[0] == "0/1"
 
 
 def endpoint_slice(
@@ -268,7 +268,7 @@ def endpoint_slice(
     ],
 )
 def test_endpoint_slice_cells(eps: objects_pb2.EndpointSlice, expected: list[str]) -> None:
-    assert printers.endpoint_slice_cells(eps, NOW) == expected
+    assert printing.endpoint_slice_cells(eps, NOW) == expected
 
 
 @pytest.mark.parametrize(
@@ -286,7 +286,7 @@ def test_node_status(conditions: list[tuple[str, str]], unschedulable: bool, exp
     node.spec.unschedulable = unschedulable
     for kind, status in conditions:
         node.status.conditions.add(type=kind, status=status)
-    assert printers.node_status(node) == expected
+    assert printing.node_status(node) == expected
 
 
 def test_node_cells() -> None:
@@ -296,7 +296,7 @@ def test_node_cells() -> None:
     node.status.addresses.add(type="Hostname", address="node-1")
     node.status.addresses.add(type="InternalIP", address="127.10.0.1")
     node.status.conditions.add(type="Ready", status="True")
-    assert printers.node_cells(node, NOW) == ["Ready", "3d", "127.10.0.1", "127.244.1.0/24"]
+    assert printing.node_cells(node, NOW) == ["Ready", "3d", "127.10.0.1", "127.244.1.0/24"]
 
 
 @pytest.mark.parametrize(
@@ -308,7 +308,7 @@ def test_node_cells() -> None:
     ],
 )
 def test_kind_ref(info: kinds.KindInfo, expected: str) -> None:
-    assert printers.kind_ref(info) == expected
+    assert printing.kind_ref(info) == expected
 
 
 def test_table_layout_matches_kubectl() -> None:

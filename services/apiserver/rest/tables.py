@@ -4,7 +4,7 @@
 decides what `kubectl get svc` shows. The columns per kind are Kubernetes' own
 (`pkg/printers/internalversion/printers.go`): names, types, and priority 1 for the
 ones only `-o wide` prints. The cells reuse the rules `kubelab get` already copies
-from those printers (`kubelab.cli.printers`: ports as `80:30080/TCP`, a pod's
+from those printers (`kubelab.core.printing`: ports as `80:30080/TCP`, a pod's
 STATUS from its containers, AGE as `duration.HumanDuration`).
 
 Each row carries `object`: by default the object's metadata as a
@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubelab.cli import printers
-from kubelab.core import kinds
+from kubelab.core import kinds, printing
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.v1 import objects_pb2
 from services.apiserver.rest.convert import to_json
 from services.apiserver.rest.errors import bad_request
 
-NONE = printers.NONE
+NONE = printing.NONE
 UNKNOWN = "<unknown>"
 NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
 NODE_ROLE_LABEL = "kubernetes.io/role"
@@ -65,17 +64,17 @@ def service_cells(svc: objects_pb2.Service, now: datetime) -> list[Any]:
     return [
         svc.spec.type or "ClusterIP",
         svc.spec.cluster_ip or NONE,
-        printers.service_external_ip(svc),
-        printers.service_ports(svc),
-        printers.age(svc.metadata.creation_timestamp, now),
-        printers.format_labels(svc.spec.selector),
+        printing.service_external_ip(svc),
+        printing.service_ports(svc),
+        printing.age(svc.metadata.creation_timestamp, now),
+        printing.format_labels(svc.spec.selector),
     ]
 
 
 def pod_cells(pod: objects_pb2.Pod, now: datetime) -> list[Any]:
     # READY, STATUS, RESTARTS ("2 (5m ago)"), AGE, IP, NODE as `kubelab get` prints them;
     # kubelab has no preemption nor readiness gates.
-    return [*printers.pod_cells(pod, now), NONE, NONE]
+    return [*printing.pod_cells(pod, now), NONE, NONE]
 
 
 def node_roles(node: objects_pb2.Node) -> str:
@@ -94,9 +93,9 @@ def node_cells(node: objects_pb2.Node, now: datetime) -> list[Any]:
     internal = [a.address for a in addresses if a.type == "InternalIP"]
     external = [a.address for a in addresses if a.type == "ExternalIP"]
     return [
-        printers.node_status(node),
+        printing.node_status(node),
         node_roles(node),
-        printers.age(node.metadata.creation_timestamp, now),
+        printing.age(node.metadata.creation_timestamp, now),
         "kubelab",  # VERSION: the kubelet's; a kubelab node agent has none
         internal[0] if internal else NONE,
         external[0] if external else NONE,
@@ -107,22 +106,22 @@ def node_cells(node: objects_pb2.Node, now: datetime) -> list[Any]:
 
 
 def deployment_cells(deploy: objects_pb2.Deployment, now: datetime) -> list[Any]:
-    ours = printers.deployment_cells(deploy, now)
+    ours = printing.deployment_cells(deploy, now)
     return [ours[0], deploy.status.updated_replicas, deploy.status.available_replicas, *ours[3:]]
 
 
 def endpoint_slice_cells(eps: objects_pb2.EndpointSlice, now: datetime) -> list[Any]:
-    return printers.endpoint_slice_cells(eps, now)
+    return printing.endpoint_slice_cells(eps, now)
 
 
 def namespace_cells(namespace: objects_pb2.Namespace, now: datetime) -> list[Any]:
-    return printers.namespace_cells(namespace, now)
+    return printing.namespace_cells(namespace, now)
 
 
 def event_cells(event: objects_pb2.Event, now: datetime) -> list[Any]:
     """Kubernetes' event columns, in their order (kubectl's -o wide order)."""
-    ours = printers.event_cells(event, now)
-    ordered: list[Any] = [ours[i] for i in printers.TABLES["Event"].wide_order]
+    ours = printing.event_cells(event, now)
+    ordered: list[Any] = [ours[i] for i in printing.EVENT_WIDE_ORDER]
     ordered[8] = event.count or 1  # COUNT is an integer column
     return ordered
 
