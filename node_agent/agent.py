@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey
 from kubelab.runtime import sources
 from kubelab.runtime.events import EventSink
 from kubelab.runtime.queue import WorkQueue
@@ -44,7 +45,6 @@ from kubelab.store import (
     LeaseKeeper,
     LeaseLost,
     NotFoundError,
-    PodKey,
     Store,
     StoreUnavailableError,
 )
@@ -99,8 +99,8 @@ class NodeAgent:
             restart_backoff=config.restart_backoff,
             events=self.events.recorder("kubelet", config.name),
         )
-        self._work: WorkQueue[PodKey] = WorkQueue()
-        self._reports: WorkQueue[PodKey] = WorkQueue()
+        self._work: WorkQueue[ObjectKey] = WorkQueue()
+        self._reports: WorkQueue[ObjectKey] = WorkQueue()
         # Retried for ever, as a kubelet's pod workers and status manager do: a node
         # must converge on what it runs and reports, however long etcd is away.
         self._pod_worker = Worker(
@@ -123,11 +123,11 @@ class NodeAgent:
             expected_level=logging.WARNING,
             logger=log,
         )
-        self._written: dict[PodKey, objects_pb2.PodStatus] = {}
-        self._terminating: dict[PodKey, asyncio.Task[None]] = {}
-        self._links_skipped: dict[PodKey, tuple[str, ...]] = {}
+        self._written: dict[ObjectKey, objects_pb2.PodStatus] = {}
+        self._terminating: dict[ObjectKey, asyncio.Task[None]] = {}
+        self._links_skipped: dict[ObjectKey, tuple[str, ...]] = {}
         self._lease: Lease | None = None
-        self._last_ips: dict[PodKey, str] = {}  # pods this agent has not run yet: their IPs
+        self._last_ips: dict[ObjectKey, str] = {}  # pods this agent has not run yet: their IPs
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -264,7 +264,7 @@ class NodeAgent:
     # ------------------------------------------------------------------ pods
 
     def _pod_changed(
-        self, key: PodKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
+        self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
     ) -> None:
         if self._mine(old) or self._mine(new) or key in self.runtime.running():
             self._work.add(key)
@@ -272,7 +272,7 @@ class NodeAgent:
     def _mine(self, obj: kinds.ApiObject | None) -> bool:
         return isinstance(obj, objects_pb2.Pod) and obj.spec.node_name == self.config.name
 
-    def _env_for(self, key: PodKey) -> Mapping[str, str]:
+    def _env_for(self, key: ObjectKey) -> Mapping[str, str]:
         """The pod's Service variables, bounded so exec cannot fail with E2BIG
         (`node_agent.logic.service_env`); a Service left out is logged once per pod."""
         services = [
@@ -295,7 +295,7 @@ class NodeAgent:
             self._links_skipped.pop(key, None)
         return links.env
 
-    async def _reconcile_pod(self, key: PodKey) -> None:
+    async def _reconcile_pod(self, key: ObjectKey) -> None:
         pod = self.pods.get(key)
         bound = isinstance(pod, objects_pb2.Pod) and pod.spec.node_name == self.config.name
         if key in self._terminating:
@@ -314,7 +314,7 @@ class NodeAgent:
         if key in self.runtime.running():
             self._start_termination(key, 0.0 if pod is None else 30.0, delete_object=False)
 
-    def _start_termination(self, key: PodKey, grace: float, *, delete_object: bool) -> None:
+    def _start_termination(self, key: ObjectKey, grace: float, *, delete_object: bool) -> None:
         async def terminate() -> None:
             try:
                 await self.runtime.terminate(key[0], key[1], grace)
@@ -329,7 +329,7 @@ class NodeAgent:
 
         self._terminating[key] = asyncio.create_task(terminate(), name=f"terminate {key}")
 
-    async def _delete_pod_object(self, key: PodKey) -> None:
+    async def _delete_pod_object(self, key: ObjectKey) -> None:
         for _ in range(5):
             try:
                 current = await self.store.get(kinds.PODS, *key)
@@ -347,9 +347,9 @@ class NodeAgent:
     # ------------------------------------------------------------------ status
 
     def _status_changed(self, namespace: str, name: str) -> None:
-        self._reports.add((namespace, name))
+        self._reports.add(ObjectKey((namespace, name)))
 
-    async def _report(self, key: PodKey) -> None:
+    async def _report(self, key: ObjectKey) -> None:
         status = self.runtime.status(*key)
         if not self._mine(self.pods.get(key)) and key not in self._terminating:
             # No longer bound here (evicted and re-created elsewhere): the key may be
@@ -361,7 +361,7 @@ class NodeAgent:
             self._written[key] = status
 
 
-def _pod(key: PodKey) -> dict[str, str]:
+def _pod(key: ObjectKey) -> dict[str, str]:
     return {"pod": f"{key[0]}/{key[1]}"}
 
 

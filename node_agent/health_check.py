@@ -40,7 +40,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import cast
 
-from kubelab.core.proxy_rules import Frontend, ServiceKey
+from kubelab.core.keys import ObjectKey
+from kubelab.core.proxy_rules import Frontend
 
 log = logging.getLogger("node_agent.health_check")
 
@@ -161,7 +162,7 @@ class ServiceHealth(_HealthServer):
     """The health check listeners of one Service on this node."""
 
     def __init__(
-        self, service: ServiceKey, count: Callable[[], int], *, idle_timeout: float = 10.0
+        self, service: ObjectKey, count: Callable[[], int], *, idle_timeout: float = 10.0
     ) -> None:
         super().__init__(idle_timeout)
         self.service = service

@@ -31,12 +31,13 @@ from dataclasses import dataclass
 
 from kubelab.core import kinds
 from kubelab.core.endpoint_choice import Target
+from kubelab.core.keys import ObjectKey
 from kubelab.core.node_routes import desired_routes, installed_routes, route_changes
 from kubelab.relay import TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.relay.static import StaticRoute
 from kubelab.runtime import sources
 from kubelab.runtime.informer import Informer
-from kubelab.store import PodKey, Store
+from kubelab.store import Store
 from kubelab.v1 import objects_pb2
 
 log = logging.getLogger("node_agent.network")
@@ -79,7 +80,7 @@ class LabNetworkConfig:
 class LabNetwork:
     def __init__(self, store: Store, config: LabNetworkConfig) -> None:
         self.config = config
-        self.nodes: Informer[PodKey, kinds.ApiObject] = sources.objects(store, kinds.NODES)
+        self.nodes: Informer[ObjectKey, kinds.ApiObject] = sources.objects(store, kinds.NODES)
         self.routes: dict[str, str] = {}  # installed: pod CIDR -> gateway
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

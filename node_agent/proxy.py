@@ -45,12 +45,12 @@ from dataclasses import dataclass, field
 from kubelab.core import kinds
 from kubelab.core.endpoint_choice import Backend, Target
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL
+from kubelab.core.keys import ObjectKey
 from kubelab.core.proxy_rules import (
     CLUSTER_IP,
     Frontend,
     NodeAddresses,
     PortRules,
-    ServiceKey,
     frontend_count,
     health_check_frontends,
     iter_service_rules,
@@ -80,13 +80,13 @@ BIND_BATCH = 64
 LOG_EACH_UP_TO = 8
 _OUT_OF_FILES = {errno.EMFILE, errno.ENFILE}
 
-OnProgrammed = Callable[[ServiceKey, tuple[Backend, ...]], None]
+OnProgrammed = Callable[[ObjectKey, tuple[Backend, ...]], None]
 
 
 Listener = TcpListener | UdpListener
 
 
-def _log_frontends(key: ServiceKey, what: str, frontends: Sequence[Frontend]) -> None:
+def _log_frontends(key: ObjectKey, what: str, frontends: Sequence[Frontend]) -> None:
     if len(frontends) > LOG_EACH_UP_TO:
         log.info("svc=%s/%s: %s %d frontends", *key, what, len(frontends))
         return
@@ -152,13 +152,13 @@ class ServiceProxy:
         self.slices_informer = sources.objects(store, kinds.ENDPOINTSLICES)
         self.nodes_informer = sources.objects(store, kinds.NODES)
         self.addresses = NodeAddresses()
-        self.services: dict[ServiceKey, _Service] = {}
+        self.services: dict[ObjectKey, _Service] = {}
         self.bind_failures = 0
         self.budget = budget  # None: no limit of its own (tests, benchmarks)
         self.problems = ServiceProblems(node_name)
-        self._over_budget: set[ServiceKey] = set()
-        self._slices_by_service: dict[ServiceKey, set[tuple[str, str]]] = {}
-        self._work: WorkQueue[ServiceKey] = WorkQueue(clock=timers)
+        self._over_budget: set[ObjectKey] = set()
+        self._slices_by_service: dict[ObjectKey, set[ObjectKey]] = {}
+        self._work: WorkQueue[ObjectKey] = WorkQueue(clock=timers)
         # Retried for ever, as kube-proxy resyncs until its rules apply: a port taken by
         # something else today may be free tomorrow, and nothing else would queue it.
         self._worker = Worker(
@@ -225,12 +225,12 @@ class ServiceProxy:
     # ------------------------------------------------------------------ events
 
     def _service_changed(
-        self, key: ServiceKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
+        self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
     ) -> None:
         self._work.add(key)
 
     def _slice_changed(
-        self, key: tuple[str, str], old: kinds.ApiObject | None, new: kinds.ApiObject | None
+        self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
     ) -> None:
         for obj, present in ((old, False), (new, True)):
             if obj is None:
@@ -238,7 +238,7 @@ class ServiceProxy:
             service = obj.metadata.labels.get(SERVICE_NAME_LABEL)
             if not service:
                 continue
-            owner = (key[0], service)
+            owner = ObjectKey((key[0], service))
             members = self._slices_by_service.setdefault(owner, set())
             if present:
                 members.add(key)
@@ -247,14 +247,14 @@ class ServiceProxy:
             self._work.add(owner)
 
     def _node_changed(
-        self, key: tuple[str, str], old: kinds.ApiObject | None, new: kinds.ApiObject | None
+        self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
     ) -> None:
         nodes = [n for n in self.nodes_informer.cache.values() if isinstance(n, objects_pb2.Node)]
         self.addresses = NodeAddresses(nodes)
 
     # ------------------------------------------------------------------ sync
 
-    async def _sync_one(self, key: ServiceKey) -> None:
+    async def _sync_one(self, key: ObjectKey) -> None:
         """Sync one Service (the worker runs one at a time). A failure is that Service's
         alone: reported once per change (`proxy_report`) and retried with back-off by the
         worker, or, over the file budget, parked until listeners are released."""
@@ -295,7 +295,7 @@ class ServiceProxy:
         """Listening sockets held for every Service: what the file budget counts."""
         return sum(_held(service) for service in self.services.values())
 
-    async def _sync(self, key: ServiceKey) -> None:
+    async def _sync(self, key: ObjectKey) -> None:
         service = self.services_informer.get(key)
         if not isinstance(service, objects_pb2.Service):
             await self._apply(key, ())
@@ -316,7 +316,7 @@ class ServiceProxy:
                 await asyncio.sleep(0)
         await self._apply(key, tuple(desired), health)
 
-    async def _admit(self, key: ServiceKey, needed: int) -> None:
+    async def _admit(self, key: ObjectKey, needed: int) -> None:
         """Raise BudgetError, leaving `key` holding no listener, unless `needed`
         listeners fit beside the other Services'."""
         if self.budget is None or not needed:
@@ -328,7 +328,7 @@ class ServiceProxy:
             raise BudgetError(refusal)
 
     async def _apply(
-        self, key: ServiceKey, desired: tuple[PortRules, ...], health: tuple[Frontend, ...] = ()
+        self, key: ObjectKey, desired: tuple[PortRules, ...], health: tuple[Frontend, ...] = ()
     ) -> None:
         await self._admit(key, len({f for r in desired for f in r.frontends} | set(health)))
         current = self.services.setdefault(key, _Service())

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kubelab.core.endpoint_choice import Balancer, Target
-from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules, ServiceKey
+from kubelab.core.keys import ObjectKey
+from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.relay import Connection, Flow
 
 if TYPE_CHECKING:  # the proxy owns its ports; ports only call back into it
@@ -68,7 +69,7 @@ class EndpointStats:
 class Port:
     """One Service port on this node: its endpoints, their choice and their counters."""
 
-    def __init__(self, proxy: ServiceProxy, service: ServiceKey, rules: PortRules) -> None:
+    def __init__(self, proxy: ServiceProxy, service: ObjectKey, rules: PortRules) -> None:
         self.proxy = proxy
         self.service = service
         self.rules = rules

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from kubelab.core.proxy_rules import ServiceKey
+from kubelab.core.keys import ObjectKey
 
 log = logging.getLogger("node_agent.proxy")
 
@@ -37,13 +37,13 @@ class Problem:
 class ServiceProblems:
     def __init__(self, node_name: str) -> None:
         self.node_name = node_name
-        self.problems: dict[ServiceKey, Problem] = {}
+        self.problems: dict[ObjectKey, Problem] = {}
         self.failures: dict[str, int] = {}
-        self._logged: dict[ServiceKey, Hashable] = {}
+        self._logged: dict[ObjectKey, Hashable] = {}
 
     def report(
         self,
-        key: ServiceKey,
+        key: ObjectKey,
         reason: str,
         message: str,
         *,
@@ -63,7 +63,7 @@ class ServiceProblems:
         log.error("svc=%s/%s: not programmed: %s", *key, message, extra=extra, exc_info=exc_info)
         return True
 
-    def resolved(self, key: ServiceKey, *, present: bool) -> None:
+    def resolved(self, key: ObjectKey, *, present: bool) -> None:
         """`key` is programmed (`present`) or gone: forget its problem."""
         self.problems.pop(key, None)
         if self._logged.pop(key, None) is not None and present:

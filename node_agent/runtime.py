@@ -63,6 +63,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kubelab.core.events import reference
+from kubelab.core.keys import ObjectKey, key_of
 from kubelab.core.pod_status import Conditions, RestartBackoff, pod_phase
 from kubelab.obs.logs import kobj
 from kubelab.runtime.events import EventRecorder
@@ -74,7 +75,6 @@ __all__ = ["PodCIDRFullError", "PodRuntime"]
 
 log = logging.getLogger(__name__)
 
-PodKey = tuple[str, str]
 M = TypeVar("M", bound=Message)
 
 DEFAULT_GRACE_SECONDS = 30.0
@@ -130,7 +130,7 @@ class PodRuntime:
         self._restart_backoff = restart_backoff
         self._max_backoff = max_backoff
         self._events = events or EventRecorder.null()
-        self._pods: dict[PodKey, _Pod] = {}
+        self._pods: dict[ObjectKey, _Pod] = {}
         self._background: set[asyncio.Task[None]] = set()  # image replacements in flight
 
     # ------------------------------------------------------------ lifecycle
@@ -147,7 +147,7 @@ class PodRuntime:
 
         `last_ip`: where the pod ran before this runtime started (an agent's restart), to
         run it there again if free; `avoid`: other such pods' addresses, kept for them."""
-        key = (pod.metadata.namespace, pod.metadata.name)
+        key = key_of(pod)
         while (known := self._pods.get(key)) is not None:
             if not pod.metadata.uid or known.pod.metadata.uid == pod.metadata.uid:
                 self._update(known, pod, env)
@@ -160,7 +160,7 @@ class PodRuntime:
         """SIGTERM every container, SIGKILL after `grace_seconds`, then forget the pod.
         A second call while the first waits may shorten the grace; both return when
         the pod is gone."""
-        known = self._pods.get((namespace, name))
+        known = self._pods.get(ObjectKey((namespace, name)))
         if known is None:
             return
         if not known.terminating:
@@ -171,8 +171,8 @@ class PodRuntime:
         for error in await asyncio.gather(*stops, return_exceptions=True):
             if isinstance(error, BaseException):
                 log.error("container stop failed", exc_info=error, extra=self._kobj(known))
-        if self._pods.get((namespace, name)) is known:
-            del self._pods[(namespace, name)]
+        if self._pods.get(ObjectKey((namespace, name))) is known:
+            del self._pods[ObjectKey((namespace, name))]
             known.gone.set()
             self._notify(namespace, name)
         await known.gone.wait()
@@ -184,17 +184,17 @@ class PodRuntime:
     def kill(self, namespace: str, name: str, sig: int = signal.SIGKILL) -> int:
         """Chaos: signal the first container's process and return its pid. KeyError for
         an unknown pod, ProcessLookupError when that container is not running."""
-        known = self._pods[(namespace, name)]
+        known = self._pods[ObjectKey((namespace, name))]
         return known.runners[0].kill(sig)
 
     # ------------------------------------------------------------ reading
 
-    def running(self) -> list[tuple[str, str]]:
+    def running(self) -> list[ObjectKey]:
         return list(self._pods)
 
     def containers(self, namespace: str, name: str) -> list[str]:
         """The pod's container names, in spec order (KeyError when the pod is unknown)."""
-        return [runner.spec.name for runner in self._pods[(namespace, name)].runners]
+        return [runner.spec.name for runner in self._pods[ObjectKey((namespace, name))].runners]
 
     def log_path(
         self, namespace: str, name: str, container: str = "", previous: bool = False
@@ -212,7 +212,7 @@ class PodRuntime:
         return _open_regular(path.parent, path.name)
 
     def status(self, namespace: str, name: str) -> objects_pb2.PodStatus | None:
-        known = self._pods.get((namespace, name))
+        known = self._pods.get(ObjectKey((namespace, name)))
         if known is None:
             return None
         containers = [runner.status() for runner in known.runners]
@@ -230,7 +230,7 @@ class PodRuntime:
     # ------------------------------------------------------------ internals
 
     def _runner(self, namespace: str, name: str, container: str) -> ContainerRunner:
-        runners = self._pods[(namespace, name)].runners
+        runners = self._pods[ObjectKey((namespace, name))].runners
         if not container:
             return runners[0]
         for runner in runners:
@@ -238,7 +238,7 @@ class PodRuntime:
                 return runner
         raise KeyError(container)
 
-    def _start(self, key: PodKey, pod: objects_pb2.Pod, env: Mapping[str, str], ip: str) -> None:
+    def _start(self, key: ObjectKey, pod: objects_pb2.Pod, env: Mapping[str, str], ip: str) -> None:
         directory = self.log_dir / f"{key[0]}_{key[1]}"
         shutil.rmtree(directory, ignore_errors=True)  # an earlier pod's, of the same name
         self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -357,7 +357,7 @@ class PodRuntime:
             conditions.set("Ready", containers_ready, now, reason, message)
         conditions.set("PodScheduled", True, now)
         namespace, name = known.pod.metadata.namespace, known.pod.metadata.name
-        if self._pods.get((namespace, name)) is known:
+        if self._pods.get(ObjectKey((namespace, name))) is known:
             self._notify(namespace, name)
 
     def _notify(self, namespace: str, name: str) -> None:

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import grpc
 
 from kubelab.core.errors import FieldError
+from kubelab.core.keys import ObjectKey
 from kubelab.obs.logs import kobj
 from kubelab.rpc.decoding import add_servicer
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
@@ -48,7 +49,7 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
     ) -> node_pb2.ListPodsResponse:
         answer = node_pb2.ListPodsResponse()
         for namespace, name in sorted(self.agent.runtime.running()):
-            pod = self.agent.pods.get((namespace, name))
+            pod = self.agent.pods.get(ObjectKey((namespace, name)))
             item = answer.pods.add()
             if isinstance(pod, objects_pb2.Pod):
                 item.CopyFrom(pod)

@@ -36,6 +36,7 @@ from kubelab.cli.common import (
 from kubelab.cli.errors import CliError, not_found
 from kubelab.client import ApiError, Client
 from kubelab.core import kinds, printing
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import KindInfo
 from kubelab.limits import LIST_CHUNK
 from kubelab.v1 import objects_pb2
@@ -118,7 +119,7 @@ def print_tables(
     results: Sequence[tuple[Target, list[Message]]],
     output: str | None,
     all_namespaces: bool,
-    served: Mapping[tuple[str, str], str] | None = None,
+    served: Mapping[ObjectKey, str] | None = None,
 ) -> bool:
     """Print one table per kind that has objects; False when nothing was printed.
     `served`: the SERVED-AT cell of each Service (-o wide)."""
@@ -138,7 +139,7 @@ def print_tables(
             rows[0].append("SERVED-AT")
             for cells, obj in zip(rows[1:], objects, strict=True):
                 meta = printing.metadata(obj)
-                cells.append(served.get((meta.namespace, meta.name), printing.NONE))
+                cells.append(served.get(ObjectKey((meta.namespace, meta.name)), printing.NONE))
         if printed:
             click.echo()
         for line in printers.render(rows):
@@ -325,7 +326,7 @@ def get(
                 served.update(await served_cells(client, services))
         return results, missing
 
-    served: dict[tuple[str, str], str] = {}
+    served: dict[ObjectKey, str] = {}
     results, missing = run(body, settings)
     if output in ("yaml", "json", "name"):
         single = len(targets) == 1 and len(targets[0].names) == 1

@@ -8,12 +8,11 @@ from collections.abc import Mapping, Sequence
 
 from kubelab.client import Client
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey, key_of
 from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.core.printing import NONE
 from kubelab.core.proxy_rules import served_at
 from kubelab.v1 import objects_pb2
-
-ServiceKey = tuple[str, str]
 
 
 async def live_node_addresses(client: Client) -> dict[str, list[str]]:
@@ -52,13 +51,13 @@ def served_cell(
 
 async def served_cells(
     client: Client, services: Sequence[objects_pb2.Service]
-) -> dict[ServiceKey, str]:
+) -> dict[ObjectKey, str]:
     """SERVED-AT for each Service; slices are read only where they matter (a Local
     external policy answers only on nodes with a local endpoint)."""
     nodes = await live_node_addresses(client)
-    cells = {}
+    cells: dict[ObjectKey, str] = {}
     for svc in services:
         local = svc.spec.external_traffic_policy == "Local"
         slices = await service_slices(client, svc) if local else []
-        cells[(svc.metadata.namespace, svc.metadata.name)] = served_cell(svc, slices, nodes)
+        cells[key_of(svc)] = served_cell(svc, slices, nodes)
     return cells

@@ -39,7 +39,6 @@ from kubelab.v1 import objects_pb2
 # would pass on a frozen node, whose kernel still completes the handshake.
 NODE_HEALTH_PORT = 10256
 
-ServiceKey = tuple[str, str]
 
 CLUSTER_IP = "ClusterIP"
 NODE_PORT = "NodePort"

@@ -8,34 +8,34 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from kubelab.core.keys import ObjectKey, key_of
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.runtime.informer import Informer
-from kubelab.store import EventType, PodKey, StoreProtocol
+from kubelab.store import EventType, StoreProtocol
 from kubelab.v1 import objects_pb2
 
 
 def objects(
     store: StoreProtocol, info: KindInfo, namespace: str = ""
-) -> Informer[PodKey, ApiObject]:
-    async def lister() -> tuple[dict[PodKey, ApiObject], int]:
+) -> Informer[ObjectKey, ApiObject]:
+    async def lister() -> tuple[dict[ObjectKey, ApiObject], int]:
         items, revision = await store.list(info, namespace)
-        return {(i.metadata.namespace, i.metadata.name): i for i in items}, revision
+        return {key_of(i): i for i in items}, revision
 
-    async def watcher(revision: int) -> AsyncIterator[tuple[PodKey, ApiObject | None, int]]:
+    async def watcher(revision: int) -> AsyncIterator[tuple[ObjectKey, ApiObject | None, int]]:
         async for event in store.watch(info, namespace, from_revision=revision):
-            key = (event.object.metadata.namespace, event.object.metadata.name)
             value = None if event.type is EventType.DELETED else event.object
-            yield key, value, event.revision
+            yield key_of(event.object), value, event.revision
 
     return Informer(info.resource, lister, watcher)
 
 
-def pod_statuses(store: StoreProtocol) -> Informer[PodKey, objects_pb2.PodStatus]:
+def pod_statuses(store: StoreProtocol) -> Informer[ObjectKey, objects_pb2.PodStatus]:
     async def watcher(
         revision: int,
-    ) -> AsyncIterator[tuple[PodKey, objects_pb2.PodStatus | None, int]]:
+    ) -> AsyncIterator[tuple[ObjectKey, objects_pb2.PodStatus | None, int]]:
         async for event in store.watch_pod_statuses(from_revision=revision):
-            yield (event.namespace, event.name), event.status, event.revision
+            yield ObjectKey((event.namespace, event.name)), event.status, event.revision
 
     return Informer("podstatus", store.list_pod_statuses, watcher)
 

@@ -36,7 +36,7 @@ from kubelab.store.errors import (
 )
 from kubelab.store.etcd import Lease
 from kubelab.store.lease_keeper import LeaseKeeper, LeaseLost
-from kubelab.store.liveness import HeartbeatEvent, LivenessStore, PodKey, PodStatusEvent
+from kubelab.store.liveness import HeartbeatEvent, LivenessStore, PodStatusEvent
 from kubelab.store.load_balancers import LbClaim, LoadBalancerStore, StoredLoadBalancer
 from kubelab.store.objects import (
     EVENT_TTL,
@@ -74,7 +74,6 @@ __all__ = [
     "NotFoundError",
     "NotLeaderError",
     "ObjectEvent",
-    "PodKey",
     "PodStatusEvent",
     "RequestTooLargeError",
     "Store",

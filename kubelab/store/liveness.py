@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from kubelab.core.keys import ObjectKey
 from kubelab.store.etcd import EtcdConnection, Lease, delete, put
 from kubelab.store.keys import (
     NODE_LEASES,
@@ -22,8 +23,6 @@ from kubelab.store.keys import (
     pod_status_key,
 )
 from kubelab.v1 import objects_pb2
-
-PodKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +67,13 @@ class LivenessStore(EtcdConnection):
 
     async def list_pod_statuses(
         self, namespace: str = ""
-    ) -> tuple[dict[PodKey, objects_pb2.PodStatus], int]:
+    ) -> tuple[dict[ObjectKey, objects_pb2.PodStatus], int]:
         prefix = f"{POD_STATUS}{namespace}/" if namespace else POD_STATUS
         response = await self._range(prefix.encode())
-        statuses = {}
+        statuses: dict[ObjectKey, objects_pb2.PodStatus] = {}
         for kv in response.kvs:
             ns, pod = last_segments(kv.key, POD_STATUS)
-            statuses[(ns, pod)] = objects_pb2.PodStatus.FromString(kv.value)
+            statuses[ObjectKey((ns, pod))] = objects_pb2.PodStatus.FromString(kv.value)
         return statuses, response.revision
 
     async def get_pod_status(self, namespace: str, name: str) -> objects_pb2.PodStatus | None:

@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
 from kubelab.core.allocators import Claim, ClaimKind
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject, KindInfo, ObjectT
-from kubelab.store.liveness import HeartbeatEvent, PodKey, PodStatusEvent
+from kubelab.store.liveness import HeartbeatEvent, PodStatusEvent
 from kubelab.store.objects import Fence, ObjectEvent
 from kubelab.v1 import objects_pb2
 
@@ -65,7 +66,7 @@ class StoreProtocol(Protocol):
 
     async def list_pod_statuses(
         self, namespace: str = ""
-    ) -> tuple[dict[PodKey, objects_pb2.PodStatus], int]: ...
+    ) -> tuple[dict[ObjectKey, objects_pb2.PodStatus], int]: ...
 
     def watch_pod_statuses(self, *, from_revision: int) -> AsyncIterator[PodStatusEvent]: ...
 

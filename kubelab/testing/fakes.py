@@ -42,6 +42,7 @@ from google.protobuf.message import Message
 
 from kubelab.core import kinds
 from kubelab.core.allocators import Claim, ClaimKind
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject, KindInfo, ObjectT
 from kubelab.store import (
     AlreadyExistsError,
@@ -54,7 +55,6 @@ from kubelab.store import (
     NotFoundError,
     NotLeaderError,
     ObjectEvent,
-    PodKey,
     PodStatusEvent,
 )
 from kubelab.v1 import objects_pb2
@@ -141,7 +141,7 @@ class FakeStore:
         self.fences: set[Fence] = set()
         self._objects: dict[tuple[str, str, str], tuple[ApiObject, int]] = {}
         self._claims: dict[Claim, str] = {}
-        self._statuses: dict[PodKey, objects_pb2.PodStatus] = {}
+        self._statuses: dict[ObjectKey, objects_pb2.PodStatus] = {}
         self._heartbeats: set[str] = set()
         self._log: list[_Change] = []
         self._compacted = 0
@@ -176,7 +176,7 @@ class FakeStore:
     def set_pod_status(
         self, namespace: str, name: str, status: objects_pb2.PodStatus | None
     ) -> None:
-        key = (namespace, name)
+        key = ObjectKey((namespace, name))
         if status is None:
             if self._statuses.pop(key, None) is not None:
                 self._record(PodStatusEvent(namespace, name, None, self._bump()))
@@ -329,7 +329,7 @@ class FakeStore:
 
     async def list_pod_statuses(
         self, namespace: str = ""
-    ) -> tuple[dict[PodKey, objects_pb2.PodStatus], int]:
+    ) -> tuple[dict[ObjectKey, objects_pb2.PodStatus], int]:
         self._fault("list_pod_statuses")
         statuses = {
             key: _status_copy(status)

@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey, key_of
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.core.live_state import node_with_liveness, pod_with_status
-from kubelab.store import EventType, NotFoundError, ObjectEvent, PodKey, Store
+from kubelab.store import EventType, NotFoundError, ObjectEvent, Store
 from kubelab.v1 import objects_pb2
 
 
@@ -44,7 +45,7 @@ class LiveViews:
                 self.store.list_pod_statuses(namespace), self.store.live_nodes()
             )
             return [
-                pod_with_status(i, statuses.get(_key(i)), live)
+                pod_with_status(i, statuses.get(key_of(i)), live)
                 for i in items
                 if isinstance(i, objects_pb2.Pod)
             ]
@@ -72,7 +73,7 @@ class LiveViews:
 
     async def _watch_pods(self, namespace: str, start: int) -> AsyncIterator[ObjectEvent]:
         statuses, _ = await self.store.list_pod_statuses(namespace)
-        pods: dict[PodKey, objects_pb2.Pod] = {}
+        pods: dict[ObjectKey, objects_pb2.Pod] = {}
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         async def objects() -> None:
@@ -92,7 +93,7 @@ class LiveViews:
                 if isinstance(item, ObjectEvent):
                     pod = item.object
                     assert isinstance(pod, objects_pb2.Pod)
-                    key = _key(pod)
+                    key = key_of(pod)
                     if item.type is EventType.DELETED:
                         pods.pop(key, None)
                     else:
@@ -151,10 +152,6 @@ class LiveViews:
                     known = nodes[name] = fetched
                 merged = node_with_liveness(known, alive)
                 yield ObjectEvent(EventType.MODIFIED, kinds.NODES, merged, revision, known)
-
-
-def _key(obj: ApiObject) -> PodKey:
-    return obj.metadata.namespace, obj.metadata.name
 
 
 def _with(event: ObjectEvent, obj: ApiObject) -> ObjectEvent:

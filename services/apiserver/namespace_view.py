@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 
 from kubelab.core import kinds
 from kubelab.core.errors import ForbiddenError
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject
 from kubelab.core.validation.namespaces import SYSTEM_NAMESPACES, TERMINATING
 from kubelab.runtime import sources
@@ -78,11 +79,11 @@ class NamespaceView:
 
     def learn(self, namespace: objects_pb2.Namespace) -> None:
         """This apiserver has just written `namespace`: later checks see it at once."""
-        self._informer.cache[("", namespace.metadata.name)] = namespace
+        self._informer.cache[ObjectKey(("", namespace.metadata.name))] = namespace
 
     async def admit_create(self, resource: str, name: str, namespace: str) -> None:
         """Raise NotFoundError or ForbiddenError when nothing may be created in `namespace`."""
-        found = self._informer.get(("", namespace))
+        found = self._informer.get(ObjectKey(("", namespace)))
         if found is None:
             try:
                 found = await self._store.get(kinds.NAMESPACES, "", namespace)

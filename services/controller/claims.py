@@ -18,11 +18,12 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject
 from kubelab.core.pods import controller_owner
 from kubelab.core.selectors import SelectorError, from_label_selector
 from kubelab.runtime.informer import Informer
-from kubelab.store import ConflictError, Fence, NotFoundError, PodKey, StoreProtocol
+from kubelab.store import ConflictError, Fence, NotFoundError, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.controller.logic.deployments import controller_reference
 
@@ -32,7 +33,7 @@ log = logging.getLogger("controller")
 async def adopt(
     store: StoreProtocol,
     fence: Fence,
-    pods: Informer[PodKey, ApiObject],
+    pods: Informer[ObjectKey, ApiObject],
     deployment: objects_pb2.Deployment,
     names: Sequence[str],
 ) -> None:
@@ -48,7 +49,7 @@ async def adopt(
     ):
         raise ConflictError(f'deployment "{name}" was deleted or replaced; not adopting', 0)
     for pod_name in names:
-        pod = pods.get((namespace, pod_name))
+        pod = pods.get(ObjectKey((namespace, pod_name)))
         if not isinstance(pod, objects_pb2.Pod) or controller_owner(pod) is not None:
             raise ConflictError(f'pod "{pod_name}" changed before it was adopted', 0)
         adopted = objects_pb2.Pod()
@@ -69,13 +70,13 @@ async def adopt(
 async def release(
     store: StoreProtocol,
     fence: Fence,
-    pods: Informer[PodKey, ApiObject],
+    pods: Informer[ObjectKey, ApiObject],
     deployment: objects_pb2.Deployment,
     pod_name: str,
 ) -> None:
     """Drop `deployment`'s ownerReference from a pod whose labels left its selector."""
     namespace = deployment.metadata.namespace
-    pod = pods.get((namespace, pod_name))
+    pod = pods.get(ObjectKey((namespace, pod_name)))
     if not isinstance(pod, objects_pb2.Pod):
         return
     released = objects_pb2.Pod()
@@ -99,8 +100,8 @@ async def release(
 
 
 def deployments_selecting(
-    deployments: Mapping[PodKey, ApiObject], namespace: str, labels: Mapping[str, str]
-) -> list[PodKey]:
+    deployments: Mapping[ObjectKey, ApiObject], namespace: str, labels: Mapping[str, str]
+) -> list[ObjectKey]:
     """The Deployments of `namespace` whose selector matches `labels`."""
     found = []
     for key, deployment in deployments.items():

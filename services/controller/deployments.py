@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 
 from kubelab.core import event_notes as notes
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject
 from kubelab.core.live_state import pod_with_status
 from kubelab.core.pods import controller_owner, is_terminating, to_timestamp
@@ -29,7 +30,7 @@ from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.expectations import Expectations
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import AlreadyExistsError, Fence, PodKey, StoreProtocol
+from kubelab.store import AlreadyExistsError, Fence, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.controller.claims import adopt, deployments_selecting, release
 from services.controller.logic.deployments import plan_deployment
@@ -57,10 +58,10 @@ class DeploymentController:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[PodKey, ApiObject],
-        statuses: Informer[PodKey, objects_pb2.PodStatus],
+        pods: Informer[ObjectKey, ApiObject],
+        statuses: Informer[ObjectKey, objects_pb2.PodStatus],
         heartbeats: Informer[str, bool],
-        deployments: Informer[PodKey, ApiObject],
+        deployments: Informer[ObjectKey, ApiObject],
         clock: Callable[[], float],
         rng: random.Random | None = None,
         timers: Clock | None = None,
@@ -75,9 +76,9 @@ class DeploymentController:
         self.deployments = deployments
         self.clock = clock
         self.rng = rng or random.Random()
-        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(clock=timers)
         # Deployment → the pod writes it made that the pod informer has not shown yet.
-        self.expectations: Expectations[PodKey, PodKey] = Expectations(
+        self.expectations: Expectations[ObjectKey, ObjectKey] = Expectations(
             kind="deploy",
             what="expected pod changes",
             timeout=EXPECTATION_TIMEOUT,
@@ -96,7 +97,7 @@ class DeploymentController:
 
     # ------------------------------------------------------------------ events
 
-    def _pod_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
         self.expectations.observe(key, *pod_states(new))
         for pod in (old, new):
             self._enqueue_owner(key[0], pod)
@@ -105,7 +106,7 @@ class DeploymentController:
     def _enqueue_owner(self, namespace: str, pod: ApiObject | None) -> None:
         owner = controller_owner(pod) if pod is not None else None
         if owner is not None and owner.kind == "Deployment":
-            self.queue.add((namespace, owner.name))
+            self.queue.add(ObjectKey((namespace, owner.name)))
 
     def _enqueue_adopters(self, namespace: str, pod: ApiObject | None) -> None:
         """An orphan goes to every Deployment whose selector matches it: one may adopt it."""
@@ -133,7 +134,7 @@ class DeploymentController:
                 owned.append(pod_with_status(pod, self.statuses.get(key), live))
         return owned, orphans
 
-    async def sync(self, key: PodKey) -> None:
+    async def sync(self, key: ObjectKey) -> None:
         deployment = self.deployments.get(key)
         if not isinstance(deployment, objects_pb2.Deployment):
             await self._delete_orphans(key)
@@ -171,7 +172,7 @@ class DeploymentController:
             self.queue.add_after(key, plan.recheck_at - now)
 
     async def _write_pods(
-        self, key: PodKey, create: tuple[objects_pb2.Pod, ...], delete: tuple[str, ...]
+        self, key: ObjectKey, create: tuple[objects_pb2.Pod, ...], delete: tuple[str, ...]
     ) -> None:
         """A Deployment's pod creates and deletes, each expected once it succeeded."""
         for pod in create:
@@ -179,14 +180,14 @@ class DeploymentController:
                 await self.store.create(pod, fence=self.fence)
             except AlreadyExistsError:
                 continue
-            pod_key = (key[0], pod.metadata.name)
+            pod_key = ObjectKey((key[0], pod.metadata.name))
             self.expectations.expect(key, pod_key, PRESENT, seen=pod_states(self.pods.get(pod_key)))
         for name in delete:
-            pod_key = (key[0], name)
+            pod_key = ObjectKey((key[0], name))
             await self._delete_gracefully(pod_key)
             self.expectations.expect(key, pod_key, GONE, seen=pod_states(self.pods.get(pod_key)))
 
-    async def _delete_gracefully(self, key: PodKey) -> None:
+    async def _delete_gracefully(self, key: ObjectKey) -> None:
         """As the apiserver does for a user: a bound pod gets a deletionTimestamp and its
         node agent finishes the deletion; an unbound one goes at once."""
         pod = self.pods.get(key)
@@ -202,7 +203,7 @@ class DeploymentController:
             marked, expected_revision=int(pod.metadata.resource_version), fence=self.fence
         )
 
-    async def _delete_orphans(self, key: PodKey) -> None:
+    async def _delete_orphans(self, key: ObjectKey) -> None:
         """A deleted Deployment takes its pods with it (Kubernetes' garbage collector)."""
         for pod_key, pod in list(self.pods.cache.items()):
             owner = controller_owner(pod)

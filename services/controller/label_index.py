@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from kubelab.store import PodKey
+from kubelab.core.keys import ObjectKey
 
 Pair = tuple[str, str, str]
 
@@ -24,10 +24,10 @@ class SelectorIndex:
     their endpoints are the user's)."""
 
     def __init__(self) -> None:
-        self._by_pair: dict[Pair, set[PodKey]] = defaultdict(set)
-        self._selectors: dict[PodKey, dict[str, str]] = {}
+        self._by_pair: dict[Pair, set[ObjectKey]] = defaultdict(set)
+        self._selectors: dict[ObjectKey, dict[str, str]] = {}
 
-    def put(self, service: PodKey, selector: Mapping[str, str] | None) -> None:
+    def put(self, service: ObjectKey, selector: Mapping[str, str] | None) -> None:
         self.remove(service)
         if not selector:
             return
@@ -35,7 +35,7 @@ class SelectorIndex:
         for key, value in selector.items():
             self._by_pair[(service[0], key, value)].add(service)
 
-    def remove(self, service: PodKey) -> None:
+    def remove(self, service: ObjectKey) -> None:
         old = self._selectors.pop(service, None)
         if old is None:
             return
@@ -45,9 +45,9 @@ class SelectorIndex:
             if not self._by_pair[pair]:
                 del self._by_pair[pair]
 
-    def selecting(self, namespace: str, labels: Mapping[str, str]) -> set[PodKey]:
+    def selecting(self, namespace: str, labels: Mapping[str, str]) -> set[ObjectKey]:
         """Services in `namespace` whose selector matches `labels`."""
-        found: set[PodKey] = set()
+        found: set[ObjectKey] = set()
         for key, value in labels.items():
             for service in self._by_pair.get((namespace, key, value), ()):
                 selector = self._selectors[service]
@@ -60,10 +60,10 @@ class PodLabelIndex:
     """Pods by each of their label pairs."""
 
     def __init__(self) -> None:
-        self._by_pair: dict[Pair, set[PodKey]] = defaultdict(set)
-        self._labels: dict[PodKey, dict[str, str]] = {}
+        self._by_pair: dict[Pair, set[ObjectKey]] = defaultdict(set)
+        self._labels: dict[ObjectKey, dict[str, str]] = {}
 
-    def put(self, pod: PodKey, labels: Mapping[str, str] | None) -> None:
+    def put(self, pod: ObjectKey, labels: Mapping[str, str] | None) -> None:
         self.remove(pod)
         if labels is None:
             return
@@ -71,7 +71,7 @@ class PodLabelIndex:
         for key, value in labels.items():
             self._by_pair[(pod[0], key, value)].add(pod)
 
-    def remove(self, pod: PodKey) -> None:
+    def remove(self, pod: ObjectKey) -> None:
         old = self._labels.pop(pod, None)
         if old is None:
             return
@@ -81,7 +81,7 @@ class PodLabelIndex:
             if not self._by_pair[pair]:
                 del self._by_pair[pair]
 
-    def matching(self, namespace: str, selector: Mapping[str, str]) -> Iterable[PodKey]:
+    def matching(self, namespace: str, selector: Mapping[str, str]) -> Iterable[ObjectKey]:
         """Pods in `namespace` carrying every pair of `selector` (non-empty)."""
         pairs = [(namespace, k, v) for k, v in selector.items()]
         if not pairs:

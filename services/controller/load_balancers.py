@@ -46,6 +46,7 @@ from prometheus_client import Counter, Gauge
 
 from kubelab.core import event_notes as notes
 from kubelab.core import lb_requests
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject
 from kubelab.core.lb_requests import InvalidRequestError, Outcome, Retry
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
@@ -60,7 +61,6 @@ from kubelab.store import (
     Fence,
     NotFoundError,
     NotLeaderError,
-    PodKey,
     StoreProtocol,
     StoreUnavailableError,
 )
@@ -77,7 +77,7 @@ DELETES = Counter("kubelab_controller_lb_deletes_total", "load balancers deleted
 PENDING = Gauge("kubelab_controller_lb_pending", "LoadBalancer Services without an address")
 
 # Not a Service key (Services always have a namespace): "the node set may have changed".
-_NODES: PodKey = ("", "nodes")
+_NODES = ObjectKey(("", "nodes"))
 
 
 class Cloud(Protocol):
@@ -91,7 +91,7 @@ class _TryAgain(TemporaryError):
     """The sync ended in a state worth retrying with back-off (status already written)."""
 
 
-def _svc(key: PodKey) -> str:
+def _svc(key: ObjectKey) -> str:
     return f"{key[0]}/{key[1]}"
 
 
@@ -113,8 +113,8 @@ class LoadBalancerController:
         store: StoreProtocol,
         fence: Fence,
         *,
-        services: Informer[PodKey, ApiObject],
-        nodes: Informer[PodKey, ApiObject],
+        services: Informer[ObjectKey, ApiObject],
+        nodes: Informer[ObjectKey, ApiObject],
         heartbeats: Informer[str, bool],
         cloud: Cloud | None,
         node_health_port: int = NODE_HEALTH_PORT,
@@ -139,7 +139,7 @@ class LoadBalancerController:
         self.workers = workers
         self.clock = clock
         self.events = events or EventRecorder.null()
-        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(clock=timers)
         self.worker = Worker(
             "load-balancers",
             self.queue,
@@ -151,10 +151,10 @@ class LoadBalancerController:
         )
         # Services that may have a load balancer in the cloud (Ensured, listed, or last
         # seen as LoadBalancer): only these cost a DeleteLoadBalancer when they go.
-        self.known: set[PodKey] = set()
+        self.known: set[ObjectKey] = set()
         # Services waiting for an address or a listener, oldest first.
-        self.waiting: dict[PodKey, None] = {}
-        self.without_address: set[PodKey] = set()
+        self.waiting: dict[ObjectKey, None] = {}
+        self.without_address: set[ObjectKey] = set()
         self.node_set: tuple[cloud_pb2.LoadBalancerNode, ...] = ()
         services.on_change(self._service_changed)
         nodes.on_change(lambda key, old, new: self.queue.add_after(_NODES, node_debounce))
@@ -162,7 +162,9 @@ class LoadBalancerController:
 
     # ------------------------------------------------------------------ events
 
-    def _service_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _service_changed(
+        self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None
+    ) -> None:
         if not _spec_changed(old, new):
             return
         was = isinstance(old, objects_pb2.Service) and lb_requests.wants_load_balancer(old)
@@ -197,7 +199,7 @@ class LoadBalancerController:
             self.queue.close()
             PENDING.set(0)
 
-    async def sync(self, key: PodKey) -> None:
+    async def sync(self, key: ObjectKey) -> None:
         if key == _NODES:
             self._nodes_changed()
         else:
@@ -228,7 +230,7 @@ class LoadBalancerController:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         for lb in listed:
-            key = (lb.spec.namespace, lb.spec.name)
+            key = ObjectKey((lb.spec.namespace, lb.spec.name))
             self.known.add(key)
             svc = self.services.get(key)
             if not (isinstance(svc, objects_pb2.Service) and lb_requests.wants_load_balancer(svc)):
@@ -241,7 +243,7 @@ class LoadBalancerController:
         nodes = [n for n in self.nodes.cache.values() if isinstance(n, objects_pb2.Node)]
         return lb_requests.lb_nodes(nodes, self.heartbeats.cache)
 
-    def _load_balancer_keys(self) -> list[PodKey]:
+    def _load_balancer_keys(self) -> list[ObjectKey]:
         return [
             key
             for key, obj in self.services.cache.items()
@@ -262,7 +264,7 @@ class LoadBalancerController:
 
     # ------------------------------------------------------------------ work
 
-    async def reconcile(self, key: PodKey) -> None:
+    async def reconcile(self, key: ObjectKey) -> None:
         svc = self.services.get(key)
         service = svc if isinstance(svc, objects_pb2.Service) else None
         if service is None or not lb_requests.wants_load_balancer(service):
@@ -274,7 +276,7 @@ class LoadBalancerController:
         if outcome.retry is Retry.BACKOFF:
             raise _TryAgain(f"{outcome.reason}: {outcome.message}")
 
-    async def _ensure(self, key: PodKey, svc: objects_pb2.Service) -> Outcome:
+    async def _ensure(self, key: ObjectKey, svc: objects_pb2.Service) -> Outcome:
         if self.cloud is None:
             return lb_requests.no_cloud()
         try:
@@ -300,7 +302,7 @@ class LoadBalancerController:
         ENSURES.labels("ok").inc()
         return lb_requests.provisioned(lb.ip, spec)
 
-    def _track(self, key: PodKey, outcome: Outcome) -> None:
+    def _track(self, key: ObjectKey, outcome: Outcome) -> None:
         if outcome.provisioned:
             self.waiting.pop(key, None)
         else:
@@ -310,7 +312,7 @@ class LoadBalancerController:
             else:
                 self.waiting.pop(key, None)
 
-    async def _release(self, key: PodKey, svc: objects_pb2.Service | None) -> None:
+    async def _release(self, key: ObjectKey, svc: objects_pb2.Service | None) -> None:
         """No load balancer wanted: delete any in the cloud, then clear the status."""
         self.waiting.pop(key, None)
         if key in self.known and self.cloud is not None:
@@ -330,7 +332,7 @@ class LoadBalancerController:
             self._count_pending(key, False)
 
     async def _write_status(
-        self, key: PodKey, svc: objects_pb2.Service, outcome: Outcome | None
+        self, key: ObjectKey, svc: objects_pb2.Service, outcome: Outcome | None
     ) -> None:
         status = lb_requests.desired_status(svc, outcome, now=self.clock())
         self._count_pending(key, outcome is not None and not status.load_balancer.ingress)
@@ -355,6 +357,6 @@ class LoadBalancerController:
             log.warning("%s: %s", outcome.reason.value, outcome.message, extra=extra)
             self.events.record(svc, notes.load_balancer_failed(outcome.message))
 
-    def _count_pending(self, key: PodKey, pending: bool) -> None:
+    def _count_pending(self, key: ObjectKey, pending: bool) -> None:
         (self.without_address.add if pending else self.without_address.discard)(key)
         PENDING.set(len(self.without_address))

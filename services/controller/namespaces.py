@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from kubelab.core import kinds
 from kubelab.core.allocators import service_claims
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject, KindInfo
 from kubelab.core.namespaces import CONTENT_KINDS, DeletionPlan, plan_deletion
 from kubelab.core.namespaces import is_terminating_namespace as terminating
@@ -33,7 +34,7 @@ from kubelab.core.pods import to_timestamp
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import ConflictError, Fence, NotFoundError, PodKey, StoreProtocol
+from kubelab.store import ConflictError, Fence, NotFoundError, StoreProtocol
 from kubelab.v1 import objects_pb2
 
 log = logging.getLogger("controller")
@@ -45,8 +46,8 @@ class NamespaceController:
         store: StoreProtocol,
         fence: Fence,
         *,
-        namespaces: Informer[PodKey, ApiObject],
-        pods: Informer[PodKey, ApiObject],
+        namespaces: Informer[ObjectKey, ApiObject],
+        pods: Informer[ObjectKey, ApiObject],
         recheck_period: float = 5.0,
         clock: Callable[[], float] = time.time,
         timers: Clock | None = None,
@@ -56,7 +57,7 @@ class NamespaceController:
         self.namespaces = namespaces
         self.recheck_period = recheck_period
         self.clock = clock
-        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(clock=timers)
         namespaces.on_change(self._namespace_changed)
         pods.on_change(self._pod_changed)
 
@@ -66,15 +67,17 @@ class NamespaceController:
             if terminating(namespace):
                 self.queue.add(key)
 
-    def _namespace_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _namespace_changed(
+        self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None
+    ) -> None:
         if terminating(new):
             self.queue.add(key)
 
-    def _pod_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
-        if terminating(self.namespaces.get(("", key[0]))):
-            self.queue.add(("", key[0]))
+    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+        if terminating(self.namespaces.get(ObjectKey(("", key[0])))):
+            self.queue.add(ObjectKey(("", key[0])))
 
-    async def sync(self, key: PodKey) -> None:
+    async def sync(self, key: ObjectKey) -> None:
         name = key[1]
         try:
             namespace = await self.store.get(kinds.NAMESPACES, "", name)

@@ -17,19 +17,20 @@ import logging
 from collections.abc import Callable
 
 from kubelab.core import event_notes as notes
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import Fence, PodKey, StoreProtocol
+from kubelab.store import Fence, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.controller.logic.node_lifecycle import next_eviction_due, pods_to_evict
 from services.controller.pod_gc import delete_pod
 
 log = logging.getLogger("controller")
 
-EVICT: PodKey = ("", "evict")
+EVICT = ObjectKey(("", "evict"))
 
 
 class NodeLifecycle:
@@ -38,8 +39,8 @@ class NodeLifecycle:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[PodKey, ApiObject],
-        nodes: Informer[PodKey, ApiObject],
+        pods: Informer[ObjectKey, ApiObject],
+        nodes: Informer[ObjectKey, ApiObject],
         heartbeats: Informer[str, bool],
         grace: float,
         clock: Callable[[], float],
@@ -54,7 +55,7 @@ class NodeLifecycle:
         self.heartbeats = heartbeats
         self.grace = grace
         self.clock = clock
-        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(clock=timers)
         # Node name → when this leader first saw it without a heartbeat.
         self.gone_since: dict[str, float] = {}
         pods.on_change(self._pod_changed)
@@ -70,7 +71,7 @@ class NodeLifecycle:
                 self.gone_since.setdefault(name, now)
         self.queue.add(EVICT)
 
-    def _pod_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
         for pod in (old, new):
             if isinstance(pod, objects_pb2.Pod) and pod.spec.node_name in self.gone_since:
                 self.queue.add(EVICT)
@@ -78,13 +79,15 @@ class NodeLifecycle:
     def _heartbeat_changed(self, key: str, old: bool | None, new: bool | None) -> None:
         if new:
             if self.gone_since.pop(key, None) is not None:
-                self.events.record(self.nodes.get(("", key)), notes.node_status(key, True))
+                self.events.record(
+                    self.nodes.get(ObjectKey(("", key))), notes.node_status(key, True)
+                )
         else:
             self.gone_since.setdefault(key, self.clock())
-            self.events.record(self.nodes.get(("", key)), notes.node_status(key, False))
+            self.events.record(self.nodes.get(ObjectKey(("", key))), notes.node_status(key, False))
         self.queue.add(EVICT)
 
-    async def sync(self, key: PodKey) -> None:
+    async def sync(self, key: ObjectKey) -> None:
         """One pass: evict what is due, wake up when the next eviction is."""
         pods = [p for p in self.pods.cache.values() if isinstance(p, objects_pb2.Pod)]
         now = self.clock()

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from prometheus_client import Counter
 
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import Fence, NotFoundError, PodKey, StoreProtocol
+from kubelab.store import Fence, NotFoundError, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.controller.logic.pod_gc import plan_pod_gc
 
@@ -42,7 +43,7 @@ COLLECTED = Counter(
     ["reason"],
 )
 
-_GC: PodKey = ("", "pod-gc")
+_GC = ObjectKey(("", "pod-gc"))
 
 
 async def delete_pod(store: StoreProtocol, pod: objects_pb2.Pod, fence: Fence) -> bool:
@@ -67,8 +68,8 @@ class PodGarbageCollector:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[PodKey, ApiObject],
-        nodes: Informer[PodKey, ApiObject],
+        pods: Informer[ObjectKey, ApiObject],
+        nodes: Informer[ObjectKey, ApiObject],
         quarantine: float,
         clock: Callable[[], float],
         timers: Clock | None = None,
@@ -79,7 +80,7 @@ class PodGarbageCollector:
         self.nodes = nodes
         self.quarantine = quarantine
         self.clock = clock
-        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(clock=timers)
         # Node name → when this leader first saw it missing while pods were bound to it.
         self.missing_since: dict[str, float] = {}
         pods.on_change(self._pod_changed)
@@ -89,7 +90,7 @@ class PodGarbageCollector:
         """Ask for the first pass (call once every informer is synced)."""
         self.queue.add(_GC)
 
-    def _pod_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
         if (
             isinstance(new, objects_pb2.Pod)
             and new.spec.node_name
@@ -97,11 +98,11 @@ class PodGarbageCollector:
         ):
             self.queue.add(_GC)
 
-    def _node_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _node_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
         if new is None or old is None:
             self.queue.add(_GC)
 
-    async def collect(self, key: PodKey) -> None:
+    async def collect(self, key: ObjectKey) -> None:
         """One pass: plan over the caches, delete what is due, sleep until the next is."""
         pods = [p for p in self.pods.cache.values() if isinstance(p, objects_pb2.Pod)]
         existing = {name for _, name in self.nodes.cache}

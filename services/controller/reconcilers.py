@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import Gauge
 
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import kobj
 from kubelab.runtime import sources
@@ -37,7 +38,6 @@ from kubelab.store import (
     ConflictError,
     Fence,
     NotLeaderError,
-    PodKey,
     StoreProtocol,
     StoreUnavailableError,
 )
@@ -55,8 +55,12 @@ SYNCED = Gauge("kubelab_controller_synced", "1 once this leader has reconciled e
 
 
 def worker(
-    name: str, queue: WorkQueue[PodKey], sync: Callable[[PodKey], Awaitable[None]], *, kind: str
-) -> Worker[PodKey]:
+    name: str,
+    queue: WorkQueue[ObjectKey],
+    sync: Callable[[ObjectKey], Awaitable[None]],
+    *,
+    kind: str,
+) -> Worker[ObjectKey]:
     """A controller's worker: store trouble is expected (retried quietly), losing the
     leadership ends the term."""
     return Worker(
@@ -176,7 +180,7 @@ class Controllers:
             ),
         ]
 
-    def queues(self) -> list[WorkQueue[PodKey]]:
+    def queues(self) -> list[WorkQueue[ObjectKey]]:
         return [w.queue for w in self.workers] + [self.load_balancers.queue]
 
     async def run(self) -> None:

@@ -13,19 +13,20 @@ from __future__ import annotations
 import logging
 
 from kubelab.core import event_notes as notes
+from kubelab.core.keys import ObjectKey, key_of
 from kubelab.core.kinds import ApiObject
 from kubelab.core.pods import is_terminating
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import Fence, PodKey, StoreProtocol
+from kubelab.store import Fence, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.controller.logic.scheduling import NodeInfo, schedule, why_unschedulable
 
 log = logging.getLogger("controller")
 
-SCHEDULE: PodKey = ("", "schedule")
+SCHEDULE = ObjectKey(("", "schedule"))
 
 
 class Scheduler:
@@ -34,8 +35,8 @@ class Scheduler:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[PodKey, ApiObject],
-        nodes: Informer[PodKey, ApiObject],
+        pods: Informer[ObjectKey, ApiObject],
+        nodes: Informer[ObjectKey, ApiObject],
         heartbeats: Informer[str, bool],
         timers: Clock | None = None,
         events: EventRecorder | None = None,
@@ -46,7 +47,7 @@ class Scheduler:
         self.pods = pods
         self.nodes = nodes
         self.heartbeats = heartbeats
-        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(clock=timers)
         pods.on_change(self._pod_changed)
         nodes.on_change(lambda key, old, new: self.queue.add(SCHEDULE))
         heartbeats.on_change(lambda key, old, new: self.queue.add(SCHEDULE))
@@ -55,7 +56,7 @@ class Scheduler:
         """Ask for the first pass (call once every informer is synced)."""
         self.queue.add(SCHEDULE)
 
-    def _pod_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
         for pod in (old, new):
             if isinstance(pod, objects_pb2.Pod) and (
                 not pod.spec.node_name or old is None or new is None
@@ -76,7 +77,7 @@ class Scheduler:
                 )
         return infos
 
-    async def sync(self, key: PodKey) -> None:
+    async def sync(self, key: ObjectKey) -> None:
         """One pass: bind what fits, say why the rest does not."""
         pods = [p for p in self.pods.cache.values() if isinstance(p, objects_pb2.Pod)]
         pending = [p for p in pods if not p.spec.node_name]
@@ -85,7 +86,7 @@ class Scheduler:
         bindings = schedule(pending, nodes, bound)
         chosen = {(b.namespace, b.pod) for b in bindings}
         for binding in bindings:
-            pod = self.pods.get((binding.namespace, binding.pod))
+            pod = self.pods.get(ObjectKey((binding.namespace, binding.pod)))
             if not isinstance(pod, objects_pb2.Pod) or pod.spec.node_name:
                 continue
             bound_pod = objects_pb2.Pod()
@@ -101,7 +102,7 @@ class Scheduler:
                 bound_pod, notes.scheduled(binding.namespace, binding.pod, binding.node)
             )
         for pod in pending:
-            key = (pod.metadata.namespace, pod.metadata.name)
+            key = key_of(pod)
             if key not in chosen and not is_terminating(pod):
                 log.info(
                     "unschedulable: %s",

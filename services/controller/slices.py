@@ -21,13 +21,14 @@ from collections.abc import Callable, Sequence
 
 from kubelab.core import kinds
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL, is_managed, reconcile_slices
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject
 from kubelab.core.live_state import pod_with_status
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.expectations import Expectations
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
-from kubelab.store import AlreadyExistsError, Fence, NotFoundError, PodKey, StoreProtocol
+from kubelab.store import AlreadyExistsError, Fence, NotFoundError, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.controller.label_index import PodLabelIndex, SelectorIndex
 
@@ -42,10 +43,10 @@ class SliceController:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[PodKey, ApiObject],
-        statuses: Informer[PodKey, objects_pb2.PodStatus],
-        services: Informer[PodKey, ApiObject],
-        slices: Informer[PodKey, ApiObject],
+        pods: Informer[ObjectKey, ApiObject],
+        statuses: Informer[ObjectKey, objects_pb2.PodStatus],
+        services: Informer[ObjectKey, ApiObject],
+        slices: Informer[ObjectKey, ApiObject],
         max_endpoints: int = 100,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -60,14 +61,14 @@ class SliceController:
         self.max_endpoints = max_endpoints
         self.clock = clock
         self.rng = rng or random.Random()
-        self.queue: WorkQueue[PodKey] = WorkQueue(clock=timers)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(clock=timers)
         self.selectors = SelectorIndex()
         self.pod_labels = PodLabelIndex()
         # Service → slice names of ours, from the slice informer.
-        self.slices_of: dict[PodKey, set[str]] = {}
+        self.slices_of: dict[ObjectKey, set[str]] = {}
         # Service → the slices it wrote, each awaited at the resourceVersion written ("" for
         # a deletion). A met expectation needs no re-queue: the slice event queued it.
-        self.expected: Expectations[PodKey, PodKey] = Expectations(
+        self.expected: Expectations[ObjectKey, ObjectKey] = Expectations(
             kind="svc", what="slice writes", timeout=_EXPECTATION_TIMEOUT, clock=clock, logger=log
         )
         pods.on_change(self._pod_changed)
@@ -77,31 +78,33 @@ class SliceController:
 
     # ------------------------------------------------------------------ events
 
-    def _service_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _service_changed(
+        self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None
+    ) -> None:
         selector = new.spec.selector if isinstance(new, objects_pb2.Service) else None
         self.selectors.put(key, selector)
         self.queue.add(key)
 
-    def _pod_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
         self.pod_labels.put(key, new.metadata.labels if new is not None else None)
         for pod in (old, new):
             if pod is not None:
                 for service in self.selectors.selecting(key[0], pod.metadata.labels):
                     self.queue.add(service)
 
-    def _status_changed(self, key: PodKey, old: object, new: object) -> None:
+    def _status_changed(self, key: ObjectKey, old: object, new: object) -> None:
         pod = self.pods.get(key)
         if pod is not None:
             for service in self.selectors.selecting(key[0], pod.metadata.labels):
                 self.queue.add(service)
 
-    def _slice_changed(self, key: PodKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _slice_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
         self.expected.observe(key, _revision(new))
         for obj in (old, new):
             name = obj.metadata.labels.get(SERVICE_NAME_LABEL) if obj is not None else None
             if not name:
                 continue
-            service = (key[0], name)
+            service = ObjectKey((key[0], name))
             names = self.slices_of.setdefault(service, set())
             (names.add if obj is new else names.discard)(key[1])
             if not names:
@@ -110,14 +113,16 @@ class SliceController:
 
     # ------------------------------------------------------------------ work
 
-    async def reconcile(self, key: PodKey) -> None:
+    async def reconcile(self, key: ObjectKey) -> None:
         if self.expected.wait(key) is not None:
             return  # the slice informer's events (or the timeout's add_after) queue us again
         service = self.services.get(key)
         existing = [
             s
             for name in sorted(self.slices_of.get(key, ()))
-            if isinstance(s := self.slices.get((key[0], name)), objects_pb2.EndpointSlice)
+            if isinstance(
+                s := self.slices.get(ObjectKey((key[0], name))), objects_pb2.EndpointSlice
+            )
             and is_managed(s, key[1])
         ]
         if not isinstance(service, objects_pb2.Service):
@@ -144,7 +149,7 @@ class SliceController:
 
     async def _write(
         self,
-        key: PodKey,
+        key: ObjectKey,
         create: Sequence[objects_pb2.EndpointSlice],
         update: Sequence[objects_pb2.EndpointSlice],
         delete: Sequence[str],
@@ -162,13 +167,13 @@ class SliceController:
             updated = await self.store.update(changed, expected_revision=revision, fence=self.fence)
             self._expect(key, updated.metadata.name, updated.metadata.resource_version)
         for name in delete:
-            doomed = self.slices.get((key[0], name))
+            doomed = self.slices.get(ObjectKey((key[0], name)))
             if isinstance(doomed, objects_pb2.EndpointSlice):
                 await self._delete(doomed)
                 self._expect(key, name, "")
 
-    def _expect(self, service: PodKey, name: str, revision: str) -> None:
-        slice_key = (service[0], name)
+    def _expect(self, service: ObjectKey, name: str, revision: str) -> None:
+        slice_key = ObjectKey((service[0], name))
         self.expected.expect(
             service, slice_key, revision, seen=(_revision(self.slices.get(slice_key)),)
         )

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge, Histogram
 
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.runtime import sources
 from kubelab.store import Store
@@ -50,7 +51,6 @@ from kubelab.v1 import objects_pb2
 from services.dns.logic.dns_builder import ZoneBuilder
 from services.dns.logic.dns_records import (
     Record,
-    ServiceKey,
     headless_slice_records,
     service_parts,
     split_servable,
@@ -60,7 +60,7 @@ from services.dns.wire import Table
 log = logging.getLogger("dns.sync")
 
 # The changed Services (None: gone) with their slices, as the rebuild thread gets them.
-Snapshot = dict[ServiceKey, tuple[objects_pb2.Service | None, list[objects_pb2.EndpointSlice]]]
+Snapshot = dict[ObjectKey, tuple[objects_pb2.Service | None, list[objects_pb2.EndpointSlice]]]
 # How long a query may wait for the GIL while a rebuild thread holds it (Python's
 # default is 5 ms, the whole budget of an answer).
 SWITCH_INTERVAL = 0.0005
@@ -128,30 +128,30 @@ class ZoneSync:
         self.table: Table | None = None
         self.builder = ZoneBuilder(domain=domain, ttl=ttl)
         # Slices by the Service their label names, kept by the handler.
-        self._groups: dict[ServiceKey, dict[ServiceKey, objects_pb2.EndpointSlice]] = {}
-        self._pending: set[ServiceKey] = set()
-        self._unserved: set[ServiceKey] = set()
+        self._groups: dict[ObjectKey, dict[ObjectKey, objects_pb2.EndpointSlice]] = {}
+        self._pending: set[ObjectKey] = set()
+        self._unserved: set[ObjectKey] = set()
         # Per Service, each slice's records from the last rebuild (rebuild thread only).
-        self._slice_memos: dict[ServiceKey, dict[str, Memo]] = {}
+        self._slice_memos: dict[ObjectKey, dict[str, Memo]] = {}
         # Per Service, each part's records as last given to the builder (rebuild thread).
-        self._parts: dict[ServiceKey, dict[str, Split]] = {}
+        self._parts: dict[ObjectKey, dict[str, Split]] = {}
         self._dirty = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.services.on_change(self._service_changed)
         self.slices.on_change(self._slice_changed)
 
-    def _service_changed(self, key: ServiceKey, _old: object, _new: object) -> None:
+    def _service_changed(self, key: ObjectKey, _old: object, _new: object) -> None:
         self._pending.add(key)
         self._dirty.set()
 
-    def _slice_changed(self, key: ServiceKey, old: object, new: object) -> None:
+    def _slice_changed(self, key: ObjectKey, old: object, new: object) -> None:
         for value, keep in ((old, False), (new, True)):
             if not isinstance(value, objects_pb2.EndpointSlice):
                 continue
             owner = value.metadata.labels.get(SERVICE_NAME_LABEL)
             if not owner:
                 continue
-            service = (value.metadata.namespace, owner)
+            service = ObjectKey((value.metadata.namespace, owner))
             group = self._groups.setdefault(service, {})
             if keep:
                 group[key] = value
@@ -187,7 +187,7 @@ class ZoneSync:
 
     def _records(
         self,
-        key: ServiceKey,
+        key: ObjectKey,
         svc: objects_pb2.Service | None,
         slices: list[objects_pb2.EndpointSlice],
     ) -> dict[Part, list[Record]]:

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from kubelab.core import kinds
 from kubelab.core.allocators import Claim, ClaimKind
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL
+from kubelab.core.keys import key_of
 from kubelab.core.pods import TERMINAL_PHASES, is_ready, is_terminating
 from kubelab.core.selectors import from_match_labels
 from kubelab.store import NotFoundError, Store, StoreError
@@ -117,7 +118,7 @@ async def slice_problems(store: Store, services: list[objects_pb2.Service]) -> l
         want: dict[str, tuple[str, bool]] = {}
         for pod in pods_raw:
             assert isinstance(pod, objects_pb2.Pod)
-            status = statuses.get((pod.metadata.namespace, pod.metadata.name))
+            status = statuses.get(key_of(pod))
             if (
                 pod.metadata.namespace != key[0]
                 or not selector.matches(pod.metadata.labels)

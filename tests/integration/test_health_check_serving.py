@@ -16,6 +16,7 @@ import pytest
 
 from kubelab.client import Client
 from kubelab.core.endpoint_choice import Backend, Target
+from kubelab.core.keys import ObjectKey
 from kubelab.core.manifests import load_manifests
 from kubelab.core.proxy_rules import HEALTH_CHECK, NODE_HEALTH_PORT, Frontend, PortRules
 from kubelab.testing.fakes import FakeStore
@@ -27,7 +28,7 @@ from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration
 
-KEY = ("default", "web")
+KEY = ObjectKey(("default", "web"))
 GET = b"GET /healthz HTTP/1.1\r\nHost: lb\r\nUser-Agent: test\r\n\r\n"
 
 

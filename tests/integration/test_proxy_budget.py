@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from kubelab.core.endpoint_choice import Backend, Target
+from kubelab.core.keys import ObjectKey
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.testing.fakes import FakeStore
 from node_agent import proxy_report
@@ -30,8 +31,8 @@ from node_agent.proxy_report import ServiceProblems
 
 pytestmark = pytest.mark.integration
 
-SMALL = ("default", "small")
-BIG = ("default", "big")
+SMALL = ObjectKey(("default", "small"))
+BIG = ObjectKey(("default", "big"))
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from kubelab.core.endpoint_choice import Backend, Target
+from kubelab.core.keys import ObjectKey
 from kubelab.core.proxy_rules import CLUSTER_IP, Frontend, PortRules
 from kubelab.testing.fakes import FakeStore
 from node_agent.proxy import ServiceProxy
 
 pytestmark = pytest.mark.integration
 
-KEY = ("default", "svc")
+KEY = ObjectKey(("default", "svc"))
 
 
 def free_port() -> int:

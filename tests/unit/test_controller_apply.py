@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey
 from kubelab.store import ConflictError, NotLeaderError
 from kubelab.v1 import objects_pb2
 from services.controller.node_lifecycle import EVICT
@@ -44,24 +45,24 @@ async def world() -> AsyncIterator[World]:
 
 async def test_a_service_gets_one_slice_and_a_second_pass_writes_nothing(world: World) -> None:
     await with_a_ready_pod(world)
-    await world.controllers.endpoints.reconcile((NS, "web"))
+    await world.controllers.endpoints.reconcile(ObjectKey((NS, "web")))
     (slice_,) = await world.items(kinds.ENDPOINTSLICES)
     assert isinstance(slice_, objects_pb2.EndpointSlice)
     assert [e.addresses[0] for e in slice_.endpoints] == ["10.244.1.5"]
     assert slice_.endpoints[0].conditions.ready
     writes = world.store.writes
     await world.store.settle()
-    await world.controllers.endpoints.reconcile((NS, "web"))
+    await world.controllers.endpoints.reconcile(ObjectKey((NS, "web")))
     assert world.store.writes == writes
 
 
 async def test_a_reconcile_waits_for_its_own_writes_before_planning_again(world: World) -> None:
     await with_a_ready_pod(world)
     endpoints = world.controllers.endpoints
-    await endpoints.reconcile((NS, "web"))
+    await endpoints.reconcile(ObjectKey((NS, "web")))
     # The slice informer has not shown the new slice yet: planning now would make another.
     assert (NS, "web") in endpoints.expected
-    await endpoints.reconcile((NS, "web"))
+    await endpoints.reconcile(ObjectKey((NS, "web")))
     assert len(await world.items(kinds.ENDPOINTSLICES)) == 1
     await world.store.settle()
     assert (NS, "web") not in endpoints.expected
@@ -69,13 +70,13 @@ async def test_a_reconcile_waits_for_its_own_writes_before_planning_again(world:
 
 async def test_a_deleted_service_takes_its_slices(world: World) -> None:
     await with_a_ready_pod(world)
-    await world.controllers.endpoints.reconcile((NS, "web"))
+    await world.controllers.endpoints.reconcile(ObjectKey((NS, "web")))
     svc = await world.store.get(kinds.SERVICES, NS, "web")
     await world.store.delete(
         kinds.SERVICES, NS, "web", expected_revision=int(svc.metadata.resource_version)
     )
     await world.store.settle()
-    await world.controllers.endpoints.reconcile((NS, "web"))
+    await world.controllers.endpoints.reconcile(ObjectKey((NS, "web")))
     assert await world.items(kinds.ENDPOINTSLICES) == []
 
 
@@ -83,7 +84,7 @@ async def test_a_deposed_leader_writes_nothing(world: World) -> None:
     await with_a_ready_pod(world)
     world.store.depose(world.fence)
     with pytest.raises(NotLeaderError):
-        await world.controllers.endpoints.reconcile((NS, "web"))
+        await world.controllers.endpoints.reconcile(ObjectKey((NS, "web")))
     assert await world.items(kinds.ENDPOINTSLICES) == []
 
 
@@ -120,15 +121,15 @@ async def test_a_deployment_creates_its_pods_once(world: World) -> None:
     await world.store.create(deployment(2))
     await world.start_informers()
     rollouts = world.controllers.rollouts
-    await rollouts.sync((NS, "web"))
+    await rollouts.sync(ObjectKey((NS, "web")))
     created = await world.items(kinds.PODS)
     assert len(created) == 2
     assert all(p.metadata.owner_references[0].kind == "Deployment" for p in created)
-    await rollouts.sync((NS, "web"))  # before the informer shows them: expectations hold
+    await rollouts.sync(ObjectKey((NS, "web")))  # before the informer shows them: expectations hold
     assert len(await world.items(kinds.PODS)) == 2
     await world.store.settle()
     assert (NS, "web") not in rollouts.expectations
-    await rollouts.sync((NS, "web"))
+    await rollouts.sync(ObjectKey((NS, "web")))
     assert len(await world.items(kinds.PODS)) == 2
     stored = await world.store.get(kinds.DEPLOYMENTS, NS, "web")
     assert isinstance(stored, objects_pb2.Deployment) and stored.status.replicas == 2

@@ -9,13 +9,14 @@ import pytest
 
 from kubelab.core import kinds
 from kubelab.core.allocators import Claim
+from kubelab.core.keys import ObjectKey
 from kubelab.runtime.worker import TemporaryError
 from kubelab.v1 import cloud_pb2, objects_pb2
 from services.controller.cloud import CloudCallError
 from services.controller.repair import repair_once
 from tests.unit.controller_world import NS, World, node, pod, service, stop
 
-KEY = (NS, "web")
+KEY = ObjectKey((NS, "web"))
 
 
 class FakeCloud:
@@ -154,10 +155,10 @@ async def test_a_pod_of_a_deleted_node_is_collected_after_the_quarantine(world: 
     await world.store.create(node("n1"))
     await world.start_informers()
     gc = world.controllers.pod_gc
-    await gc.collect(("", "pod-gc"))
+    await gc.collect(ObjectKey(("", "pod-gc")))
     assert len(await world.items(kinds.PODS)) == 2  # quarantined first
     world.clock.advance(gc.quarantine)
-    await gc.collect(("", "pod-gc"))
+    await gc.collect(ObjectKey(("", "pod-gc")))
     assert [p.metadata.name for p in await world.items(kinds.PODS)] == ["web-2"]
 
 
@@ -165,10 +166,10 @@ async def test_a_node_back_in_the_store_keeps_its_pods(world: World) -> None:
     await world.store.create(pod("web-1", node="n9"))
     await world.start_informers()
     gc = world.controllers.pod_gc
-    await gc.collect(("", "pod-gc"))
+    await gc.collect(ObjectKey(("", "pod-gc")))
     world.clock.advance(gc.quarantine)
     await world.store.create(node("n9"))  # the cache has not shown it yet: the store is read
-    await gc.collect(("", "pod-gc"))
+    await gc.collect(ObjectKey(("", "pod-gc")))
     assert len(await world.items(kinds.PODS)) == 1
 
 

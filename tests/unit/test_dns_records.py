@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubelab.core.keys import ObjectKey
 from kubelab.v1 import objects_pb2
 from services.dns.logic.dns_builder import ZoneBuilder
 from services.dns.logic.dns_records import (
@@ -529,7 +530,7 @@ def test_incremental_update_equals_full_build(ops: list[Any]) -> None:
     for serial, ((changed, services, slices), (*_, which)) in enumerate(steps, start=2):
         groups = group_slices(slices.values())
         records = {
-            k: service_records(services[k], groups.get(k, []), domain=ZONE, ttl=5)
+            k: service_records(services[k], groups.get(ObjectKey(k), []), domain=ZONE, ttl=5)
             if k in services
             else []
             for k in changed

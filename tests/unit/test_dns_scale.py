@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubelab.core.keys import ObjectKey
 from services.dns import render as render_module
 from services.dns.logic.dns_builder import ZoneBuilder
 from services.dns.logic.dns_records import (
@@ -60,7 +61,11 @@ def _parts(
     out: dict[tuple[str, str, str], list[Record]] = {}
     for key in changed:
         svc = services.get(key)
-        new = {} if svc is None else service_parts(svc, groups.get(key, []), domain=ZONE, ttl=5)
+        new = (
+            {}
+            if svc is None
+            else service_parts(svc, groups.get(ObjectKey(key), []), domain=ZONE, ttl=5)
+        )
         for part in last.pop(key, {}).keys() - new.keys():
             out[(*key, part)] = []
         out.update({(*key, part): records for part, records in new.items()})

@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubelab.core.keys import ObjectKey
 from kubelab.v1 import objects_pb2
 from services.dns import server as dns_server
 from services.dns.logic.dns_builder import ZoneBuilder
@@ -390,7 +391,9 @@ def test_an_incremental_update_equals_a_full_build() -> None:
 
     def records(svc: objects_pb2.Service) -> dict[tuple[str, str], list[Any]]:
         key = (svc.metadata.namespace, svc.metadata.name)
-        return {key: service_records(svc, groups.get(key, []), domain="cluster.local", ttl=5)}
+        return {
+            key: service_records(svc, groups.get(ObjectKey(key), []), domain="cluster.local", ttl=5)
+        }
 
     everything: dict[tuple[str, str], list[Any]] = {}
     for svc in SERVICES:

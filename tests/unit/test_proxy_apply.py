@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kubelab.core import kinds
+from kubelab.core.keys import ObjectKey
 from kubelab.testing.fakes import FakeClock, FakeStore
 from kubelab.v1 import objects_pb2
 from node_agent import proxy_report
 from node_agent.proxy import ServiceProxy
 
 NS = "default"
-KEY = (NS, "web")
+KEY = ObjectKey((NS, "web"))
 
 
 class Setup:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from kubelab.core.keys import ObjectKey, key_of
 from kubelab.v1 import objects_pb2
 
 
@@ -43,13 +44,13 @@ def pods_to_evict(
     *,
     now: float,
     grace: float,
-) -> list[tuple[str, str]]:
-    """`(namespace, name)` of every pod bound to a node gone for at least `grace` seconds.
+) -> list[ObjectKey]:
+    """The key of every pod bound to a node gone for at least `grace` seconds.
 
     Sorted, so the caller deletes in a stable order.
     """
     return sorted(
-        (pod.metadata.namespace, pod.metadata.name)
+        key_of(pod)
         for pod in pods
         if pod.spec.node_name
         and pod.spec.node_name in node_gone_since

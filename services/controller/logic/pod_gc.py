@@ -26,17 +26,16 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kubelab.core.keys import ObjectKey, key_of
 from kubelab.v1 import objects_pb2
-
-PodKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
 class PodGcPlan:
     """What to delete now, what to remember, when to look again."""
 
-    # (namespace, name) of pods bound to a node missing for the whole quarantine, sorted.
-    delete: tuple[PodKey, ...]
+    # The keys of pods bound to a node missing for the whole quarantine, sorted.
+    delete: tuple[ObjectKey, ...]
     # Node name → when it was first seen missing, for the nodes that still hold pods.
     missing_since: Mapping[str, float] = field(default_factory=dict)
     # When the next missing node's quarantine ends (None: nothing is waiting).
@@ -62,9 +61,7 @@ def plan_pod_gc(
         if node not in existing_nodes
     }
     due = {node for node, since in missing.items() if since + quarantine <= now}
-    delete = sorted(
-        (pod.metadata.namespace, pod.metadata.name) for pod in pods if pod.spec.node_name in due
-    )
+    delete = sorted(key_of(pod) for pod in pods if pod.spec.node_name in due)
     waiting = [since + quarantine for node, since in missing.items() if node not in due]
     return PodGcPlan(
         delete=tuple(delete), missing_since=missing, recheck_at=min(waiting, default=None)

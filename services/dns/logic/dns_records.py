@@ -68,6 +68,7 @@ from enum import IntEnum
 from itertools import chain, repeat
 from typing import NamedTuple
 
+from kubelab.core.keys import ObjectKey, key_of
 from kubelab.core.kinds import SERVICE_NAME_LABEL
 from kubelab.v1 import objects_pb2
 
@@ -359,13 +360,13 @@ def _headless_records(
 
 def group_slices(
     slices: Iterable[objects_pb2.EndpointSlice],
-) -> dict[tuple[str, str], list[objects_pb2.EndpointSlice]]:
-    """Slices by the (namespace, Service name) their label names."""
-    groups: dict[tuple[str, str], list[objects_pb2.EndpointSlice]] = defaultdict(list)
+) -> dict[ObjectKey, list[objects_pb2.EndpointSlice]]:
+    """Slices by the key of the Service their label names."""
+    groups: dict[ObjectKey, list[objects_pb2.EndpointSlice]] = defaultdict(list)
     for eps in slices:
         owner = eps.metadata.labels.get(SERVICE_NAME_LABEL)
         if owner:
-            groups[(eps.metadata.namespace, owner)].append(eps)
+            groups[ObjectKey((eps.metadata.namespace, owner))].append(eps)
     return groups
 
 
@@ -577,7 +578,7 @@ def build_zone(
     groups = group_slices(slices)
     records: list[Record] = []
     for svc in services:
-        key = (svc.metadata.namespace, svc.metadata.name)
+        key = key_of(svc)
         records += service_records(svc, groups.get(key, []), domain=domain, ttl=ttl)
     return assemble(split_servable(records)[0], domain=domain, ttl=ttl, serial=serial)
 
@@ -590,5 +591,4 @@ def changed_answers(
     return changed, old.keys() - new.keys()
 
 
-ServiceKey = tuple[str, str]
 Question = tuple[str, RType]
