@@ -10,9 +10,10 @@ goes through here, so adding a kind is one entry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias, TypeVar, cast
+from typing import Generic, TypeAlias, TypeVar, cast
 
 from google.protobuf.message import Message
+from typing_extensions import TypeVar as DefaultTypeVar  # PEP 696 defaults; typing's in 3.13
 
 from kubelab.v1 import api_pb2, objects_pb2
 
@@ -31,15 +32,18 @@ ApiObject: TypeAlias = (
 )
 # A concrete kind: `create(service)` gives back a Service to the type checker.
 ObjectT = TypeVar("ObjectT", bound=ApiObject)
+# The message class a `KindInfo` names: `PODS` is a `KindInfo[Pod]`, so an informer made from it
+# holds Pods. A bare `KindInfo` is any kind (covariant: a `KindInfo[Pod]` is a `KindInfo`).
+KindT = DefaultTypeVar("KindT", bound=ApiObject, default=ApiObject, covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
-class KindInfo:
+class KindInfo(Generic[KindT]):
     resource: str
     kind: str
     api_version: str
     namespaced: bool
-    message: type[Message]
+    message: type[KindT]
     oneof_field: str
     aliases: tuple[str, ...]
 

@@ -302,9 +302,8 @@ def _decode(
     if message.ByteSize() > validation.MAX_OBJECT_BYTES:
         # It could not be sent (gRPC caps messages) nor stored; the server's own
         # words come from the same pure validation, defaults applied first.
-        typed = cast(kinds.ApiObject, message)
         shown = info.message()
-        shown.CopyFrom(typed)
+        cast(Message, shown).CopyFrom(message)
         validation.apply_defaults(info, shown)
         problems = validation.validate_object(info, shown)
         raise fail(errors.format_invalid(info.kind, name, problems), problems)

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 import aetcd.rpc as etcdrpc
 import grpc
@@ -142,7 +142,7 @@ def _encode(obj: Message) -> bytes:
 
 
 def _decode(info: KindInfo, value: bytes, revision: int) -> ApiObject:
-    obj = cast(ApiObject, info.message.FromString(value))
+    obj = info.message.FromString(value)
     _meta(obj).resource_version = str(revision)
     return obj
 

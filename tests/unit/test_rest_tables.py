@@ -25,7 +25,7 @@ def obj(info: kinds.KindInfo, body: dict[str, Any]) -> ApiObject:
     meta.update(body.pop("metadata", {}))
     message = info.message()
     json_format.ParseDict({"metadata": meta, **body}, message)
-    return message  # type: ignore[return-value]
+    return message
 
 
 def cells(info: kinds.KindInfo, body: dict[str, Any]) -> list[Any]:

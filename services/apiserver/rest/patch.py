@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
@@ -211,7 +211,7 @@ async def patch(
     patcher = Patcher(request, target)
     patcher.read(await request.read())
     # Names the object for `update`; each attempt writes `patcher.change(current)`.
-    stub = cast(ApiObject, info.message())
+    stub = info.message()
     stub.metadata.name = target.name
     stub.metadata.namespace = target.namespace if info.namespaced else ""
     for _ in range(_CREATE_ATTEMPTS):
