@@ -80,7 +80,7 @@ class LabNetworkConfig:
 class LabNetwork:
     def __init__(self, store: Store, config: LabNetworkConfig) -> None:
         self.config = config
-        self.nodes: Informer[ObjectKey, kinds.ApiObject] = sources.objects(store, kinds.NODES)
+        self.nodes: Informer[ObjectKey, objects_pb2.Node] = sources.objects(store, kinds.NODES)
         self.routes: dict[str, str] = {}  # installed: pod CIDR -> gateway
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -131,7 +131,7 @@ class LabNetwork:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), _RECHECK)
             self._changed.clear()
-            nodes = [n for n in self.nodes.cache.values() if isinstance(n, objects_pb2.Node)]
+            nodes = list(self.nodes.cache.values())
             desired = desired_routes(nodes, self.config.node_name)
             try:
                 kernel = installed_routes(await ip_output("-4", "route", "show"))

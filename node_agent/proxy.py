@@ -249,7 +249,7 @@ class ServiceProxy:
     def _node_changed(
         self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
     ) -> None:
-        nodes = [n for n in self.nodes_informer.cache.values() if isinstance(n, objects_pb2.Node)]
+        nodes = list(self.nodes_informer.cache.values())
         self.addresses = NodeAddresses(nodes)
 
     # ------------------------------------------------------------------ sync

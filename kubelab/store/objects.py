@@ -27,7 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import aetcd.rpc as etcdrpc
 import grpc
@@ -141,8 +141,8 @@ def _encode(obj: Message) -> bytes:
         meta.resource_version = revision
 
 
-def _decode(info: KindInfo, value: bytes, revision: int) -> ApiObject:
-    obj = info.message.FromString(value)
+def _decode(info: KindInfo[ObjectT], value: bytes, revision: int) -> ObjectT:
+    obj = cast(ObjectT, info.message.FromString(value))  # the stubs lose the TypeVar
     _meta(obj).resource_version = str(revision)
     return obj
 
@@ -209,7 +209,7 @@ class ObjectStore(EtcdConnection):
         kv = response.kvs[0]
         return _decode(info, kv.value, kv.mod_revision)
 
-    async def list(self, info: KindInfo, namespace: str = "") -> tuple[list[ApiObject], int]:
+    async def list(self, info: KindInfo[ObjectT], namespace: str = "") -> tuple[list[ObjectT], int]:
         """Every object of a kind (in one namespace, or all), and the revision read at."""
         response = await self._range(kind_prefix(info, namespace))
         items = [_decode(info, kv.value, kv.mod_revision) for kv in response.kvs]

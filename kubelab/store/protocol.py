@@ -30,8 +30,8 @@ class StoreProtocol(Protocol):
     async def get(self, info: KindInfo, namespace: str, name: str) -> ApiObject: ...
 
     async def list(
-        self, info: KindInfo, namespace: str = ""
-    ) -> tuple[builtins.list[ApiObject], int]: ...
+        self, info: KindInfo[ObjectT], namespace: str = ""
+    ) -> tuple[builtins.list[ObjectT], int]: ...
 
     async def create(
         self, obj: ObjectT, claims: Iterable[Claim] = (), *, fence: Fence | None = None

@@ -36,7 +36,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.message import Message
 
@@ -220,11 +220,11 @@ class FakeStore:
         return _copy(*found)
 
     async def list(
-        self, info: KindInfo, namespace: str = ""
-    ) -> tuple[builtins.list[ApiObject], int]:
+        self, info: KindInfo[ObjectT], namespace: str = ""
+    ) -> tuple[builtins.list[ObjectT], int]:
         self._fault("list")
         items = [
-            _copy(obj, revision)
+            cast(ObjectT, _copy(obj, revision))  # stored under info.resource: of its kind
             for (resource, ns, _), (obj, revision) in sorted(self._objects.items())
             if resource == info.resource and (not namespace or ns == namespace)
         ]

@@ -83,7 +83,7 @@ class NamespaceView:
 
     async def admit_create(self, resource: str, name: str, namespace: str) -> None:
         """Raise NotFoundError or ForbiddenError when nothing may be created in `namespace`."""
-        found = self._informer.get(ObjectKey(("", namespace)))
+        found: ApiObject | None = self._informer.get(ObjectKey(("", namespace)))
         if found is None:
             try:
                 found = await self._store.get(kinds.NAMESPACES, "", namespace)

@@ -40,7 +40,7 @@ class ClusterView:
         await self.heartbeats.synced.wait()
 
     def current(self) -> ClusterNodes:
-        nodes = [n for n in self.nodes.cache.values() if isinstance(n, objects_pb2.Node)]
+        nodes = list(self.nodes.cache.values())
         return cluster_nodes(nodes, self.heartbeats.cache)
 
     async def fresh(self) -> ClusterNodes:

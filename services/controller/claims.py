@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 
 from kubelab.core import kinds
 from kubelab.core.keys import ObjectKey
-from kubelab.core.kinds import ApiObject
 from kubelab.core.pods import controller_owner
 from kubelab.core.selectors import SelectorError, from_label_selector
 from kubelab.runtime.informer import Informer
@@ -33,7 +32,7 @@ log = logging.getLogger("controller")
 async def adopt(
     store: StoreProtocol,
     fence: Fence,
-    pods: Informer[ObjectKey, ApiObject],
+    pods: Informer[ObjectKey, objects_pb2.Pod],
     deployment: objects_pb2.Deployment,
     names: Sequence[str],
 ) -> None:
@@ -50,7 +49,7 @@ async def adopt(
         raise ConflictError(f'deployment "{name}" was deleted or replaced; not adopting', 0)
     for pod_name in names:
         pod = pods.get(ObjectKey((namespace, pod_name)))
-        if not isinstance(pod, objects_pb2.Pod) or controller_owner(pod) is not None:
+        if pod is None or controller_owner(pod) is not None:
             raise ConflictError(f'pod "{pod_name}" changed before it was adopted', 0)
         adopted = objects_pb2.Pod()
         adopted.CopyFrom(pod)
@@ -70,14 +69,14 @@ async def adopt(
 async def release(
     store: StoreProtocol,
     fence: Fence,
-    pods: Informer[ObjectKey, ApiObject],
+    pods: Informer[ObjectKey, objects_pb2.Pod],
     deployment: objects_pb2.Deployment,
     pod_name: str,
 ) -> None:
     """Drop `deployment`'s ownerReference from a pod whose labels left its selector."""
     namespace = deployment.metadata.namespace
     pod = pods.get(ObjectKey((namespace, pod_name)))
-    if not isinstance(pod, objects_pb2.Pod):
+    if pod is None:
         return
     released = objects_pb2.Pod()
     released.CopyFrom(pod)
@@ -100,12 +99,14 @@ async def release(
 
 
 def deployments_selecting(
-    deployments: Mapping[ObjectKey, ApiObject], namespace: str, labels: Mapping[str, str]
+    deployments: Mapping[ObjectKey, objects_pb2.Deployment],
+    namespace: str,
+    labels: Mapping[str, str],
 ) -> list[ObjectKey]:
     """The Deployments of `namespace` whose selector matches `labels`."""
     found = []
     for key, deployment in deployments.items():
-        if key[0] != namespace or not isinstance(deployment, objects_pb2.Deployment):
+        if key[0] != namespace:
             continue
         try:
             selector = from_label_selector(deployment.spec.selector)

@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 from kubelab.core import event_notes as notes
 from kubelab.core.keys import ObjectKey
-from kubelab.core.kinds import ApiObject
 from kubelab.core.live_state import pod_with_status
 from kubelab.core.pods import controller_owner, is_terminating, to_timestamp
 from kubelab.runtime.clock import Clock
@@ -44,10 +43,10 @@ EXPECTATION_TIMEOUT = 30.0
 PRESENT, GONE = "present", "gone"
 
 
-def pod_states(pod: ApiObject | None) -> tuple[str, ...]:
+def pod_states(pod: objects_pb2.Pod | None) -> tuple[str, ...]:
     if pod is None:
         return (GONE,)
-    if isinstance(pod, objects_pb2.Pod) and is_terminating(pod):
+    if is_terminating(pod):
         return (PRESENT, GONE)
     return (PRESENT,)
 
@@ -58,10 +57,10 @@ class DeploymentController:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[ObjectKey, ApiObject],
+        pods: Informer[ObjectKey, objects_pb2.Pod],
         statuses: Informer[ObjectKey, objects_pb2.PodStatus],
         heartbeats: Informer[str, bool],
-        deployments: Informer[ObjectKey, ApiObject],
+        deployments: Informer[ObjectKey, objects_pb2.Deployment],
         clock: Callable[[], float],
         rng: random.Random | None = None,
         timers: Clock | None = None,
@@ -97,20 +96,22 @@ class DeploymentController:
 
     # ------------------------------------------------------------------ events
 
-    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(
+        self, key: ObjectKey, old: objects_pb2.Pod | None, new: objects_pb2.Pod | None
+    ) -> None:
         self.expectations.observe(key, *pod_states(new))
         for pod in (old, new):
             self._enqueue_owner(key[0], pod)
             self._enqueue_adopters(key[0], pod)
 
-    def _enqueue_owner(self, namespace: str, pod: ApiObject | None) -> None:
+    def _enqueue_owner(self, namespace: str, pod: objects_pb2.Pod | None) -> None:
         owner = controller_owner(pod) if pod is not None else None
         if owner is not None and owner.kind == "Deployment":
             self.queue.add(ObjectKey((namespace, owner.name)))
 
-    def _enqueue_adopters(self, namespace: str, pod: ApiObject | None) -> None:
+    def _enqueue_adopters(self, namespace: str, pod: objects_pb2.Pod | None) -> None:
         """An orphan goes to every Deployment whose selector matches it: one may adopt it."""
-        if isinstance(pod, objects_pb2.Pod) and controller_owner(pod) is None:
+        if pod is not None and controller_owner(pod) is None:
             for key in deployments_selecting(
                 self.deployments.cache, namespace, pod.metadata.labels
             ):
@@ -125,7 +126,7 @@ class DeploymentController:
         live = set(self.heartbeats.cache)
         owned, orphans = [], []
         for key, pod in self.pods.cache.items():
-            if not isinstance(pod, objects_pb2.Pod) or key[0] != deployment.metadata.namespace:
+            if key[0] != deployment.metadata.namespace:
                 continue
             owner = controller_owner(pod)
             if owner is None:
@@ -136,7 +137,7 @@ class DeploymentController:
 
     async def sync(self, key: ObjectKey) -> None:
         deployment = self.deployments.get(key)
-        if not isinstance(deployment, objects_pb2.Deployment):
+        if deployment is None:
             await self._delete_orphans(key)
             return
         wait = self.expectations.wait(key)
@@ -191,7 +192,7 @@ class DeploymentController:
         """As the apiserver does for a user: a bound pod gets a deletionTimestamp and its
         node agent finishes the deletion; an unbound one goes at once."""
         pod = self.pods.get(key)
-        if not isinstance(pod, objects_pb2.Pod) or is_terminating(pod):
+        if pod is None or is_terminating(pod):
             return
         if not pod.spec.node_name:
             await delete_pod(self.store, pod, self.fence)

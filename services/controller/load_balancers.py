@@ -47,7 +47,6 @@ from prometheus_client import Counter, Gauge
 from kubelab.core import event_notes as notes
 from kubelab.core import lb_requests
 from kubelab.core.keys import ObjectKey
-from kubelab.core.kinds import ApiObject
 from kubelab.core.lb_requests import InvalidRequestError, Outcome, Retry
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import kobj
@@ -95,9 +94,9 @@ def _svc(key: ObjectKey) -> str:
     return f"{key[0]}/{key[1]}"
 
 
-def _spec_changed(old: ApiObject | None, new: ApiObject | None) -> bool:
+def _spec_changed(old: objects_pb2.Service | None, new: objects_pb2.Service | None) -> bool:
     """False when only the status (or the resourceVersion) moved: our own writes."""
-    if not isinstance(old, objects_pb2.Service) or not isinstance(new, objects_pb2.Service):
+    if old is None or new is None:
         return True
     return (
         old.spec != new.spec
@@ -113,8 +112,8 @@ class LoadBalancerController:
         store: StoreProtocol,
         fence: Fence,
         *,
-        services: Informer[ObjectKey, ApiObject],
-        nodes: Informer[ObjectKey, ApiObject],
+        services: Informer[ObjectKey, objects_pb2.Service],
+        nodes: Informer[ObjectKey, objects_pb2.Node],
         heartbeats: Informer[str, bool],
         cloud: Cloud | None,
         node_health_port: int = NODE_HEALTH_PORT,
@@ -163,15 +162,15 @@ class LoadBalancerController:
     # ------------------------------------------------------------------ events
 
     def _service_changed(
-        self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None
+        self, key: ObjectKey, old: objects_pb2.Service | None, new: objects_pb2.Service | None
     ) -> None:
         if not _spec_changed(old, new):
             return
-        was = isinstance(old, objects_pb2.Service) and lb_requests.wants_load_balancer(old)
+        was = old is not None and lb_requests.wants_load_balancer(old)
         if was:
             self.known.add(key)
-        is_lb = isinstance(new, objects_pb2.Service) and lb_requests.wants_load_balancer(new)
-        shows = isinstance(new, objects_pb2.Service) and lb_requests.shows_load_balancer(new)
+        is_lb = new is not None and lb_requests.wants_load_balancer(new)
+        shows = new is not None and lb_requests.shows_load_balancer(new)
         if was or is_lb or shows or key in self.known:
             self.queue.add(key)
 
@@ -181,9 +180,7 @@ class LoadBalancerController:
         """Work until cancelled. Call once every informer has synced (DESIGN §7a)."""
         self.node_set = self._ready_nodes()
         for key, obj in self.services.cache.items():
-            if isinstance(obj, objects_pb2.Service) and (
-                lb_requests.wants_load_balancer(obj) or lb_requests.shows_load_balancer(obj)
-            ):
+            if lb_requests.wants_load_balancer(obj) or lb_requests.shows_load_balancer(obj):
                 self.queue.add(key)
         tasks = [asyncio.create_task(self.worker.run(self.workers))]
         tasks.append(asyncio.create_task(self._retry_pending()))
@@ -233,21 +230,19 @@ class LoadBalancerController:
             key = ObjectKey((lb.spec.namespace, lb.spec.name))
             self.known.add(key)
             svc = self.services.get(key)
-            if not (isinstance(svc, objects_pb2.Service) and lb_requests.wants_load_balancer(svc)):
+            if svc is None or not lb_requests.wants_load_balancer(svc):
                 log.info("orphaned load balancer on %s", lb.ip, extra=kobj(_svc(key), kind="svc"))
                 self.queue.add(key)
 
     # ------------------------------------------------------------------ nodes
 
     def _ready_nodes(self) -> tuple[cloud_pb2.LoadBalancerNode, ...]:
-        nodes = [n for n in self.nodes.cache.values() if isinstance(n, objects_pb2.Node)]
+        nodes = list(self.nodes.cache.values())
         return lb_requests.lb_nodes(nodes, self.heartbeats.cache)
 
     def _load_balancer_keys(self) -> list[ObjectKey]:
         return [
-            key
-            for key, obj in self.services.cache.items()
-            if isinstance(obj, objects_pb2.Service) and lb_requests.wants_load_balancer(obj)
+            key for key, obj in self.services.cache.items() if lb_requests.wants_load_balancer(obj)
         ]
 
     def _nodes_changed(self) -> None:
@@ -265,8 +260,7 @@ class LoadBalancerController:
     # ------------------------------------------------------------------ work
 
     async def reconcile(self, key: ObjectKey) -> None:
-        svc = self.services.get(key)
-        service = svc if isinstance(svc, objects_pb2.Service) else None
+        service = self.services.get(key)
         if service is None or not lb_requests.wants_load_balancer(service):
             await self._release(key, service)
             return

@@ -46,8 +46,8 @@ class NamespaceController:
         store: StoreProtocol,
         fence: Fence,
         *,
-        namespaces: Informer[ObjectKey, ApiObject],
-        pods: Informer[ObjectKey, ApiObject],
+        namespaces: Informer[ObjectKey, objects_pb2.Namespace],
+        pods: Informer[ObjectKey, objects_pb2.Pod],
         recheck_period: float = 5.0,
         clock: Callable[[], float] = time.time,
         timers: Clock | None = None,
@@ -68,12 +68,14 @@ class NamespaceController:
                 self.queue.add(key)
 
     def _namespace_changed(
-        self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None
+        self, key: ObjectKey, old: objects_pb2.Namespace | None, new: objects_pb2.Namespace | None
     ) -> None:
         if terminating(new):
             self.queue.add(key)
 
-    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(
+        self, key: ObjectKey, old: objects_pb2.Pod | None, new: objects_pb2.Pod | None
+    ) -> None:
         if terminating(self.namespaces.get(ObjectKey(("", key[0])))):
             self.queue.add(ObjectKey(("", key[0])))
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 
 from kubelab.core import event_notes as notes
 from kubelab.core.keys import ObjectKey
-from kubelab.core.kinds import ApiObject
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.events import EventRecorder
 from kubelab.runtime.informer import Informer
@@ -39,8 +38,8 @@ class NodeLifecycle:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[ObjectKey, ApiObject],
-        nodes: Informer[ObjectKey, ApiObject],
+        pods: Informer[ObjectKey, objects_pb2.Pod],
+        nodes: Informer[ObjectKey, objects_pb2.Node],
         heartbeats: Informer[str, bool],
         grace: float,
         clock: Callable[[], float],
@@ -71,9 +70,11 @@ class NodeLifecycle:
                 self.gone_since.setdefault(name, now)
         self.queue.add(EVICT)
 
-    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(
+        self, key: ObjectKey, old: objects_pb2.Pod | None, new: objects_pb2.Pod | None
+    ) -> None:
         for pod in (old, new):
-            if isinstance(pod, objects_pb2.Pod) and pod.spec.node_name in self.gone_since:
+            if pod is not None and pod.spec.node_name in self.gone_since:
                 self.queue.add(EVICT)
 
     def _heartbeat_changed(self, key: str, old: bool | None, new: bool | None) -> None:
@@ -89,14 +90,12 @@ class NodeLifecycle:
 
     async def sync(self, key: ObjectKey) -> None:
         """One pass: evict what is due, wake up when the next eviction is."""
-        pods = [p for p in self.pods.cache.values() if isinstance(p, objects_pb2.Pod)]
+        pods = list(self.pods.cache.values())
         now = self.clock()
         for pod_key in pods_to_evict(pods, self.gone_since, now=now, grace=self.grace):
             pod = self.pods.get(pod_key)
             # Its status key went with the dead node's lease; nothing else to remove.
-            if not isinstance(pod, objects_pb2.Pod) or not await delete_pod(
-                self.store, pod, self.fence
-            ):
+            if pod is None or not await delete_pod(self.store, pod, self.fence):
                 continue
             log.info(
                 "evicted from a lost node",

@@ -27,7 +27,6 @@ from prometheus_client import Counter
 
 from kubelab.core import kinds
 from kubelab.core.keys import ObjectKey
-from kubelab.core.kinds import ApiObject
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
@@ -68,8 +67,8 @@ class PodGarbageCollector:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[ObjectKey, ApiObject],
-        nodes: Informer[ObjectKey, ApiObject],
+        pods: Informer[ObjectKey, objects_pb2.Pod],
+        nodes: Informer[ObjectKey, objects_pb2.Node],
         quarantine: float,
         clock: Callable[[], float],
         timers: Clock | None = None,
@@ -90,21 +89,25 @@ class PodGarbageCollector:
         """Ask for the first pass (call once every informer is synced)."""
         self.queue.add(_GC)
 
-    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(
+        self, key: ObjectKey, old: objects_pb2.Pod | None, new: objects_pb2.Pod | None
+    ) -> None:
         if (
-            isinstance(new, objects_pb2.Pod)
+            new is not None
             and new.spec.node_name
             and ("", new.spec.node_name) not in self.nodes.cache
         ):
             self.queue.add(_GC)
 
-    def _node_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _node_changed(
+        self, key: ObjectKey, old: objects_pb2.Node | None, new: objects_pb2.Node | None
+    ) -> None:
         if new is None or old is None:
             self.queue.add(_GC)
 
     async def collect(self, key: ObjectKey) -> None:
         """One pass: plan over the caches, delete what is due, sleep until the next is."""
-        pods = [p for p in self.pods.cache.values() if isinstance(p, objects_pb2.Pod)]
+        pods = list(self.pods.cache.values())
         existing = {name for _, name in self.nodes.cache}
         now = self.clock()
         plan = plan_pod_gc(pods, existing, self.missing_since, now=now, quarantine=self.quarantine)
@@ -112,7 +115,7 @@ class PodGarbageCollector:
         absent: dict[str, bool] = {}
         for pod_key in plan.delete:
             pod = self.pods.get(pod_key)
-            if not isinstance(pod, objects_pb2.Pod):
+            if pod is None:
                 continue
             node = pod.spec.node_name
             if node not in absent:

@@ -17,7 +17,6 @@ from prometheus_client import Counter
 
 from kubelab.core import kinds
 from kubelab.store import Fence, NotLeaderError, StoreProtocol
-from kubelab.v1 import objects_pb2
 from services.controller.logic.repair import plan_repair
 
 log = logging.getLogger("controller")
@@ -27,8 +26,7 @@ REPAIRS = Counter("kubelab_allocation_repairs_total", "allocation claims repaire
 
 async def repair_once(store: StoreProtocol, fence: Fence) -> None:
     claims, _ = await store.list_claims()
-    items, _ = await store.list(kinds.SERVICES)
-    services = [s for s in items if isinstance(s, objects_pb2.Service)]
+    services, _ = await store.list(kinds.SERVICES)
     plan = plan_repair(services, claims)
     if plan.empty:
         return

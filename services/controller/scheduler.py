@@ -14,7 +14,6 @@ import logging
 
 from kubelab.core import event_notes as notes
 from kubelab.core.keys import ObjectKey, key_of
-from kubelab.core.kinds import ApiObject
 from kubelab.core.pods import is_terminating
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.events import EventRecorder
@@ -35,8 +34,8 @@ class Scheduler:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[ObjectKey, ApiObject],
-        nodes: Informer[ObjectKey, ApiObject],
+        pods: Informer[ObjectKey, objects_pb2.Pod],
+        nodes: Informer[ObjectKey, objects_pb2.Node],
         heartbeats: Informer[str, bool],
         timers: Clock | None = None,
         events: EventRecorder | None = None,
@@ -56,30 +55,29 @@ class Scheduler:
         """Ask for the first pass (call once every informer is synced)."""
         self.queue.add(SCHEDULE)
 
-    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(
+        self, key: ObjectKey, old: objects_pb2.Pod | None, new: objects_pb2.Pod | None
+    ) -> None:
         for pod in (old, new):
-            if isinstance(pod, objects_pb2.Pod) and (
-                not pod.spec.node_name or old is None or new is None
-            ):
+            if pod is not None and (not pod.spec.node_name or old is None or new is None):
                 self.queue.add(SCHEDULE)
 
     def _node_infos(self) -> list[NodeInfo]:
         infos = []
         for (_, name), node in sorted(self.nodes.cache.items()):
-            if isinstance(node, objects_pb2.Node):
-                infos.append(
-                    NodeInfo(
-                        name=name,
-                        ready=name in self.heartbeats.cache,
-                        schedulable=not node.spec.unschedulable,
-                        labels=dict(node.metadata.labels),
-                    )
+            infos.append(
+                NodeInfo(
+                    name=name,
+                    ready=name in self.heartbeats.cache,
+                    schedulable=not node.spec.unschedulable,
+                    labels=dict(node.metadata.labels),
                 )
+            )
         return infos
 
     async def sync(self, key: ObjectKey) -> None:
         """One pass: bind what fits, say why the rest does not."""
-        pods = [p for p in self.pods.cache.values() if isinstance(p, objects_pb2.Pod)]
+        pods = list(self.pods.cache.values())
         pending = [p for p in pods if not p.spec.node_name]
         bound = [p for p in pods if p.spec.node_name]
         nodes = self._node_infos()
@@ -87,7 +85,7 @@ class Scheduler:
         chosen = {(b.namespace, b.pod) for b in bindings}
         for binding in bindings:
             pod = self.pods.get(ObjectKey((binding.namespace, binding.pod)))
-            if not isinstance(pod, objects_pb2.Pod) or pod.spec.node_name:
+            if pod is None or pod.spec.node_name:
                 continue
             bound_pod = objects_pb2.Pod()
             bound_pod.CopyFrom(pod)

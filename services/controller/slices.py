@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from kubelab.core import kinds
 from kubelab.core.endpointslices import SERVICE_NAME_LABEL, is_managed, reconcile_slices
 from kubelab.core.keys import ObjectKey
-from kubelab.core.kinds import ApiObject
 from kubelab.core.live_state import pod_with_status
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.expectations import Expectations
@@ -43,10 +42,10 @@ class SliceController:
         store: StoreProtocol,
         fence: Fence,
         *,
-        pods: Informer[ObjectKey, ApiObject],
+        pods: Informer[ObjectKey, objects_pb2.Pod],
         statuses: Informer[ObjectKey, objects_pb2.PodStatus],
-        services: Informer[ObjectKey, ApiObject],
-        slices: Informer[ObjectKey, ApiObject],
+        services: Informer[ObjectKey, objects_pb2.Service],
+        slices: Informer[ObjectKey, objects_pb2.EndpointSlice],
         max_endpoints: int = 100,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -79,13 +78,15 @@ class SliceController:
     # ------------------------------------------------------------------ events
 
     def _service_changed(
-        self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None
+        self, key: ObjectKey, old: objects_pb2.Service | None, new: objects_pb2.Service | None
     ) -> None:
-        selector = new.spec.selector if isinstance(new, objects_pb2.Service) else None
+        selector = new.spec.selector if new is not None else None
         self.selectors.put(key, selector)
         self.queue.add(key)
 
-    def _pod_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _pod_changed(
+        self, key: ObjectKey, old: objects_pb2.Pod | None, new: objects_pb2.Pod | None
+    ) -> None:
         self.pod_labels.put(key, new.metadata.labels if new is not None else None)
         for pod in (old, new):
             if pod is not None:
@@ -98,7 +99,12 @@ class SliceController:
             for service in self.selectors.selecting(key[0], pod.metadata.labels):
                 self.queue.add(service)
 
-    def _slice_changed(self, key: ObjectKey, old: ApiObject | None, new: ApiObject | None) -> None:
+    def _slice_changed(
+        self,
+        key: ObjectKey,
+        old: objects_pb2.EndpointSlice | None,
+        new: objects_pb2.EndpointSlice | None,
+    ) -> None:
         self.expected.observe(key, _revision(new))
         for obj in (old, new):
             name = obj.metadata.labels.get(SERVICE_NAME_LABEL) if obj is not None else None
@@ -120,12 +126,10 @@ class SliceController:
         existing = [
             s
             for name in sorted(self.slices_of.get(key, ()))
-            if isinstance(
-                s := self.slices.get(ObjectKey((key[0], name))), objects_pb2.EndpointSlice
-            )
+            if (s := self.slices.get(ObjectKey((key[0], name)))) is not None
             and is_managed(s, key[1])
         ]
-        if not isinstance(service, objects_pb2.Service):
+        if service is None:
             # A deleted Service takes its slices with it (Kubernetes' garbage collector).
             for slice_ in existing:
                 await self._delete(slice_)
@@ -168,7 +172,7 @@ class SliceController:
             self._expect(key, updated.metadata.name, updated.metadata.resource_version)
         for name in delete:
             doomed = self.slices.get(ObjectKey((key[0], name)))
-            if isinstance(doomed, objects_pb2.EndpointSlice):
+            if doomed is not None:
                 await self._delete(doomed)
                 self._expect(key, name, "")
 
@@ -183,7 +187,7 @@ class SliceController:
         pods = []
         for pod_key in self.pod_labels.matching(namespace, service.spec.selector):
             pod = self.pods.get(pod_key)
-            if isinstance(pod, objects_pb2.Pod):
+            if pod is not None:
                 pods.append(pod_with_status(pod, self.statuses.get(pod_key)))
         return pods
 
@@ -200,6 +204,6 @@ class SliceController:
             pass
 
 
-def _revision(obj: ApiObject | None) -> str:
+def _revision(obj: objects_pb2.EndpointSlice | None) -> str:
     """A slice's state as expectations see it: its resourceVersion, "" when gone."""
     return obj.metadata.resource_version if obj is not None else ""
