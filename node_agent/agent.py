@@ -264,22 +264,18 @@ class NodeAgent:
     # ------------------------------------------------------------------ pods
 
     def _pod_changed(
-        self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
+        self, key: ObjectKey, old: objects_pb2.Pod | None, new: objects_pb2.Pod | None
     ) -> None:
         if self._mine(old) or self._mine(new) or key in self.runtime.running():
             self._work.add(key)
 
-    def _mine(self, obj: kinds.ApiObject | None) -> bool:
-        return isinstance(obj, objects_pb2.Pod) and obj.spec.node_name == self.config.name
+    def _mine(self, pod: objects_pb2.Pod | None) -> bool:
+        return pod is not None and pod.spec.node_name == self.config.name
 
     def _env_for(self, key: ObjectKey) -> Mapping[str, str]:
         """The pod's Service variables, bounded so exec cannot fail with E2BIG
         (`node_agent.logic.service_env`); a Service left out is logged once per pod."""
-        services = [
-            s
-            for s in self.services.cache.values()
-            if isinstance(s, objects_pb2.Service) and s.metadata.namespace == key[0]
-        ]
+        services = [s for s in self.services.cache.values() if s.metadata.namespace == key[0]]
         links = service_links(services)
         if links.skipped and self._links_skipped.get(key) != links.skipped:
             log.warning(
@@ -297,10 +293,9 @@ class NodeAgent:
 
     async def _reconcile_pod(self, key: ObjectKey) -> None:
         pod = self.pods.get(key)
-        bound = isinstance(pod, objects_pb2.Pod) and pod.spec.node_name == self.config.name
         if key in self._terminating:
             return
-        if bound and isinstance(pod, objects_pb2.Pod):
+        if pod is not None and pod.spec.node_name == self.config.name:
             if pod.metadata.HasField("deletion_timestamp"):
                 grace = float(pod.spec.termination_grace_period_seconds)
                 self._start_termination(key, grace, delete_object=True)
@@ -365,8 +360,7 @@ def _pod(key: ObjectKey) -> dict[str, str]:
     return {"pod": f"{key[0]}/{key[1]}"}
 
 
-def _without_version(node: kinds.ApiObject) -> objects_pb2.Node:
-    assert isinstance(node, objects_pb2.Node)
+def _without_version(node: objects_pb2.Node) -> objects_pb2.Node:
     copy = objects_pb2.Node()
     copy.CopyFrom(node)
     copy.metadata.resource_version = ""

@@ -225,12 +225,15 @@ class ServiceProxy:
     # ------------------------------------------------------------------ events
 
     def _service_changed(
-        self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
+        self, key: ObjectKey, old: objects_pb2.Service | None, new: objects_pb2.Service | None
     ) -> None:
         self._work.add(key)
 
     def _slice_changed(
-        self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
+        self,
+        key: ObjectKey,
+        old: objects_pb2.EndpointSlice | None,
+        new: objects_pb2.EndpointSlice | None,
     ) -> None:
         for obj, present in ((old, False), (new, True)):
             if obj is None:
@@ -247,7 +250,7 @@ class ServiceProxy:
             self._work.add(owner)
 
     def _node_changed(
-        self, key: ObjectKey, old: kinds.ApiObject | None, new: kinds.ApiObject | None
+        self, key: ObjectKey, old: objects_pb2.Node | None, new: objects_pb2.Node | None
     ) -> None:
         nodes = list(self.nodes_informer.cache.values())
         self.addresses = NodeAddresses(nodes)
@@ -297,7 +300,7 @@ class ServiceProxy:
 
     async def _sync(self, key: ObjectKey) -> None:
         service = self.services_informer.get(key)
-        if not isinstance(service, objects_pb2.Service):
+        if service is None:
             await self._apply(key, ())
             return
         health = health_check_frontends(service, self.node_ips)
@@ -307,7 +310,7 @@ class ServiceProxy:
         slices = [
             s
             for s in (self.slices_informer.get(k) for k in self._slices_by_service.get(key, ()))
-            if isinstance(s, objects_pb2.EndpointSlice)
+            if s is not None
         ]
         desired = []
         for rules in iter_service_rules(service, slices, self.node_ips):

@@ -30,7 +30,7 @@ from kubelab.core.errors import FieldError
 from kubelab.core.keys import ObjectKey
 from kubelab.obs.logs import kobj
 from kubelab.rpc.decoding import add_servicer
-from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
+from kubelab.v1 import node_pb2, node_pb2_grpc
 from node_agent.agent import NodeAgent
 from node_agent.logic.node_requests import container_problem, validate_kill, validate_logs
 
@@ -51,7 +51,7 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
         for namespace, name in sorted(self.agent.runtime.running()):
             pod = self.agent.pods.get(ObjectKey((namespace, name)))
             item = answer.pods.add()
-            if isinstance(pod, objects_pb2.Pod):
+            if pod is not None:
                 item.CopyFrom(pod)
             else:
                 item.metadata.namespace, item.metadata.name = namespace, name

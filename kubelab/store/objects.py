@@ -200,7 +200,7 @@ class ObjectStore(EtcdConnection):
 
     # ------------------------------------------------------------------ reads
 
-    async def get(self, info: KindInfo, namespace: str, name: str) -> ApiObject:
+    async def get(self, info: KindInfo[ObjectT], namespace: str, name: str) -> ObjectT:
         response = await self._call(
             "Range", etcdrpc.RangeRequest(key=object_key(info, namespace, name))
         )

@@ -27,7 +27,7 @@ from kubelab.v1 import objects_pb2
 class StoreProtocol(Protocol):
     # ------------------------------------------------------------------ objects
 
-    async def get(self, info: KindInfo, namespace: str, name: str) -> ApiObject: ...
+    async def get(self, info: KindInfo[ObjectT], namespace: str, name: str) -> ObjectT: ...
 
     async def list(
         self, info: KindInfo[ObjectT], namespace: str = ""

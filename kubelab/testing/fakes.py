@@ -212,12 +212,12 @@ class FakeStore:
 
     # ------------------------------------------------------------------ objects
 
-    async def get(self, info: KindInfo, namespace: str, name: str) -> ApiObject:
+    async def get(self, info: KindInfo[ObjectT], namespace: str, name: str) -> ObjectT:
         self._fault("get")
         found = self._objects.get((info.resource, namespace, name))
         if found is None:
             raise NotFoundError(f'{info.resource} "{name}" not found')
-        return _copy(*found)
+        return cast(ObjectT, _copy(*found))  # stored under info.resource: of its kind
 
     async def list(
         self, info: KindInfo[ObjectT], namespace: str = ""

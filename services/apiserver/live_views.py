@@ -111,7 +111,6 @@ class LiveViews:
                         fetched = await self.store.get(kinds.PODS, *key)
                     except NotFoundError:
                         continue
-                    assert isinstance(fetched, objects_pb2.Pod)
                     known = pods[key] = fetched
                 merged = pod_with_status(known, status)
                 yield ObjectEvent(EventType.MODIFIED, kinds.PODS, merged, revision, known)
@@ -148,7 +147,6 @@ class LiveViews:
                         fetched = await self.store.get(kinds.NODES, "", name)
                     except NotFoundError:
                         continue
-                    assert isinstance(fetched, objects_pb2.Node)
                     known = nodes[name] = fetched
                 merged = node_with_liveness(known, alive)
                 yield ObjectEvent(EventType.MODIFIED, kinds.NODES, merged, revision, known)

@@ -83,13 +83,12 @@ class NamespaceView:
 
     async def admit_create(self, resource: str, name: str, namespace: str) -> None:
         """Raise NotFoundError or ForbiddenError when nothing may be created in `namespace`."""
-        found: ApiObject | None = self._informer.get(ObjectKey(("", namespace)))
+        found = self._informer.get(ObjectKey(("", namespace)))
         if found is None:
             try:
                 found = await self._store.get(kinds.NAMESPACES, "", namespace)
             except NotFoundError:
                 raise missing(namespace) from None
-        assert isinstance(found, objects_pb2.Namespace)
         if found.status.phase == TERMINATING:
             raise terminating(resource, name, namespace)
 

@@ -18,7 +18,6 @@ from kubelab.core import kinds
 from kubelab.core.allocators import Claim, ClaimKind
 from kubelab.runtime import sources
 from kubelab.store import Store
-from kubelab.v1 import objects_pb2
 from services.cloud_stub.logic.lb_targets import ClusterNodes, cluster_nodes
 
 
@@ -48,7 +47,7 @@ class ClusterView:
         seen yet (the controller may have seen its heartbeat first)."""
         nodes, _ = await self.store.list(kinds.NODES)
         live, _ = await self.store.live_nodes()
-        return cluster_nodes([n for n in nodes if isinstance(n, objects_pb2.Node)], live)
+        return cluster_nodes(nodes, live)
 
     async def node_ports(self) -> set[Claim]:
         claims, _ = await self.store.list_claims(ClaimKind.NODE_PORT)

@@ -85,7 +85,7 @@ class NamespaceController:
             namespace = await self.store.get(kinds.NAMESPACES, "", name)
         except NotFoundError:
             return
-        if not isinstance(namespace, objects_pb2.Namespace) or not terminating(namespace):
+        if not terminating(namespace):
             return
         contents: dict[KindInfo, list[ApiObject]] = {}
         for info in CONTENT_KINDS:

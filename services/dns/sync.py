@@ -140,13 +140,20 @@ class ZoneSync:
         self.services.on_change(self._service_changed)
         self.slices.on_change(self._slice_changed)
 
-    def _service_changed(self, key: ObjectKey, _old: object, _new: object) -> None:
+    def _service_changed(
+        self, key: ObjectKey, _old: objects_pb2.Service | None, _new: objects_pb2.Service | None
+    ) -> None:
         self._pending.add(key)
         self._dirty.set()
 
-    def _slice_changed(self, key: ObjectKey, old: object, new: object) -> None:
+    def _slice_changed(
+        self,
+        key: ObjectKey,
+        old: objects_pb2.EndpointSlice | None,
+        new: objects_pb2.EndpointSlice | None,
+    ) -> None:
         for value, keep in ((old, False), (new, True)):
-            if not isinstance(value, objects_pb2.EndpointSlice):
+            if value is None:
                 continue
             owner = value.metadata.labels.get(SERVICE_NAME_LABEL)
             if not owner:
@@ -248,7 +255,7 @@ class ZoneSync:
         for key in keys:
             svc = self.services.cache.get(key)
             slices = list(self._groups.get(key, {}).values())
-            snapshot[key] = (svc if isinstance(svc, objects_pb2.Service) else None, slices)
+            snapshot[key] = (svc, slices)
         return snapshot, max(self.services.revision, self.slices.revision)
 
     def _rebuild(self, snapshot: Snapshot, serial: int) -> Table:

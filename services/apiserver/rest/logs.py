@@ -91,7 +91,6 @@ class PodLogs:
             node = await self.store.get(kinds.NODES, "", node_name)
         except NotFoundError:
             raise _unavailable(node_name, "", "the node does not exist") from None
-        assert isinstance(node, objects_pb2.Node)
         try:
             address = agent_address(node)
         except NoAgentAddressError as err:

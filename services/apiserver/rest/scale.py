@@ -153,9 +153,7 @@ class DeploymentScale:
         return _json(scale_of(written))
 
     async def _read(self, target: Target) -> objects_pb2.Deployment:
-        found = await self.store.get(kinds.DEPLOYMENTS, target.namespace, target.name)
-        assert isinstance(found, objects_pb2.Deployment)
-        return found
+        return await self.store.get(kinds.DEPLOYMENTS, target.namespace, target.name)
 
     async def _write(self, target: Target, wanted: Any) -> objects_pb2.Deployment:
         """Set spec.replicas to what `wanted(current)` says, at `current`'s version."""
