@@ -152,7 +152,9 @@ class Client:
         except grpc.aio.AioRpcError as err:
             raise _api_error(err) from None
 
-    async def get(self, kind: str, name: str, namespace: str = "default") -> ApiObject:
+    async def get(
+        self, kind: str, name: str, namespace: str = kinds.DEFAULT_NAMESPACE
+    ) -> ApiObject:
         key = api_pb2.ObjectKey(kind=kind, namespace=namespace, name=name)
         try:
             out = await self._stub.Get(api_pb2.GetRequest(key=key), timeout=self.timeout)
@@ -219,7 +221,7 @@ class Client:
         self,
         kind: str,
         name: str,
-        namespace: str = "default",
+        namespace: str = kinds.DEFAULT_NAMESPACE,
         resource_version: str = "",
         grace_period_seconds: int | None = None,
     ) -> ApiObject:

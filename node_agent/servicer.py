@@ -28,6 +28,7 @@ import grpc
 
 from kubelab.core.errors import FieldError
 from kubelab.core.keys import ObjectKey
+from kubelab.core.kinds import DEFAULT_NAMESPACE
 from kubelab.obs.logs import kobj
 from kubelab.rpc.decoding import add_servicer
 from kubelab.v1 import node_pb2, node_pb2_grpc
@@ -64,7 +65,7 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
         self, request: node_pb2.KillPodRequest, context: Context
     ) -> node_pb2.KillPodResponse:
         await _refuse(context, validate_kill(request))
-        namespace = request.namespace or "default"
+        namespace = request.namespace or DEFAULT_NAMESPACE
         if (namespace, request.name) not in self.agent.runtime.running():
             await context.abort(grpc.StatusCode.NOT_FOUND, self._not_here(request.name))
         try:
@@ -80,7 +81,7 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
         self, request: node_pb2.LogsRequest, context: Context
     ) -> AsyncIterator[node_pb2.LogChunk]:
         await _refuse(context, validate_logs(request))
-        namespace, name = request.namespace or "default", request.name
+        namespace, name = request.namespace or DEFAULT_NAMESPACE, request.name
         runtime = self.agent.runtime
         try:
             containers = runtime.containers(namespace, name)

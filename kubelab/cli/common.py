@@ -25,7 +25,7 @@ from kubelab import home
 from kubelab.cli.errors import CliError
 from kubelab.client import Client
 from kubelab.core import kinds, selectors
-from kubelab.core.kinds import KindInfo
+from kubelab.core.kinds import DEFAULT_NAMESPACE, KindInfo
 from kubelab.core.printing import kind_ref, metadata
 
 if TYPE_CHECKING:
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_NAMESPACE = "default"
 
 
 @dataclass(slots=True)

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING
 import click
 
 from kubelab import home
-from kubelab.cli.common import DEFAULT_NAMESPACE, Settings, namespace_option, pass_settings
+from kubelab.cli.common import Settings, namespace_option, pass_settings
 from kubelab.cli.errors import CliError
+from kubelab.core.kinds import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
     import dns.message

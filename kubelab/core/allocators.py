@@ -40,6 +40,10 @@ from kubelab.core.errors import FieldError
 from kubelab.core.validation.services import needs_health_check
 from kubelab.v1 import objects_pb2
 
+# The defaults of the apiserver's flags, and of `kubelab up`: embedded mode keeps Services on
+# loopback (127.96.0.0/16; Kubernetes' own default is 10.96.0.0/12), NodePorts as Kubernetes.
+DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
+DEFAULT_NODE_PORT_RANGE = "30000-32767"
 HEALTH_CHECK_FIELD = "spec.healthCheckNodePort"
 PORT_TAKEN = "provided port is already allocated"
 

@@ -19,6 +19,8 @@ from kubelab.v1 import api_pb2, objects_pb2
 
 # The label that ties an EndpointSlice to its Service (discovery.k8s.io).
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# Where a namespaced object goes when its manifest or the user names no namespace.
+DEFAULT_NAMESPACE = "default"
 
 # Any API object. Every member has `.metadata`, so code can reach it untyped-free.
 ApiObject: TypeAlias = (

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from kubelab.core import errors
 from kubelab.core.errors import FieldError
 
+# The pool of embedded mode (the cloud-stub's `--pool` default and `kubelab up --lb-pool`).
+DEFAULT_POOL = "127.200.0.0/24"
 REQUESTED_IP_FIELD = "spec.loadBalancerIP"
 
 

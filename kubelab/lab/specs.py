@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubelab import home as kubelab_home
+from kubelab.core import allocators, lb_pool
 from kubelab.core.allocators import ClusterIPAllocator, PortRange
 from kubelab.core.lb_pool import LbPool
 from kubelab.etcd_process import EtcdConfig
@@ -31,12 +32,12 @@ from kubelab.lab.errors import LabError
 from kubelab.lab.probes import dns_answering, etcd_healthy, grpc_serving
 
 LOOPBACK = "127.0.0.1"
-DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
-DEFAULT_NODE_PORT_RANGE = "30000-32767"
+DEFAULT_SERVICE_CIDR = allocators.DEFAULT_SERVICE_CIDR
+DEFAULT_NODE_PORT_RANGE = allocators.DEFAULT_NODE_PORT_RANGE
 DEFAULT_NODES = 3
 DEFAULT_NODE_IP_BASE = "127.10.0.0"
 DEFAULT_POD_NETWORK = "127.244.0.0/16"
-DEFAULT_LB_POOL = "127.200.0.0/24"
+DEFAULT_LB_POOL = lb_pool.DEFAULT_POOL
 NODE_AGENT_PORT = 10250
 NODE_METRICS_PORT = 10249  # kube-proxy's metrics port
 
@@ -368,7 +369,7 @@ def node_spec(config: LabConfig, number: int) -> ProcessSpec:
     )
 
 
-CLUSTER_DOMAIN = "cluster.local"
+CLUSTER_DOMAIN = kubelab_home.DEFAULT_CLUSTER_DOMAIN
 # Kubernetes' DNS port; without the privilege for it, 10053 (kube-dns's own, behind dnsmasq).
 DNS_PORT = PortSpec(
     "dns", 53, "--dns-port", host=lambda config: config.dns_ip, udp=True, fallback=10053

@@ -23,6 +23,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
+from kubelab.core.kinds import SERVICE_NAME_LABEL
+
 T = TypeVar("T")
 NAME = "NAME"
 # A 5,000-digit integer: past Python's int/str conversion limit, so it is spliced into
@@ -79,7 +81,7 @@ BASES: dict[str, dict[str, Any]] = {
     "EndpointSlice": {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
-        "metadata": {"name": NAME, "labels": {"kubernetes.io/service-name": "shop"}},
+        "metadata": {"name": NAME, "labels": {SERVICE_NAME_LABEL: "shop"}},
         "addressType": "IPv4",
         "endpoints": [
             {"addresses": ["10.244.1.5"], "conditions": {"ready": True}, "nodeName": "node-1"}

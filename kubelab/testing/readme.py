@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from kubelab.core.names import SAFE_ALPHABET
+
 Kind = Literal["embedded", "lab", "suite", "placeholder", "python"]
 
 README = "README.md"
@@ -294,7 +296,7 @@ def documented_bench_commands(
 
 _IP = r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?::\d+)?(?:/(?:TCP|UDP|SCTP))?"
 # Kubernetes' generateName alphabet: no vowels, no 0, 1, 3 (so no words, no look-alikes).
-_RANDOM = "[bcdfghjklmnpqrstvwxz2456789]"
+_RANDOM = f"[{SAFE_ALPHABET}]"
 _VARIABLE = re.compile(
     "|".join(
         (

@@ -18,7 +18,14 @@ import signal
 from pathlib import Path
 
 from kubelab.core import kinds
-from kubelab.core.allocators import ClusterIPAllocator, NodePortAllocator, PortRange
+from kubelab.core.allocators import (
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_SERVICE_CIDR,
+    ClusterIPAllocator,
+    NodePortAllocator,
+    PortRange,
+)
+from kubelab.home import DEFAULT_API_ADDRESS
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
@@ -36,10 +43,10 @@ log = logging.getLogger("apiserver")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="apiserver", description=__doc__)
-    parser.add_argument("--listen", default="127.0.0.1:6443", help="host:port (port 0: any)")
+    parser.add_argument("--listen", default=DEFAULT_API_ADDRESS, help="host:port (port 0: any)")
     parser.add_argument("--etcd", default="127.0.0.1:2379", help="etcd client host:port")
-    parser.add_argument("--service-cidr", default="127.96.0.0/16")
-    parser.add_argument("--node-port-range", default="30000-32767")
+    parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR)
+    parser.add_argument("--node-port-range", default=DEFAULT_NODE_PORT_RANGE)
     parser.add_argument(
         "--dns-ip",
         default=None,

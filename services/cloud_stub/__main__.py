@@ -35,7 +35,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from kubelab.core.lb_pool import LbPool
+from kubelab.core.lb_pool import DEFAULT_POOL, LbPool
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import split_address, start_server, write_address_file
@@ -48,8 +48,6 @@ from services.cloud_stub.metrics import CloudCollector
 from services.cloud_stub.provider import CloudProvider
 
 log = logging.getLogger("cloud_stub")
-
-DEFAULT_POOL = "127.200.0.0/24"
 
 
 def _positive(text: str) -> float:

@@ -43,7 +43,7 @@ from typing import TypeAlias
 from google.protobuf.message import Message
 
 from kubelab.core.errors import FieldError
-from kubelab.core.kinds import KindInfo
+from kubelab.core.kinds import DEFAULT_NAMESPACE, KindInfo
 from kubelab.core.validation.cluster import (
     validate_endpoint_slice,
     validate_endpoint_slice_update,
@@ -120,7 +120,6 @@ __all__ = [
     "validate_update",
 ]
 
-DEFAULT_NAMESPACE = "default"
 
 _ApiObject: TypeAlias = (
     objects_pb2.Service

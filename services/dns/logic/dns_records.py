@@ -70,13 +70,13 @@ from typing import NamedTuple
 
 from kubelab.core.keys import ObjectKey, key_of
 from kubelab.core.kinds import SERVICE_NAME_LABEL
+from kubelab.core.validation.services import EXTERNAL_NAME, HEADLESS
+from kubelab.home import DEFAULT_CLUSTER_DOMAIN
 from kubelab.v1 import objects_pb2
 
 SCHEMA_VERSION = "1.0.1"
-DEFAULT_DOMAIN = "cluster.local"
+DEFAULT_DOMAIN = DEFAULT_CLUSTER_DOMAIN
 DEFAULT_TTL = 5
-HEADLESS = "None"
-EXTERNAL_NAME = "ExternalName"
 # How many CNAMEs a lookup follows inside the zone before giving up (loops, long chains).
 MAX_CHAIN = 8
 
