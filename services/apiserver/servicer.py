@@ -12,7 +12,7 @@ A key (kind, namespace, name) and a resourceVersion are checked before they reac
 store (`services.apiserver.logic.request_keys`): etcd's own refusals of a huge key or an int64
 overflow are server faults to the client, not the field error they should be.
 
-List and Watch filter by label and field selector (`kubelab.core.field_selectors`:
+List and Watch filter by label and field selector (`services.apiserver.logic.field_selectors`:
 the fields Kubernetes lets each kind select on, e.g. an event's involvedObject.*).
 Watch follows Kubernetes' filtered-watch semantics: with a selector, an object
 that stops matching is sent as DELETED and one that starts matching as ADDED. Its
@@ -36,7 +36,7 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
-from kubelab.core import field_selectors, kinds, selectors
+from kubelab.core import kinds, selectors
 from kubelab.core.allocators import RangeFullError
 from kubelab.core.errors import FieldError, ForbiddenError, InvalidObjectError
 from kubelab.core.kinds import ApiObject, UnknownKindError
@@ -47,7 +47,7 @@ from kubelab.rpc.errors import Context, Status, answer, capped, internal_status,
 from kubelab.store import AlreadyExistsError
 from kubelab.v1 import api_pb2, api_pb2_grpc
 from services.apiserver.live_views import LiveViews
-from services.apiserver.logic import request_keys
+from services.apiserver.logic import field_selectors, request_keys
 from services.apiserver.logic.request_keys import InvalidRequestError
 from services.apiserver.registry import Registry
 from services.apiserver.watch_cache import Delivered, FellBehindError, WatchCache

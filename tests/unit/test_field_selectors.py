@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubelab.core import field_selectors, kinds
-from kubelab.core.field_selectors import FieldSelectorError, Term
+from kubelab.core import kinds
 from kubelab.v1 import meta_pb2, objects_pb2
+from services.apiserver.logic import field_selectors
+from services.apiserver.logic.field_selectors import FieldSelectorError, Term
 
 
 def event(**involved: str) -> objects_pb2.Event:

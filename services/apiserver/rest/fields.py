@@ -20,12 +20,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubelab.core import field_selectors
 from kubelab.core.kinds import KindInfo
+from services.apiserver.logic import field_selectors
 from services.apiserver.rest.errors import ApiError, bad_request
 
 # Kubernetes' selectable fields per kind, one table for both fronts
-# (`kubelab.core.field_selectors`: an event's involvedObject.*, a namespace's
+# (`services.apiserver.logic.field_selectors`: an event's involvedObject.*, a namespace's
 # status.phase, ...).
 SELECTABLE: Mapping[str, Mapping[str, Callable[[Any], str]]] = field_selectors.SELECTABLE
 
