@@ -1,6 +1,6 @@
 """The namespace controller: a terminating namespace is emptied, then removed.
 
-The decision is `kubelab.core.namespaces.plan_deletion` (read it for the order
+The decision is `services.controller.logic.namespaces.plan_deletion` (read it for the order
 and the rules); this is its plumbing. Keys are `("", name)`, on a work queue of
 its own run by the controller's shared worker: a namespace is queued when it
 becomes (or is found) Terminating, and again when a pod of a terminating
@@ -28,14 +28,14 @@ from kubelab.core import kinds
 from kubelab.core.allocators import service_claims
 from kubelab.core.keys import ObjectKey
 from kubelab.core.kinds import ApiObject, KindInfo
-from kubelab.core.namespaces import CONTENT_KINDS, DeletionPlan, plan_deletion
-from kubelab.core.namespaces import is_terminating_namespace as terminating
 from kubelab.core.pods import to_timestamp
 from kubelab.runtime.clock import Clock
 from kubelab.runtime.informer import Informer
 from kubelab.runtime.queue import WorkQueue
 from kubelab.store import ConflictError, Fence, NotFoundError, StoreProtocol
 from kubelab.v1 import objects_pb2
+from services.controller.logic.namespaces import CONTENT_KINDS, DeletionPlan, plan_deletion
+from services.controller.logic.namespaces import is_terminating_namespace as terminating
 
 log = logging.getLogger("controller")
 

@@ -7,9 +7,9 @@ import pytest
 
 from kubelab.core import kinds
 from kubelab.core.kinds import ApiObject, KindInfo
-from kubelab.core.namespaces import plan_deletion
 from kubelab.core.validation import objects as validation
 from kubelab.v1 import meta_pb2, objects_pb2
+from services.controller.logic.namespaces import plan_deletion
 
 
 def ns(
