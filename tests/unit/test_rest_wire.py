@@ -112,7 +112,9 @@ def test_list_options_read_every_parameter() -> None:
     assert opts.watch and opts.bookmarks and opts.send_initial_events is True
     assert opts.timeout_seconds == 30
     assert str(opts.labels) == "app=shop"
-    assert opts.fields.exact("metadata.name") == "shop"
+    assert [(t.field, t.value, t.equal) for t in opts.fields.terms] == [
+        ("metadata.name", "shop", True)
+    ]
 
 
 @pytest.mark.parametrize(
