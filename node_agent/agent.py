@@ -129,6 +129,7 @@ class NodeAgent:
         self._lease: Lease | None = None
         self._last_ips: dict[ObjectKey, str] = {}  # pods this agent has not run yet: their IPs
         self._tasks: list[asyncio.Task[None]] = []
+        self._pods_task: asyncio.Task[None] | None = None  # stopped first on a clean stop
         self.ready = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
@@ -141,9 +142,10 @@ class NodeAgent:
         await self.pods.synced.wait()
         await self.services.synced.wait()
         await self._recall_pod_ips()
+        self._pods_task = asyncio.create_task(self._pod_worker.run(), name="pods")
         self._tasks += [
             asyncio.create_task(self._keep_lease(), name="lease"),
-            asyncio.create_task(self._pod_worker.run(), name="pods"),
+            self._pods_task,
             asyncio.create_task(self._report_worker.run(), name="reports"),
         ]
         self.ready.set()
@@ -156,10 +158,9 @@ class NodeAgent:
         while it drains (stopping the reports first left it ready until the lease went,
         and a proxy could pick it after its listener closed); once the pods are gone,
         revoke the lease, which deletes the heartbeat and every status at once."""
-        workers = [task for task in self._tasks if task.get_name() == "pods"]
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        if self._pods_task is not None:
+            self._pods_task.cancel()
+            await asyncio.gather(self._pods_task, return_exceptions=True)
         await self.runtime.close()
         for task in self._tasks:
             task.cancel()

@@ -82,7 +82,7 @@ def test_matches(text: str, matched: list[str]) -> None:
         pod("d"),
     ]
     selector = fields.parse(text, kinds.PODS)
-    assert [p.metadata.name for p in pods if selector.matches(kinds.PODS, p)] == matched
+    assert [p.metadata.name for p in pods if selector.matches(p)] == matched
 
 
 def _escape(value: str) -> str:
@@ -95,4 +95,4 @@ def test_any_escaped_value_reads_back(value: str) -> None:
     assert selector.terms == (Term("metadata.name", value, True),)
     svc = objects_pb2.Service()
     svc.metadata.name = value
-    assert selector.matches(kinds.SERVICES, svc)
+    assert selector.matches(svc)

@@ -8,33 +8,18 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from kubelab.core.kinds import KindInfo
 from services.apiserver.logic import field_selectors
-from services.apiserver.logic.field_selectors import FieldSelectorError, Term
+from services.apiserver.logic.field_selectors import FieldSelector, FieldSelectorError, Term
 from services.apiserver.rest.errors import bad_request
 
 __all__ = ["FieldSelector", "Term", "parse"]
-
-
-@dataclass(frozen=True, slots=True)
-class FieldSelector:
-    selector: field_selectors.FieldSelector = field(default_factory=field_selectors.FieldSelector)
-
-    @property
-    def terms(self) -> tuple[Term, ...]:
-        return self.selector.terms
-
-    def matches(self, info: KindInfo, obj: Any) -> bool:
-        return self.selector.matches(obj)
 
 
 def parse(text: str, info: KindInfo) -> FieldSelector:
     """The selector `text` names, checked against what `info` can select on; a 400
     BadRequest in Kubernetes' words when it cannot be."""
     try:
-        return FieldSelector(field_selectors.parse(text, info))
+        return field_selectors.parse(text, info)
     except FieldSelectorError as err:
         raise bad_request(str(err)) from None

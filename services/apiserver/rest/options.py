@@ -46,7 +46,7 @@ class ListOptions:
     include_object: str = ""
 
     def matches(self, info: KindInfo, obj: Any) -> bool:
-        return self.labels.matches(dict(obj.metadata.labels)) and self.fields.matches(info, obj)
+        return self.labels.matches(dict(obj.metadata.labels)) and self.fields.matches(obj)
 
     @property
     def initial_events(self) -> bool:
