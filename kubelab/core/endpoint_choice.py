@@ -21,11 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a connection goes: a pod's address and port."""
+class Target(NamedTuple):
+    """Where a connection goes: a pod's address and port. A tuple, not a dataclass: it
+    is hashed and compared several times per relayed connection (the balancer's sets,
+    the proxy's counters), and a tuple does that in C."""
 
     ip: str
     port: int

@@ -73,10 +73,15 @@ def service(ip: str, count: int, first: int = 20000) -> tuple[PortRules, ...]:
 
 
 async def accepts(ip: str, port: int) -> bool:
+    """Whether a listener takes the connection. Its relay may reset it at once (its
+    endpoint refuses on loopback inside connect()), even before the client's own connect
+    has returned: a reset is a listener's answer too; a refusal is nobody's."""
     try:
         _, writer = await asyncio.open_connection(ip, port)
     except ConnectionRefusedError:
         return False
+    except ConnectionResetError:
+        return True
     writer.close()
     return True
 
