@@ -104,6 +104,11 @@ class LabConfig:
         return self.home / "logs"
 
     @property
+    def cloud_snapshot_file(self) -> Path:
+        """What the cloud-stub forwards, for its next start (`services.cloud_stub.early`)."""
+        return self.home / "cloud-forwarding.json"
+
+    @property
     def etcd_dir(self) -> Path:
         return self.home / "etcd"
 
@@ -314,6 +319,8 @@ def cloud_spec(config: LabConfig) -> ProcessSpec:
             layout.config.lb_pool,
             "--metrics",
             layout.address(CLOUD_METRICS.name),
+            "--snapshot-file",
+            str(layout.config.cloud_snapshot_file),
         ),
         ready=lambda layout: grpc_serving(layout.address(CLOUD_PORT.name)),
         address=CLOUD_PORT.name,

@@ -22,9 +22,11 @@ Connect: non-blocking `connect_ex`, asked once more at once (on loopback and vet
 handshake has usually completed inside the first call); otherwise a writer callback for
 completion and one timer for `connect_timeout`. Measured on the project's 2-core VM with
 `bench/dataplane.py`, the poller and the early connect took the relay from 0.68x to
-0.84x HAProxy's new connections per second (NodePort 0.61x to 0.79x). The client's socket is not read until the upstream connect
-succeeded, so nothing can be lost and a failed connect is retried on another endpoint
-(nothing was sent yet), up to `MAX_CONNECT_TRIES`. No endpoint, or every try failed:
+0.84x HAProxy's new connections per second (NodePort 0.61x to 0.79x).
+
+The client's socket is not read until the upstream connect succeeded, so nothing can be
+lost and a failed connect is retried on another endpoint (nothing was sent yet), up to
+`MAX_CONNECT_TRIES`. No endpoint, or every try failed:
 the client's socket is closed with a reset at once (SO_LINGER 0), so the client sees a
 refusal, never a hang.
 

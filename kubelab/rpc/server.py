@@ -84,14 +84,6 @@ async def start_server(
     return running
 
 
-def split_address(text: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port`; ValueError otherwise."""
-    host, colon, port = text.rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f'"{text}" is not host:port')
-    return host.strip("[]"), int(port)
-
-
 def write_address_file(path: Path, *lines: str) -> None:
     """An actor's `--address-file`: its addresses, a line each, written whole (a reader
     never sees half of it)."""

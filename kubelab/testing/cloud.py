@@ -29,6 +29,7 @@ import json
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
@@ -56,9 +57,16 @@ class CloudStubProcess(ActorProcess):
     name: str = "cloud-stub"
     # A fixed port lets a restarted cloud-stub be found at the address the controller has.
     listen: str = "127.0.0.1:0"
+    # Keep a forwarding snapshot (`snapshot_file`) and forward from it after a restart.
+    snapshot: bool = False
+
+    @property
+    def snapshot_file(self) -> Path:
+        return self.workdir / f"{self.name}.forwarding.json"
 
     def arguments(self) -> list[str]:
-        return ["--listen", self.listen, "--pool", self.pool]
+        snapshot = ["--snapshot-file", str(self.snapshot_file)] if self.snapshot else []
+        return ["--listen", self.listen, "--pool", self.pool, *snapshot]
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes:

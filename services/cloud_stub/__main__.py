@@ -1,51 +1,33 @@
 """The cloud-stub process: `python -m services.cloud_stub --etcd 127.0.0.1:2379`.
 
-The pretend cloud (DESIGN §1, §2.5): gRPC `kubelab.v1.CloudProvider` (plus
-health and reflection) on --listen; it hands out external IPs from --pool and
-forwards each one's ports to the healthy nodes' nodePorts.
+The pretend cloud (DESIGN §1, §2.5): gRPC `kubelab.v1.CloudProvider` hands out
+external IPs from --pool and forwards each one's ports to the healthy nodes'
+nodePorts (`services.cloud_stub.serving` has the whole order of a start).
 
-Order of things: gRPC on --listen with health NOT_SERVING; the cluster's nodes
-are read from etcd and followed from then on (a load balancer forwards only to
-them: `services.cloud_stub.cluster`); every load balancer stored in etcd is run
-again (same address, listeners bound; retried while etcd
-is away); the node health checks start; then health turns SERVING and
---address-file receives the bound gRPC address (written whole, by rename, as
-`services.dns` does), so a launcher waiting on either never talks to a
-cloud-stub that has forgotten its load balancers.
-
-Pool: every address of --pool but the network and broadcast addresses (a /31 or
-/32 has neither). Health checks every --check-interval seconds, each bounded by
---check-timeout; one failure takes a node out of rotation, one pass brings it
-back; when no node of a load balancer is healthy it fails open (all of them).
-Metrics on --metrics (`kubelab_cloud_*`, see services/cloud_stub/metrics.py).
-
-SIGTERM/SIGINT: health NOT_SERVING, the gRPC server stops (1 s grace), the
-listeners stop accepting, open connections get --shutdown-grace seconds and are
-then reset. Records and claims stay in etcd for the next start.
+A restart should not touch load-balancer traffic, as restarting a cloud's
+controller does not. So the first thing a start does, with only the relay
+imported (about 0.15 s into the process), is bind every listener of
+--snapshot-file (`services.cloud_stub.early`) and forward from it, while gRPC,
+protobuf and the etcd client (most of a second more) are imported on a worker
+thread; the load balancers resumed from etcd then take those listeners over, and
+the file is rewritten after every change.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
-import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from prometheus_client import REGISTRY
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
-
+from kubelab.core.addresses import split_address
 from kubelab.core.lb_pool import DEFAULT_POOL, LbPool
 from kubelab.obs.logs import setup_logging
-from kubelab.obs.metrics import serve_metrics
-from kubelab.rpc.server import split_address, start_server, write_address_file
 from kubelab.runtime.loop import exit_with
-from kubelab.store import Store, StoreUnavailableError
-from services.cloud_stub import servicer
-from services.cloud_stub.cluster import ClusterView
-from services.cloud_stub.health import HealthChecker
-from services.cloud_stub.metrics import CloudCollector
-from services.cloud_stub.provider import CloudProvider
+from services.cloud_stub.early import EarlyForwarding, read_snapshot, start_early
+from services.cloud_stub.logic.snapshot import ForwardingEntry
 
 log = logging.getLogger("cloud_stub")
 
@@ -58,7 +40,9 @@ def _positive(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cloud_stub", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="cloud_stub", description=(__doc__ or "").split("\n\n")[0]
+    )
     parser.add_argument("--etcd", default="127.0.0.1:2379", help="etcd client host:port")
     parser.add_argument("--listen", default="127.0.0.1:0", help="gRPC host:port (port 0: any)")
     parser.add_argument("--pool", default=DEFAULT_POOL, help="CIDR of the external IPs")
@@ -84,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--address-file", type=Path, help="once serving, write the bound gRPC host:port here"
     )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
+    parser.add_argument(
+        "--snapshot-file",
+        type=Path,
+        help="keep what is forwarded here, and forward from it first thing after a restart",
+    )
     parser.add_argument("--log-level", default=None)
     args = parser.parse_args(argv)
     try:
@@ -99,94 +88,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def _resume(provider: CloudProvider) -> None:
-    retrying = AsyncRetrying(
-        retry=retry_if_exception_type(StoreUnavailableError),
-        wait=wait_exponential(multiplier=0.1, max=2.0),
-        before_sleep=lambda state: log.warning(
-            "etcd unavailable (%s); retrying", state.outcome and state.outcome.exception()
-        ),
+async def run(args: argparse.Namespace, snapshot: list[ForwardingEntry]) -> int | None:
+    early = await start_early(
+        snapshot, connect_timeout=args.connect_timeout, udp_idle_timeout=args.udp_idle_timeout
     )
-    async for attempt in retrying:
-        with attempt:
-            await provider.resume()
-
-
-async def run(args: argparse.Namespace) -> int | None:
-    store = Store(args.etcd)
-    checker = HealthChecker(interval=args.check_interval, timeout=args.check_timeout)
-    cluster = ClusterView(store)
-    provider = CloudProvider(
-        store,
-        args.pool,
-        checker,
-        cluster,
-        connect_timeout=args.connect_timeout,
-        udp_idle_timeout=args.udp_idle_timeout,
-    )
-    server = await start_server(args.listen, [servicer.register(provider)], [servicer.SERVICE_NAME])
-    metrics = None
-    if args.metrics:
-        metrics = await serve_metrics(*split_address(args.metrics))
-    REGISTRY.register(CloudCollector(provider))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    stopping = asyncio.create_task(stop.wait())
-    checks: asyncio.Task[None] | None = None
-    watching = asyncio.create_task(cluster.run(), name="cluster")
-    following: asyncio.Task[None] | None = None
-    code = None
-    try:
-        log.info("reading the cluster's nodes from etcd %s", args.etcd)
-        synced = asyncio.create_task(cluster.synced())
-        await asyncio.wait([synced, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not synced.done():
-            synced.cancel()
-            return None
-        log.info("resuming load balancers")
-        resuming = asyncio.create_task(_resume(provider))
-        await asyncio.wait([resuming, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not resuming.done():
-            resuming.cancel()
-            return None
-        resuming.result()
-        checks = asyncio.create_task(checker.run(), name="health checks")
-        following = asyncio.create_task(provider.follow(), name="follow the cluster")
-        await server.set_serving(True)
-        if args.address_file:
-            write_address_file(args.address_file, server.address)
-        log.info(
-            "serving CloudProvider on %s",
-            server.address,
-            extra={"pool": str(args.pool), "load_balancers": len(provider.runtimes)},
-        )
-        done, _ = await asyncio.wait(
-            [stopping, checks, following, watching], return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in done - {stopping}:
-            error = None if task.cancelled() else task.exception()
-            log.error("%s ended (%r); exiting", task.get_name(), error)
-            code = 1
-    finally:
-        log.info("shutting down")
-        await server.stop(grace=1)
-        await provider.stop(args.shutdown_grace)
-        for background in (checks, following, watching):
-            if background is not None:
-                background.cancel()
-        stopping.cancel()
-        if metrics:
-            metrics.close()
-        await store.close()
-    return code
+    # Imported only now, and on a worker thread: an import runs no event loop, and the
+    # snapshot's listeners must relay meanwhile (the loop gets the GIL back between
+    # the import's bytecodes, every switch interval at worst).
+    serving = await asyncio.to_thread(importlib.import_module, "services.cloud_stub.serving")
+    run_serving: Callable[[argparse.Namespace, EarlyForwarding], Awaitable[int | None]]
+    run_serving = serving.run
+    return await run_serving(args, early)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging("cloud-stub", args.log_level)
-    exit_with(run(args), log)
+    snapshot = read_snapshot(args.snapshot_file) if args.snapshot_file is not None else []
+    exit_with(run(args, snapshot), log)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,13 @@ its UDP flows are closed so the client's next datagram picks again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from kubelab.core.endpoint_choice import Target
 from kubelab.obs.logs import kobj
-from kubelab.relay import Connection, Flow, serve_tcp, serve_udp
+from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
 from kubelab.v1 import cloud_pb2
 from services.cloud_stub.health import HealthChecker
 from services.cloud_stub.logic.lb_targets import ClusterNodes, forwardable
@@ -46,16 +46,21 @@ from services.cloud_stub.logic.load_balancers import (
     health_by_target,
     listener_keys,
     node_targets,
-    parse_ranges,
     plan_listeners,
-    source_allowed,
 )
+from services.cloud_stub.logic.snapshot import ForwardingEntry
+from services.cloud_stub.logic.source_ranges import parse_ranges, source_allowed
 
 log = logging.getLogger("cloud_stub.forwarding")
 
 
 class _Listener(Protocol):
     def close(self) -> None: ...
+
+
+# Takes over a listener bound before this runtime existed (`services.cloud_stub.early`),
+# by (ip, protocol, port); None when there is none.
+Adopt = Callable[[tuple[str, str, int]], TcpListener | UdpListener | None]
 
 
 class BindError(OSError):
@@ -156,11 +161,13 @@ class LoadBalancerRuntime:
         *,
         connect_timeout: float = 0.5,
         udp_idle_timeout: float = 30.0,
+        adopt: Adopt | None = None,
     ) -> None:
         self.name = name  # "namespace/name"
         self.checker = checker
         self.connect_timeout = connect_timeout
         self.udp_idle_timeout = udp_idle_timeout
+        self.adopt = adopt
         self.requested = cloud_pb2.LoadBalancerSpec()  # as the caller asked
         self.spec = cloud_pb2.LoadBalancerSpec()  # what is run: the nodes the cluster confirms
         self.ignored: dict[str, str] = {}  # requested node name → why it is not forwarded to
@@ -234,6 +241,12 @@ class LoadBalancerRuntime:
             raise BindError(f"cannot listen on {', '.join(failed)}")
 
     async def _listen(self, key: ListenerKey, route: _PortRoute) -> _Listener:
+        if self.adopt is not None:
+            bound = self.adopt((key.ip, key.protocol, key.port))
+            if bound is not None:
+                # Its socket, accept queue and connections stay; new ones take this route.
+                bound.route = route
+                return bound
         if key.protocol == "UDP":
             return await serve_udp(
                 route, key.ip, key.port, free_bind=True, idle_timeout=self.udp_idle_timeout
@@ -302,6 +315,15 @@ class LoadBalancerRuntime:
                 )
             )
         return health
+
+    def forwarding(self) -> list[ForwardingEntry]:
+        """What this load balancer's listeners forward to, for the snapshot."""
+        ranges = tuple(self.spec.source_ranges)
+        keep = bool(self.spec.health_check_node_port)
+        return [
+            ForwardingEntry(key.ip, key.protocol, key.port, self.targets.get(key, ()), ranges, keep)
+            for key in self.listeners
+        ]
 
     def describe(self) -> cloud_pb2.LoadBalancer:
         """The load balancer as requested; a node the cluster did not confirm shows as

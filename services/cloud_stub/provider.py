@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from kubelab.core.errors import FieldError
 from kubelab.core.lb_pool import LbPool, plan_address
@@ -47,10 +48,11 @@ from kubelab.store import (
 )
 from kubelab.v1 import cloud_pb2
 from services.cloud_stub.cluster import ClusterView
-from services.cloud_stub.forwarding import LoadBalancerRuntime
+from services.cloud_stub.forwarding import Adopt, LoadBalancerRuntime
 from services.cloud_stub.health import CheckState, HealthChecker
 from services.cloud_stub.logic.lb_targets import ClusterNodes, forwardable, port_problems
 from services.cloud_stub.logic.load_balancers import CheckKey, lb_name, normalized, validate_spec
+from services.cloud_stub.logic.snapshot import ForwardingEntry
 
 log = logging.getLogger("cloud_stub")
 
@@ -75,8 +77,12 @@ class CloudProvider:
         *,
         connect_timeout: float = 0.5,
         udp_idle_timeout: float = 30.0,
+        adopt: Adopt | None = None,
     ) -> None:
         self.store = store
+        self.adopt = adopt  # listeners already bound (from the snapshot), to take over
+        # Told what is forwarded after every change to it (the snapshot writer).
+        self.forwarding_changed: Callable[[list[ForwardingEntry]], None] | None = None
         self.pool = pool
         self.checker = checker
         self.cluster = cluster
@@ -109,7 +115,10 @@ class CloudProvider:
             cluster = await self.cluster.fresh()
         async with self._lock:
             record = await self._save(spec)
-            runtime = await self._run(record, cluster)
+            try:
+                runtime = await self._run(record, cluster)
+            finally:
+                self._forwarding_changed()
         return runtime.describe()
 
     async def get(self, namespace: str, name: str) -> cloud_pb2.LoadBalancer:
@@ -143,6 +152,7 @@ class CloudProvider:
             runtime = self.runtimes.pop(key, None)
             if runtime is not None:
                 await runtime.close()
+                self._forwarding_changed()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -169,6 +179,7 @@ class CloudProvider:
                 except Exception as err:
                     log.error("could not resume: %s", err, extra=kobj(item.name, kind="svc"))
             log.info("resumed %d load balancers", len(self.runtimes))
+            self._forwarding_changed()
 
     async def follow(self) -> None:
         """Re-apply every load balancer whenever the cluster's nodes change, so forwarding
@@ -189,6 +200,7 @@ class CloudProvider:
                         await runtime.update(runtime.requested, runtime.ip, current)
                     except Exception as err:  # a listener that cannot bind: the next Ensure retries
                         log.warning("re-applying: %s", err, extra=kobj(runtime.name, kind="svc"))
+                self._forwarding_changed()
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, give open connections `grace` seconds, then reset the rest.
@@ -285,10 +297,17 @@ class CloudProvider:
                 self.checker,
                 connect_timeout=self.connect_timeout,
                 udp_idle_timeout=self.udp_idle_timeout,
+                adopt=self.adopt,
             )
         current = cluster or self.cluster.current()
         await runtime.update(record.spec, record.ip, current, check_first=check_first)
         return runtime
+
+    def _forwarding_changed(self) -> None:
+        if self.forwarding_changed is not None:
+            self.forwarding_changed(
+                [entry for runtime in self.runtimes.values() for entry in runtime.forwarding()]
+            )
 
     def _describe(self, stored: StoredLoadBalancer) -> cloud_pb2.LoadBalancer:
         runtime = self.runtimes.get(stored.name)

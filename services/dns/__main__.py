@@ -32,10 +32,11 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
+from kubelab.core.addresses import split_address
 from kubelab.core.validation.syntax import is_dns1123_subdomain
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
-from kubelab.rpc.server import split_address, start_server, write_address_file
+from kubelab.rpc.server import start_server, write_address_file
 from kubelab.runtime.loop import exit_with
 from kubelab.store import Store
 from services.dns.logic.dns_records import DEFAULT_DOMAIN, DEFAULT_TTL

@@ -21,11 +21,10 @@ from services.cloud_stub.logic.load_balancers import (
     check_keys,
     listener_keys,
     normalized,
-    parse_ranges,
     plan_listeners,
-    source_allowed,
     validate_spec,
 )
+from services.cloud_stub.logic.source_ranges import parse_ranges, source_allowed
 
 
 def spec(**fields: object) -> cloud_pb2.LoadBalancerSpec:

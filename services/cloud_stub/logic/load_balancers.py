@@ -3,8 +3,6 @@
 * `validate_spec`: field errors for a `LoadBalancerSpec`, named by the Service
   fields they come from (`spec.ports[1].protocol`), so a user sees what to fix;
   `normalized` fills the defaults (protocol TCP).
-* `source_allowed`: `spec.loadBalancerSourceRanges` — a client outside every
-  range is refused; no ranges lets everyone in (Kubernetes' semantics).
 * `listener_keys` / `plan_listeners`: one listener per (ip, protocol, port); an
   Ensure closes the ones no longer wanted and opens the missing ones, and leaves
   the rest bound (a changed nodePort or node set is taken in place).
@@ -23,7 +21,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -96,26 +94,6 @@ def validate_spec(spec: cloud_pb2.LoadBalancerSpec) -> list[FieldError]:
                 errors.invalid(f"spec.loadBalancerSourceRanges[{i}]", cidr, "must be an IPv4 CIDR")
             )
     return found
-
-
-# ---------------------------------------------------------------------------- sources
-
-SourceRanges = tuple[ipaddress.IPv4Network, ...]
-
-
-def parse_ranges(cidrs: Iterable[str]) -> SourceRanges:
-    """Validated CIDRs (see `validate_spec`) as networks; host bits are ignored."""
-    return tuple(ipaddress.IPv4Network(c, strict=False) for c in cidrs)
-
-
-def source_allowed(client_ip: str, ranges: SourceRanges) -> bool:
-    if not ranges:
-        return True
-    try:
-        address = ipaddress.IPv4Address(client_ip)
-    except ValueError:
-        return False
-    return any(address in network for network in ranges)
 
 
 # ---------------------------------------------------------------------------- listeners
