@@ -361,6 +361,7 @@ def down(config: LabConfig, *, purge: bool = False) -> list[tuple[ProcessRecord,
             shutil.rmtree(config.etcd_dir, ignore_errors=True)
             shutil.rmtree(config.logs_dir, ignore_errors=True)
             shutil.rmtree(config.nodes_dir, ignore_errors=True)
+            config.cloud_snapshot_file.unlink(missing_ok=True)  # it describes that etcd
     if purge:
         (config.home / "kubeconfig").unlink(missing_ok=True)
         for lock in (".lock", ".state.lock"):
