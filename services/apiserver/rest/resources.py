@@ -45,6 +45,7 @@ from services.apiserver.rest import (
     field_managers,
     field_validation,
     patch,
+    protobuf_body,
     subresources_status,
     tables,
 )
@@ -293,6 +294,8 @@ class Resources:
     async def _body(self, request: web.Request, target: Target) -> bytes:
         content_type = request.headers.get("Content-Type", "")
         media = content_type.split(";", 1)[0].strip().lower()
+        if media == protobuf_body.PROTOBUF:
+            return protobuf_body.as_json(await request.read(), target)
         if media not in ("", JSON):
             raise unsupported_media_type(content_type)
         return await request.read()
