@@ -192,10 +192,14 @@ class AgentClient:
         tail_lines: int = 0,
         previous: bool = False,
         container: str = "",
+        timestamps: bool = False,
+        since_ns: int | None = None,
     ) -> LogStream:
         """A Logs call, started: iterate it for the chunks, `started()` to learn first
         whether the agent accepted it (the apiserver must choose its HTTP status
-        before the first byte of a log that may not come for a while)."""
+        before the first byte of a log that may not come for a while). `timestamps`
+        starts each line with its time; `since_ns` (nanoseconds since the epoch) keeps
+        only lines read from then on."""
         request = node_pb2.LogsRequest(
             namespace=namespace,
             name=name,
@@ -203,7 +207,10 @@ class AgentClient:
             tail_lines=max(tail_lines, 0),
             previous=previous,
             container=container,
+            timestamps=timestamps,
         )
+        if since_ns is not None:
+            request.since_time.FromNanoseconds(since_ns)
         # The stream has no deadline (follow may last for hours): bound the connect alone.
         await self.wait_connected()
         return LogStream(self._stub.Logs(request))

@@ -24,8 +24,9 @@ Kubernetes behaviour copied from the kubelet:
   terminates with exit code 128 and reason StartError, as containerd reports.
 
 Each instance's stdout and stderr go to `<container>.log` in the pod's
-directory; a restart first renames it to `<container>.previous.log`, which is
-what `kubectl logs --previous` shows.
+directory, one CRI record per line with the time it came (`container_log`); a
+restart first renames it to `<container>.previous.log`, which is what `kubectl
+logs --previous` shows.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from kubelab.core.pod_status import (
 from kubelab.obs.logs import kobj
 from kubelab.runtime.events import EventRecorder
 from kubelab.v1 import meta_pb2, objects_pb2
+from node_agent.container_log import ContainerOutput
 from node_agent.launch import container_argv, container_env
 from node_agent.logic.probe_state import ContainerProbes, ProbeKind
 from node_agent.probes import run_probe
@@ -252,9 +254,13 @@ class ContainerRunner:
         if log_file.exists():
             log_file.replace(self.log_path(previous=True))
         started_at, started_mono = now_timestamp(), time.monotonic()
+        output: ContainerOutput | None = None
         try:
-            process = spawn(container_argv(self.spec), env=env, cwd=cwd, log=log_file)
+            output = ContainerOutput(log_file)
+            process = spawn(container_argv(self.spec), env=env, cwd=cwd, output=output.child_fds)
         except OSError as err:
+            if output is not None:
+                output.close()
             self._terminated(START_ERROR_EXIT_CODE, 0, started_at, reason="StartError")
             self.state.terminated.message = str(err)
             self.pod.events.record(self.pod.ref, notes.failed_start(self.spec.name, str(err)))
@@ -264,6 +270,7 @@ class ContainerRunner:
                 extra=self._kobj(),
             )
             return 0.0
+        output.start()
         self.process = process
         self.probes = ContainerProbes.of(self.spec, started_at=started_mono)
         self.state = objects_pb2.ContainerState()
@@ -278,6 +285,8 @@ class ContainerRunner:
         try:
             returncode = await process.wait()
         finally:
+            # Every line it wrote is in the log before it is reported terminated.
+            output.close()
             prober.cancel()
             await asyncio.wait([prober])
         self.process = None

@@ -47,7 +47,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
 __all__ = ["Process", "die_with_parent_hook", "spawn"]
 
@@ -165,11 +164,11 @@ def spawn(
     *,
     env: Mapping[str, str],
     cwd: Path | None = None,
-    log: Path | None = None,
+    output: tuple[int, int] | None = None,
 ) -> Process:
-    """Start `argv` as a container process, stdout and stderr appended to `log` (0600;
-    or discarded). Raises OSError when it cannot be executed (missing program, bad cwd)
-    or `log` is a symlink."""
+    """Start `argv` as a container process, its stdout and stderr the two fds of
+    `output` (the write ends of `node_agent.container_log`'s pipes; or discarded).
+    Raises OSError when it cannot be executed (missing program, bad cwd)."""
     program = argv[0] if argv else ""
     if not shutil.which(program, path=env.get("PATH", os.defpath)) and not (
         os.path.isabs(program) and os.access(program, os.X_OK)
@@ -178,23 +177,17 @@ def spawn(
         # wrapper's exit code.
         raise FileNotFoundError(errno.ENOENT, "executable file not found", program)
     wrapper = _DEATH_WRAPPER
-    with contextlib.ExitStack() as stack:
-        out: int | IO[bytes] = subprocess.DEVNULL
-        if log is not None:
-            # Private to the agent's user, and never through a symlink: the container
-            # runs in the log's directory and could have planted one.
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-            out = stack.enter_context(os.fdopen(os.open(log, flags, 0o600), "ab"))
-        popen = subprocess.Popen(
-            [*wrapper, *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=None if wrapper else die_with_parent_hook(),
-        )
+    stdout, stderr = output if output is not None else (subprocess.DEVNULL, subprocess.DEVNULL)
+    popen = subprocess.Popen(
+        [*wrapper, *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=None if wrapper else die_with_parent_hook(),
+    )
     return Process(popen)
 
 

@@ -3,7 +3,9 @@
 `ListPods` answers from the agent's cache and its runtime (the status the
 agent reports), `KillPod` signals a pod's process the way a crash would (the
 restart policy then applies: this is for chaos, not for deleting), `Logs`
-streams a pod's output files (`follow` keeps reading as they grow).
+streams a pod's output files (`follow` keeps reading as they grow), turned from
+their CRI records back into the output (`logic.cri_log`), each line with its time
+when asked (`timestamps`) and only those read since `since_time`.
 
 Requests are checked first (`node_agent.logic.node_requests`): a client mistake
 is INVALID_ARGUMENT naming the field, never UNKNOWN. `Logs` reads only the
@@ -33,6 +35,7 @@ from kubelab.obs.logs import kobj
 from kubelab.rpc.decoding import add_servicer
 from kubelab.v1 import node_pb2, node_pb2_grpc
 from node_agent.agent import NodeAgent
+from node_agent.logic import cri_log
 from node_agent.logic.node_requests import container_problem, validate_kill, validate_logs
 
 log = logging.getLogger(__name__)
@@ -106,29 +109,31 @@ class NodeAgentServicer(node_pb2_grpc.NodeAgentServicer):
                 f'no logs for the {what}container "{container}" of pod "{name}" '
                 f"on node {self.agent.config.name}",
             )
+        since = request.since_time.ToNanoseconds() if request.HasField("since_time") else 0
+        renderer = cri_log.Renderer(timestamps=request.timestamps, since_ns=since)
         with logs:
             # Headers now: the caller learns the request was accepted before any output
             # (a followed log may have none for a while; the apiserver answers 200 then).
             await context.send_initial_metadata(())
-            data = logs.read()
-            if request.tail_lines > 0:
-                data = b"".join(data.splitlines(keepends=True)[-request.tail_lines :])
-            for start in range(0, len(data), _CHUNK):
-                yield node_pb2.LogChunk(data=data[start : start + _CHUNK])
+            shown = renderer.feed(cri_log.tail_records(logs.read(), request.tail_lines))
+            for start in range(0, len(shown), _CHUNK):
+                yield node_pb2.LogChunk(data=shown[start : start + _CHUNK])
             while request.follow and not request.previous:
                 more = logs.read(_CHUNK)
                 if more:
-                    yield node_pb2.LogChunk(data=more)
+                    if shown := renderer.feed(more):
+                        yield node_pb2.LogChunk(data=shown)
                     continue
                 if self._instance_over(logs, namespace, name, container):
                     # What it wrote before it ended, then the end (the kubelet ends a
                     # follow when the container it follows exits).
-                    rest = logs.read()
-                    if rest:
+                    if rest := renderer.feed(logs.read()):
                         yield node_pb2.LogChunk(data=rest)
-                    return
+                    break
                 # A log file has no change notification we can await portably.
                 await asyncio.sleep(0.2)
+            if rest := renderer.finish():
+                yield node_pb2.LogChunk(data=rest)
 
     def _instance_over(self, logs: BinaryIO, namespace: str, name: str, container: str) -> bool:
         """Whether the container instance writing `logs` has ended: the pod is gone, the

@@ -49,6 +49,14 @@ class KindInfo(Generic[KindT]):
     oneof_field: str
     aliases: tuple[str, ...]
 
+    @property
+    def qualified_resource(self) -> str:
+        """The resource as Kubernetes names it in messages (its `GroupResource`):
+        `deployments.apps`, `endpointslices.discovery.k8s.io`; a core kind's is bare
+        (`services`)."""
+        group = self.api_version.rpartition("/")[0]
+        return f"{self.resource}.{group}" if group else self.resource
+
 
 SERVICES = KindInfo(
     "services", "Service", "v1", True, objects_pb2.Service, "service", ("svc", "service")

@@ -205,7 +205,7 @@ class ObjectStore(EtcdConnection):
             "Range", etcdrpc.RangeRequest(key=object_key(info, namespace, name))
         )
         if not response.kvs:
-            raise NotFoundError(f'{info.resource} "{name}" not found')
+            raise NotFoundError(f'{info.qualified_resource} "{name}" not found')
         kv = response.kvs[0]
         return _decode(info, kv.value, kv.mod_revision)
 
@@ -276,7 +276,7 @@ class ObjectStore(EtcdConnection):
         if not response.succeeded:
             _check_fence(fence, response.responses)
             if response.responses[0].response_range.kvs:
-                raise AlreadyExistsError(f'{info.resource} "{meta.name}" already exists')
+                raise AlreadyExistsError(f'{info.qualified_resource} "{meta.name}" already exists')
             raise ClaimTakenError(
                 _held_by_others(claim_list, response.responses[1 : 1 + len(claim_list)])
             )
@@ -325,9 +325,11 @@ class ObjectStore(EtcdConnection):
             _check_fence(fence, response.responses)
             current = response.responses[0].response_range.kvs
             if not current:
-                raise NotFoundError(f'{info.resource} "{meta.name}" not found')
+                raise NotFoundError(f'{info.qualified_resource} "{meta.name}" not found')
             if current[0].mod_revision != expected_revision:
-                raise ConflictError.modified(info.resource, meta.name, current[0].mod_revision)
+                raise ConflictError.modified(
+                    info.qualified_resource, meta.name, current[0].mod_revision
+                )
             raise ClaimTakenError(
                 _held_by_others(claim_list, response.responses[1 : 1 + len(claim_list)])
             )
@@ -355,8 +357,8 @@ class ObjectStore(EtcdConnection):
             _check_fence(fence, response.responses)
             current = response.responses[0].response_range.kvs
             if not current:
-                raise NotFoundError(f'{info.resource} "{name}" not found')
-            raise ConflictError.modified(info.resource, name, current[0].mod_revision)
+                raise NotFoundError(f'{info.qualified_resource} "{name}" not found')
+            raise ConflictError.modified(info.qualified_resource, name, current[0].mod_revision)
 
     async def release_claims(self, owned: dict[Claim, str], *, fence: Fence | None = None) -> int:
         """Delete claims whose value still names the given owner uid (repair); returns how

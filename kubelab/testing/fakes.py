@@ -216,7 +216,7 @@ class FakeStore:
         self._fault("get")
         found = self._objects.get((info.resource, namespace, name))
         if found is None:
-            raise NotFoundError(f'{info.resource} "{name}" not found')
+            raise NotFoundError(f'{info.qualified_resource} "{name}" not found')
         return cast(ObjectT, _copy(*found))  # stored under info.resource: of its kind
 
     async def list(
@@ -239,7 +239,7 @@ class FakeStore:
         self._check_fence(fence)
         key = (info.resource, meta.namespace, meta.name)
         if key in self._objects:
-            raise AlreadyExistsError(f'{info.resource} "{meta.name}" already exists')
+            raise AlreadyExistsError(f'{info.qualified_resource} "{meta.name}" already exists')
         wanted = sorted(set(claims))
         self._check_claims(wanted)
         if not meta.uid:
@@ -406,10 +406,10 @@ class FakeStore:
     def _current(self, info: KindInfo, key: tuple[str, str, str], expected: int) -> ApiObject:
         found = self._objects.get(key)
         if found is None:
-            raise NotFoundError(f'{info.resource} "{key[2]}" not found')
+            raise NotFoundError(f'{info.qualified_resource} "{key[2]}" not found')
         obj, revision = found
         if revision != expected:
-            raise ConflictError.modified(info.resource, key[2], revision)
+            raise ConflictError.modified(info.qualified_resource, key[2], revision)
         return _copy(obj, revision)
 
     def _record(self, event: ObjectEvent | PodStatusEvent | HeartbeatEvent) -> None:

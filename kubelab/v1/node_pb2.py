@@ -22,28 +22,29 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from kubelab.v1 import objects_pb2 as kubelab_dot_v1_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kubelab/v1/node.proto\x12\nkubelab.v1\x1a\x18kubelab/v1/objects.proto\"\x11\n\x0fListPodsRequest\"1\n\x10ListPodsResponse\x12\x1d\n\x04pods\x18\x01 \x03(\x0b\x32\x0f.kubelab.v1.Pod\"A\n\x0eKillPodRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\x05\"\x1e\n\x0fKillPodResponse\x12\x0b\n\x03pid\x18\x01 \x01(\x05\"w\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x12\n\ntail_lines\x18\x04 \x01(\x05\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x11\n\tcontainer\x18\x06 \x01(\t\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xcf\x01\n\tNodeAgent\x12\x45\n\x08ListPods\x12\x1b.kubelab.v1.ListPodsRequest\x1a\x1c.kubelab.v1.ListPodsResponse\x12\x42\n\x07KillPod\x12\x1a.kubelab.v1.KillPodRequest\x1a\x1b.kubelab.v1.KillPodResponse\x12\x37\n\x04Logs\x12\x17.kubelab.v1.LogsRequest\x1a\x14.kubelab.v1.LogChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kubelab/v1/node.proto\x12\nkubelab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kubelab/v1/objects.proto\"\x11\n\x0fListPodsRequest\"1\n\x10ListPodsResponse\x12\x1d\n\x04pods\x18\x01 \x03(\x0b\x32\x0f.kubelab.v1.Pod\"A\n\x0eKillPodRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\x05\"\x1e\n\x0fKillPodResponse\x12\x0b\n\x03pid\x18\x01 \x01(\x05\"\xbb\x01\n\x0bLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x12\n\ntail_lines\x18\x04 \x01(\x05\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x11\n\tcontainer\x18\x06 \x01(\t\x12\x12\n\ntimestamps\x18\x07 \x01(\x08\x12.\n\nsince_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xcf\x01\n\tNodeAgent\x12\x45\n\x08ListPods\x12\x1b.kubelab.v1.ListPodsRequest\x1a\x1c.kubelab.v1.ListPodsResponse\x12\x42\n\x07KillPod\x12\x1a.kubelab.v1.KillPodRequest\x1a\x1b.kubelab.v1.KillPodResponse\x12\x37\n\x04Logs\x12\x17.kubelab.v1.LogsRequest\x1a\x14.kubelab.v1.LogChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kubelab.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTPODSREQUEST']._serialized_start=63
-  _globals['_LISTPODSREQUEST']._serialized_end=80
-  _globals['_LISTPODSRESPONSE']._serialized_start=82
-  _globals['_LISTPODSRESPONSE']._serialized_end=131
-  _globals['_KILLPODREQUEST']._serialized_start=133
-  _globals['_KILLPODREQUEST']._serialized_end=198
-  _globals['_KILLPODRESPONSE']._serialized_start=200
-  _globals['_KILLPODRESPONSE']._serialized_end=230
-  _globals['_LOGSREQUEST']._serialized_start=232
-  _globals['_LOGSREQUEST']._serialized_end=351
-  _globals['_LOGCHUNK']._serialized_start=353
-  _globals['_LOGCHUNK']._serialized_end=377
-  _globals['_NODEAGENT']._serialized_start=380
-  _globals['_NODEAGENT']._serialized_end=587
+  _globals['_LISTPODSREQUEST']._serialized_start=96
+  _globals['_LISTPODSREQUEST']._serialized_end=113
+  _globals['_LISTPODSRESPONSE']._serialized_start=115
+  _globals['_LISTPODSRESPONSE']._serialized_end=164
+  _globals['_KILLPODREQUEST']._serialized_start=166
+  _globals['_KILLPODREQUEST']._serialized_end=231
+  _globals['_KILLPODRESPONSE']._serialized_start=233
+  _globals['_KILLPODRESPONSE']._serialized_end=263
+  _globals['_LOGSREQUEST']._serialized_start=266
+  _globals['_LOGSREQUEST']._serialized_end=453
+  _globals['_LOGCHUNK']._serialized_start=455
+  _globals['_LOGCHUNK']._serialized_end=479
+  _globals['_NODEAGENT']._serialized_start=482
+  _globals['_NODEAGENT']._serialized_end=689
 # @@protoc_insertion_point(module_scope)

@@ -333,7 +333,7 @@ class Registry:
             current_meta = _meta(current)
             if wanted_revision and wanted_revision != current_meta.resource_version:
                 raise ConflictError.modified(
-                    info.resource, meta.name, int(current_meta.resource_version)
+                    info.qualified_resource, meta.name, int(current_meta.resource_version)
                 )
             if isinstance(new, objects_pb2.Service) and isinstance(current, objects_pb2.Service):
                 keep_allocated_values(current, new)
@@ -376,7 +376,9 @@ class Registry:
                 continue
             log.debug("updated", extra={info.resource: f"{meta.namespace}/{meta.name}"})
             return written, True
-        raise ConflictError(f'{info.resource} "{_meta(obj).name}" keeps changing; retry', 0)
+        raise ConflictError(
+            f'{info.qualified_resource} "{_meta(obj).name}" keeps changing; retry', 0
+        )
 
     async def apply(self, obj: ApiObject, *, create_first: bool = False) -> tuple[ApiObject, str]:
         """Create or update, as `kubectl apply`. `create_first` skips the read for objects
@@ -408,7 +410,7 @@ class Registry:
             finally:
                 current = None
             return written, "configured" if changed else "unchanged"
-        raise ConflictError(f'{info.resource} "{meta.name}" keeps changing; retry', 0)
+        raise ConflictError(f'{info.qualified_resource} "{meta.name}" keeps changing; retry', 0)
 
     async def delete(
         self,
@@ -430,7 +432,7 @@ class Registry:
             current = await self.store.get(info, namespace, name)
             current_revision = _meta(current).resource_version
             if resource_version and resource_version != current_revision:
-                raise ConflictError.modified(info.resource, name, int(current_revision))
+                raise ConflictError.modified(info.qualified_resource, name, int(current_revision))
             if (
                 isinstance(current, objects_pb2.Pod)
                 and current.spec.node_name
@@ -467,7 +469,7 @@ class Registry:
                 continue
             log.debug("deleted", extra={info.resource: f"{namespace}/{name}"})
             return current
-        raise ConflictError(f'{info.resource} "{name}" keeps changing; retry', 0)
+        raise ConflictError(f'{info.qualified_resource} "{name}" keeps changing; retry', 0)
 
 
 def _carry_status(current: ApiObject, new: ApiObject) -> None:

@@ -3,6 +3,8 @@ the container the apiserver picks, and the warnings for what kubelab cannot hono
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -112,7 +114,26 @@ def test_a_valid_tail_is_kept(tail: int, follow: bool, previous: bool) -> None:
     assert options.streams == (follow and not previous)
 
 
-def test_warnings_name_what_is_not_honoured() -> None:
-    assert log_options.ignored_warnings(LogOptions(container="x", follow=True)) == ()
-    both = log_options.ignored_warnings(LogOptions(timestamps=True, since_seconds=5))
-    assert [w.split(":")[0] for w in both] == ["timestamps", "sinceSeconds/sinceTime"]
+NOW = datetime(2026, 12, 7, 10, 0, 0, tzinfo=UTC)
+NOW_NS = int(NOW.timestamp()) * 1_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("options", "since"),
+    [
+        pytest.param(LogOptions(container="x", follow=True), None, id="every-line"),
+        pytest.param(LogOptions(since_seconds=5), NOW_NS - 5_000_000_000, id="since-seconds"),
+        pytest.param(
+            LogOptions(since_time="2026-12-07T09:00:00Z"), NOW_NS - 3600 * 10**9, id="since-time"
+        ),
+        pytest.param(
+            LogOptions(since_time="2026-12-07T10:30:00+01:00"),
+            NOW_NS - 1800 * 10**9,
+            id="since-time-with-an-offset",
+        ),
+    ],
+)
+def test_since_is_one_instant_as_the_kubelet_computes_it(
+    options: LogOptions, since: int | None
+) -> None:
+    assert log_options.since_ns(options, NOW) == since

@@ -17,6 +17,9 @@ HTTP status Kubernetes answers with (`status_code`) and a message naming the pat
   and `last_applied` (kubectl's client-side to server-side migration).
 - `openapi`: `/openapi/v3` documents and the unknown-field check behind
   `fieldValidation`.
+- `k8s_protobuf` over `protowire` and `protobuf_schema`: a Kubernetes protobuf
+  body (what kubectl's `create namespace|deployment|service` send) as the JSON
+  object it encodes; its errors are `ProtobufError`s naming the path.
 
 How a write flows through them (the HTTP front's side):
 

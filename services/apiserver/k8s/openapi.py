@@ -269,13 +269,17 @@ def _paths(kind: KindSchema) -> dict[str, Json]:
     writes = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
     collection = f"{scope}/{kind.resource}"
     item = f"{collection}/{{name}}"
+    operations: JsonObject = {
+        "get": _operation("list", "list", kind, params=[]),
+        "post": _operation("create", "post", kind, params=writes),
+        "parameters": path_params[1:],  # type: ignore[dict-item]
+    }
+    if kind.resource != "namespaces":  # Kubernetes has no deletecollection of Namespaces
+        operations["delete"] = _operation(
+            "deletecollection", "deletecollection", kind, params=[_DRY_RUN]
+        )
     paths: dict[str, Json] = {
-        collection: {
-            "get": _operation("list", "list", kind, params=[]),
-            "post": _operation("create", "post", kind, params=writes),
-            "delete": _operation("deletecollection", "deletecollection", kind, params=[_DRY_RUN]),
-            "parameters": path_params[1:],  # type: ignore[dict-item]
-        },
+        collection: operations,
         item: _item_operations(kind, "", writes, path_params),
     }
     if kind.kind in _STATUS_KINDS:

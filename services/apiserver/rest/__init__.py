@@ -7,5 +7,7 @@ gRPC), and the pure translations: `convert` (protobuf <-> Kubernetes JSON), `tab
 events), `errors` (Status objects). Writes: `patch` (PATCH of every type),
 `subresources_status` (`/status`), `field_validation` (fieldValidation, dryRun),
 `field_managers` (managedFields), over the pure modules of `services.apiserver.k8s`;
-`openapi_routes` serves that package's OpenAPI v3 documents.
+`openapi_routes` serves that package's OpenAPI v3 documents. `delete_collection`
+(DELETE on a collection) and `delete_options` (DeleteOptions from a body or a query);
+`protobuf_body` reads kubectl's protobuf bodies as JSON.
 """

@@ -8,8 +8,8 @@ does not ask for it gets the legacy forms (APIVersions, APIGroupList), and then
 reads `/api/v1` and `/apis/<group>/<version>` (APIResourceList) per group.
 
 Built from `kubelab.core.kinds`, so a new kind is served here without a line more.
-The verbs are those the HTTP front serves; `patch` joins them with the patch
-handlers. Pure: no I/O.
+The verbs are those the HTTP front serves (`verbs`): deletecollection on every kind
+but Namespaces, which have none in Kubernetes either. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from kubelab.core.kinds import KindInfo
 from services.apiserver.rest import subresources
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-VERBS = ("create", "delete", "get", "list", "update", "watch")
+VERBS = ("create", "delete", "deletecollection", "get", "list", "update", "watch")
+# Kubernetes serves no deletecollection of Namespaces (`kubectl api-resources -o wide`).
+_NO_DELETE_COLLECTION = frozenset({"namespaces"})
 # Kubernetes puts these in the `all` category (`kubectl get all`).
 _IN_ALL = frozenset({"services", "pods", "deployments"})
 # kubectl's short names are the server's: Kubernetes gives EndpointSlices none.
@@ -72,6 +74,15 @@ def wants(accept: Sequence[MediaType], *, group: str, version: str, kind: str) -
     return False
 
 
+def deletes_collections(info: KindInfo) -> bool:
+    return info.resource not in _NO_DELETE_COLLECTION
+
+
+def verbs(info: KindInfo) -> list[str]:
+    """The verbs a kind's resource is served with, as discovery lists them (sorted)."""
+    return [v for v in VERBS if v != "deletecollection" or deletes_collections(info)]
+
+
 def groups() -> dict[str, list[KindInfo]]:
     """The named groups and their kinds (the core group "" is served under /api)."""
     out: dict[str, list[KindInfo]] = {}
@@ -94,7 +105,7 @@ def _aggregated_resource(info: KindInfo) -> dict[str, Any]:
         "responseKind": {"group": group_of(info), "version": version_of(info), "kind": info.kind},
         "scope": "Namespaced" if info.namespaced else "Cluster",
         "singularResource": info.kind.lower(),
-        "verbs": list(VERBS),
+        "verbs": verbs(info),
     }
     if info.resource in _SHORT_NAMES:
         resource["shortNames"] = _SHORT_NAMES[info.resource]
@@ -181,7 +192,7 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
             "singularName": info.kind.lower(),
             "namespaced": info.namespaced,
             "kind": info.kind,
-            "verbs": list(VERBS),
+            "verbs": verbs(info),
         }
         if info.resource in _SHORT_NAMES:
             resource["shortNames"] = _SHORT_NAMES[info.resource]

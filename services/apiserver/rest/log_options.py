@@ -12,10 +12,11 @@ be greater than or equal to 0`); a value that is not a number is a 400.
 be specified for pod x, choose one of: [a b]`, an unknown one `container y is not
 valid for pod x`.
 
-kubelab's node agents write a container's output to a file as it comes, with no
-time per line: `timestamps`, `sinceSeconds` and `sinceTime` are accepted (kubectl
-sends them) but cannot be honoured, and `ignored_warnings` says so in a `Warning`
-header, which kubectl prints, rather than inventing times.
+kubelab's node agents keep the time each line was read (CRI records, as the
+kubelet's runtime does), so `timestamps` is passed on and `since_ns` turns
+sinceSeconds/sinceTime into the one instant the agent filters on, as the kubelet
+does (`now - sinceSeconds`, or sinceTime if later). It is computed once per request,
+so the two reads a `tailLines=0` follow makes see the same lines.
 
 Pure: no I/O.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from kubelab.core.errors import ErrorType, FieldError
 from services.apiserver.rest.errors import ApiError, bad_request, causes
@@ -115,7 +116,7 @@ def _validate(options: LogOptions) -> list[FieldError]:
 
 def _is_rfc3339(text: str) -> bool:
     try:
-        datetime.fromisoformat(text.replace("Z", "+00:00"))
+        _parse_time(text)
     except ValueError:
         return False
     return True
@@ -136,20 +137,26 @@ def choose_container(pod: str, containers: Sequence[str], asked: str) -> str:
     )
 
 
-def ignored_warnings(options: LogOptions) -> tuple[str, ...]:
-    """What a request asks that kubelab's logs cannot do, as Warning texts."""
-    found = []
-    if options.timestamps:
-        found.append(
-            "timestamps: kubelab's node agents keep no time per log line; "
-            "the lines are shown without timestamps"
-        )
-    if options.since_seconds is not None or options.since_time:
-        found.append(
-            "sinceSeconds/sinceTime: kubelab's node agents keep no time per log line; "
-            "every line is shown"
-        )
-    return tuple(found)
+def since_ns(options: LogOptions, now: datetime) -> int | None:
+    """The instant (nanoseconds since the epoch) before which lines are left out; None
+    for every line. `parse` has checked sinceTime and that at most one is given."""
+    since: int | None = None
+    if options.since_seconds is not None:
+        since = _ns(now) - options.since_seconds * 1_000_000_000
+    if options.since_time:
+        asked = _ns(_parse_time(options.since_time))
+        since = asked if since is None else max(since, asked)
+    return since
+
+
+def _ns(moment: datetime) -> int:
+    whole = int(moment.timestamp())
+    return whole * 1_000_000_000 + moment.microsecond * 1_000
+
+
+def _parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def waiting_message(container: str, pod: str, reason: str) -> str:

@@ -22,13 +22,14 @@ refusal is a Status, not an empty 200:
 `tailLines=0` is "no lines" (Kubernetes'); the agent reads 0 as "all", so without
 follow nothing is asked, and with follow the backlog is measured with a first read
 and skipped in the followed one (the file only grows while its instance runs).
-`limitBytes` stops after that many bytes. `timestamps`/`since*` are answered with a
-Warning (`log_options.ignored_warnings`).
+`limitBytes` stops after that many bytes (timestamps included, as the kubelet counts).
+`timestamps` and `since*` are the agent's to apply: it keeps each line's time.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import grpc
 from aiohttp import web
@@ -44,7 +45,6 @@ from services.apiserver.logic import request_keys
 from services.apiserver.rest import log_options
 from services.apiserver.rest.errors import ApiError, bad_request, method_not_allowed
 from services.apiserver.rest.log_options import LogOptions
-from services.apiserver.rest.resources import warning_header
 from services.apiserver.rest.routing import Target
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class PodLogs:
         namespace, name = target.namespace, target.name
         request_keys.check_key(kinds.PODS.resource, namespace, name)
         options = log_options.parse(request.query, name)
+        since = log_options.since_ns(options, datetime.now(UTC))
         stored = await self.store.get(kinds.PODS, namespace, name)
         pod = await self.views.one(kinds.PODS, stored)
         assert isinstance(pod, objects_pb2.Pod)
@@ -82,7 +83,7 @@ class PodLogs:
             raise bad_request(f'pod "{name}" is not scheduled to a node yet')
         agent = await self._agent(pod.spec.node_name)
         try:
-            return await self._stream(request, agent, pod, container, options)
+            return await self._stream(request, agent, pod, container, options, since)
         finally:
             await agent.close()
 
@@ -106,6 +107,7 @@ class PodLogs:
         *,
         follow: bool,
         tail_lines: int,
+        since: int | None,
     ) -> LogStream:
         """The agent's Logs call, accepted, or the Status for its refusal."""
         namespace, name = pod.metadata.namespace, pod.metadata.name
@@ -117,6 +119,8 @@ class PodLogs:
                 tail_lines=tail_lines,
                 previous=options.previous,
                 container=container,
+                timestamps=options.timestamps,
+                since_ns=since,
             )
             await stream.started()
         except AgentError as err:
@@ -152,6 +156,7 @@ class PodLogs:
         pod: objects_pb2.Pod,
         container: str,
         options: LogOptions,
+        since: int | None,
     ) -> web.StreamResponse:
         skip = 0
         tail = options.tail_lines or 0
@@ -159,15 +164,15 @@ class PodLogs:
             if not options.streams:
                 # Still asked, so a missing pod or container answers its Status.
                 opened = await self._open(
-                    agent, pod, container, options, follow=False, tail_lines=0
+                    agent, pod, container, options, follow=False, tail_lines=0, since=since
                 )
                 opened.cancel()
-                return web.Response(body=b"", headers=_headers(options))
-            skip = await self._backlog(agent, pod, container, options)
+                return web.Response(body=b"", headers=_headers())
+            skip = await self._backlog(agent, pod, container, options, since)
         stream = await self._open(
-            agent, pod, container, options, follow=options.streams, tail_lines=tail
+            agent, pod, container, options, follow=options.streams, tail_lines=tail, since=since
         )
-        response = web.StreamResponse(status=200, headers=_headers(options))
+        response = web.StreamResponse(status=200, headers=_headers())
         response.enable_chunked_encoding()
         await response.prepare(request)
         left = options.limit_bytes
@@ -199,9 +204,16 @@ class PodLogs:
         return response
 
     async def _backlog(
-        self, agent: AgentClient, pod: objects_pb2.Pod, container: str, options: LogOptions
+        self,
+        agent: AgentClient,
+        pod: objects_pb2.Pod,
+        container: str,
+        options: LogOptions,
+        since: int | None,
     ) -> int:
-        stream = await self._open(agent, pod, container, options, follow=False, tail_lines=0)
+        stream = await self._open(
+            agent, pod, container, options, follow=False, tail_lines=0, since=since
+        )
         size = 0
         try:
             async for data in stream:
@@ -211,11 +223,8 @@ class PodLogs:
         return size
 
 
-def _headers(options: LogOptions) -> CIMultiDict[str]:
-    headers = CIMultiDict({"Content-Type": "text/plain; charset=utf-8"})
-    for warning in log_options.ignored_warnings(options):
-        headers.add("Warning", warning_header(warning))
-    return headers
+def _headers() -> CIMultiDict[str]:
+    return CIMultiDict({"Content-Type": "text/plain; charset=utf-8"})
 
 
 def _waiting_reason(pod: objects_pb2.Pod, container: str) -> str:

@@ -112,7 +112,7 @@ def _precondition(patched: JsonObject, current: ApiObject, info: KindInfo) -> No
     have = current.metadata.resource_version
     if wanted and wanted != have:
         request_keys.parse_resource_version(str(wanted), "metadata.resourceVersion")
-        raise ConflictError.modified(info.resource, current.metadata.name, int(have))
+        raise ConflictError.modified(info.qualified_resource, current.metadata.name, int(have))
 
 
 class Patcher:
@@ -238,4 +238,4 @@ async def patch(
             return created, 201, patcher.warnings
         except AlreadyExistsError:
             continue  # created meanwhile: patch it
-    raise ConflictError(f'{info.resource} "{target.name}" keeps changing; retry', 0)
+    raise ConflictError(f'{info.qualified_resource} "{target.name}" keeps changing; retry', 0)

@@ -41,12 +41,15 @@ from services.apiserver.logic import request_keys
 from services.apiserver.registry import Registry
 from services.apiserver.rest import (
     convert,
+    delete_options,
     field_managers,
     field_validation,
     patch,
+    protobuf_body,
     subresources_status,
     tables,
 )
+from services.apiserver.rest.delete_collection import CollectionDeleter
 from services.apiserver.rest.discovery import parse_accept, wants
 from services.apiserver.rest.errors import (
     ApiError,
@@ -103,6 +106,7 @@ class Resources:
         self.store = registry.store
         self.views = views
         self.cache = cache
+        self.collections = CollectionDeleter(registry)
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.subresource == "status":
@@ -130,6 +134,8 @@ class Resources:
             return await self.list(request, target, opts)
         if method == "POST":
             return await self.create(request, target)
+        if method == "DELETE":
+            return await self.collections.handle(request, target)
         raise method_not_allowed(method)
 
     # ------------------------------------------------------------------ reads
@@ -285,9 +291,11 @@ class Resources:
 
     # ------------------------------------------------------------------ writes
 
-    async def _body(self, request: web.Request) -> bytes:
+    async def _body(self, request: web.Request, target: Target) -> bytes:
         content_type = request.headers.get("Content-Type", "")
         media = content_type.split(";", 1)[0].strip().lower()
+        if media == protobuf_body.PROTOBUF:
+            return protobuf_body.as_json(await request.read(), target)
         if media not in ("", JSON):
             raise unsupported_media_type(content_type)
         return await request.read()
@@ -301,7 +309,7 @@ class Resources:
         manager = field_managers.manager_of(
             request.query, request.headers.get("User-Agent", ""), options_kind
         )
-        document, duplicates = field_validation.parse(await self._body(request))
+        document, duplicates = field_validation.parse(await self._body(request, target))
         if not isinstance(document, dict):
             raise bad_request("the body must be a JSON object")
         decoded = decode_for(
@@ -360,20 +368,14 @@ class Resources:
     async def delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         info = target.info
         request_keys.check_key(info.resource, target.namespace, target.name)
-        options = await _delete_options(request)
-        grace = options.get("gracePeriodSeconds")
-        if "gracePeriodSeconds" in request.query:
-            grace = _int_param(request.query["gracePeriodSeconds"], "gracePeriodSeconds")
-        preconditions = options.get("preconditions") or {}
-        if not isinstance(preconditions, dict):
-            raise bad_request("preconditions: must be an object")
-        resource_version = str(preconditions.get("resourceVersion") or "")
+        options = delete_options.parse(await request.read(), request.query)
+        resource_version = options.resource_version
         request_keys.parse_resource_version(resource_version, "preconditions.resourceVersion")
         namespace = self._namespace(target)
-        uid = preconditions.get("uid")
-        if uid:
+        uid = options.uid
+        if uid or options.dry_run:
             current = await self.store.get(info, namespace, target.name)
-            if current.metadata.uid != uid:
+            if uid and current.metadata.uid != uid:
                 raise ApiError(
                     409,
                     "Conflict",
@@ -381,8 +383,13 @@ class Resources:
                     f"{current.metadata.uid}",
                     {"name": target.name, "kind": info.resource},
                 )
+            if options.dry_run:
+                # dryRun=All (`kubectl delete --dry-run=server`): checked, nothing deleted.
+                return _json(convert.to_json(current))
         deleted = await _shielded(
-            self.registry.delete(info, namespace, target.name, resource_version, grace)
+            self.registry.delete(
+                info, namespace, target.name, resource_version, options.grace_period_seconds
+            )
         )
         # The deleted object, not a Status: clients (the Python client's
         # delete_namespaced_service) parse the answer as the kind.
@@ -400,31 +407,3 @@ def _check_resource_version(obj: ApiObject) -> None:
     """A resourceVersion is a revision number or nothing; "abc" is the client's mistake
     (400), not a conflict with what is stored."""
     request_keys.parse_resource_version(obj.metadata.resource_version, "metadata.resourceVersion")
-
-
-def _int_param(text: str, name: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise bad_request(f'{name}: Invalid value: "{text[:64]}": must be an integer') from None
-
-
-async def _delete_options(request: web.Request) -> dict[str, Any]:
-    """DeleteOptions from the body, when there is one. propagationPolicy is accepted:
-    nothing kubelab stores has dependents that outlive their owner's delete."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    decoded = convert.parse_json(raw)
-    if not isinstance(decoded, dict):
-        raise bad_request("the body of a delete must be a DeleteOptions object")
-    grace = decoded.get("gracePeriodSeconds")
-    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
-        raise bad_request("gracePeriodSeconds: must be an integer")
-    policy = decoded.get("propagationPolicy")
-    if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
-        raise bad_request(
-            f'propagationPolicy: Unsupported value: "{policy}": supported values: '
-            '"Orphan", "Background", "Foreground"'
-        )
-    return decoded

@@ -162,7 +162,9 @@ class DeploymentScale:
             replicas, version = wanted(current)
             if version and version != current.metadata.resource_version:
                 raise ConflictError.modified(
-                    kinds.DEPLOYMENTS.resource, target.name, int(current.metadata.resource_version)
+                    kinds.DEPLOYMENTS.qualified_resource,
+                    target.name,
+                    int(current.metadata.resource_version),
                 )
             if current.spec.HasField("replicas") and current.spec.replicas == replicas:
                 return current
@@ -182,7 +184,7 @@ class DeploymentScale:
             )
             assert isinstance(written, objects_pb2.Deployment)
             return written
-        raise ConflictError(f'deployments "{target.name}" keeps changing; retry', 0)
+        raise ConflictError(f'deployments.apps "{target.name}" keeps changing; retry', 0)
 
 
 def _json(body: dict[str, Any]) -> web.Response:
