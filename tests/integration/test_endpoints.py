@@ -11,6 +11,7 @@ Service's events), and the Service's deletion ending its Endpoints.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from kubelab.core.endpointslices import MANAGED_BY, MANAGED_BY_LABEL, SERVICE_NA
 from kubelab.lab import write_kubeconfig
 from kubelab.testing.processes import ApiServerProcess
 from tests.integration.conftest import Cluster
-from tests.integration.test_kubectl import SHOP, Kubectl, grpc_apply, rows, until
+from tests.integration.test_kubectl import KUBECTL, SHOP, Kubectl, grpc_apply, rows, until
 
 pytestmark = pytest.mark.integration
 
@@ -165,9 +166,27 @@ def test_kubectl_reads_endpoints_and_every_write_is_refused(
 
     slices = client.DiscoveryV1Api(api_client)
     five = [endpoint(f"127.0.0.{i}", f"shop-{i}") for i in range(1, 6)]
-    slices.create_namespaced_endpoint_slice("default", a_slice("shop-a", five))
     one = [endpoint("127.0.0.20", "cart-0")]
-    slices.create_namespaced_endpoint_slice("default", a_slice("cart-a", one, service="cart"))
+    # `get -w` (list, then a watch from the list's revision) prints the changes live.
+    watching = subprocess.Popen(
+        [str(KUBECTL), "get", "endpoints", "-w", "--output-watch-events"],
+        env=kubectl.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert watching.stdout is not None
+        slices.create_namespaced_endpoint_slice("default", a_slice("shop-a", five))
+        first = watching.stdout.readline().split()
+        if first[0] == "EVENT":  # the header comes with the first row
+            first = watching.stdout.readline().split()
+        assert first[:3] == ["ADDED", "shop", "127.0.0.1:8080,127.0.0.2:8080,127.0.0.3:8080"]
+        slices.create_namespaced_endpoint_slice("default", a_slice("cart-a", one, service="cart"))
+        assert watching.stdout.readline().split()[:3] == ["ADDED", "cart", "127.0.0.20:8080"]
+    finally:
+        watching.terminate()
+        watching.wait(10)
 
     shown = kubectl.run("get", "endpoints")
     assert shown.returncode == 0, shown.stderr
