@@ -2,7 +2,8 @@
 kubectl and the official `kubernetes` Python client.
 
 Without a controller, slices written by hand (labelled as the EndpointSlice
-controller's) show exactly what the mirror makes of them, event by event; with a whole
+controller's) show exactly what the mirror makes of them, event by event (and a watch
+from a compacted revision is 410 Gone, as for stored kinds); with a whole
 cluster, the controller's slices for real pods: `kubectl get endpoints`, a pod leaving
 the selector seen by a watch, `kubectl describe svc` (which reads the slices and the
 Service's events), and the Service's deletion ending its Endpoints.
@@ -23,13 +24,14 @@ from kubernetes.client.exceptions import ApiException
 from kubelab.core import manifests
 from kubelab.core.endpointslices import MANAGED_BY, MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 from kubelab.lab import write_kubeconfig
-from kubelab.testing.processes import ApiServerProcess
+from kubelab.testing.processes import ApiServerProcess, EtcdServer
 from tests.integration.conftest import Cluster
 from tests.integration.test_kubectl import KUBECTL, SHOP, Kubectl, grpc_apply, rows, until
 
 pytestmark = pytest.mark.integration
 
 HTTP = {"name": "http", "protocol": "TCP", "port": 8080}
+ETCDCTL = KUBECTL.parent / "etcdctl"
 DEPRECATED = "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
 
 
@@ -304,3 +306,22 @@ def test_a_clusters_endpoints_describe_and_watch(cluster: Cluster, tmp_path: Pat
     until(lambda: not core.list_namespaced_endpoints("default").items, "the Endpoints to go")
     assert events_since(core, before) == [("DELETED", "shop", sorted(pods - {usd}))]
     api_client.close()
+
+
+def test_a_watch_from_a_compacted_revision_is_gone(
+    core: client.CoreV1Api, api_client: client.ApiClient, etcd: EtcdServer
+) -> None:
+    slices = client.DiscoveryV1Api(api_client)
+    before = core.list_namespaced_endpoints("default").metadata.resource_version
+    slices.create_namespaced_endpoint_slice("default", a_slice("shop-a", []))
+    now = core.list_namespaced_endpoints("default").metadata.resource_version
+    subprocess.run(
+        [str(ETCDCTL), "--endpoints", etcd.endpoint, "compact", now],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    with pytest.raises(ApiException) as gone:
+        events_since(core, before)
+    assert gone.value.status == 410
+    assert events_since(core, now) == []  # the list's revision still works

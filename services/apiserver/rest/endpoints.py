@@ -46,6 +46,8 @@ JSON = "application/json"
 # Where a read at a past revision starts: the first key there can be under any prefix.
 _FIRST_KEY = "\x00"
 _END = object()  # the watch cache's stream is over
+# Changes taken from the watch cache and not yet sent, at most.
+_PUMPED = 256
 
 
 def _wants_table(request: web.Request) -> bool:
@@ -231,7 +233,9 @@ class EndpointsResource:
             bookmarks=opts.bookmarks,
             listed=True,
         )
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+        # Bounded: a client that reads slowly backs up into the cache's queue for it,
+        # which ends the watch as it ends any slow watcher's.
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=_PUMPED)
         pump = asyncio.create_task(_pump(changes, queue), name="endpoints-watch")
         try:
             held: Any = None
@@ -270,10 +274,10 @@ async def _pump(changes: Any, queue: asyncio.Queue[Any]) -> None:
     try:
         async with contextlib.aclosing(changes):
             async for item in changes:
-                queue.put_nowait(item)
-        queue.put_nowait(_END)
+                await queue.put(item)
+        await queue.put(_END)
     except Exception as err:  # handed to the reader, which raises it
-        queue.put_nowait(err)
+        await queue.put(err)
 
 
 def _slice(delivered: Delivered) -> Slice:
