@@ -20,6 +20,8 @@ HTTP status Kubernetes answers with (`status_code`) and a message naming the pat
 - `k8s_protobuf` over `protowire` and `protobuf_schema`: a Kubernetes protobuf
   body (what kubectl's `create namespace|deployment|service` send) as the JSON
   object it encodes; its errors are `ProtobufError`s naming the path.
+- `endpoints_mirror`, `endpoints_watch`: the one read path here: core/v1 Endpoints,
+  which nothing stores, derived from EndpointSlices for get, list and watch.
 
 How a write flows through them (the HTTP front's side):
 

@@ -49,6 +49,8 @@ _PATCH_TYPES = (
 )
 # Kinds whose status is written through a `/status` subresource.
 _STATUS_KINDS = {"Service", "Pod", "Node", "Namespace", "Deployment"}
+# Kinds served for reading only (get, list, watch): Endpoints, derived from slices.
+_READ_ONLY_KINDS = {"Endpoints"}
 
 
 def group_versions() -> list[str]:
@@ -228,6 +230,7 @@ _FIELD_VALIDATION = _param(
     "(the default: a warning per field) or Strict (the request fails).",
 )
 _FORCE = _param("force", "query", "Apply: take the fields other managers own (conflicts).")
+_WATCH = _param("watch", "query", "Watch for changes to the described resources.")
 
 
 def _operation(
@@ -269,6 +272,17 @@ def _paths(kind: KindSchema) -> dict[str, Json]:
     writes = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
     collection = f"{scope}/{kind.resource}"
     item = f"{collection}/{{name}}"
+    if kind.kind in _READ_ONLY_KINDS:
+        return {
+            collection: {
+                "get": _operation("list", "list", kind, params=[_WATCH]),
+                "parameters": path_params[1:],  # type: ignore[dict-item]
+            },
+            item: {
+                "get": _operation("read", "get", kind, params=[]),
+                "parameters": path_params,  # type: ignore[dict-item]
+            },
+        }
     operations: JsonObject = {
         "get": _operation("list", "list", kind, params=[]),
         "post": _operation("create", "post", kind, params=writes),

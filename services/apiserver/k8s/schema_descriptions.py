@@ -29,6 +29,11 @@ TYPE_DESCRIPTIONS = {
     "Node": "Node is a worker node in Kubernetes; kubelab's node agent runs one.",
     "Namespace": "Namespace provides a scope for Names.",
     "Event": "Event is a report of an event somewhere in the cluster.",
+    "Endpoints": "Endpoints is a collection of endpoints that implement the actual service. "
+    "Deprecated in v1.33+: use discovery/v1 EndpointSlice. In kubelab, read-only: derived "
+    "from the Service's EndpointSlices.",
+    "EndpointSubset": "EndpointSubset is a group of addresses with a common set of ports.",
+    "EndpointAddress": "EndpointAddress is a tuple that describes single IP address.",
     "ObjectMeta": "ObjectMeta is metadata that all persisted resources must have, which "
     "includes all objects users must create.",
     "DeploymentStrategy": "DeploymentStrategy describes how to replace existing pods with new "

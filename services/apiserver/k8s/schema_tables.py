@@ -36,6 +36,8 @@ KINDS: tuple[KindDecl, ...] = (
     KindDecl("Node", "v1", "nodes", False, objects_pb2.Node),
     KindDecl("Namespace", "v1", "namespaces", False, None),
     KindDecl("Event", "v1", "events", True, None),
+    # Read-only: derived from EndpointSlices (`endpoints_mirror`), never written.
+    KindDecl("Endpoints", "v1", "endpoints", True, None),
     KindDecl("Deployment", "apps/v1", "deployments", True, objects_pb2.Deployment),
     KindDecl(
         "EndpointSlice", "discovery.k8s.io/v1", "endpointslices", True, objects_pb2.EndpointSlice
@@ -76,7 +78,13 @@ def definition_short_name(proto_name: str, owner: str) -> str:
     return proto_name
 
 
+# Short names kubelab gives a struct whose Kubernetes name another already has.
+_RENAMED = {"CoreEndpointPort": "io.k8s.api.core.v1.EndpointPort"}
+
+
 def definition_name(short: str) -> str:
+    if short in _RENAMED:
+        return _RENAMED[short]
     if short in _META:
         return f"io.k8s.apimachinery.pkg.apis.meta.v1.{short}"
     if short in _APPS:
@@ -247,6 +255,40 @@ DECLARED_STRUCTS: dict[str, dict[str, Decl]] = {
     "EventSeries": {
         "count": _d("integer", "Number of occurrences in this series up to the last heartbeat."),
         "lastObservedTime": _d("date-time", "Time of the last occurrence observed."),
+    },
+    "Endpoints": {
+        **TYPE_META,
+        "metadata": _d("ObjectMeta", "Standard object's metadata."),
+        "subsets": _d(
+            ListDecl("EndpointSubset"),
+            "The set of all endpoints is the union of all subsets. Addresses are placed into "
+            "subsets according to the IPs they share.",
+        ),
+    },
+    "EndpointSubset": {
+        "addresses": _d(
+            ListDecl("EndpointAddress"),
+            "IP addresses which offer the related ports that are marked as ready.",
+        ),
+        "notReadyAddresses": _d(
+            ListDecl("EndpointAddress"),
+            "IP addresses which offer the related ports but are not currently marked as ready.",
+        ),
+        "ports": _d(
+            ListDecl("CoreEndpointPort"), "Port numbers available on the related IP addresses."
+        ),
+    },
+    "EndpointAddress": {
+        "ip": _d("string", "The IP of this endpoint."),
+        "hostname": _d("string", "The Hostname of this endpoint."),
+        "nodeName": _d("string", "The node hosting this endpoint."),
+        "targetRef": _d("ObjectReference", "Reference to object providing the endpoint."),
+    },
+    "CoreEndpointPort": {
+        "name": _d("string", "The name of this port; must match a ServicePort's name."),
+        "port": _d("integer", "The port number of the endpoint."),
+        "protocol": _d("string", "The IP protocol for this port: TCP, UDP or SCTP."),
+        "appProtocol": _d("string", "The application protocol for this port."),
     },
     "ManagedFieldsEntry": {
         "manager": _d("string", "Identifier of the workflow managing these fields."),

@@ -9,5 +9,7 @@ events), `errors` (Status objects). Writes: `patch` (PATCH of every type),
 `field_managers` (managedFields), over the pure modules of `services.apiserver.k8s`;
 `openapi_routes` serves that package's OpenAPI v3 documents. `delete_collection`
 (DELETE on a collection) and `delete_options` (DeleteOptions from a body or a query);
-`protobuf_body` reads kubectl's protobuf bodies as JSON.
+`protobuf_body` reads kubectl's protobuf bodies as JSON. `endpoints` serves the
+read-only core/v1 Endpoints, derived from EndpointSlices (`endpoints_wire`: its paths,
+Tables and pages).
 """

@@ -9,7 +9,9 @@ reads `/api/v1` and `/apis/<group>/<version>` (APIResourceList) per group.
 
 Built from `kubelab.core.kinds`, so a new kind is served here without a line more.
 The verbs are those the HTTP front serves (`verbs`): deletecollection on every kind
-but Namespaces, which have none in Kubernetes either. Pure: no I/O.
+but Namespaces, which have none in Kubernetes either. The core group also lists
+`endpoints`, which is no stored kind: get, list and watch only (`endpoints_wire`).
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from kubelab.core import kinds
 from kubelab.core.kinds import KindInfo
-from services.apiserver.rest import subresources
+from services.apiserver.rest import endpoints_wire, subresources
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 VERBS = ("create", "delete", "deletecollection", "get", "list", "update", "watch")
@@ -118,14 +120,17 @@ def _aggregated_resource(info: KindInfo) -> dict[str, Any]:
 
 def _aggregated_group(name: str, members: Sequence[KindInfo]) -> dict[str, Any]:
     metadata: dict[str, Any] = {"creationTimestamp": None}
+    resources = [_aggregated_resource(i) for i in members]
     if name:
         metadata["name"] = name
+    else:
+        resources.append(endpoints_wire.discovery_entry(aggregated=True))
     return {
         "metadata": metadata,
         "versions": [
             {
                 "version": version_of(members[0]),
-                "resources": [_aggregated_resource(i) for i in members],
+                "resources": resources,
                 "freshness": "Current",
             }
         ],
@@ -200,6 +205,8 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
             resource["categories"] = ["all"]
         resources.append(resource)
         resources += subresources.legacy(info.resource, info.namespaced)
+    if group_version == "v1":
+        resources.append(endpoints_wire.discovery_entry(aggregated=False))
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

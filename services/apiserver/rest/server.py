@@ -33,8 +33,9 @@ from prometheus_client import Counter, Histogram
 
 from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
-from services.apiserver.rest import discovery, openapi_routes, routing
+from services.apiserver.rest import discovery, endpoints_wire, openapi_routes, routing
 from services.apiserver.rest.convert import dumps
+from services.apiserver.rest.endpoints import EndpointsResource
 from services.apiserver.rest.errors import (
     ApiError,
     api_error_of,
@@ -86,6 +87,8 @@ class RestServer:
         views = LiveViews(registry.store)
         # The process's one watch cache, shared with the gRPC front (`__main__`).
         self.resources = Resources(registry, views, cache or WatchCache(views))
+        # Read-only, derived from EndpointSlices: not a kind of the registry.
+        self.endpoints = EndpointsResource(registry.store, self.resources.cache)
         # Subresources with their own handlers, by (resource, subresource).
         self.subresources: dict[
             tuple[str, str], Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
@@ -160,6 +163,9 @@ class RestServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         if openapi_routes.is_openapi(request.path):
             return openapi_routes.serve(request)
+        mirrored = endpoints_wire.parse(request.rel_url.raw_path)
+        if mirrored is not None:
+            return await self.endpoints.handle(request, mirrored)
         found = routing.parse(request.rel_url.raw_path)
         if isinstance(found, Discovery):
             if request.method != "GET":
