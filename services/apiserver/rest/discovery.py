@@ -8,8 +8,9 @@ does not ask for it gets the legacy forms (APIVersions, APIGroupList), and then
 reads `/api/v1` and `/apis/<group>/<version>` (APIResourceList) per group.
 
 Built from `kubelab.core.kinds`, so a new kind is served here without a line more.
-The verbs are those the HTTP front serves (`verbs`): deletecollection on every kind
-but Namespaces, which have none in Kubernetes either. Pure: no I/O.
+The verbs are those the HTTP front serves (`verbs`), sorted as Kubernetes lists them:
+deletecollection on every kind but Namespaces, which have none in Kubernetes either.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from kubelab.core.kinds import KindInfo
 from services.apiserver.rest import subresources
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-VERBS = ("create", "delete", "deletecollection", "get", "list", "update", "watch")
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 # Kubernetes serves no deletecollection of Namespaces (`kubectl api-resources -o wide`).
 _NO_DELETE_COLLECTION = frozenset({"namespaces"})
 # Kubernetes puts these in the `all` category (`kubectl get all`).
