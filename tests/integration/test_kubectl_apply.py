@@ -179,8 +179,12 @@ def test_explain_reads_the_openapi_schema(kubectl: Kubectl) -> None:
     out = kubectl.ok("explain", "service.spec.ports")
     assert "KIND:       Service" in out
     assert "FIELD: ports <[]ServicePort>" in out
-    assert "targetPort\t<string>" in out  # IntOrString resolves to its type, string
-    assert "port\t<integer>" in out
+    assert "targetPort\t<string>\n" in out  # IntOrString resolves to its type, string
+    # Kubernetes' schema requires a port's number, and a container's name but not its image.
+    assert "  port\t<integer> -required-\n" in out
+    containers = kubectl.ok("explain", "pod.spec.containers")
+    assert "  name\t<string> -required-\n" in containers
+    assert "  image\t<string>\n" in containers
 
 
 def test_patch_types_on_service_ports(kubectl: Kubectl, apiserver: ApiServerProcess) -> None:

@@ -11,6 +11,7 @@ from hypothesis import given
 
 from services.apiserver.k8s import openapi, schema, schema_tables
 from services.apiserver.k8s.kubernetes_fields import KUBERNETES_ONLY
+from services.apiserver.rest.subresources_status import STATUS_KINDS
 from tests.unit.k8s_values import services
 
 GVS = ["api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"]
@@ -278,3 +279,61 @@ def test_known_fields_only_drops_what_check_fields_reports() -> None:
 @given(services())
 def test_known_fields_only_keeps_a_well_formed_service(service: dict[str, Any]) -> None:
     assert openapi.known_fields_only(service, "Service") == service
+
+
+@pytest.mark.parametrize(
+    ("definition", "required"),
+    [
+        pytest.param("io.k8s.api.core.v1.ServicePort", ["port"], id="service-port"),
+        # Kubernetes' schema leaves a container's image optional (its validation requires it).
+        pytest.param("io.k8s.api.core.v1.Container", ["name"], id="container-name-only"),
+        pytest.param("io.k8s.api.core.v1.ContainerPort", ["containerPort"], id="container-port"),
+        pytest.param("io.k8s.api.core.v1.PodSpec", ["containers"], id="pod-spec"),
+        pytest.param("io.k8s.api.apps.v1.DeploymentSpec", ["selector", "template"], id="deploy"),
+        pytest.param("io.k8s.api.discovery.v1.EndpointSlice", ["addressType"], id="slice"),
+        pytest.param("io.k8s.api.core.v1.NodeAddress", ["type", "address"], id="node-address"),
+        pytest.param("io.k8s.api.core.v1.Event", ["metadata", "involvedObject"], id="event"),
+        pytest.param("io.k8s.api.core.v1.ServiceSpec", None, id="service-spec-none"),
+    ],
+)
+def test_required_fields_are_kubernetes(definition: str, required: list[str] | None) -> None:
+    found = {}
+    for gv in GVS:
+        doc: Any = openapi.openapi_document(gv)
+        found.update(doc["components"]["schemas"])
+    assert found[definition].get("required") == required
+
+
+@pytest.mark.parametrize("gv", GVS)
+def test_every_required_field_is_a_property(gv: str) -> None:
+    doc: Any = openapi.openapi_document(gv)
+    seen = 0
+    for body in doc["components"]["schemas"].values():
+        for name in body.get("required", ()):
+            assert name in body["properties"]
+            seen += 1
+    assert seen
+
+
+def test_the_required_table_names_real_fields() -> None:
+    """A typo in the table would silently mark nothing; the one name kubelab lacks is
+    ContainerStatus.imageID (its documents leave it out)."""
+    by_short = {name.rsplit(".", 1)[1]: s for name, s in schema.definitions().items()}
+    missing = {
+        (short, field)
+        for short, fields in schema_tables.REQUIRED.items()
+        for field in fields
+        if field not in by_short[short].fields
+    }
+    assert missing == {("ContainerStatus", "imageID")}
+
+
+def test_status_paths_are_those_the_front_serves() -> None:
+    """The documents list a `/status` path exactly for the kinds whose /status is served."""
+    documented = set()
+    for gv in GVS:
+        doc: Any = openapi.openapi_document(gv)
+        for path in doc["paths"]:
+            if path.endswith("/{name}/status"):
+                documented.add(path.rsplit("/", 3)[1])
+    assert documented == STATUS_KINDS

@@ -1,6 +1,6 @@
 """The pure parts of `deployments/<name>/scale`: a Deployment as an autoscaling/v1 Scale,
-a Scale body's replicas as Kubernetes checks them, and the discovery entries kubectl
-resolves the subresources by."""
+a Scale body's replicas as Kubernetes checks them, the managedFields a scale records, and
+the discovery entries kubectl resolves the subresources by."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from google.protobuf import json_format
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kubelab.core import kinds
 from kubelab.v1 import objects_pb2
-from services.apiserver.rest import discovery, subresources
+from services.apiserver.rest import discovery, field_managers, subresources
 from services.apiserver.rest.errors import ApiError
-from services.apiserver.rest.scale import replicas_of, scale_of
+from services.apiserver.rest.scale import replicas_after_patch, replicas_of, scale_of
 
 
 def deployment(**spec: Any) -> objects_pb2.Deployment:
@@ -103,3 +104,62 @@ def test_discovery_lists_the_subresources() -> None:
     assert names["pods/log"]["verbs"] == ["get"]
     assert names["services/status"]["verbs"] == ["get", "patch", "update"]
     assert subresources.legacy("endpoints", True) == []
+
+
+def test_a_scale_records_its_manager_with_subresource_scale() -> None:
+    """As Kubernetes' ScaleHandler stores it: the scaler owns spec.replicas (in apps/v1
+    terms), taken from whoever set it before; everything else stays the creator's."""
+    created = deployment(replicas=2)
+    field_managers.update_hook(kinds.DEPLOYMENTS, "creator")(None, created)
+    scaled = objects_pb2.Deployment()
+    scaled.CopyFrom(created)
+    scaled.spec.replicas = 5
+    field_managers.update_hook(kinds.DEPLOYMENTS, "kubectl", "scale")(created, scaled)
+    entries = {
+        (e.manager, e.operation, e.api_version, e.subresource): json_format.MessageToDict(
+            e.fields_v1
+        )
+        for e in scaled.metadata.managed_fields
+    }
+    assert entries[("kubectl", "Update", "apps/v1", "scale")] == {"f:spec": {"f:replicas": {}}}
+    creator = entries[("creator", "Update", "apps/v1", "")]
+    assert "f:replicas" not in creator["f:spec"] and "f:selector" in creator["f:spec"]
+
+
+MERGE = "application/merge-patch+json"
+
+
+@pytest.mark.parametrize(
+    ("patch", "content_type", "wanted"),
+    [
+        pytest.param({"spec": {"replicas": 6}}, MERGE, (6, ""), id="merge-no-precondition"),
+        pytest.param(
+            {"spec": {"replicas": 6}},
+            "application/strategic-merge-patch+json",
+            (6, ""),
+            id="strategic-no-precondition",
+        ),
+        pytest.param(
+            [{"op": "replace", "path": "/spec/replicas", "value": 2}],
+            "application/json-patch+json",
+            (2, ""),
+            id="json-patch",
+        ),
+        pytest.param(
+            {"metadata": {"resourceVersion": "3"}, "spec": {"replicas": 6}},
+            MERGE,
+            (6, "3"),
+            id="a-version-the-patch-sets-is-a-precondition",
+        ),
+    ],
+)
+def test_replicas_after_patch(patch: Any, content_type: str, wanted: tuple[int, str]) -> None:
+    """The version the Scale was read at (7) is no precondition: a patch that lost a race
+    with the controller is applied again, not refused with a 409."""
+    assert replicas_after_patch(deployment(replicas=4), patch, content_type, "shop") == wanted
+
+
+def test_a_patch_that_cannot_apply_is_a_status() -> None:
+    with pytest.raises(ApiError) as caught:
+        replicas_after_patch(deployment(replicas=4), {"spec": 1}, "text/plain", "shop")
+    assert caught.value.code == 415

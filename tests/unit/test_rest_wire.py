@@ -17,7 +17,7 @@ from kubelab.store import (
     StoreUnavailableError,
 )
 from services.apiserver.rest import discovery, options, routing
-from services.apiserver.rest.errors import ApiError, api_error_of, status_body
+from services.apiserver.rest.errors import ApiError, api_error_of, delete_answer, status_body
 from services.apiserver.rest.routing import Discovery, Target
 
 # ---------------------------------------------------------------- paths
@@ -237,7 +237,8 @@ def test_aggregated_discovery_lists_every_kind_once() -> None:
     shop = next(r for r in services if r["resource"] == "services")
     assert shop["responseKind"] == {"group": "", "version": "v1", "kind": "Service"}
     assert shop["scope"] == "Namespaced" and shop["shortNames"] == ["svc"]
-    assert "patch" not in shop["verbs"]  # not until the patch strategies land
+    # Every verb the HTTP front serves, sorted as Kubernetes lists them.
+    assert shop["verbs"] == sorted(shop["verbs"]) and "patch" in shop["verbs"]
 
 
 def test_legacy_resource_list() -> None:
@@ -316,3 +317,40 @@ def test_not_found_details_name_the_resource_and_group() -> None:
 
 def test_a_bug_is_not_mapped() -> None:
     assert api_error_of(KeyError("oops"), kinds.SERVICES, "x") is None
+
+
+@pytest.mark.parametrize(
+    ("info", "answers_the_object"),
+    [
+        pytest.param(kinds.SERVICES, True, id="services"),
+        pytest.param(kinds.PODS, True, id="pods"),
+        pytest.param(kinds.NAMESPACES, True, id="namespaces"),
+        pytest.param(kinds.DEPLOYMENTS, False, id="deployments"),
+        pytest.param(kinds.NODES, False, id="nodes"),
+        pytest.param(kinds.EVENTS, False, id="events"),
+        pytest.param(kinds.ENDPOINTSLICES, False, id="endpointslices"),
+    ],
+)
+def test_a_delete_answers_what_kubernetes_answers_for_the_kind(
+    info: kinds.KindInfo, answers_the_object: bool
+) -> None:
+    """The object where Kubernetes' registry returns it, else a success Status naming the
+    resource: the Python client parses one or the other, by kind."""
+    deleted = {"kind": info.kind, "metadata": {"name": "x", "uid": "u-1"}, "spec": {}}
+    answer = delete_answer(info, deleted)
+    if answers_the_object:
+        assert answer is deleted
+        return
+    group = discovery.group_of(info)
+    assert answer == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": "x",
+            **({"group": group} if group else {}),
+            "kind": info.resource,
+            "uid": "u-1",
+        },
+    }

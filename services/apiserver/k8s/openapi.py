@@ -12,7 +12,8 @@
   `kubectl explain service.spec.ports`, `x-kubernetes-group-version-kind` on the
   kinds, and the list extensions (`x-kubernetes-patch-merge-key`,
   `x-kubernetes-patch-strategy`, `x-kubernetes-list-type`,
-  `x-kubernetes-list-map-keys`) that `schema` holds; and the paths, whose
+  `x-kubernetes-list-map-keys`) and `required` fields (which `kubectl explain`
+  marks "-required-") that `schema` holds; and the paths, whose
   PATCH operations list the `fieldValidation` query parameter inline: kubectl
   sends `fieldValidation=Strict` only when the PATCH operation of the kind
   (found by its `x-kubernetes-group-version-kind`) has it, and otherwise falls
@@ -47,8 +48,9 @@ _PATCH_TYPES = (
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 )
-# Kinds whose status is written through a `/status` subresource.
-_STATUS_KINDS = {"Service", "Pod", "Node", "Namespace", "Deployment"}
+# Kinds whose `/status` subresource the HTTP front serves (`rest.subresources_status`);
+# Kubernetes also has one for Nodes and Namespaces, which kubelab does not serve yet.
+_STATUS_KINDS = {"Service", "Pod", "Deployment"}
 # Kinds served for reading only (get, list, watch): Endpoints, derived from slices.
 _READ_ONLY_KINDS = {"Endpoints"}
 
@@ -130,6 +132,9 @@ def _collect(struct: Struct, out: dict[str, Json]) -> None:
             prop["x-kubernetes-patch-strategy"] = f.strategy
         properties[name] = prop
     body: JsonObject = {"type": "object", "properties": properties}
+    required: list[Json] = [name for name in struct.required if name in struct.fields]
+    if required:
+        body["required"] = required
     if struct.description:
         body["description"] = struct.description
     if struct.atomic:

@@ -25,7 +25,7 @@ tree, so they cannot disagree about a merge key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Literal, TypeAlias
 
@@ -80,6 +80,8 @@ class Struct:
     atomic: bool = False
     # Set on kinds: (group, version, kind).
     gvk: tuple[str, str, str] | None = None
+    # Kubernetes' OpenAPI `required` (`schema_tables.REQUIRED`), names it may lack included.
+    required: tuple[str, ...] = ()
 
 
 Node: TypeAlias = Scalar | MapOf | ListOf | Struct
@@ -119,6 +121,7 @@ class _Builder:
             name=name,
             description=tables.TYPE_DESCRIPTIONS.get(short, ""),
             atomic=short in tables.ATOMIC_STRUCTS,
+            required=tables.REQUIRED.get(short, ()),
         )
         self.structs[name] = struct  # before the fields: a message may nest itself
         for fd in descriptor.fields:
@@ -179,6 +182,7 @@ class _Builder:
             name=name,
             description=tables.TYPE_DESCRIPTIONS.get(short, ""),
             atomic=short in tables.ATOMIC_STRUCTS,
+            required=tables.REQUIRED.get(short, ()),
         )
         self.structs[name] = struct
         for json_name, decl in tables.DECLARED_STRUCTS[short].items():
@@ -210,9 +214,7 @@ def _all() -> tuple[dict[str, KindSchema], dict[str, Struct]]:
         else:
             root = builder.declared_struct(info.kind)
         group, _, version = info.api_version.rpartition("/")
-        gvk_root = Struct(
-            root.name, root.description, root.fields, root.atomic, (group, version, info.kind)
-        )
+        gvk_root = replace(root, gvk=(group, version, info.kind))
         builder.structs[root.name] = gvk_root
         kinds[info.kind] = KindSchema(
             info.kind, group, version, info.resource, info.namespaced, gvk_root

@@ -153,6 +153,40 @@ ATOMIC_MAPS = {"ServiceSpec.selector", "PodSpec.nodeSelector"}
 ATOMIC_STRUCTS = {"LabelSelector", "OwnerReference", "ObjectReference"}
 FIELD_STRATEGIES = {"DeploymentSpec.strategy": "retainKeys"}
 
+# ---------------------------------------------------------------- required fields
+
+# Kubernetes' OpenAPI `required` by definition, in its order: the fields its Go types
+# hold without `+optional`/omitempty. `kubectl explain` marks them "-required-". A
+# Container's image is not among them (Kubernetes leaves it optional in the schema so
+# workload controllers may fill it in; its validation still requires it on a Pod). A
+# name kubelab's struct lacks (ContainerStatus.imageID) is left out of its document.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "ServicePort": ("port",),
+    "Container": ("name",),
+    "ContainerPort": ("containerPort",),
+    "EnvVar": ("name",),
+    "HTTPGetAction": ("port",),
+    "HTTPHeader": ("name", "value"),
+    "TCPSocketAction": ("port",),
+    "PodSpec": ("containers",),
+    "PodIP": ("ip",),
+    "ContainerStatus": ("name", "ready", "restartCount", "image", "imageID"),
+    "ContainerStateTerminated": ("exitCode",),
+    "DeploymentSpec": ("selector", "template"),
+    "EndpointSlice": ("addressType",),
+    "Endpoint": ("addresses",),
+    "NodeAddress": ("type", "address"),
+    "DaemonEndpoint": ("Port",),
+    "Event": ("metadata", "involvedObject"),
+    "PodCondition": ("type", "status"),
+    "NodeCondition": ("type", "status"),
+    "DeploymentCondition": ("type", "status"),
+    "NamespaceCondition": ("type", "status"),
+    "Condition": ("type", "status", "lastTransitionTime", "reason", "message"),
+    "LabelSelectorRequirement": ("key", "operator"),
+    "OwnerReference": ("apiVersion", "kind", "name", "uid"),
+}
+
 # ---------------------------------------------------------------- declared fields
 
 ScalarName = Literal["string", "integer", "boolean", "date-time", "any"]

@@ -8,9 +8,10 @@ does not ask for it gets the legacy forms (APIVersions, APIGroupList), and then
 reads `/api/v1` and `/apis/<group>/<version>` (APIResourceList) per group.
 
 Built from `kubelab.core.kinds`, so a new kind is served here without a line more.
-The verbs are those the HTTP front serves (`verbs`): deletecollection on every kind
-but Namespaces, which have none in Kubernetes either. The core group also lists
-`endpoints`, which is no stored kind: get, list and watch only (`endpoints_wire`).
+The verbs are those the HTTP front serves (`verbs`), sorted as Kubernetes lists them:
+deletecollection on every kind but Namespaces, which have none in Kubernetes either. The
+core group also lists `endpoints`, which is no stored kind: get, list and watch only
+(`endpoints_wire`).
 Pure: no I/O.
 """
 
@@ -25,7 +26,7 @@ from kubelab.core.kinds import KindInfo
 from services.apiserver.rest import endpoints_wire, subresources
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-VERBS = ("create", "delete", "deletecollection", "get", "list", "update", "watch")
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 # Kubernetes serves no deletecollection of Namespaces (`kubectl api-resources -o wide`).
 _NO_DELETE_COLLECTION = frozenset({"namespaces"})
 # Kubernetes puts these in the `all` category (`kubectl get all`).

@@ -125,6 +125,23 @@ def success_status(info: KindInfo, name: str, uid: str) -> dict[str, Any]:
     }
 
 
+# Kinds whose delete answers the object, as their Kubernetes registries do
+# (`ReturnDeletedObject`; a pod or namespace still terminating is answered as it now
+# stands). Every other kind answers a success Status naming the resource and uid, as
+# Kubernetes' does. Typed clients read what Kubernetes' API description names: the
+# Python client's `delete_namespaced_pod` a V1Pod (a Status would not parse), its
+# `delete_namespaced_deployment` any object; `kubectl delete --wait` reads either.
+RETURNS_DELETED_OBJECT = frozenset({"services", "pods", "namespaces"})
+
+
+def delete_answer(info: KindInfo, deleted: dict[str, Any]) -> dict[str, Any]:
+    """What DELETE answers, given the deleted object's JSON."""
+    if info.resource in RETURNS_DELETED_OBJECT:
+        return deleted
+    meta = deleted.get("metadata") or {}
+    return success_status(info, str(meta.get("name", "")), str(meta.get("uid", "")))
+
+
 def causes(found: Sequence[FieldError]) -> list[dict[str, str]]:
     """`details.causes`: the field and the error without its field (Kubernetes' `ErrorBody`)."""
     out = []

@@ -55,6 +55,7 @@ from services.apiserver.rest.errors import (
     ApiError,
     api_error_of,
     bad_request,
+    delete_answer,
     method_not_allowed,
     status_body,
     unsupported_media_type,
@@ -391,9 +392,9 @@ class Resources:
                 info, namespace, target.name, resource_version, options.grace_period_seconds
             )
         )
-        # The deleted object, not a Status: clients (the Python client's
-        # delete_namespaced_service) parse the answer as the kind.
-        return _json(convert.to_json(deleted))
+        # The object or a Status, as Kubernetes answers for the kind: clients parse it
+        # as the one their API description names (`errors.delete_answer`).
+        return _json(delete_answer(info, convert.to_json(deleted)))
 
 
 async def _bookmark(

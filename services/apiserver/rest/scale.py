@@ -7,9 +7,15 @@ patches its JSON (merge, JSON or strategic-merge patch: `services.apiserver.k8s.
 patches`) and then writes like a PUT.
 
 A write changes only the Deployment's `spec.replicas`, through `Registry.update`
-(validation, generation, compare-and-swap). A Scale carrying a resourceVersion is a
-precondition on the Deployment (409 when stale); without one the write re-reads and
-retries on a conflict, as Kubernetes' GuaranteedUpdate does: the controller writes
+(validation, generation, compare-and-swap), and records its field manager in
+managedFields as every write of the HTTP front does: an Update entry with
+subresource `scale` owning `spec.replicas` in the Deployment's apps/v1 terms, as
+Kubernetes' ScaleHandler stores it (`kubectl scale` then shows as manager `kubectl`).
+`dryRun=All` does all but the write (`kubectl scale --dry-run=server`).
+
+A PUT's Scale carrying a resourceVersion, or a patch that sets one, is a precondition
+on the Deployment (409 when stale); otherwise the write re-reads, re-applies the patch
+and retries on a conflict, as Kubernetes' GuaranteedUpdate does: the controller writes
 the Deployment's status all the time, and `kubectl scale` must not lose to it.
 
 The Scale's `status` is the Deployment's (`replicas` it has, `selector` as text), as
@@ -31,8 +37,8 @@ from kubelab.v1 import objects_pb2
 from services.apiserver.k8s import patches
 from services.apiserver.k8s.jsonvalue import PatchError
 from services.apiserver.logic import request_keys
-from services.apiserver.registry import Registry
-from services.apiserver.rest import convert
+from services.apiserver.registry import FieldsHook, Registry
+from services.apiserver.rest import convert, field_managers, field_validation
 from services.apiserver.rest.errors import (
     ApiError,
     bad_request,
@@ -111,6 +117,24 @@ def replicas_of(scale: Any, name: str) -> tuple[int, str]:
     return replicas, version
 
 
+def replicas_after_patch(
+    current: objects_pb2.Deployment, patch: Any, content_type: str, name: str
+) -> tuple[int, str]:
+    """(spec.replicas, precondition) of `current`'s Scale patched by `patch`. Only a
+    resourceVersion the patch itself sets is a precondition, as in Kubernetes' patch
+    handler: the one the Scale was read at is not, so a patch that lost a race with the
+    controller's status write is applied again to what it finds, not refused."""
+    try:
+        scale = patches.apply_patch(scale_of(current), patch, content_type, "Scale")
+    except PatchError as err:
+        if err.status_code == 415:
+            raise unsupported_media_type(content_type) from None
+        reason = "Invalid" if err.status_code == 422 else "BadRequest"
+        raise ApiError(err.status_code, reason, str(err)) from None
+    replicas, version = replicas_of(scale, name)
+    return replicas, "" if version == current.metadata.resource_version else version
+
+
 class DeploymentScale:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -122,8 +146,12 @@ class DeploymentScale:
             return _json(scale_of(await self._read(target)))
         if request.method not in ("PUT", "PATCH"):
             raise method_not_allowed(request.method)
-        if request.query.get("dryRun"):
-            raise bad_request("dryRun: kubelab does not support dry runs yet")
+        options = "UpdateOptions" if request.method == "PUT" else "PatchOptions"
+        dry_run = field_validation.dry_run(request.query, options)
+        manager = field_managers.manager_of(
+            request.query, request.headers.get("User-Agent", ""), options
+        )
+        hook = field_managers.update_hook(kinds.DEPLOYMENTS, manager, "scale")
         raw = await request.read()
         content_type = request.headers.get("Content-Type", "")
         body = convert.parse_json(raw)
@@ -132,22 +160,15 @@ class DeploymentScale:
             if media not in ("", "application/json"):
                 raise unsupported_media_type(content_type)
             replicas, version = replicas_of(body, target.name)
-            write = self._write(target, lambda _: (replicas, version))
+            write = self._write(target, lambda _: (replicas, version), hook, dry_run)
         else:
             if patches.is_apply(content_type):
                 raise unsupported_media_type(content_type)
 
             def patched(current: objects_pb2.Deployment) -> tuple[int, str]:
-                try:
-                    scale = patches.apply_patch(scale_of(current), body, content_type, "Scale")
-                except PatchError as err:
-                    if err.status_code == 415:
-                        raise unsupported_media_type(content_type) from None
-                    reason = "Invalid" if err.status_code == 422 else "BadRequest"
-                    raise ApiError(err.status_code, reason, str(err)) from None
-                return replicas_of(scale, target.name)
+                return replicas_after_patch(current, body, content_type, target.name)
 
-            write = self._write(target, patched)
+            write = self._write(target, patched, hook, dry_run)
         # Shielded: a client that hangs up does not cut a write in half.
         written = await asyncio.shield(write)
         return _json(scale_of(written))
@@ -155,8 +176,11 @@ class DeploymentScale:
     async def _read(self, target: Target) -> objects_pb2.Deployment:
         return await self.store.get(kinds.DEPLOYMENTS, target.namespace, target.name)
 
-    async def _write(self, target: Target, wanted: Any) -> objects_pb2.Deployment:
-        """Set spec.replicas to what `wanted(current)` says, at `current`'s version."""
+    async def _write(
+        self, target: Target, wanted: Any, fields: FieldsHook, dry_run: bool
+    ) -> objects_pb2.Deployment:
+        """Set spec.replicas to what `wanted(current)` says, at `current`'s version,
+        recording the change in managedFields with `fields`."""
         for _ in range(_ATTEMPTS):
             current = await self._read(target)
             replicas, version = wanted(current)
@@ -172,16 +196,17 @@ class DeploymentScale:
             changed.CopyFrom(current)
             changed.spec.replicas = replicas
             try:
-                written, _ = await self.registry.update(changed)
+                written, _ = await self.registry.update(changed, fields=fields, dry_run=dry_run)
             except ConflictError:
                 if version:
                     raise
                 continue
-            log.info(
-                "scaled to %d replicas",
-                replicas,
-                extra={"deployment": f"{target.namespace}/{target.name}"},
-            )
+            if not dry_run:
+                log.info(
+                    "scaled to %d replicas",
+                    replicas,
+                    extra={"deployment": f"{target.namespace}/{target.name}"},
+                )
             assert isinstance(written, objects_pb2.Deployment)
             return written
         raise ConflictError(f'deployments.apps "{target.name}" keeps changing; retry', 0)
