@@ -4,8 +4,9 @@ A listener asks its `Route` where each new connection (or UDP flow) goes, then
 moves bytes. The route owns the policy (which endpoint, what source address,
 what to track); this package owns the sockets:
 
-* `tcp` — connections over plain non-blocking sockets and loop callbacks, with
-  connect retry, back-pressure and half-close;
+* `tcp` — connections over plain non-blocking sockets, with connect retry,
+  back-pressure and half-close; `tcp_listener` accepts them;
+* `poller` — the relay's own epoll set, which the event loop watches as one descriptor;
 * `udp` — per-client flows with idle timeouts;
 * `sockets` — the choice protocol and socket set-up both share.
 
@@ -21,9 +22,8 @@ from kubelab.relay.tcp import (
     READ_SIZE,
     Connection,
     Route,
-    TcpListener,
-    serve_tcp,
 )
+from kubelab.relay.tcp_listener import TcpListener, serve_tcp
 from kubelab.relay.udp import Flow, UdpListener, UdpRoute, serve_udp
 
 __all__ = [
