@@ -45,7 +45,6 @@ from typing import Any, cast
 
 import yaml
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from kubelab.core import errors, kinds, yaml12
@@ -54,17 +53,12 @@ from kubelab.core.manifests_shape import (
     INT_OR_STRING,
     ShapeCheck,
     descriptor_of,
-    fields_of,
-    is_map,
-    message_type_of,
     show,
 )
+from kubelab.core.proto_dict import message_to_dict
 from kubelab.core.validation import objects as validation
-from kubelab.core.validation.syntax import INT_TEXT_RE
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
-
-_INT64_CPPTYPES = (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64)
 
 
 class ManifestError(ValueError):
@@ -317,8 +311,7 @@ _FIRST_KEYS = ("apiVersion", "kind", "metadata", "spec")
 
 def to_kubernetes_dict(obj: Message) -> dict[str, Any]:
     """The object as `kubectl get -o json` shows it."""
-    body = json_format.MessageToDict(obj)
-    _restore_numbers(body, descriptor_of(obj))
+    body: dict[str, Any] = message_to_dict(obj, INT_OR_STRING)
     for info in kinds.ALL_KINDS:
         if isinstance(obj, info.message):
             body["apiVersion"] = body.get("apiVersion") or info.api_version
@@ -329,25 +322,6 @@ def to_kubernetes_dict(obj: Message) -> dict[str, Any]:
     if "status" in body:
         ordered["status"] = body["status"]
     return ordered
-
-
-def _restore_numbers(body: dict[str, Any], descriptor: Descriptor) -> None:
-    """Undo proto JSON's strings: int64 fields and numeric int-or-string values."""
-    fields = fields_of(descriptor)
-    for key, value in body.items():
-        field = fields.get(key)
-        if field is None or is_map(field):
-            continue  # Maps here are string -> string; nothing to restore.
-        if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, dict):  # Timestamps are already strings.
-                    _restore_numbers(item, message_type_of(field))
-        elif field.cpp_type in _INT64_CPPTYPES:
-            body[key] = [int(v) for v in value] if isinstance(value, list) else int(value)
-        elif field.full_name in INT_OR_STRING and INT_TEXT_RE.fullmatch(value):
-            # What reads as a number is printed as one ("-5" too: as a string it
-            # would be refused on the way back); "0080" stays a string.
-            body[key] = int(value)
 
 
 def to_yaml(obj: Message) -> str:
