@@ -38,6 +38,7 @@ _OWN_KEYS = ("processes", "ready", "started", "supervisor")
 _HOME_ENTRIES = {
     *("cluster.json", "cluster.json.tmp", ".lock", ".state.lock", "kubeconfig", "kubeconfig.tmp"),
     *("logs", "etcd", "nodes"),
+    "cloud-forwarding.json",  # the cloud-stub's snapshot (`LabConfig.cloud_snapshot_file`)
 }
 
 
@@ -172,7 +173,13 @@ def make_private(config: LabConfig) -> None:
     home.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     if {entry.name for entry in home.iterdir()} <= _HOME_ENTRIES:
         home.chmod(PRIVATE_DIR)
-    for path in (config.state_file, home / ".lock", home / ".state.lock", home / "kubeconfig"):
+    for path in (
+        config.state_file,
+        home / ".lock",
+        home / ".state.lock",
+        home / "kubeconfig",
+        config.cloud_snapshot_file,
+    ):
         with contextlib.suppress(FileNotFoundError):
             path.chmod(PRIVATE_FILE)
     with contextlib.suppress(FileNotFoundError):

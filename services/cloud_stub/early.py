@@ -143,7 +143,10 @@ class SnapshotWriter:
             return
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            temporary.write_bytes(data)
+            # Private, as everything in a kubelab home is (it names the nodes' addresses).
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
             os.replace(temporary, self.path)
         except OSError as err:
             log.warning("could not write the forwarding snapshot %s: %s", self.path, err)

@@ -27,6 +27,7 @@ from kubelab.testing.processes import (
     EtcdServer,
 )
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
+from node_agent.logic.cri_log import parse_record
 from tests.integration.conftest import (
     LEASE_TTL,
     Cluster,
@@ -305,7 +306,8 @@ async def test_pods_get_the_service_variables_of_services_that_exist(
         lambda text: "SHOP_API_SERVICE_HOST" in text,
         interval=0.05,
     )
-    lines = set(log.read_text().splitlines())
+    # The file holds CRI records (`<time> stdout F <line>`), as containerd writes them.
+    lines = {parse_record(raw).content.decode() for raw in log.read_bytes().splitlines()}
     assert f"SHOP_API_SERVICE_HOST={created.spec.cluster_ip}" in lines
     assert "SHOP_API_SERVICE_PORT=80" in lines
     assert "SHOP_API_SERVICE_PORT_HTTP=80" in lines
