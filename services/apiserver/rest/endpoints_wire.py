@@ -36,7 +36,7 @@ from services.apiserver.logic.request_keys import (
 )
 from services.apiserver.rest.errors import ApiError
 from services.apiserver.rest.options import INITIAL_EVENTS_END, ListOptions
-from services.apiserver.rest.tables import Column
+from services.apiserver.rest.tables import Column, table_body
 
 DEPRECATION = "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
 VERBS = ("get", "list", "watch")
@@ -196,14 +196,12 @@ def table(
     include: str = "Metadata",
     with_columns: bool = True,
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"resourceVersion": resource_version}
-    if continue_token:
-        metadata["continue"] = continue_token
-    body: dict[str, Any] = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}
-    if with_columns:
-        body["columnDefinitions"] = [c.definition() for c in COLUMNS]
-    body["rows"] = [row(e, now, include) for e in items]
-    return body
+    return table_body(
+        [row(e, now, include) for e in items],
+        COLUMNS if with_columns else None,
+        resource_version=resource_version,
+        continue_token=continue_token,
+    )
 
 
 def bookmark(revision: int, *, initial_end: bool) -> dict[str, Any]:

@@ -270,11 +270,27 @@ def table(
     include: str = "Metadata",
     with_columns: bool = True,
 ) -> dict[str, Any]:
+    columns = TABLES[info.resource].columns if with_columns else None
+    rows = [row(info, obj, now, include) for obj in items]
+    return table_body(
+        rows, columns, resource_version=resource_version, continue_token=continue_token
+    )
+
+
+def table_body(
+    rows: list[dict[str, Any]],
+    columns: Sequence[Column] | None,
+    *,
+    resource_version: str,
+    continue_token: str = "",
+) -> dict[str, Any]:
+    """A meta.k8s.io/v1 Table around `rows`; `columns` None leaves their definitions out
+    (a watch's later events carry rows only)."""
     metadata: dict[str, Any] = {"resourceVersion": resource_version}
     if continue_token:
         metadata["continue"] = continue_token
     body: dict[str, Any] = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}
-    if with_columns:
-        body["columnDefinitions"] = [c.definition() for c in TABLES[info.resource].columns]
-    body["rows"] = [row(info, obj, now, include) for obj in items]
+    if columns is not None:
+        body["columnDefinitions"] = [c.definition() for c in columns]
+    body["rows"] = rows
     return body
