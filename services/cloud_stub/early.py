@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kubelab.core.endpoint_choice import Target
-from kubelab.relay import Connection, Flow, TcpListener, UdpListener, serve_tcp, serve_udp
+from kubelab.relay import TcpListener, UdpListener, serve_tcp, serve_udp
+from kubelab.relay.static import StaticRoute
 from services.cloud_stub.logic.snapshot import (
     ForwardingEntry,
     SnapshotError,
@@ -36,14 +37,16 @@ log = logging.getLogger("cloud_stub.early")
 ListenerKey = tuple[str, str, int]  # (ip, protocol, port)
 
 
-class _SnapshotRoute:
-    """Round robin over one snapshot entry's targets, sources checked."""
+class _SnapshotRoute(StaticRoute):
+    """Round robin over one snapshot entry's targets, sources checked; like a static
+    route, it keeps no count of what it carries."""
 
     def __init__(self, entry: ForwardingEntry, connect_timeout: float) -> None:
+        super().__init__(entry.targets[0] if entry.targets else Target("", 0))
+        self.connect_timeout = connect_timeout
         self.targets = entry.targets
         self.ranges = parse_ranges(entry.source_ranges)
         self.keep_client_ip = entry.keep_client_ip
-        self.connect_timeout = connect_timeout
         self._next = 0
 
     def pick(self, client_ip: str, tried: Sequence[Target]) -> Target | None:
@@ -61,18 +64,6 @@ class _SnapshotRoute:
 
     def connect_failed(self, target: Target, error: BaseException) -> None:
         log.info("connect to %s failed: %s", target, error)
-
-    def opened(self, conn: Connection) -> None:
-        pass
-
-    def closed(self, conn: Connection) -> None:
-        pass
-
-    def flow_opened(self, flow: Flow) -> None:
-        pass
-
-    def flow_closed(self, flow: Flow) -> None:
-        pass
 
 
 class EarlyForwarding:
