@@ -36,9 +36,10 @@ from services.apiserver.k8s.endpoints_watch import EndpointsWatch, SliceEvent
 from services.apiserver.rest import convert, endpoints_wire, tables
 from services.apiserver.rest.discovery import parse_accept, wants
 from services.apiserver.rest.endpoints_wire import Target
-from services.apiserver.rest.errors import ApiError, api_error_of, status_body
+from services.apiserver.rest.errors import ApiError, api_error_of
 from services.apiserver.rest.options import ListOptions, list_options
-from services.apiserver.watch_cache import Delivered, FellBehindError, Progress, WatchCache
+from services.apiserver.rest.watch_stream import run_watch
+from services.apiserver.watch_cache import Delivered, Progress, WatchCache
 
 log = logging.getLogger(__name__)
 
@@ -176,28 +177,13 @@ class EndpointsResource:
             first = False
             await _write(response, {"type": kind, "object": shown})
 
-        try:
-            async with asyncio.timeout(opts.timeout_seconds or None):
-                await self._stream(target, opts, send, response)
-        except TimeoutError:
-            pass
-        except ConnectionError:
-            return response  # the client went away
-        except FellBehindError:
-            pass  # ended as Kubernetes ends a slow watcher: the client watches again
-        except Exception as err:
-            # The headers are sent: the error is the stream's last event (410 Expired
-            # for a compacted revision), as for stored kinds.
-            mapped = api_error_of(err)
-            if mapped is None:
-                log.exception("watch of endpoints failed")
-                mapped = ApiError(500, "InternalError", "the watch failed on the server")
-            try:
-                await _write(response, {"type": "ERROR", "object": status_body(mapped)})
-            except ConnectionError:
-                return response
-        await response.write_eof()
-        return response
+        return await run_watch(
+            response,
+            self._stream(target, opts, send, response),
+            timeout_seconds=opts.timeout_seconds,
+            map_error=api_error_of,
+            what="endpoints",
+        )
 
     async def _start(self, namespace: str, opts: ListOptions) -> tuple[list[Slice], int]:
         """The slices the watch starts from, and their revision."""

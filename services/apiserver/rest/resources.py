@@ -57,13 +57,13 @@ from services.apiserver.rest.errors import (
     bad_request,
     delete_answer,
     method_not_allowed,
-    status_body,
     unsupported_media_type,
 )
 from services.apiserver.rest.options import ListOptions, bookmark, list_options
 from services.apiserver.rest.routing import Target
 from services.apiserver.rest.subresources_status import decode_for
-from services.apiserver.watch_cache import CachedEvent, FellBehindError, Progress, WatchCache
+from services.apiserver.rest.watch_stream import run_watch
+from services.apiserver.watch_cache import CachedEvent, Progress, WatchCache
 
 log = logging.getLogger(__name__)
 
@@ -218,29 +218,13 @@ class Resources:
             first = False
             await response.write(b'{"type":"' + kind.encode() + b'","object":' + body + b"}\n")
 
-        try:
-            async with asyncio.timeout(opts.timeout_seconds or None):
-                await self._stream(target, opts, send, response)
-        except TimeoutError:
-            pass
-        except ConnectionError:
-            return response  # the client went away
-        except FellBehindError:
-            pass  # ended as Kubernetes ends a slow watcher: the client watches again
-        except Exception as err:
-            # The headers are sent: the error travels as the stream's last event, as
-            # Kubernetes sends a watch's errors (410 Expired after compaction).
-            mapped = api_error_of(err, info)
-            if mapped is None:
-                log.exception("watch of %s failed", info.resource)
-                mapped = ApiError(500, "InternalError", "the watch failed on the server")
-            line = {"type": "ERROR", "object": status_body(mapped)}
-            try:
-                await response.write(convert.dumps(line) + b"\n")
-            except ConnectionError:
-                return response
-        await response.write_eof()
-        return response
+        return await run_watch(
+            response,
+            self._stream(target, opts, send, response),
+            timeout_seconds=opts.timeout_seconds,
+            map_error=lambda err: api_error_of(err, info),
+            what=info.resource,
+        )
 
     async def _stream(
         self,
