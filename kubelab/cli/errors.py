@@ -26,6 +26,7 @@ import re
 import grpc
 
 from kubelab.client import ApiError
+from kubelab.core import kinds
 
 UP_HINT = "Is a cluster running? Start one with: kubelab up"
 STORE_HINT = "etcd is stopped or has lost its quorum; see which actor is down with: kubelab status"
@@ -64,6 +65,11 @@ _INVALID_PREFIX = re.compile(r'^[A-Z][A-Za-z]* "[^"]*" is invalid: ')
 
 
 def not_found(resource: str, name: str) -> str:
+    """kubectl's words, the resource named with its group (`deployments.apps`)."""
+    try:
+        resource = kinds.kind_info(resource).qualified_resource
+    except kinds.UnknownKindError:
+        pass
     return f'Error from server (NotFound): {resource} "{name}" not found'
 
 

@@ -15,8 +15,9 @@ five steps, each with its own failure:
    JSON and proto field names accepted, unimplemented fields dropped with a
    warning, `status` dropped, int-or-string fields normalised, every type
    error collected with its path, Kubernetes-worded.
-4. `json_format.ParseDict` on the cleaned dict, which after step 3 cannot
-   fail on types; should it fail anyway, its error is re-worded, not raised.
+4. The cleaned dict into the message (`kubelab.core.dict_proto.fill`, what
+   `json_format.ParseDict` builds, planned per message type), which after step 3
+   cannot fail on types; should it fail anyway, its error is re-worded, not raised.
 
 5. Size: an object whose encoded size is above what the apiserver stores
    (`validation.MAX_OBJECT_BYTES`) is refused here, with every problem the
@@ -44,10 +45,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import yaml
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from kubelab.core import errors, kinds, yaml12
+from kubelab.core import dict_proto, errors, kinds, yaml12
 from kubelab.core.errors import FieldError
 from kubelab.core.manifests_shape import (
     INT_OR_STRING,
@@ -290,8 +290,8 @@ def _decode(
         raise fail(errors.format_invalid(info.kind, name, walk.errors), walk.errors)
     message = info.message()
     try:
-        json_format.ParseDict(cleaned, message)
-    except (json_format.ParseError, ValueError, TypeError) as err:
+        dict_proto.fill(cleaned, message)
+    except (ValueError, TypeError) as err:
         raise fail(f'{info.kind} "{name}" is invalid: {err}') from None
     if message.ByteSize() > validation.MAX_OBJECT_BYTES:
         # It could not be sent (gRPC caps messages) nor stored; the server's own

@@ -16,16 +16,14 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, cast
 
-from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from kubelab.core.validation.syntax import INT_TEXT_RE
-
-_WELL_KNOWN = ("google.protobuf.Timestamp", "google.protobuf.Struct", "google.protobuf.Value")
 
 Convert = Callable[[Any], Any]
 
@@ -45,10 +43,9 @@ def _converter(descriptor: Descriptor, int_or_string: frozenset[str]) -> Convert
     found = _CONVERTERS.get(key)
     if found is not None:
         return found
-    if descriptor.full_name == "google.protobuf.Timestamp":
-        convert: Convert = _timestamp
-    elif descriptor.full_name in _WELL_KNOWN:
-        convert = json_format.MessageToDict
+    well_known = _WELL_KNOWN.get(descriptor.full_name)
+    if well_known is not None:
+        convert: Convert = well_known
     else:
         # By field number: a descriptor's `name` is a new string on every access.
         plan: dict[int, tuple[str, Convert | None]] = {}
@@ -105,3 +102,34 @@ def _single(field: FieldDescriptor, int_or_string: frozenset[str]) -> Convert | 
 
 def _timestamp(message: Any) -> str:
     return str(message.ToJsonString())
+
+
+# Struct and Value as `json_format` prints them, without its per-value descriptor
+# lookups: a managedFields entry's fieldsV1 is a Struct of a few dozen nested
+# Structs, and every object the HTTP API answers carries one per manager.
+def _struct(message: Any) -> dict[str, Any]:
+    return {key: _value(value) for key, value in message.fields.items()}
+
+
+def _value(message: Any) -> Any:
+    which = message.WhichOneof("kind")
+    if which == "struct_value":
+        return _struct(message.struct_value)
+    if which is None or which == "null_value":
+        return None
+    if which == "list_value":
+        return [_value(item) for item in message.list_value.values]
+    if which == "number_value":
+        number = message.number_value
+        if math.isinf(number) or math.isnan(number):
+            # json_format's rule: it would read back as a string.
+            raise ValueError(f"Fail to serialize {number} for Value.number_value")
+        return number
+    return getattr(message, which)  # string_value, bool_value
+
+
+_WELL_KNOWN: dict[str, Convert] = {
+    "google.protobuf.Timestamp": _timestamp,
+    "google.protobuf.Struct": _struct,
+    "google.protobuf.Value": _value,
+}

@@ -166,7 +166,7 @@ def test_scale_up_creates_ready_pods(shop: Kubelab) -> None:
 def test_scale_errors_are_kubectls(shop: Kubelab) -> None:
     missing = shop("scale", "deploy", "nope", "--replicas", "2")
     assert missing.returncode == 1
-    assert missing.stderr == 'Error from server (NotFound): deployments "nope" not found\n'
+    assert missing.stderr == 'Error from server (NotFound): deployments.apps "nope" not found\n'
     unset = shop("scale", "deploy", "shop")
     assert unset.returncode == 1
     assert "--replicas=COUNT flag is required" in unset.stderr

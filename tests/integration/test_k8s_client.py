@@ -162,6 +162,12 @@ def test_bad_bodies(apiserver: ApiServerProcess) -> None:
     code, _, answer = raw(apiserver, "PATCH", f"{path}/x", b"{}", json_headers)
     assert code == 415
 
+    code, _, answer = raw(apiserver, "POST", path, b"name: x", {"Content-Type": "text/plain"})
+    assert code == 415
+    assert json.loads(answer)["message"].endswith(
+        "accepted media types include: application/json, application/vnd.kubernetes.protobuf"
+    )
+
     # None of it was written.
     code, _, answer = raw(apiserver, "GET", path)
     assert code == 200 and json.loads(answer)["items"] == []

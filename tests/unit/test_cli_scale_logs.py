@@ -242,7 +242,7 @@ async def test_scale_to_the_same_count_writes_nothing() -> None:
 async def test_scale_of_a_missing_deployment_is_not_found() -> None:
     with pytest.raises(CliError) as caught:
         await scale_one(api(FakeApi()), "default", "nope", 2)
-    assert caught.value.message == 'Error from server (NotFound): deployments "nope" not found'
+    assert caught.value.message == 'Error from server (NotFound): deployments.apps "nope" not found'
 
 
 @pytest.mark.parametrize(
@@ -270,7 +270,7 @@ def test_scale_command_reports_a_missing_name_and_scales_the_rest(
     monkeypatch.setattr("kubelab.cli.scale.run", run_with(fake))
     result = runner.invoke(cli, ["scale", "deploy", "nope", "shop", "--replicas", "2"])
     assert result.exit_code == 1
-    assert result.stderr == 'Error from server (NotFound): deployments "nope" not found\n'
+    assert result.stderr == 'Error from server (NotFound): deployments.apps "nope" not found\n'
     assert result.stdout == "deployment.apps/shop scaled\n"
 
 

@@ -4,10 +4,11 @@ checked on random objects of every kind, built field by field from their descrip
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 import pytest
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import given
@@ -97,3 +98,33 @@ def test_every_kind_converts_as_message_to_dict_with_numbers_restored(
     obj = data.draw(objects(info))
     expected = restored(json_format.MessageToDict(obj), cast(Descriptor, obj.DESCRIPTOR))
     assert message_to_dict(obj, INT_OR_STRING) == expected
+
+
+# JSON values a Struct can hold (numbers are doubles: finite, as JSON has them).
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(body=st.dictionaries(st.text(max_size=4), json_values, max_size=4))
+def test_a_struct_of_any_json_converts_as_message_to_dict(body: dict[str, Any]) -> None:
+    message = struct_pb2.Struct()
+    message.update(body)
+    assert message_to_dict(message) == json_format.MessageToDict(message)
+
+
+@pytest.mark.parametrize("number", [math.inf, -math.inf, math.nan])
+def test_a_number_json_cannot_hold_is_refused_as_message_to_dict_refuses_it(number: float) -> None:
+    message = struct_pb2.Struct()
+    message.update({"n": number})
+    with pytest.raises(ValueError):
+        json_format.MessageToDict(message)
+    with pytest.raises(ValueError):
+        message_to_dict(message)

@@ -147,18 +147,26 @@ def _unpad(obj: JsonObject, *sources: JsonObject | None) -> JsonObject:
     return obj
 
 
-def _finish(
-    obj: JsonObject, entries: list[Entry], acting: Entry, changed: bool, now: datetime
-) -> JsonObject:
+def _finish_entries(
+    entries: list[Entry], acting: Entry, changed: bool, now: datetime
+) -> list[Json] | None:
+    """The encoded managedFields after a write (None: no entry holds a field)."""
     if changed or acting.time is None:
         acting.time = timestamp(now)
     kept = cap_updaters([e for e in entries if e.fields])
+    return encode_managed_fields(kept) if kept else None
+
+
+def _finish(
+    obj: JsonObject, entries: list[Entry], acting: Entry, changed: bool, now: datetime
+) -> JsonObject:
+    managed = _finish_entries(entries, acting, changed, now)
     result = deep_copy(obj)
     assert isinstance(result, dict)
     meta = result.setdefault("metadata", {})
     assert isinstance(meta, dict)
-    if kept:
-        meta["managedFields"] = encode_managed_fields(kept)
+    if managed is not None:
+        meta["managedFields"] = managed
     else:
         meta.pop("managedFields", None)
     return result
@@ -188,6 +196,32 @@ def update(
 ) -> JsonObject:
     """`new` (the object a create/update/patch produced) with managedFields updated
     for `manager`'s Update operation. `live` is None on create."""
+    entries = update_managed(
+        live, new, manager=manager, kind=kind, api_version=api_version, now=now,
+        subresource=subresource,
+    )  # fmt: skip
+    result = deep_copy(_unpad(_body(new, kind), new))
+    assert isinstance(result, dict)
+    if entries is not None:
+        meta = result.setdefault("metadata", {})
+        assert isinstance(meta, dict)
+        meta["managedFields"] = entries
+    return result
+
+
+def update_managed(
+    live: JsonObject | None,
+    new: JsonObject,
+    *,
+    manager: str,
+    kind: str,
+    api_version: str,
+    now: datetime,
+    subresource: str = "",
+) -> list[Json] | None:
+    """Only the `metadata.managedFields` `update` gives `new` (None: none), for a
+    caller that keeps the object itself in another form (the registry's hook, which
+    writes them into the protobuf object): no copy of the object is made."""
     try:
         return _update(live, new, manager, kind, api_version, now, subresource)
     except RecursionError:
@@ -202,7 +236,7 @@ def _update(
     api_version: str,
     now: datetime,
     subresource: str,
-) -> JsonObject:
+) -> list[Json] | None:
     root = _root(kind)
     entries = decode_managed_fields(live) if live else []
     given = (new.get("metadata") or {}).get("managedFields")  # type: ignore[union-attr]
@@ -212,7 +246,7 @@ def _update(
     elif live is not None and not entries:
         # Kubernetes does not start tracking an existing untracked object on update
         # (skipNonApplied); its first apply gives its fields to before-first-apply.
-        return _unpad(_body(new, kind), new)
+        return None
     diff = fs.compare(_body(live, kind), _body(new, kind), root)
     changed_paths = _owned(diff.added | diff.modified, subresource)
     removed = _owned(diff.removed, subresource)
@@ -221,8 +255,7 @@ def _update(
         if entry is not acting:
             entry.fields = entry.fields - changed_paths - removed
     acting.fields = (acting.fields - removed) | changed_paths
-    body = _unpad(_body(new, kind), new)
-    return _finish(body, entries, acting, bool(changed_paths or removed), now)
+    return _finish_entries(entries, acting, bool(changed_paths or removed), now)
 
 
 def _live_managed(live: JsonObject | None) -> Json:

@@ -67,17 +67,34 @@ def _fill(body: dict[str, Any], descriptor: Descriptor) -> None:
     for key, value in _ALWAYS.get(descriptor.full_name, {}).items():
         if key not in body:
             body[key] = copy.copy(value)
-    fields = fields_of(descriptor)
+    inner_of = _inner_messages(descriptor)
     for key, value in body.items():
-        found: FieldDescriptor | None = fields.get(key)
-        if found is None or is_map(found) or found.cpp_type != FieldDescriptor.CPPTYPE_MESSAGE:
-            continue
-        inner = message_type_of(found)
-        if inner.full_name == _TIMESTAMP:
+        inner = inner_of.get(key)
+        if inner is None:
             continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, dict):
                 _fill(item, inner)
+
+
+_INNER: dict[str, dict[str, Descriptor]] = {}
+
+
+def _inner_messages(descriptor: Descriptor) -> dict[str, Descriptor]:
+    """JSON name -> message type of the fields `_fill` descends into (messages, not
+    maps nor Timestamps), planned once per message type: this runs for every object
+    the HTTP API answers."""
+    found = _INNER.get(descriptor.full_name)
+    if found is None:
+        found = {}
+        for key, field in fields_of(descriptor).items():
+            if is_map(field) or field.cpp_type != FieldDescriptor.CPPTYPE_MESSAGE:
+                continue
+            inner = message_type_of(field)
+            if inner.full_name not in (_TIMESTAMP, "google.protobuf.Struct"):
+                found[key] = inner
+        _INNER[descriptor.full_name] = found
+    return found
 
 
 def to_json(obj: Message) -> dict[str, Any]:

@@ -83,12 +83,14 @@ def method_not_allowed(method: str) -> ApiError:
     return ApiError(405, "MethodNotAllowed", f"the server does not allow this method ({method})")
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
+def unsupported_media_type(
+    content_type: str, accepted: tuple[str, ...] = ("application/json",)
+) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",
         f'the body of the request was in an unknown format "{content_type}" - accepted media '
-        "types include: application/json",
+        f"types include: {', '.join(accepted)}",
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from multidict import MultiMapping
 
+from kubelab.core import dict_proto
 from kubelab.core.kinds import ApiObject, KindInfo
 from services.apiserver.k8s import managed_fields
 from services.apiserver.k8s.jsonvalue import JsonObject
@@ -72,10 +73,10 @@ def set_managed(obj: ApiObject, entries: Any) -> None:
             subresource=item.get("subresource", ""),
         )
         if item.get("time"):
-            entry.time.FromJsonString(item["time"])
+            dict_proto.set_time(entry.time, item["time"])
         fields = item.get("fieldsV1")
         if isinstance(fields, dict):
-            entry.fields_v1.update(fields)
+            dict_proto.fill_struct(fields, entry.fields_v1)
 
 
 def managed_json(obj: JsonObject) -> Any:
@@ -88,7 +89,7 @@ def update_hook(info: KindInfo, manager: str, subresource: str = "") -> FieldsHo
 
     def record(current: ApiObject | None, new: ApiObject) -> None:
         live = convert.to_json(current) if current is not None else None
-        result = managed_fields.update(
+        entries = managed_fields.update_managed(
             live,
             convert.to_json(new),
             manager=manager,
@@ -97,7 +98,7 @@ def update_hook(info: KindInfo, manager: str, subresource: str = "") -> FieldsHo
             now=now(),
             subresource=subresource,
         )
-        set_managed(new, managed_json(result))
+        set_managed(new, entries)
 
     return record
 

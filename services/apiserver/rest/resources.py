@@ -282,7 +282,7 @@ class Resources:
         if media == protobuf_body.PROTOBUF:
             return protobuf_body.as_json(await request.read(), target)
         if media not in ("", JSON):
-            raise unsupported_media_type(content_type)
+            raise unsupported_media_type(content_type, (JSON, protobuf_body.PROTOBUF))
         return await request.read()
 
     async def _decoded(
