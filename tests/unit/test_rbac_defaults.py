@@ -57,7 +57,10 @@ def test_aggregation_matches_expressions_and_never_itself() -> None:
         r.name: r
         for r in aggregate(
             [
-                ClusterRole("picker", (), (selector,), labels={"tier": "a"}),
+                # Its own rule would survive if it selected itself.
+                ClusterRole(
+                    "picker", (PolicyRule(("delete",)),), (selector,), labels={"tier": "a"}
+                ),
                 ClusterRole("one", (rule,), labels={"tier": "b"}),
                 ClusterRole("other", (PolicyRule(("list",)),), labels={"tier": "c"}),
             ]
@@ -71,6 +74,7 @@ def test_aggregation_settles_a_cycle() -> None:
     a = ClusterRole("a", (), (from_match_labels({"to": "a"}),), labels={"to": "b"})
     b = ClusterRole("b", (rule,), (from_match_labels({"to": "b"}),), labels={"to": "a"})
     settled = aggregate([a, b])
+    assert [r.rules for r in settled] == [(rule,), (rule,)]
     assert aggregate(settled) == settled
 
 
