@@ -15,12 +15,15 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Literal
 
 import grpc
 
+from kubelab import credentials as kubeconfig_credentials
 from kubelab import home
 from kubelab.core import kinds
 from kubelab.core.kinds import ApiObject, ObjectT
+from kubelab.credentials import Credentials
 from kubelab.limits import GRPC_OPTIONS, LIST_CHUNK, PAGE_BYTES
 from kubelab.v1 import api_pb2, api_pb2_grpc
 
@@ -77,18 +80,35 @@ def _chunks(objects: Iterable[ApiObject], size: int) -> Iterator[api_pb2.ApplyCh
 
 
 class Client:
-    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, target: str, *, timeout: float = 10.0, credentials: Credentials | None = None
+    ) -> None:
+        """`credentials`: TLS to the apiserver with them (its CA, a client certificate);
+        None: plain, for an apiserver started without TLS."""
         self.target = target
         self.timeout = timeout
         # A user's http_proxy must not capture calls to a local cluster.
-        self._channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.enable_http_proxy", 0), *GRPC_OPTIONS]
-        )
+        options = [("grpc.enable_http_proxy", 0), *GRPC_OPTIONS]
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(
+                target, credentials.channel_credentials(), options=options
+            )
         self._stub = api_pb2_grpc.ApiStub(self._channel)
 
     @classmethod
-    def connect(cls, target: str | None = None, *, timeout: float = 10.0) -> Client:
-        return cls(target or home.api_address(), timeout=timeout)
+    def connect(
+        cls,
+        target: str | None = None,
+        *,
+        timeout: float = 10.0,
+        credentials: Credentials | Literal["kubeconfig"] | None = "kubeconfig",
+    ) -> Client:
+        """The running cluster's apiserver (or `target`), with the kubeconfig's
+        credentials (`kubelab.credentials`) unless others are given."""
+        chosen = kubeconfig_credentials.default() if credentials == "kubeconfig" else credentials
+        return cls(target or home.api_address(), timeout=timeout, credentials=chosen)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from kubelab import lab
+from kubelab import lab, pki
 from kubelab.cli.errors import CliError
 from kubelab.cli.printers import render
 
@@ -73,6 +73,15 @@ def _home_hint(home: Path) -> list[str]:
     return [f"  export KUBELAB_HOME={home}"]
 
 
+def _grpcurl_credentials(home: Path) -> str:
+    """grpcurl's flags for the admin's credentials (the gRPC API asks for a certificate)."""
+    directory = home / pki.DIR_NAME
+    return (
+        f"-cacert {directory / 'ca.crt'} -cert {directory / 'admin.crt'} "
+        f"-key {directory / 'admin.key'}"
+    )
+
+
 def _summary(state: lab.ClusterState, home: Path, kubeconfig: Path | None) -> list[str]:
     api = state.address("api") or "?"
     rows = [[p.name, p.address, f"pid {p.pid}"] for p in state.processes]
@@ -90,7 +99,7 @@ def _summary(state: lab.ClusterState, home: Path, kubeconfig: Path | None) -> li
         "  kubelab get svc",
         "  kubelab apply -f examples/shop-service.yaml",
         "  kubelab dns shop",
-        f"  grpcurl -plaintext {api} list kubelab.v1.Api",
+        f"  grpcurl {_grpcurl_credentials(home)} {api} list kubelab.v1.Api",
         "Stop it with: kubelab down   (--purge also deletes etcd data and logs)",
     ]
 
@@ -248,7 +257,11 @@ def _write_kubeconfig(state: lab.ClusterState, home: Path) -> Path | None:
     if server is None:
         return None
     try:
-        return lab.write_kubeconfig(home, server)
+        config_dir = home / pki.DIR_NAME
+        auth = pki.kubeconfig_auth(
+            config_dir / "ca.crt", pki.Pair(config_dir / "admin.crt", config_dir / "admin.key")
+        )
+        return lab.write_kubeconfig(home, server, auth)
     except OSError as err:
         raise CliError(f"error: cannot write {home / 'kubeconfig'}: {err}") from None
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from kubelab import home
+from kubelab import credentials, home
 from kubelab.cli.errors import CliError
 from kubelab.client import Client
 from kubelab.core import kinds, selectors
@@ -94,8 +94,14 @@ def api_options(f: F) -> F:
 def run(body: Callable[[Client], Awaitable[T]], settings: Settings) -> T:
     """Run one command's async body with a client for the configured server."""
 
+    try:
+        # kubectl's credentials (`kubelab.credentials`): the CLI is one more client.
+        found = credentials.default()
+    except ValueError as err:
+        raise CliError(f"error: {err}") from None
+
     async def main() -> T:
-        async with Client.connect(settings.target) as client:
+        async with Client.connect(settings.target, credentials=found) as client:
             return await body(client)
 
     return asyncio.run(main())

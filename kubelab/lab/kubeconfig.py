@@ -22,18 +22,26 @@ from typing import Any
 
 import yaml
 
+from kubelab.pki import KubeconfigAuth
+
 NAME = "kubelab"
 FILE_NAME = "kubeconfig"
 _PRIVATE_FILE = 0o600
 
 
-def kubeconfig(server: str) -> dict[str, Any]:
-    """The kubeconfig document for an apiserver at `server` (`http://host:port`)."""
+def kubeconfig(server: str, auth: KubeconfigAuth | None = None) -> dict[str, Any]:
+    """The kubeconfig document for an apiserver at `server` (`http://host:port`, or
+    `https://` with `auth`: the cluster CA and the user's client certificate)."""
+    cluster: dict[str, Any] = {"server": server}
+    user: dict[str, Any] = {}
+    if auth is not None:
+        cluster.update(auth.cluster)
+        user.update(auth.user)
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": NAME, "cluster": {"server": server}}],
-        "users": [{"name": NAME, "user": {}}],
+        "clusters": [{"name": NAME, "cluster": cluster}],
+        "users": [{"name": NAME, "user": user}],
         "contexts": [
             {"name": NAME, "context": {"cluster": NAME, "user": NAME, "namespace": "default"}}
         ],
@@ -42,15 +50,15 @@ def kubeconfig(server: str) -> dict[str, Any]:
     }
 
 
-def write_kubeconfig(home: Path, server: str) -> Path:
-    return write_kubeconfig_file(home / FILE_NAME, server)
+def write_kubeconfig(home: Path, server: str, auth: KubeconfigAuth | None = None) -> Path:
+    return write_kubeconfig_file(home / FILE_NAME, server, auth)
 
 
-def write_kubeconfig_file(path: Path, server: str) -> Path:
+def write_kubeconfig_file(path: Path, server: str, auth: KubeconfigAuth | None = None) -> Path:
     temporary = path.with_name(f"{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(yaml.safe_dump(kubeconfig(server), sort_keys=False))
+        out.write(yaml.safe_dump(kubeconfig(server, auth), sort_keys=False))
     temporary.replace(path)
     return path
 

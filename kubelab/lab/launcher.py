@@ -41,6 +41,7 @@ prints nothing.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
 import fcntl
 import os
@@ -86,6 +87,7 @@ from kubelab.lab.state import (
     state_lock,
     write_state,
 )
+from kubelab.pki import ensure_pki
 
 SUPERVISOR = "supervisor"
 
@@ -195,6 +197,7 @@ def up(config: LabConfig, reporter: Reporter | None = None) -> UpResult:
     check_config(config)
     with _locked(config.home):
         make_private(config)
+        _ensure_pki(config)
         state = _recorded(config, reporter.note)
         if state is not None:
             layout = state.layout(config.home)
@@ -205,6 +208,23 @@ def up(config: LabConfig, reporter: Reporter | None = None) -> UpResult:
                 return _supervise_as_is(config, state)
             _clean(config, state, reporter.note)
         return _fresh(config, reporter)
+
+
+def _ensure_pki(config: LabConfig) -> None:
+    """The cluster CA and every certificate, made once and kept (`kubelab.pki`): what
+    the apiserver serves with and what the kubeconfig presents."""
+    try:
+        ensure_pki(
+            config.pki_dir,
+            nodes=[f"node-{n}" for n in range(1, config.nodes + 1)],
+            api_sans=sorted({config.host, "127.0.0.1", "localhost"}),
+            now=datetime.datetime.now(datetime.UTC),
+            service_cidr=config.service_cidr,
+        )
+    except (OSError, ValueError) as err:
+        raise LabError(
+            f"cannot make the cluster's certificates in {config.pki_dir}: {err}"
+        ) from None
 
 
 def _recorded(config: LabConfig, note: Callable[[str], None]) -> ClusterState | None:
@@ -362,6 +382,7 @@ def down(config: LabConfig, *, purge: bool = False) -> list[tuple[ProcessRecord,
             shutil.rmtree(config.logs_dir, ignore_errors=True)
             shutil.rmtree(config.nodes_dir, ignore_errors=True)
             config.cloud_snapshot_file.unlink(missing_ok=True)  # it describes that etcd
+            shutil.rmtree(config.pki_dir, ignore_errors=True)  # a new cluster, a new CA
     if purge:
         (config.home / "kubeconfig").unlink(missing_ok=True)
         for lock in (".lock", ".state.lock"):

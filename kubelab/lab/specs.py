@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubelab import home as kubelab_home
+from kubelab import pki
 from kubelab.core import allocators, lb_pool
 from kubelab.core.allocators import ClusterIPAllocator, PortRange
 from kubelab.core.lb_pool import LbPool
+from kubelab.credentials import Credentials
 from kubelab.etcd_process import EtcdConfig
 from kubelab.lab.errors import LabError
 from kubelab.lab.probes import dns_answering, etcd_healthy, grpc_serving
@@ -111,6 +113,20 @@ class LabConfig:
     @property
     def etcd_dir(self) -> Path:
         return self.home / "etcd"
+
+    @property
+    def pki_dir(self) -> Path:
+        """The cluster CA and every certificate (`kubelab.pki`, kubeadm's layout)."""
+        return self.home / pki.DIR_NAME
+
+    def admin_credentials(self) -> Credentials:
+        """The admin's (`system:masters`): the kubeconfig's, the launcher's probes'."""
+        directory = self.pki_dir
+        return Credentials(
+            (directory / "ca.crt").read_bytes(),
+            (directory / "admin.crt").read_bytes(),
+            (directory / "admin.key").read_bytes(),
+        )
 
     @property
     def nodes_dir(self) -> Path:
@@ -288,11 +304,16 @@ APISERVER = ProcessSpec(
         layout.config.service_cidr,
         "--node-port-range",
         layout.config.node_port_range,
+        *("--tls-cert-file", str(layout.config.pki_dir / "apiserver.crt")),
+        *("--tls-private-key-file", str(layout.config.pki_dir / "apiserver.key")),
+        *("--client-ca-file", str(layout.config.pki_dir / "ca.crt")),
     ),
-    ready=lambda layout: grpc_serving(layout.address(API.name)),
+    ready=lambda layout: grpc_serving(
+        layout.address(API.name), "", layout.config.admin_credentials()
+    ),
     address=API.name,
     state_key="api",
-    endpoints=(("api_http", API_HTTP.name, "http"),),
+    endpoints=(("api_http", API_HTTP.name, "https"),),
 )
 
 

@@ -39,6 +39,7 @@ _HOME_ENTRIES = {
     *("cluster.json", "cluster.json.tmp", ".lock", ".state.lock", "kubeconfig", "kubeconfig.tmp"),
     *("logs", "etcd", "nodes"),
     "cloud-forwarding.json",  # the cloud-stub's snapshot (`LabConfig.cloud_snapshot_file`)
+    "pki",  # the cluster's CA and certificates (`LabConfig.pki_dir`)
 }
 
 

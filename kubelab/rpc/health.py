@@ -13,21 +13,34 @@ caller polls against its own deadline.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import grpc
+
+from kubelab import credentials
+from kubelab.credentials import Credentials
 
 # Probes go straight to loopback: an http_proxy in the user's environment must
 # not carry them off (gRPC honours it by default).
 _GRPC_DIRECT = [("grpc.enable_http_proxy", 0)]
 
 
-def serving(address: str, service: str = "") -> bool:
-    """The actor's `grpc.health.v1` check answers SERVING for `service` ("" = the server)."""
+def serving(address: str, service: str = "", credentials: Credentials | None = None) -> bool:
+    """The actor's `grpc.health.v1` check answers SERVING for `service` ("" = the server);
+    over TLS with `credentials` when given (a TLS actor's port asks every caller for a
+    client certificate of its cluster, health checks included)."""
     # Imported on first use: most `kubelab` commands never probe.
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     # A fresh channel per probe: a long-lived channel backs off reconnects
     # (1 s, 1.6 s, ...) after the first refusal and would answer late.
-    with grpc.insecure_channel(address, options=_GRPC_DIRECT) as channel:
+    if credentials is None:
+        channel = grpc.insecure_channel(address, options=_GRPC_DIRECT)
+    else:
+        tls = credentials.channel_credentials()
+        channel = grpc.secure_channel(address, tls, options=_GRPC_DIRECT)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
@@ -38,14 +51,20 @@ def serving(address: str, service: str = "") -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m kubelab.rpc.health HOST:PORT [SERVICE]`: exit 0 when SERVING, else 1
-    (a container health check: the image has no grpc_health_probe)."""
+    (a container health check: the image has no grpc_health_probe). Over TLS with the
+    credentials of the kubeconfig $KUBECONFIG names, when it names an https server."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if not 1 <= len(args) <= 2:
         print("usage: python -m kubelab.rpc.health HOST:PORT [SERVICE]", file=sys.stderr)
         return 2
-    return 0 if serving(*args) else 1
+    found = (
+        credentials.from_kubeconfig(Path(os.environ["KUBECONFIG"]))
+        if "KUBECONFIG" in os.environ
+        else None
+    )
+    return 0 if serving(args[0], args[1] if len(args) > 1 else "", found) else 1
 
 
 if __name__ == "__main__":

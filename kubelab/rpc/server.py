@@ -46,10 +46,13 @@ class RunningServer:
 
 
 async def start_server(
-    listen: str, registrars: Sequence[Registrar], service_names: Sequence[str]
+    listen: str,
+    registrars: Sequence[Registrar],
+    service_names: Sequence[str],
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RunningServer:
-    """Bind `listen` ("host:port", port 0 for any), register and start. Raises OSError when
-    the address cannot be bound."""
+    """Bind `listen` ("host:port", port 0 for any), register and start; TLS with
+    `credentials`. Raises OSError when the address cannot be bound."""
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),
@@ -72,7 +75,10 @@ async def start_server(
         reflection.aio.ReflectionServicer(names),
     )
     try:
-        port = server.add_insecure_port(listen)
+        if credentials is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, credentials)
     except RuntimeError as err:
         raise OSError(f"cannot listen on {listen}: {err}") from None
     if port == 0:

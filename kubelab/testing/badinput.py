@@ -268,16 +268,14 @@ def raw_messages(valid: list[bytes]) -> st.SearchStrategy[bytes]:
     )
 
 
-class _Enough(Exception):
-    """Ends a draw once it holds enough values (hypothesis stops at a test's exception)."""
-
-
 def examples(
     strategy: st.SearchStrategy[T], count: int, key: Callable[[T], Hashable] = repr
 ) -> list[T]:
     """`count` distinct values of `strategy` (told apart by `key`), the same ones on
     every run. Hypothesis draws small values first and repeats some, so it is asked for
-    more than `count`; ValueError if even those hold too few distinct ones."""
+    more than `count`; ValueError if even those hold too few distinct ones. The draw
+    runs to its end: stopping it with an exception made hypothesis replay that example,
+    and a replay that drew differently failed the run (FlakyStrategyDefinition)."""
     drawn: dict[Hashable, T] = {}
 
     @settings(
@@ -291,14 +289,10 @@ def examples(
     )
     @given(strategy)
     def collect(value: T) -> None:
-        drawn.setdefault(key(value), value)
-        if len(drawn) >= count:
-            raise _Enough
+        if len(drawn) < count:
+            drawn.setdefault(key(value), value)
 
-    try:
-        collect()
-    except _Enough:
-        pass
+    collect()
     if len(drawn) < count:
         raise ValueError(f"only {len(drawn)} distinct values of {count} wanted")
     return list(drawn.values())[:count]

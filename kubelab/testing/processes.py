@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from kubelab.credentials import Credentials
 from kubelab.etcd_process import EtcdConfig
 from kubelab.lab.specs import actor_argv
+from kubelab.pki import Pair, Pki
 from kubelab.rpc import health
 from kubelab.testing.wait import LogTail, until_blocking
 
@@ -181,6 +183,10 @@ class ActorProcess(ChildProcess):
         self.log = LogTail(self.log_path)
         self.process = _spawn(command, self.log_path)
 
+    def health_credentials(self) -> Credentials | None:
+        """What its gRPC health check presents (TLS), None for plain gRPC."""
+        return None
+
     def wait_serving(self, timeout: float = 30.0) -> None:
         if not self.WRITES_ADDRESS_FILE:
             _until_serving(self.process, self.name, self.log_path, timeout, address=self.address)
@@ -192,6 +198,7 @@ class ActorProcess(ChildProcess):
             timeout,
             address_file=self.address_file,
             health_line=self.HEALTH_LINE,
+            credentials=self.health_credentials(),
         )
         self.listening(lines)
 
@@ -210,6 +217,8 @@ class ApiServerProcess(ActorProcess):
     name: str = "apiserver"
     # The Kubernetes HTTP API's host:port (also on a free port).
     http_address: str = field(default="", kw_only=True)
+    # TLS, client certificates and RBAC with this cluster PKI (`kubelab.pki`); plain without.
+    pki: Pki | None = field(default=None, kw_only=True)
 
     @property
     def http_address_file(self) -> Path:
@@ -217,12 +226,33 @@ class ApiServerProcess(ActorProcess):
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.http_address}"
+        return f"{'https' if self.pki else 'http'}://{self.http_address}"
+
+    def credentials(self, pair: Pair | None = None) -> Credentials | None:
+        """What a client presents: the CA and `pair` (default the admin's); None for a
+        plain apiserver."""
+        if self.pki is None:
+            return None
+        chosen = pair or self.pki.admin
+        return Credentials(
+            self.pki.ca.cert.read_bytes(), chosen.cert.read_bytes(), chosen.key.read_bytes()
+        )
+
+    def health_credentials(self) -> Credentials | None:
+        return self.credentials()
 
     def arguments(self) -> list[str]:
+        tls = []
+        if self.pki is not None:
+            tls = [
+                *("--tls-cert-file", str(self.pki.apiserver.cert)),
+                *("--tls-private-key-file", str(self.pki.apiserver.key)),
+                *("--client-ca-file", str(self.pki.ca.cert)),
+            ]
         return [
             *("--listen", "127.0.0.1:0"),
             *("--http-listen", "127.0.0.1:0", "--http-address-file", str(self.http_address_file)),
+            *tls,
         ]
 
     def spawn(self) -> None:
@@ -252,6 +282,7 @@ def _until_serving(
     address: str = "",
     address_file: Path | None = None,
     health_line: int = 0,
+    credentials: Credentials | None = None,
 ) -> list[str]:
     """Until an actor's gRPC health says SERVING: at `address`, or at line `health_line`
     of the `--address-file` it writes once it listens. Returns that file's lines ([]
@@ -269,7 +300,7 @@ def _until_serving(
             if len(lines) <= health_line:
                 return False
             target = lines[health_line]
-        return health_serving(target)
+        return health_serving(target, "", credentials)
 
     try:
         until_blocking(f"{name} SERVING", serving, timeout=timeout, interval=0.05)

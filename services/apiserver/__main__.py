@@ -3,9 +3,11 @@
 Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation and namespace
 views have synced and the system namespaces exist) and reflection; the
 Kubernetes HTTP API on --http-listen (`rest`, the same registry and the same watch
-cache behind both); optionally Prometheus metrics. Events written through either
-expire after --event-ttl seconds. SIGTERM/SIGINT stop it gracefully: health flips to
-NOT_SERVING, in-flight calls get a grace period.
+cache behind both), both over TLS with client-certificate authentication and RBAC
+when given kube-apiserver's TLS flags (`tls`, `access`); optionally Prometheus
+metrics. Events written through either expire after --event-ttl seconds.
+SIGTERM/SIGINT stop it gracefully: health flips to NOT_SERVING, in-flight calls get a
+grace period.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from kubelab.obs.metrics import serve_metrics
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import run_actor
 from kubelab.store import EVENT_TTL, Store
-from services.apiserver import servicer, watch_cache, watch_window
+from services.apiserver import servicer, tls, watch_cache, watch_window
+from services.apiserver.access import Access
 from services.apiserver.allocation_view import AllocationView
 from services.apiserver.live_views import LiveViews
 from services.apiserver.namespace_view import NamespaceView, ensure_system
@@ -87,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
+    tls.add_flags(parser)
     return parser.parse_args(argv)
 
 
@@ -108,11 +112,18 @@ async def run(args: argparse.Namespace) -> None:
         watcher_buffer=args.watch_buffer,
         bookmark_interval=args.watch_bookmark_interval,
     )
+    serving_tls = tls.from_args(args)
+    access = Access(serving_tls.client_ca) if serving_tls else None
     server = await start_server(
-        args.listen, [servicer.register(registry, cache)], [servicer.SERVICE_NAME]
+        args.listen,
+        [servicer.register(registry, cache, access)],
+        [servicer.SERVICE_NAME],
+        serving_tls.grpc_credentials() if serving_tls else None,
     )
-    http = rest_server.RestServer(registry, cache)
-    http_address = await http.start(args.http_listen)
+    http = rest_server.RestServer(registry, cache, access)
+    http_address = await http.start(
+        args.http_listen, serving_tls.http_context() if serving_tls else None
+    )
     metrics = None
     if args.metrics:
         host, _, port = args.metrics.rpartition(":")
@@ -122,9 +133,10 @@ async def run(args: argparse.Namespace) -> None:
     if args.address_file:
         args.address_file.write_text(server.address)
     log.info(
-        "listening on %s (gRPC) and %s (Kubernetes HTTP API); syncing allocations from etcd %s",
+        "listening on %s (gRPC) and %s (Kubernetes HTTP API), %s; syncing allocations from etcd %s",
         server.address,
         http_address,
+        "TLS, client certificates, RBAC" if serving_tls else "plain, no authorization",
         args.etcd,
     )
     await view.start()

@@ -19,7 +19,9 @@ that stops matching is sent as DELETED and one that starts matching as ADDED. It
 changes come from the watch cache the HTTP front shares (`watch_cache`); a watcher
 that falls too far behind ends UNAVAILABLE and watches again from its last revision.
 A forbidden request (a create in a terminating namespace, deleting `default`)
-is PERMISSION_DENIED, Kubernetes' 403.
+is PERMISSION_DENIED, Kubernetes' 403. Started with TLS, every call is authorized
+first (`services.apiserver.access`: the caller's client certificate, RBAC): refused
+is PERMISSION_DENIED with Kubernetes' message, a refused certificate UNAUTHENTICATED.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ from kubelab.rpc.decoding import add_servicer
 from kubelab.rpc.errors import Context, Status, answer, capped, internal_status, store_status
 from kubelab.store import AlreadyExistsError
 from kubelab.v1 import api_pb2, api_pb2_grpc
+from services.apiserver.access import Access, Forbidden, Unauthenticated
 from services.apiserver.live_views import LiveViews
-from services.apiserver.logic import field_selectors, request_keys
+from services.apiserver.logic import field_selectors, request_attributes, request_keys
+from services.apiserver.logic.rbac import UserInfo
 from services.apiserver.logic.request_keys import InvalidRequestError
 from services.apiserver.registry import Registry
 from services.apiserver.watch_cache import Delivered, FellBehindError, WatchCache
@@ -78,6 +82,10 @@ def _status_of(err: Exception) -> Status | None:
             return grpc.StatusCode.INVALID_ARGUMENT, str(err)
         case ForbiddenError():
             return grpc.StatusCode.PERMISSION_DENIED, str(err)
+        case Forbidden():
+            return grpc.StatusCode.PERMISSION_DENIED, str(err)
+        case Unauthenticated():
+            return grpc.StatusCode.UNAUTHENTICATED, f"Unauthorized: {err}"
         case AlreadyExistsError():
             return grpc.StatusCode.ALREADY_EXISTS, str(err)
         case RangeFullError():
@@ -153,20 +161,63 @@ class _Filter:
 
 
 class ApiServicer(api_pb2_grpc.ApiServicer):
-    def __init__(self, registry: Registry, cache: WatchCache | None = None) -> None:
+    def __init__(
+        self, registry: Registry, cache: WatchCache | None = None, access: Access | None = None
+    ) -> None:
+        # None: no authentication nor authorization (an apiserver started without TLS).
+        self.access = access
         self.registry = registry
         self.views = LiveViews(registry.store)
         # The process's one watch cache, shared with the HTTP front (`__main__`).
         self.cache = cache or WatchCache(self.views)
 
+    def _user(self, context: Context) -> UserInfo:
+        """The caller's user (its TLS client certificate; anonymous without one)."""
+        assert self.access is not None
+        pem = list(context.auth_context().get("x509_pem_cert", ()))
+        return self.access.user_of_certificate(pem[0] if pem else None)
+
+    def _check(
+        self,
+        context: Context,
+        method: str,
+        info: kinds.KindInfo,
+        namespace: str,
+        name: str = "",
+        field_selector: str = "",
+        user: UserInfo | None = None,
+    ) -> None:
+        """Refuse (PERMISSION_DENIED, Kubernetes' 403 message) what RBAC does not allow."""
+        if self.access is None:
+            return
+        if info.namespaced and not namespace and method not in ("List", "Watch"):
+            namespace = kinds.DEFAULT_NAMESPACE
+        attrs = request_attributes.grpc_attributes(
+            user or self._user(context), method, info, namespace, name, field_selector
+        )
+        refused = self.access.check(attrs)
+        if refused is not None:
+            raise Forbidden(refused.message)
+
+    def _check_object(
+        self, context: Context, method: str, wrapped: api_pb2.Object, user: UserInfo | None = None
+    ) -> None:
+        if self.access is None:
+            return
+        info, obj = kinds.unwrap(wrapped)
+        meta = obj.metadata
+        self._check(context, method, info, meta.namespace, meta.name, user=user)
+
     async def Create(self, request: api_pb2.CreateRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
+            self._check_object(context, "Create", request.object)
             return kinds.wrap(await self.registry.create(_object_of(request.object)))
 
         return await _answer("Create", context, call)
 
     async def Update(self, request: api_pb2.UpdateRequest, context: Context) -> api_pb2.Object:
         async def call() -> api_pb2.Object:
+            self._check_object(context, "Update", request.object)
             written, _ = await self.registry.update(_object_of(request.object))
             return kinds.wrap(written)
 
@@ -174,6 +225,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
 
     async def Apply(self, request: api_pb2.ApplyRequest, context: Context) -> api_pb2.ApplyResponse:
         async def call() -> api_pb2.ApplyResponse:
+            self._check_object(context, "Apply", request.object)
             written, result = await self.registry.apply(_object_of(request.object))
             return api_pb2.ApplyResponse(object=kinds.wrap(written), result=result)
 
@@ -191,8 +243,11 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             _STREAM_WINDOW
         )
 
+        user: UserInfo | None = None
+
         async def one(wrapped: api_pb2.Object) -> api_pb2.ApplyResult:
             try:
+                self._check_object(context, "ApplyStream", wrapped, user)
                 written, result = await self.registry.apply(_object_of(wrapped), create_first=True)
             except Exception as err:
                 mapped = _status_of(err)
@@ -215,7 +270,10 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             return [results[i] for i in range(len(objects))]
 
         async def read() -> None:
+            nonlocal user
             try:
+                if self.access is not None:
+                    user = self._user(context)  # once per stream
                 async for chunk in chunks:
                     work = asyncio.ensure_future(apply_chunk(chunk.objects))
                     await answers.put(work)
@@ -237,6 +295,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
             key = request.key
             info = request_keys.check_key(key.kind, key.namespace, key.name)
             namespace = (key.namespace or "default") if info.namespaced else ""
+            self._check(context, "Get", info, namespace, key.name)
             obj = await self.registry.store.get(info, namespace, request.key.name)
             return kinds.wrap(await self.views.one(info, obj))
 
@@ -245,6 +304,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
     async def List(self, request: api_pb2.ListRequest, context: Context) -> api_pb2.ListResponse:
         async def call() -> api_pb2.ListResponse:
             info = request_keys.check_key(request.kind, request.namespace, "", name_required=False)
+            self._check(context, "List", info, request.namespace, "", request.field_selector)
             chosen_by = _Filter(info, request.label_selector, request.field_selector)
             page = await self.registry.store.list_page(
                 info,
@@ -266,6 +326,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
         async def call() -> api_pb2.Object:
             key = request.key
             info = request_keys.check_key(key.kind, key.namespace, key.name)
+            self._check(context, "Delete", info, key.namespace, key.name)
             request_keys.parse_resource_version(request.resource_version)
             grace = (
                 request.grace_period_seconds if request.HasField("grace_period_seconds") else None
@@ -282,6 +343,7 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
     ) -> AsyncIterator[api_pb2.WatchEvent]:
         try:
             info = request_keys.check_key(request.kind, request.namespace, "", name_required=False)
+            self._check(context, "Watch", info, request.namespace, "", request.field_selector)
             chosen_by = _Filter(info, request.label_selector, request.field_selector)
             revision = request_keys.parse_resource_version(request.resource_version)
             if revision is not None:
@@ -333,10 +395,11 @@ def _rv(obj: Any) -> str:
 
 
 def register(
-    registry: Registry, cache: WatchCache | None = None
+    registry: Registry, cache: WatchCache | None = None, access: Access | None = None
 ) -> Callable[[grpc.aio.Server], None]:
     def add(server: grpc.aio.Server) -> None:
-        add_servicer(server, api_pb2_grpc.add_ApiServicer_to_server, ApiServicer(registry, cache))
+        servicer = ApiServicer(registry, cache, access)
+        add_servicer(server, api_pb2_grpc.add_ApiServicer_to_server, servicer)
 
     return add
 

@@ -7,10 +7,12 @@ outlives a test and neither ~/.kubelab nor the default ports are touched.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import pytest
 import yaml
 
 from kubelab import lab
+from kubelab.credentials import Credentials
 from kubelab.lab.state import layout_fields, make_private
 from kubelab.testing.processes import health_serving
 from kubelab.testing.wait import until_blocking
@@ -109,18 +112,35 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     assert state["api"] == records[1].address and state["etcd"] == records[0].address
     assert state["cloud"] == records[2].address and state["lb_pool"] == "127.233.201.0/29"
     assert f"--cloud {records[2].address}" in " ".join(records[3].command)
-    assert health_serving(str(state["api"]))
-    assert f"grpcurl -plaintext {state['api']}" in up.stdout
+    # TLS, and the gRPC front asks for a certificate: the admin's opens it, none does not.
+    pki_dir = kubelab.home / "pki"
+    admin = Credentials(
+        *((pki_dir / name).read_bytes() for name in ("ca.crt", "admin.crt", "admin.key"))
+    )
+    assert health_serving(str(state["api"]), "", admin)
+    assert not health_serving(str(state["api"]))
+    assert pki_dir.stat().st_mode & 0o777 == 0o700
+    assert (pki_dir / "admin.key").stat().st_mode & 0o777 == 0o600
+    assert f"-key {pki_dir / 'admin.key'} {state['api']} list kubelab.v1.Api" in up.stdout
     assert "kubelab get svc" in up.stdout
     # The Kubernetes HTTP API and a kubeconfig for it, in the home (never ~/.kube/config).
     kubeconfig = kubelab.home / "kubeconfig"
     assert f"export KUBECONFIG={kubeconfig}" in up.stdout
-    assert str(state["api_http"]).startswith("http://127.0.0.1:")
+    assert str(state["api_http"]).startswith("https://127.0.0.1:")
     written = yaml.safe_load(kubeconfig.read_text())
     assert written["current-context"] == "kubelab"
-    assert written["clusters"] == [{"name": "kubelab", "cluster": {"server": state["api_http"]}}]
+    [cluster] = written["clusters"]
+    assert cluster["cluster"]["server"] == state["api_http"]
+    ca_data = base64.b64decode(cluster["cluster"]["certificate-authority-data"])
+    assert ca_data == (pki_dir / "ca.crt").read_bytes()
+    [user] = written["users"]
+    assert base64.b64decode(user["user"]["client-certificate-data"]) == admin.cert
     assert kubeconfig.stat().st_mode & 0o777 == 0o600
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    # Anyone may read the version (Kubernetes' system:public-info-viewer), over TLS.
+    tls = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+    direct = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
+    )
     with direct.open(f"{state['api_http']}/version", timeout=10) as answer:
         assert json.load(answer)["major"] == "1"
     for record in records:
@@ -158,7 +178,7 @@ def test_up_status_up_again_down_purge(kubelab: Kubelab) -> None:
     assert kubelab("status").returncode == 1
     purge = kubelab("down", "--purge")
     assert purge.returncode == 0
-    assert not kubelab.home.exists()
+    assert not kubelab.home.exists(), "purge takes the certificates too: a new cluster, a new CA"
 
 
 def test_data_survives_down_and_up(kubelab: Kubelab) -> None:

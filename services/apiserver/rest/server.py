@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import ssl
 import sys
 import time
 import uuid
@@ -31,9 +32,16 @@ from importlib import metadata
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
+from services.apiserver.access import Access
 from services.apiserver.live_views import LiveViews
 from services.apiserver.registry import Registry
-from services.apiserver.rest import discovery, endpoints_wire, openapi_routes, routing
+from services.apiserver.rest import (
+    authorization,
+    discovery,
+    endpoints_wire,
+    openapi_routes,
+    routing,
+)
 from services.apiserver.rest.convert import dumps
 from services.apiserver.rest.endpoints import EndpointsResource
 from services.apiserver.rest.errors import (
@@ -83,7 +91,11 @@ def _kubelab_version() -> str:
 
 
 class RestServer:
-    def __init__(self, registry: Registry, cache: WatchCache | None = None) -> None:
+    def __init__(
+        self, registry: Registry, cache: WatchCache | None = None, access: Access | None = None
+    ) -> None:
+        # None: no authentication nor authorization (an apiserver started without TLS).
+        self.access = access
         views = LiveViews(registry.store)
         # The process's one watch cache, shared with the gRPC front (`__main__`).
         self.resources = Resources(registry, views, cache or WatchCache(views))
@@ -106,8 +118,9 @@ class RestServer:
             f"{sys.platform}/{platform.machine().lower()}",
         )
 
-    async def start(self, listen: str) -> str:
-        """Listen on host:port (port 0: any free one); returns the bound host:port."""
+    async def start(self, listen: str, tls: ssl.SSLContext | None = None) -> str:
+        """Listen on host:port (port 0: any free one), with TLS when given; returns the
+        bound host:port."""
         host, _, port = listen.rpartition(":")
         self.runner = web.AppRunner(
             self.app,
@@ -118,7 +131,9 @@ class RestServer:
             max_line_size=MAX_REQUEST_LINE,
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host or "127.0.0.1", int(port), reuse_address=True)
+        site = web.TCPSite(
+            self.runner, host or "127.0.0.1", int(port), reuse_address=True, ssl_context=tls
+        )
         await site.start()
         bound = self.runner.addresses[0]
         self.address = f"{bound[0]}:{bound[1]}"
@@ -161,16 +176,27 @@ class RestServer:
         return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        access = self.access
+        if access is not None:
+            authorization.user_of(request, access)  # a refused certificate is a 401 first
         if openapi_routes.is_openapi(request.path):
+            if access is not None:
+                authorization.path(request, access)
             return openapi_routes.serve(request)
         mirrored = endpoints_wire.parse(request.rel_url.raw_path)
         if mirrored is not None:
+            if access is not None:
+                authorization.endpoints(request, access, mirrored)
             return await self.endpoints.handle(request, mirrored)
         found = routing.parse(request.rel_url.raw_path)
         if isinstance(found, Discovery):
+            if access is not None:
+                authorization.path(request, access)
             if request.method != "GET":
                 raise method_not_allowed(request.method)
             return self._discovery(request, found)
+        if access is not None:
+            authorization.resource(request, access, found)
         try:
             handler = self.subresources.get((found.info.resource, found.subresource))
             if handler is not None and found.name:

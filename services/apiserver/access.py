@@ -1,0 +1,101 @@
+"""Who asks and whether they may: the one authentication and authorization step in
+front of both API fronts.
+
+Authentication is Kubernetes' X.509 client-certificate authenticator: the TLS layer
+(both fronts) asks for a client certificate and refuses, at the handshake, one the
+cluster CA did not sign or that is outside its validity; `kubelab.core.certs.
+verify_client` then reads the user (CN) and groups (O) and checks the window again
+against this process's clock. A request with no certificate is `system:anonymous`
+(group `system:unauthenticated`), as kube-apiserver's default `--anonymous-auth`,
+which RBAC's defaults let read only /version, /healthz and the like; everything else
+is a 403 in Kubernetes' words. A certificate refused after the handshake is a 401.
+
+Authorization is the pure chain of `services.apiserver.logic.node_authorizer.
+authorize_chain`: `system:masters`, then the Node authorizer, then RBAC. The RBAC
+objects are Kubernetes' bootstrap policy (`rbac_defaults.bootstrap_state`): the admin
+credential `kubelab up` writes into the kubeconfig is in `system:masters`.
+
+A verified certificate's identity is kept (by its DER bytes, until it expires), so a
+request on a kept-alive connection costs one dict lookup, not a signature check.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kubelab.core import certs
+from services.apiserver.logic.node_authorizer import authorize_chain
+from services.apiserver.logic.rbac import (
+    ANONYMOUS_USER,
+    Attributes,
+    Decision,
+    RbacState,
+    UserInfo,
+    authenticated,
+)
+from services.apiserver.logic.rbac_defaults import bootstrap_state
+from services.apiserver.logic.status_messages import forbidden_details, forbidden_message
+
+_KEPT = 4096  # verified certificates remembered
+
+
+class Unauthenticated(Exception):
+    """A credential that was presented and refused: Kubernetes' 401 Unauthorized."""
+
+
+class Forbidden(Exception):
+    """A request the authorizer refused; the message is Kubernetes' 403 message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A 403: Kubernetes' message and the Status details (group, kind, name)."""
+
+    message: str
+    details: dict[str, str]
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Access:
+    def __init__(
+        self,
+        client_ca: bytes,
+        state: RbacState | None = None,
+        clock: Callable[[], datetime.datetime] = _utc_now,
+    ) -> None:
+        self.client_ca = client_ca
+        self.state = state or bootstrap_state()
+        self._clock = clock
+        self._known: dict[bytes, tuple[UserInfo, datetime.datetime]] = {}
+
+    def user_of_certificate(self, der: bytes | None) -> UserInfo:
+        """The user a client certificate (DER) names; anonymous without one."""
+        if not der:
+            return ANONYMOUS_USER
+        now = self._clock()
+        known = self._known.get(der)
+        if known is not None and now <= known[1]:
+            return known[0]
+        try:
+            identity = certs.verify_client(der, self.client_ca, now)
+        except certs.CertificateRefused as err:
+            raise Unauthenticated(str(err)) from None
+        if identity is None:  # no CN: not this authenticator's, as Kubernetes has it
+            return ANONYMOUS_USER
+        user = authenticated(UserInfo(identity.user, identity.groups))
+        if len(self._known) >= _KEPT:
+            self._known.clear()
+        self._known[der] = (user, certs.load_cert(der).not_valid_after_utc)
+        return user
+
+    def check(self, attrs: Attributes) -> Refusal | None:
+        """None when `attrs` is allowed; else why not, as Kubernetes' 403 words it."""
+        decision: Decision = authorize_chain(attrs, self.state)
+        if decision.allowed:
+            return None
+        return Refusal(forbidden_message(attrs, decision.reason), forbidden_details(attrs))
