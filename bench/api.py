@@ -346,7 +346,7 @@ async def main() -> None:
         + ", ".join(f"{name.removeprefix('apiserver ')} {ms:.2f} ms" for name, ms in cpu.items())
     )
     print_reads(reads, load)
-    print_fanout(fanout, args.watchers)
+    print_fanout(fanout, args.watchers, load)
     print(started_on(load))
 
 
@@ -365,20 +365,21 @@ def print_reads(reads: ReadFigures, load: float) -> None:
     p50 = percentile(reads.watch_latencies, 0.50) * 1000
     p99 = percentile(reads.watch_latencies, 0.99) * 1000
     print(
-        f"{len(reads.watch_latencies)} HTTP watch events (watchers x changes) after a POST: "
-        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= {WATCH_GOAL_MS:.0f} ms: "
-        f"{verdict(p99 <= WATCH_GOAL_MS, load)}); apiserver CPU per event delivered: "
-        f"{reads.watch_cpu_ms:.3f} ms"
+        f"{len(reads.watch_latencies)} HTTP watch events (watchers x changes), each watcher "
+        f"opening its watch-list just before the POST: p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
+        f"apiserver CPU per event delivered: {reads.watch_cpu_ms:.3f} ms"
     )
 
 
-def print_fanout(fanout: FanoutFigures, watchers: int) -> None:
+def print_fanout(fanout: FanoutFigures, watchers: int, load: float) -> None:
+    """The issue's goal row: concurrent watchers, already watching, see a change."""
     p50 = percentile(fanout.latencies, 0.50) * 1000
     p99 = percentile(fanout.latencies, 0.99) * 1000
     print(
         f"{len(fanout.latencies)} HTTP watch events to {watchers} watchers already open, "
-        f"after a POST: p50 {p50:.1f} ms, p99 {p99:.1f} ms; apiserver CPU per event "
-        f"delivered: {fanout.cpu_ms:.3f} ms"
+        f"after a POST: p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= {WATCH_GOAL_MS:.0f} "
+        f"ms: {verdict(p99 <= WATCH_GOAL_MS, load)}); apiserver CPU per event delivered: "
+        f"{fanout.cpu_ms:.3f} ms"
     )
 
 
