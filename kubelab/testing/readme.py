@@ -86,7 +86,9 @@ class Command:
             return "python"
         if head == "make test":
             return "suite"
-        if "compose/compose.sh" in head or re.match(r"make lab\b", head):
+        # compose/lab.kubeconfig too: `make lab` writes it (against the embedded cluster,
+        # kubectl without it would fall back to localhost:8080 and answer by accident).
+        if "compose/compose.sh" in head or "compose/lab." in head or re.match(r"make lab\b", head):
             return "lab"
         if _PLACEHOLDER.search(head.replace("<<", "")):
             return "placeholder"

@@ -103,6 +103,13 @@ def _command(head: str, expected: tuple[str, ...] = (), lang: str = "sh") -> Com
             False,
             False,
         ),
+        (
+            "KUBECONFIG=compose/lab.kubeconfig kubectl get nodes",
+            "console",
+            "lab",
+            False,
+            False,
+        ),
         ("curl -X POST http://<podIP>:8080/healthz/fail", "sh", "placeholder", False, True),
         ("kill -9 <a node agent's pid from kubelab status>", "sh", "placeholder", False, True),
         ("kubelab apply -f - <<'EOF'\nkind: Service\nEOF", "console", "embedded", False, True),
