@@ -93,9 +93,12 @@ class Access:
         self._known[der] = (user, certs.load_cert(der).not_valid_after_utc)
         return user
 
+    def decide(self, attrs: Attributes) -> Decision:
+        return authorize_chain(attrs, self.state)
+
     def check(self, attrs: Attributes) -> Refusal | None:
         """None when `attrs` is allowed; else why not, as Kubernetes' 403 words it."""
-        decision: Decision = authorize_chain(attrs, self.state)
+        decision = self.decide(attrs)
         if decision.allowed:
             return None
         return Refusal(forbidden_message(attrs, decision.reason), forbidden_details(attrs))

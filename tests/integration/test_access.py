@@ -237,3 +237,49 @@ def test_kubectl_with_the_kubeconfig_credentials(
         'delete resource "services" in API group "" in the namespace "default"'
     )
     assert _grpc(secure, secure.credentials(), _names) == ["shop"]
+
+
+def test_kubectl_auth_can_i_whoami_and_impersonation(
+    secure: ApiServerProcess, pki: Pki, others: dict[str, Pair], tmp_path: Path
+) -> None:
+    def admin(*args: str) -> subprocess.CompletedProcess[str]:
+        return _kubectl(tmp_path / "admin", secure.http_url, pki, pki.admin, *args)
+
+    def alice(*args: str) -> subprocess.CompletedProcess[str]:
+        return _kubectl(tmp_path / "alice", secure.http_url, pki, others["alice"], *args)
+
+    allowed = admin("auth", "can-i", "delete", "services")
+    assert (allowed.returncode, allowed.stdout.strip()) == (0, "yes"), allowed.stderr
+    refused = alice("auth", "can-i", "delete", "services")
+    assert (refused.returncode, refused.stdout.strip()) == (1, "no"), refused.stderr
+    # What RBAC's defaults give every authenticated user: discovery (a non-resource path).
+    own = alice("auth", "can-i", "get", "/api")
+    assert (own.returncode, own.stdout.strip()) == (0, "yes"), own.stderr
+
+    whoami = alice("auth", "whoami")
+    assert whoami.returncode == 0, whoami.stderr
+    rows = [line.split(None, 1) for line in whoami.stdout.splitlines()]
+    assert rows == [
+        ["ATTRIBUTE", "VALUE"],
+        ["Username", "alice"],
+        ["Groups", "[system:authenticated]"],
+    ]
+
+    # The admin may act as anyone; bob is granted nothing.
+    as_bob = admin("--as=bob", "get", "svc")
+    assert as_bob.returncode == 1
+    assert as_bob.stderr.strip() == (
+        'Error from server (Forbidden): services is forbidden: User "bob" cannot list '
+        'resource "services" in API group "" in the namespace "default"'
+    )
+    assert admin("--as=bob", "auth", "whoami").stdout.split()[-2:] == [
+        "Groups",
+        "[system:authenticated]",
+    ]
+    # alice may not act as anyone.
+    as_admin = alice("--as=kubernetes-admin", "--as-group=system:masters", "get", "svc")
+    assert as_admin.returncode == 1
+    assert as_admin.stderr.strip() == (
+        'Error from server (Forbidden): users "kubernetes-admin" is forbidden: User "alice" '
+        'cannot impersonate resource "users" in API group "" at the cluster scope'
+    )

@@ -256,6 +256,28 @@ SCHEMA: dict[str, dict[int, Field]] = {
     },
     "HTTPHeader": {1: _f("name"), 2: _f("value")},
     "TCPSocketAction": {1: _f("port", INT_OR_STRING), 2: _f("host")},
+    # The self-reviews kubectl posts (`kubectl auth can-i`, `kubectl auth whoami`).
+    "SelfSubjectAccessReview": {
+        1: _f("metadata", "ObjectMeta"),
+        2: _f("spec", "SelfSubjectAccessReviewSpec"),
+        3: _f("status", DROP),  # the server's to write
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: _f("resourceAttributes", "ResourceAttributes", presence=True),
+        2: _f("nonResourceAttributes", "NonResourceAttributes", presence=True),
+    },
+    "ResourceAttributes": {
+        1: _f("namespace"),
+        2: _f("verb"),
+        3: _f("group"),
+        4: _f("version"),
+        5: _f("resource"),
+        6: _f("subresource"),
+        7: _f("name"),
+        **_opaque((8, "fieldSelector"), (9, "labelSelector")),
+    },
+    "NonResourceAttributes": {1: _f("path"), 2: _f("verb")},
+    "SelfSubjectReview": {1: _f("metadata", "ObjectMeta"), 2: _f("status", DROP)},
 }
 
 # The kinds a protobuf body may carry: (apiVersion, kind) -> the message's name.
@@ -264,4 +286,6 @@ KINDS = {
     ("v1", "Service"): "Service",
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
 }

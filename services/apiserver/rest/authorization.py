@@ -1,19 +1,24 @@
 """The HTTP front's side of `services.apiserver.access`: the user of a request (its TLS
-client certificate) and the authorizer's answer, as Kubernetes' Status objects
-(401 Unauthorized, 403 Forbidden with Kubernetes' message and details)."""
+client certificate, then whom its Impersonate-* headers name, if it may), the
+authorizer's answer as Kubernetes' Status objects (401 Unauthorized, 403 Forbidden with
+Kubernetes' message and details), and the self-reviews `kubectl auth can-i` and
+`kubectl auth whoami` post (`services.apiserver.logic.reviews`)."""
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from services.apiserver.access import Access, Unauthenticated
 from services.apiserver.k8s.endpoints_mirror import RESOURCE as ENDPOINTS
-from services.apiserver.logic import request_attributes
+from services.apiserver.logic import request_attributes, reviews
 from services.apiserver.logic.rbac import Attributes, UserInfo
-from services.apiserver.rest import endpoints_wire
-from services.apiserver.rest.errors import ApiError
+from services.apiserver.logic.status_messages import forbidden_details
+from services.apiserver.rest import convert, endpoints_wire, protobuf_body
+from services.apiserver.rest.errors import ApiError, bad_request
 from services.apiserver.rest.routing import Target
 
 _UNAUTHORIZED = ApiError(401, "Unauthorized", "Unauthorized")
@@ -31,11 +36,25 @@ def user_of(request: web.Request, access: Access) -> UserInfo:
     if isinstance(tls, ssl.SSLObject):
         der = tls.getpeercert(binary_form=True)
     try:
-        user = access.user_of_certificate(der)
+        requester = access.user_of_certificate(der)
     except Unauthenticated:
         raise _UNAUTHORIZED from None
+    try:
+        user = reviews.run_as(requester, list(request.headers.items()), _refusal(access))
+    except reviews.ImpersonationRefused as err:
+        raise ApiError(403, "Forbidden", str(err), forbidden_details(err.attrs)) from None
+    except reviews.ReviewError as err:
+        raise bad_request(str(err)) from None
     request[_USER_KEY] = user
     return user
+
+
+def _refusal(access: Access) -> Callable[[Attributes], str | None]:
+    def refused(attrs: Attributes) -> str | None:
+        found = access.check(attrs)
+        return None if found is None else found.message
+
+    return refused
 
 
 def check(access: Access, attrs: Attributes) -> None:
@@ -82,3 +101,51 @@ def path(request: web.Request, access: Access) -> None:
         access,
         request_attributes.path_attributes(user_of(request, access), request.method, request.path),
     )
+
+
+async def review(request: web.Request, access: Access | None, found: reviews.Review) -> Any:
+    """The answer to a SelfSubjectAccessReview or SelfSubjectReview POST (JSON data)."""
+    if request.method != "POST":
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            f"the server does not allow this method on "
+            f"the requested resource ({found.resource}.{found.group})",
+        )
+    if found.version != "v1":
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    user = user_of(request, access) if access is not None else _UNSECURED
+    if access is not None:
+        check(
+            access,
+            request_attributes.rest_attributes(
+                user,
+                "POST",
+                resource=found.resource,
+                group=found.group,
+                namespace="",
+                name="",
+                subresource="",
+                query={},
+            ),
+        )
+    if found.resource == reviews.SUBJECT_REVIEW:
+        return reviews.subject_answer(user)
+    raw = await request.read()
+    media = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if media == protobuf_body.PROTOBUF:
+        raw = protobuf_body.as_json(raw)  # kubectl's typed clients send protobuf
+    body = convert.parse_json(raw)
+    try:
+        asked = reviews.access_attributes(user, body)
+    except reviews.ReviewError as err:
+        raise bad_request(str(err)) from None
+    if access is None:
+        return reviews.access_answer(body, True, "no authorization: the apiserver runs without TLS")
+    decision = access.decide(asked)
+    return reviews.access_answer(body, decision.allowed, decision.reason)
+
+
+# What an apiserver without TLS (no authentication, no authorization) answers to whoami,
+# as kube-apiserver's old insecure port named its callers.
+_UNSECURED = UserInfo("system:unsecured", ("system:masters", "system:authenticated"))

@@ -28,9 +28,10 @@ def _unsupported(why: str) -> ApiError:
     return ApiError(415, "UnsupportedMediaType", message)
 
 
-def as_json(raw: bytes, target: Target) -> bytes:
-    """The JSON bytes of the object a protobuf body carries."""
-    if target.subresource:
+def as_json(raw: bytes, target: Target | None = None) -> bytes:
+    """The JSON bytes of the object a protobuf body carries (to `target`, when it is a
+    resource's; a self-review's has none)."""
+    if target is not None and target.subresource:
         raise _unsupported(f"a protobuf body for /{target.subresource} is not decoded")
     try:
         document = k8s_protobuf.decode(raw)

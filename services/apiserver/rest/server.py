@@ -34,6 +34,7 @@ from prometheus_client import Counter, Histogram
 
 from services.apiserver.access import Access
 from services.apiserver.live_views import LiveViews
+from services.apiserver.logic import reviews
 from services.apiserver.registry import Registry
 from services.apiserver.rest import (
     authorization,
@@ -179,6 +180,10 @@ class RestServer:
         access = self.access
         if access is not None:
             authorization.user_of(request, access)  # a refused certificate is a 401 first
+        asked = reviews.review_of(request.path)
+        if asked is not None:
+            answer = await authorization.review(request, access, asked)
+            return web.Response(body=dumps(answer), status=201, content_type="application/json")
         if openapi_routes.is_openapi(request.path):
             if access is not None:
                 authorization.path(request, access)
