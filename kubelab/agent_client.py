@@ -36,6 +36,7 @@ from types import TracebackType
 import grpc
 
 from kubelab.client import ApiError, Client
+from kubelab.credentials import Credentials
 from kubelab.limits import GRPC_OPTIONS
 from kubelab.v1 import node_pb2, node_pb2_grpc, objects_pb2
 
@@ -81,23 +82,42 @@ def _api_error(err: grpc.aio.AioRpcError) -> ApiError:
 
 
 class AgentClient:
-    def __init__(self, address: AgentAddress, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        address: AgentAddress,
+        *,
+        timeout: float = 10.0,
+        credentials: Credentials | None = None,
+    ) -> None:
+        """`credentials`: TLS with them (a node agent started with TLS asks for a
+        certificate of the cluster); None: plain."""
         self.address = address
         self.timeout = timeout
         # A user's http_proxy must not capture calls to a local node.
-        self._channel = grpc.aio.insecure_channel(
-            address.target, options=[("grpc.enable_http_proxy", 0), *GRPC_OPTIONS]
-        )
+        options = [("grpc.enable_http_proxy", 0), *GRPC_OPTIONS]
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(address.target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(
+                address.target, credentials.channel_credentials(), options=options
+            )
         self._stub = node_pb2_grpc.NodeAgentStub(self._channel)
 
     @classmethod
-    async def for_node(cls, api: Client, node_name: str, *, timeout: float = 10.0) -> AgentClient:
+    async def for_node(
+        cls,
+        api: Client,
+        node_name: str,
+        *,
+        timeout: float = 10.0,
+        credentials: Credentials | None = None,
+    ) -> AgentClient:
         """A client for the agent of `node_name`, found through the apiserver (NOT_FOUND
         when there is no such Node, `NoAgentAddressError` when it names no address)."""
         node = await api.get("nodes", node_name, "")
         if not isinstance(node, objects_pb2.Node):
             raise ApiError(grpc.StatusCode.INTERNAL, f"nodes/{node_name} is not a Node")
-        return cls(agent_address(node), timeout=timeout)
+        return cls(agent_address(node), timeout=timeout, credentials=credentials)
 
     @property
     def node(self) -> str:

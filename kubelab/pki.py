@@ -20,6 +20,7 @@ kubelet keeps in /var/lib/kubelet/pki (one actor, one identity):
     scheduler.crt, .key                   system:kube-scheduler
     dns.crt, .key                         system:kube-dns (kube-dns' RBAC role is named so)
     cloud-stub.crt, .key                  system:cloud-controller-manager
+    cloud-stub-server.crt, .key           the cloud-stub's serving certificate (its API)
     nodes/NAME/kubelet-client.crt, .key   system:node:NAME, group system:nodes
     nodes/NAME/kubelet.crt, .key          the node agent's serving certificate (port 10250)
 
@@ -108,6 +109,7 @@ class Pki:
     scheduler: Pair
     dns: Pair
     cloud_stub: Pair
+    cloud_stub_server: Pair
     nodes: Mapping[str, NodePairs]
     # The files this call wrote (relative to `dir`), in order; empty when everything was kept.
     written: tuple[str, ...] = field(default=())
@@ -147,6 +149,7 @@ def ensure_pki(
     cluster_domain: str = certs.DEFAULT_CLUSTER_DOMAIN,
     etcd_sans: Sequence[str] = (),
     node_sans: Mapping[str, Sequence[str]] | None = None,
+    cloud_sans: Sequence[str] = (),
 ) -> Pki:
     """Every certificate the cluster needs under `directory`, keeping what is still good.
 
@@ -177,6 +180,8 @@ def ensure_pki(
     run.leaf(etcd_ca, _Leaf("etcd/peer", _named("kube-etcd-peer"), local))
     for stem, identity in _ACTORS.items():
         run.leaf(cluster_ca, _Leaf(stem, identity))
+    cloud_serving = ("localhost", "127.0.0.1", *cloud_sans)
+    run.leaf(cluster_ca, _Leaf("cloud-stub-server", _named("cloud-stub"), cloud_serving, False))
     node_pairs: dict[str, NodePairs] = {}
     for name in nodes:
         run.directory("nodes")
@@ -204,6 +209,7 @@ def ensure_pki(
         scheduler=run.pair("scheduler"),
         dns=run.pair("dns"),
         cloud_stub=run.pair("cloud-stub"),
+        cloud_stub_server=run.pair("cloud-stub-server"),
         nodes=node_pairs,
         written=tuple(run.written),
     )

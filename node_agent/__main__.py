@@ -22,6 +22,8 @@ from kubelab.core.endpoint_choice import Target
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
+from kubelab.rpc import tls
+from kubelab.rpc.access import MASTERS, AllowIdentities
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import exit_with
 from kubelab.store import EVENT_TTL, Store
@@ -81,6 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dns-upstream", default="", help="with --cluster-dns: the DNS actor's host:port"
     )
     parser.add_argument("--log-level", default=None)
+    tls.add_flags(parser)
     args = parser.parse_args(argv)
     if args.cluster_dns and not args.dns_upstream:
         parser.error("--cluster-dns needs --dns-upstream")
@@ -139,8 +142,14 @@ async def run(args: argparse.Namespace) -> int:
             budget=budget,
         )
         proxy_metrics.register(proxy)
+    serving_tls = tls.from_args(args)
     server = await start_server(
-        f"{args.node_ip}:{args.agent_port}", [servicer.register(agent)], [servicer.SERVICE_NAME]
+        f"{args.node_ip}:{args.agent_port}",
+        [servicer.register(agent)],
+        [servicer.SERVICE_NAME],
+        serving_tls.grpc_credentials() if serving_tls else None,
+        # The kubelet's port: the apiserver's kubelet client and the admins.
+        [AllowIdentities(f"node agent {args.name}", (), (MASTERS,))] if serving_tls else (),
     )
     serving = False
     healthz = None

@@ -38,6 +38,7 @@ from typing import BinaryIO
 import click
 import grpc
 
+from kubelab import credentials
 from kubelab.agent_client import AgentAddress, AgentClient, NoAgentAddressError
 from kubelab.cli.common import Settings, api_options, pass_settings, resolve_kind, run
 from kubelab.cli.errors import CliError, from_api_error, stops_everything
@@ -151,7 +152,8 @@ async def read_pod(api: Client, namespace: str, name: str) -> objects_pb2.Pod:
 
 async def connect_agent(api: Client, node: str) -> AgentClient:
     try:
-        return await AgentClient.for_node(api, node)
+        # The node agents ask for a certificate of the cluster: the kubeconfig's.
+        return await AgentClient.for_node(api, node, credentials=credentials.default())
     except NoAgentAddressError as err:
         raise CliError(f"error: {err.message}") from None
     except ApiError as err:

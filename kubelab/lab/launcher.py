@@ -218,6 +218,8 @@ def _ensure_pki(config: LabConfig) -> None:
             config.pki_dir,
             nodes=[f"node-{n}" for n in range(1, config.nodes + 1)],
             api_sans=sorted({config.host, "127.0.0.1", "localhost"}),
+            node_sans={f"node-{n}": [config.node_ip(n)] for n in range(1, config.nodes + 1)},
+            cloud_sans=[config.host],
             now=datetime.datetime.now(datetime.UTC),
             service_cidr=config.service_cidr,
         )

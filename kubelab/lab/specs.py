@@ -119,6 +119,25 @@ class LabConfig:
         """The cluster CA and every certificate (`kubelab.pki`, kubeadm's layout)."""
         return self.home / pki.DIR_NAME
 
+    def serving_tls(self, stem: str) -> list[str]:
+        """The TLS flags of an actor serving with the pair `stem` of the PKI (the kubelet's
+        and kube-apiserver's flag names)."""
+        directory = self.pki_dir
+        return [
+            *("--tls-cert-file", str(directory / f"{stem}.crt")),
+            *("--tls-private-key-file", str(directory / f"{stem}.key")),
+            *("--client-ca-file", str(directory / "ca.crt")),
+        ]
+
+    def client_tls(self, server: str, stem: str) -> list[str]:
+        """The flags of an actor calling `server` (kubelet, cloud) as the pair `stem`."""
+        directory = self.pki_dir
+        return [
+            *(f"--{server}-client-certificate", str(directory / f"{stem}.crt")),
+            *(f"--{server}-client-key", str(directory / f"{stem}.key")),
+            *(f"--{server}-certificate-authority", str(directory / "ca.crt")),
+        ]
+
     def admin_credentials(self) -> Credentials:
         """The admin's (`system:masters`): the kubeconfig's, the launcher's probes'."""
         directory = self.pki_dir
@@ -304,9 +323,8 @@ APISERVER = ProcessSpec(
         layout.config.service_cidr,
         "--node-port-range",
         layout.config.node_port_range,
-        *("--tls-cert-file", str(layout.config.pki_dir / "apiserver.crt")),
-        *("--tls-private-key-file", str(layout.config.pki_dir / "apiserver.key")),
-        *("--client-ca-file", str(layout.config.pki_dir / "ca.crt")),
+        *layout.config.serving_tls("apiserver"),
+        *layout.config.client_tls("kubelet", "apiserver-kubelet-client"),
     ),
     ready=lambda layout: grpc_serving(
         layout.address(API.name), "", layout.config.admin_credentials()
@@ -342,8 +360,11 @@ def cloud_spec(config: LabConfig) -> ProcessSpec:
             layout.address(CLOUD_METRICS.name),
             "--snapshot-file",
             str(layout.config.cloud_snapshot_file),
+            *layout.config.serving_tls("cloud-stub-server"),
         ),
-        ready=lambda layout: grpc_serving(layout.address(CLOUD_PORT.name)),
+        ready=lambda layout: grpc_serving(
+            layout.address(CLOUD_PORT.name), "", layout.config.admin_credentials()
+        ),
         address=CLOUD_PORT.name,
         state_key="cloud",
     )
@@ -361,6 +382,7 @@ CONTROLLER = ProcessSpec(
         layout.address(ETCD_CLIENT.name),
         "--cloud",
         layout.address(CLOUD_PORT.name),
+        *layout.config.client_tls("cloud", "controller-manager"),
     ),
     ready=lambda layout: grpc_serving(layout.address(CONTROLLER_PORT.name)),
     address=CONTROLLER_PORT.name,
@@ -390,8 +412,9 @@ def node_spec(config: LabConfig, number: int) -> ProcessSpec:
             str(config.nodes_dir / name),
             "--metrics",
             f"{config.node_ip(number)}:{NODE_METRICS_PORT}",
+            *config.serving_tls(f"nodes/{name}/kubelet"),
         ),
-        ready=lambda layout: grpc_serving(address),
+        ready=lambda layout: grpc_serving(address, "", config.admin_credentials()),
         address="",
         fixed_address=address,
     )

@@ -50,15 +50,18 @@ async def start_server(
     registrars: Sequence[Registrar],
     service_names: Sequence[str],
     credentials: grpc.ServerCredentials | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
     """Bind `listen` ("host:port", port 0 for any), register and start; TLS with
-    `credentials`. Raises OSError when the address cannot be bound."""
+    `credentials`, each call through `interceptors` (who may call what). Raises OSError
+    when the address cannot be bound."""
     server = grpc.aio.server(
+        interceptors=list(interceptors),
         options=[
             ("grpc.so_reuseport", 0),
             # Every actor's server: sizes in `kubelab.limits`.
             *GRPC_OPTIONS,
-        ]
+        ],
     )
     for register in registrars:
         register(server)

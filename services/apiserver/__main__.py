@@ -30,10 +30,11 @@ from kubelab.core.allocators import (
 from kubelab.home import DEFAULT_API_ADDRESS
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
+from kubelab.rpc import tls
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import run_actor
 from kubelab.store import EVENT_TTL, Store
-from services.apiserver import servicer, tls, watch_cache, watch_window
+from services.apiserver import servicer, watch_cache, watch_window
 from services.apiserver.access import Access
 from services.apiserver.allocation_view import AllocationView
 from services.apiserver.live_views import LiveViews
@@ -91,6 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
     tls.add_flags(parser)
+    tls.add_client_flags(parser, "kubelet", "the node agents (logs)")
     return parser.parse_args(argv)
 
 
@@ -120,7 +122,7 @@ async def run(args: argparse.Namespace) -> None:
         [servicer.SERVICE_NAME],
         serving_tls.grpc_credentials() if serving_tls else None,
     )
-    http = rest_server.RestServer(registry, cache, access)
+    http = rest_server.RestServer(registry, cache, access, tls.client_from_args(args, "kubelet"))
     http_address = await http.start(
         args.http_listen, serving_tls.http_context() if serving_tls else None
     )

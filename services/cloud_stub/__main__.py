@@ -25,6 +25,7 @@ from pathlib import Path
 from kubelab.core.addresses import split_address
 from kubelab.core.lb_pool import DEFAULT_POOL, LbPool
 from kubelab.obs.logs import setup_logging
+from kubelab.rpc import tls
 from kubelab.runtime.loop import exit_with
 from services.cloud_stub.early import EarlyForwarding, read_snapshot, start_early
 from services.cloud_stub.logic.snapshot import ForwardingEntry
@@ -74,6 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep what is forwarded here, and forward from it first thing after a restart",
     )
     parser.add_argument("--log-level", default=None)
+    tls.add_flags(parser)
     args = parser.parse_args(argv)
     try:
         args.pool = LbPool(args.pool)

@@ -37,6 +37,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from kubelab.core.addresses import split_address
 from kubelab.obs.metrics import serve_metrics
+from kubelab.rpc import tls
+from kubelab.rpc.access import CONTROLLER_USER, MASTERS, AllowIdentities
 from kubelab.rpc.server import start_server, write_address_file
 from kubelab.store import Store, StoreUnavailableError
 from services.cloud_stub import servicer
@@ -77,7 +79,16 @@ async def run(args: argparse.Namespace, early: EarlyForwarding) -> int | None:
     )
     if args.snapshot_file is not None:
         provider.forwarding_changed = SnapshotWriter(args.snapshot_file)
-    server = await start_server(args.listen, [servicer.register(provider)], [servicer.SERVICE_NAME])
+    serving_tls = tls.from_args(args)
+    # The cloud controller's API: the controller (its cloud client) and the admins.
+    allowed = AllowIdentities("cloud-stub", (CONTROLLER_USER,), (MASTERS,))
+    server = await start_server(
+        args.listen,
+        [servicer.register(provider)],
+        [servicer.SERVICE_NAME],
+        serving_tls.grpc_credentials() if serving_tls else None,
+        [allowed] if serving_tls else (),
+    )
     metrics = None
     if args.metrics:
         metrics = await serve_metrics(*split_address(args.metrics))

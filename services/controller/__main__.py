@@ -25,6 +25,7 @@ from prometheus_client import Gauge
 from kubelab.core.proxy_rules import NODE_HEALTH_PORT
 from kubelab.obs.logs import setup_logging
 from kubelab.obs.metrics import serve_metrics
+from kubelab.rpc import tls
 from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import exit_with
 from kubelab.store import EVENT_TTL, Fence, Store
@@ -84,6 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--metrics", default="", help="serve /metrics on host:port")
     parser.add_argument("--log-level", default=None)
+    tls.add_client_flags(parser, "cloud", "the cloud-stub")
     return parser.parse_args(argv)
 
 
@@ -97,7 +99,8 @@ async def run(args: argparse.Namespace) -> None:
         host, _, port = args.metrics.rpartition(":")
         metrics = await serve_metrics(host or "127.0.0.1", int(port))
     # One channel for the process's life: leadership terms come and go, the cloud stays.
-    cloud = CloudClient(args.cloud) if args.cloud else None
+    cloud_tls = tls.client_from_args(args, "cloud")
+    cloud = CloudClient(args.cloud, credentials=cloud_tls) if args.cloud else None
 
     async def lead(fence: Fence) -> None:
         await Controllers(

@@ -28,6 +28,7 @@ from tenacity import (
 )
 
 from kubelab.core.lb_requests import is_bind_failure
+from kubelab.credentials import Credentials
 from kubelab.limits import GRPC_OPTIONS
 from kubelab.v1 import cloud_pb2, cloud_pb2_grpc
 
@@ -62,11 +63,22 @@ def _outage(err: BaseException) -> bool:
 
 
 class CloudClient:
-    def __init__(self, address: str, *, timeout: float = 10.0, retry_for: float = 2.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = 10.0,
+        retry_for: float = 2.0,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.address = address
         self.timeout = timeout
         self.retry_for = retry_for
-        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        else:
+            tls = credentials.channel_credentials()
+            self._channel = grpc.aio.secure_channel(address, tls, options=_CHANNEL_OPTIONS)
         self._stub: CloudProviderAsyncStub = cloud_pb2_grpc.CloudProviderStub(self._channel)
 
     async def close(self) -> None:

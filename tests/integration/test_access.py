@@ -121,7 +121,7 @@ def test_grpc_serves_the_admin_and_refuses_everyone_else(
     created = _grpc(secure, admin, lambda c: c.create(shop()))
     assert created.spec.cluster_ip
 
-    # No certificate: the gRPC front requires one (`services.apiserver.tls`).
+    # No certificate: the gRPC front requires one (`kubelab.rpc.tls`).
     with pytest.raises(ApiError) as anonymous:
         _grpc(secure, Credentials(admin.ca), _names)
     assert anonymous.value.code == grpc.StatusCode.UNAVAILABLE

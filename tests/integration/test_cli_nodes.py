@@ -13,6 +13,7 @@ waits poll `get pods -o json` against a deadline, never a bare sleep.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -21,9 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from kubelab.core import certs
+from kubelab.credentials import Credentials
 from kubelab.testing.wait import until_blocking
+from kubelab.v1 import api_pb2, api_pb2_grpc, cloud_pb2, cloud_pb2_grpc, node_pb2, node_pb2_grpc
 
 pytestmark = [pytest.mark.integration]
 
@@ -218,3 +223,75 @@ def test_delete_with_grace_period_and_the_deployment_replaces_the_pod(shop: Kube
     )
     pods = wait_for_replicas(shop, REPLICAS)
     assert victim not in {p["metadata"]["name"] for p in pods}
+
+
+def _call(address: str, credentials: Credentials | None, stub: str) -> grpc.StatusCode:
+    """One call of each actor's API, as a client with `credentials` would make it."""
+    options = [("grpc.enable_http_proxy", 0)]
+    channel = (
+        grpc.insecure_channel(address, options=options)
+        if credentials is None
+        else grpc.secure_channel(address, credentials.channel_credentials(), options=options)
+    )
+    with channel:
+        try:
+            if stub == "node":
+                node_pb2_grpc.NodeAgentStub(channel).ListPods(node_pb2.ListPodsRequest(), timeout=5)
+            elif stub == "cloud":
+                cloud_pb2_grpc.CloudProviderStub(channel).ListLoadBalancers(
+                    cloud_pb2.ListLoadBalancersRequest(), timeout=5
+                )
+            else:
+                api_pb2_grpc.ApiStub(channel).List(api_pb2.ListRequest(kind="nodes"), timeout=5)
+        except grpc.RpcError as err:
+            return err.code()
+    return grpc.StatusCode.OK
+
+
+def test_every_tls_port_takes_only_its_callers(kubelab: Kubelab) -> None:
+    """The apiserver's gRPC API, each node agent's API (the kubelet's port) and the
+    cloud-stub's API: no certificate, another CA's and an expired one are refused at the
+    handshake; a certificate of the cluster with the wrong identity is PERMISSION_DENIED;
+    the actor's own caller is served."""
+    pki_dir = kubelab.home / "pki"
+    state = json.loads((kubelab.home / "cluster.json").read_text())
+
+    def pair(stem: str) -> Credentials:
+        return Credentials(
+            *((pki_dir / name).read_bytes() for name in ("ca.crt", f"{stem}.crt", f"{stem}.key"))
+        )
+
+    ca = certs.CertKey(
+        certs.load_cert((pki_dir / "ca.crt").read_bytes()),
+        certs.load_key((pki_dir / "ca.key").read_bytes()),
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    stranger = certs.self_signed_ca("another-cluster", now=now)
+
+    def made(issued: certs.CertKey) -> Credentials:
+        return Credentials(
+            (pki_dir / "ca.crt").read_bytes(),
+            certs.cert_pem(issued.cert),
+            certs.key_pem(issued.key),
+        )
+
+    masters = ("system:masters",)
+    another_ca = made(certs.sign_client(stranger, "kubernetes-admin", masters, now=now))
+    expired = made(
+        certs.sign_client(ca, "kubernetes-admin", masters, now=now - datetime.timedelta(days=800))
+    )
+    alice = made(certs.sign_client(ca, "alice", now=now))
+    node_1, node_2 = pair("nodes/node-1/kubelet-client"), pair("nodes/node-2/kubelet-client")
+    ports = {
+        # port: (address, kind of API, who may call, a cluster identity that may not)
+        "apiserver": (state["api"], "api", pair("admin"), alice),
+        "node-1": ("127.10.77.1:10250", "node", pair("apiserver-kubelet-client"), node_1),
+        "node-2": ("127.10.77.2:10250", "node", pair("admin"), node_2),
+        "cloud-stub": (state["cloud"], "cloud", pair("controller-manager"), node_1),
+    }
+    for name, (address, stub, allowed, wrong) in ports.items():
+        no_certificate = Credentials((pki_dir / "ca.crt").read_bytes())
+        assert _call(address, allowed, stub) == grpc.StatusCode.OK, name
+        assert _call(address, wrong, stub) == grpc.StatusCode.PERMISSION_DENIED, name
+        for refused in (no_certificate, another_ca, expired, None):
+            assert _call(address, refused, stub) == grpc.StatusCode.UNAVAILABLE, name

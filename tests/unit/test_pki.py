@@ -51,7 +51,7 @@ KUBEADM_FILES = {
 KUBELAB_FILES = {
     f"{stem}.{ext}"
     for stem in (
-        "admin", "controller-manager", "scheduler", "dns", "cloud-stub",
+        "admin", "controller-manager", "scheduler", "dns", "cloud-stub", "cloud-stub-server",
         *(f"nodes/{n}/{pair}" for n in NODES for pair in ("kubelet-client", "kubelet")),
     )
     for ext in ("crt", "key")
@@ -112,6 +112,7 @@ def test_the_serving_certificates_name_their_servers(tmp_path: Path) -> None:
         "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "127.96.0.1",
     }  # fmt: skip
     assert sans(made.nodes["node-1"].serving) == {"node-1", "localhost", "127.0.0.1", "10.0.0.11"}
+    assert sans(made.cloud_stub_server) == {"localhost", "127.0.0.1"}
     assert sans(made.etcd_server) == {"localhost", "127.0.0.1", "::1", "etcd"}
     peer = certs.load_cert(made.etcd_peer.cert.read_bytes())
     assert certs.key_usages(peer) == {certs.SERVER_AUTH, certs.CLIENT_AUTH}

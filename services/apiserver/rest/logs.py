@@ -38,6 +38,7 @@ from multidict import CIMultiDict
 from kubelab.agent_client import AgentClient, LogStream, NoAgentAddressError, agent_address
 from kubelab.client import ApiError as AgentError
 from kubelab.core import kinds
+from kubelab.credentials import Credentials
 from kubelab.store import NotFoundError, StoreProtocol
 from kubelab.v1 import objects_pb2
 from services.apiserver.live_views import LiveViews
@@ -62,9 +63,12 @@ def _unavailable(node: str, where: str, why: str) -> ApiError:
 
 
 class PodLogs:
-    def __init__(self, store: StoreProtocol, views: LiveViews) -> None:
+    def __init__(
+        self, store: StoreProtocol, views: LiveViews, kubelet: Credentials | None = None
+    ) -> None:
         self.store = store
         self.views = views
+        self.kubelet = kubelet  # the apiserver's kubelet client credentials (TLS)
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         if request.method != "GET":
@@ -96,7 +100,7 @@ class PodLogs:
             address = agent_address(node)
         except NoAgentAddressError as err:
             raise _unavailable(node_name, "", err.message) from None
-        return AgentClient(address, timeout=AGENT_CONNECT_TIMEOUT)
+        return AgentClient(address, timeout=AGENT_CONNECT_TIMEOUT, credentials=self.kubelet)
 
     async def _open(
         self,

@@ -32,6 +32,7 @@ from importlib import metadata
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
+from kubelab.credentials import Credentials
 from services.apiserver.access import Access
 from services.apiserver.live_views import LiveViews
 from services.apiserver.logic import reviews
@@ -93,7 +94,11 @@ def _kubelab_version() -> str:
 
 class RestServer:
     def __init__(
-        self, registry: Registry, cache: WatchCache | None = None, access: Access | None = None
+        self,
+        registry: Registry,
+        cache: WatchCache | None = None,
+        access: Access | None = None,
+        kubelet: Credentials | None = None,
     ) -> None:
         # None: no authentication nor authorization (an apiserver started without TLS).
         self.access = access
@@ -106,7 +111,7 @@ class RestServer:
         self.subresources: dict[
             tuple[str, str], Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
         ] = {
-            ("pods", "log"): PodLogs(registry.store, views).handle,
+            ("pods", "log"): PodLogs(registry.store, views, kubelet).handle,
             ("deployments", "scale"): DeploymentScale(registry).handle,
         }
         self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
