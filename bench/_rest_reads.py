@@ -35,6 +35,7 @@ import aiohttp
 from kubelab.client import Client
 from kubelab.core import manifests
 from kubelab.lab import write_kubeconfig
+from kubelab.pki import KubeconfigAuth
 from kubelab.v1 import objects_pb2
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -127,12 +128,16 @@ async def list_figures(
     return figures, size
 
 
-def kubectl_figures(url: str, namespace: str, home: Path, runs: int) -> tuple[float, float, str]:
+def kubectl_figures(
+    url: str, namespace: str, home: Path, runs: int, auth: KubeconfigAuth | None = None
+) -> tuple[float, float, str]:
+    """`kubectl get svc`'s and `kubectl version --client`'s median wall times, and the
+    version; `auth`: the kubeconfig's CA and client certificate (an https `url`)."""
     home.mkdir(parents=True, exist_ok=True)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(home),
-        "KUBECONFIG": str(write_kubeconfig(home, url)),
+        "KUBECONFIG": str(write_kubeconfig(home, url, auth)),
     }
 
     def wall(*args: str) -> tuple[float, str]:

@@ -28,6 +28,11 @@ and 100 HTTP watchers seeing a change (p99; goal <= 25 ms). Then the steady-stat
 fan-out (`bench/_watch_fanout.py`): 100 watchers already open, a change's latency to
 each and the apiserver's CPU per event delivered.
 
+Then the security rows (`bench/_tls_rows.py`): on a fresh etcd, an apiserver plain and
+one as `kubelab up` starts it (TLS, client certificates, RBAC), interleaved: gRPC and
+HTTP creates, the watch fan-out, and `kubectl get svc` (a TLS handshake per call); each
+secured figure as a ratio of the plain one (the security issue's goal: at least 0.8x).
+
 Prints the median rate of each path, p50/p99 latency for the per-call paths,
 and each rate as a ratio to raw etcd (goal: the apiserver reaches 0.5x). The
 raw-etcd client is the only code outside kubelab/store.py that touches etcd:
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import statistics
 import sys
 import tempfile
@@ -49,13 +55,16 @@ from pathlib import Path
 import aetcd
 import aetcd.rpc as etcdrpc
 import aiohttp
+from _api_report import print_fanout, print_reads, print_security
 from _conditions import load_average, started_on, verdict
-from _rest_reads import ReadFigures, measure
+from _rest_reads import measure
 from _stats import percentile
-from _watch_fanout import FanoutFigures, fanout_figures
+from _tls_rows import tls_figures
+from _watch_fanout import fanout_figures
 
 from kubelab.client import Client
 from kubelab.core import manifests
+from kubelab.credentials import Credentials
 from kubelab.testing.processes import (
     ApiServerProcess,
     EtcdServer,
@@ -67,8 +76,6 @@ from kubelab.v1 import objects_pb2
 
 GOAL_RATIO = 0.5  # of the raw etcd rate (the issue)
 HTTP_GOAL_RATIO = 0.8  # the Kubernetes HTTP API's creates, of gRPC Create's rate
-KUBECTL_GOAL_MS = 150.0  # `kubectl get svc`, median wall time
-WATCH_GOAL_MS = 25.0  # 100 HTTP watchers see a change, p99
 
 
 def shop_service(index: int) -> objects_pb2.Service:
@@ -159,9 +166,13 @@ async def bench_raw(
 
 
 async def bench_api(
-    address: str, count: int, concurrency: int, base: int = 0
+    address: str,
+    count: int,
+    concurrency: int,
+    base: int = 0,
+    credentials: Credentials | None = None,
 ) -> tuple[float, list[float]]:
-    async with Client(address, timeout=30) as api:
+    async with Client(address, timeout=30, credentials=credentials) as api:
 
         async def one(index: int) -> None:
             await api.create(shop_service(base + index))
@@ -190,10 +201,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def bench_http(
-    url: str, count: int, concurrency: int, base: int = 0
+    url: str, count: int, concurrency: int, base: int = 0, tls: ssl.SSLContext | None = None
 ) -> tuple[float, list[float]]:
     path = f"{url}/api/v1/namespaces/default/services"
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=tls if tls is not None else True)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
 
         async def one(index: int) -> None:
@@ -311,6 +322,18 @@ async def main() -> None:
             await noop.wait()
             apiserver.stop()
             etcd.stop()
+        secured = await tls_figures(
+            Path(tmp) / "security",
+            bench_api=bench_api,
+            bench_http=bench_http,
+            cpu_seconds=cpu_seconds,
+            creates=args.creates,
+            concurrency=args.concurrency,
+            rounds=args.rounds,
+            watchers=args.watchers,
+            changes=args.changes,
+            runs=args.runs,
+        )
 
     median = {name: statistics.median(values) for name, values in rates.items()}
     best_raw = max(median["raw etcd txn"], median["raw etcd txn (deep)"])
@@ -347,40 +370,8 @@ async def main() -> None:
     )
     print_reads(reads, load)
     print_fanout(fanout, args.watchers, load)
+    print_security(secured, args.watchers, load)
     print(started_on(load))
-
-
-def print_reads(reads: ReadFigures, load: float) -> None:
-    grpc_ms = reads.list_ms["gRPC List"]
-    print(f"List of 1,000 Services (JSON: {reads.list_bytes / 1e6:.2f} MB), median wall time:")
-    for name, ms in reads.list_ms.items():
-        print(f"  {name:<20} {ms:8.1f} ms  {grpc_ms / ms:5.2f}x gRPC's rate")
-    met = reads.kubectl_ms <= KUBECTL_GOAL_MS
-    print(
-        f"kubectl get svc (5 Services, discovery cached): median {reads.kubectl_ms:.0f} ms "
-        f"(goal <= {KUBECTL_GOAL_MS:.0f} ms: {verdict(met, load)}); "
-        f"kubectl version --client alone: {reads.kubectl_version_ms:.0f} ms "
-        f"({reads.kubectl_version})"
-    )
-    p50 = percentile(reads.watch_latencies, 0.50) * 1000
-    p99 = percentile(reads.watch_latencies, 0.99) * 1000
-    print(
-        f"{len(reads.watch_latencies)} HTTP watch events (watchers x changes), each watcher "
-        f"opening its watch-list just before the POST: p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
-        f"apiserver CPU per event delivered: {reads.watch_cpu_ms:.3f} ms"
-    )
-
-
-def print_fanout(fanout: FanoutFigures, watchers: int, load: float) -> None:
-    """The issue's goal row: concurrent watchers, already watching, see a change."""
-    p50 = percentile(fanout.latencies, 0.50) * 1000
-    p99 = percentile(fanout.latencies, 0.99) * 1000
-    print(
-        f"{len(fanout.latencies)} HTTP watch events to {watchers} watchers already open, "
-        f"after a POST: p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 <= {WATCH_GOAL_MS:.0f} "
-        f"ms: {verdict(p99 <= WATCH_GOAL_MS, load)}); apiserver CPU per event delivered: "
-        f"{fanout.cpu_ms:.3f} ms"
-    )
 
 
 if __name__ == "__main__":
