@@ -28,6 +28,7 @@ from kubelab.core.printing import (
     pod_cells,
     service_cells,
 )
+from kubelab.core.printing_access import binding_cells, role_cells, service_account_cells
 
 _MIN_WIDTH = 6
 _PADDING = 3
@@ -72,6 +73,13 @@ TABLES: dict[str, Table] = {
         event_cells,
         named=False,
         wide_order=EVENT_WIDE_ORDER,
+    ),
+    "ServiceAccount": Table(("SECRETS", "AGE"), (), service_account_cells),
+    "Role": Table(("CREATED AT",), (), role_cells),
+    "ClusterRole": Table(("CREATED AT",), (), role_cells),
+    "RoleBinding": Table(("ROLE", "AGE"), ("USERS", "GROUPS", "SERVICEACCOUNTS"), binding_cells),
+    "ClusterRoleBinding": Table(
+        ("ROLE", "AGE"), ("USERS", "GROUPS", "SERVICEACCOUNTS"), binding_cells
     ),
 }
 

@@ -15,12 +15,15 @@ from typing import Generic, TypeAlias, TypeVar, cast
 from google.protobuf.message import Message
 from typing_extensions import TypeVar as DefaultTypeVar  # PEP 696 defaults; typing's in 3.13
 
-from kubelab.v1 import api_pb2, objects_pb2
+from kubelab.v1 import access_pb2, api_pb2, objects_pb2
 
 # The label that ties an EndpointSlice to its Service (discovery.k8s.io).
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # Where a namespaced object goes when its manifest or the user names no namespace.
 DEFAULT_NAMESPACE = "default"
+# The API group of Role, ClusterRole, RoleBinding and ClusterRoleBinding.
+RBAC_GROUP = "rbac.authorization.k8s.io"
+RBAC_V1 = f"{RBAC_GROUP}/v1"
 
 # Any API object. Every member has `.metadata`, so code can reach it untyped-free.
 ApiObject: TypeAlias = (
@@ -31,6 +34,11 @@ ApiObject: TypeAlias = (
     | objects_pb2.Node
     | objects_pb2.Namespace
     | objects_pb2.Event
+    | access_pb2.ServiceAccount
+    | access_pb2.Role
+    | access_pb2.ClusterRole
+    | access_pb2.RoleBinding
+    | access_pb2.ClusterRoleBinding
 )
 # A concrete kind: `create(service)` gives back a Service to the type checker.
 ObjectT = TypeVar("ObjectT", bound=ApiObject)
@@ -86,6 +94,44 @@ NAMESPACES = KindInfo(
     "namespaces", "Namespace", "v1", False, objects_pb2.Namespace, "namespace", ("ns", "namespace")
 )
 EVENTS = KindInfo("events", "Event", "v1", True, objects_pb2.Event, "event", ("ev", "event"))
+SERVICEACCOUNTS = KindInfo(
+    "serviceaccounts",
+    "ServiceAccount",
+    "v1",
+    True,
+    access_pb2.ServiceAccount,
+    "service_account",
+    ("sa", "serviceaccount"),
+)
+# The RBAC kinds have no short names in Kubernetes.
+ROLES = KindInfo("roles", "Role", RBAC_V1, True, access_pb2.Role, "role", ("role",))
+CLUSTERROLES = KindInfo(
+    "clusterroles",
+    "ClusterRole",
+    RBAC_V1,
+    False,
+    access_pb2.ClusterRole,
+    "cluster_role",
+    ("clusterrole",),
+)
+ROLEBINDINGS = KindInfo(
+    "rolebindings",
+    "RoleBinding",
+    RBAC_V1,
+    True,
+    access_pb2.RoleBinding,
+    "role_binding",
+    ("rolebinding",),
+)
+CLUSTERROLEBINDINGS = KindInfo(
+    "clusterrolebindings",
+    "ClusterRoleBinding",
+    RBAC_V1,
+    False,
+    access_pb2.ClusterRoleBinding,
+    "cluster_role_binding",
+    ("clusterrolebinding",),
+)
 
 ALL_KINDS: tuple[KindInfo, ...] = (
     SERVICES,
@@ -95,7 +141,14 @@ ALL_KINDS: tuple[KindInfo, ...] = (
     NODES,
     NAMESPACES,
     EVENTS,
+    SERVICEACCOUNTS,
+    ROLES,
+    CLUSTERROLES,
+    ROLEBINDINGS,
+    CLUSTERROLEBINDINGS,
 )
+# The kinds the RBAC authorizer reads.
+RBAC_KINDS: tuple[KindInfo, ...] = (ROLES, CLUSTERROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS)
 
 _BY_NAME: dict[str, KindInfo] = {}
 for _info in ALL_KINDS:

@@ -22,46 +22,47 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from kubelab.v1 import access_pb2 as kubelab_dot_v1_dot_access__pb2
 from kubelab.v1 import objects_pb2 as kubelab_dot_v1_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kubelab/v1/api.proto\x12\nkubelab.v1\x1a\x18kubelab/v1/objects.proto\"\xad\x02\n\x06Object\x12&\n\x07service\x18\x01 \x01(\x0b\x32\x13.kubelab.v1.ServiceH\x00\x12\x1e\n\x03pod\x18\x02 \x01(\x0b\x32\x0f.kubelab.v1.PodH\x00\x12,\n\ndeployment\x18\x03 \x01(\x0b\x32\x16.kubelab.v1.DeploymentH\x00\x12\x33\n\x0e\x65ndpoint_slice\x18\x04 \x01(\x0b\x32\x19.kubelab.v1.EndpointSliceH\x00\x12 \n\x04node\x18\x05 \x01(\x0b\x32\x10.kubelab.v1.NodeH\x00\x12*\n\tnamespace\x18\x06 \x01(\x0b\x32\x15.kubelab.v1.NamespaceH\x00\x12\"\n\x05\x65vent\x18\x07 \x01(\x0b\x32\x11.kubelab.v1.EventH\x00\x42\x06\n\x04kind\":\n\tObjectKey\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"3\n\rCreateRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"3\n\rUpdateRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"2\n\x0c\x41pplyRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"C\n\rApplyResponse\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\x12\x0e\n\x06result\x18\x02 \x01(\t\"1\n\nApplyChunk\x12#\n\x07objects\x18\x01 \x03(\x0b\x32\x12.kubelab.v1.Object\"<\n\x10\x41pplyChunkResult\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.kubelab.v1.ApplyResult\"Y\n\x0b\x41pplyResult\x12+\n\x08response\x18\x01 \x01(\x0b\x32\x19.kubelab.v1.ApplyResponse\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"0\n\nGetRequest\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.kubelab.v1.ObjectKey\"\x8f\x01\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x03\x12 \n\x0e\x63ontinue_token\x18\x05 \x01(\tR\x08\x63ontinue\x12\x16\n\x0e\x66ield_selector\x18\x06 \x01(\t\"m\n\x0cListResponse\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.kubelab.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12 \n\x0e\x63ontinue_token\x18\x03 \x01(\tR\x08\x63ontinue\"\x89\x01\n\rDeleteRequest\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.kubelab.v1.ObjectKey\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12!\n\x14grace_period_seconds\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_grace_period_seconds\"y\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x05 \x01(\t\"X\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\"\n\x06object\x18\x02 \x01(\x0b\x32\x12.kubelab.v1.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t2\xe2\x03\n\x03\x41pi\x12\x37\n\x06\x43reate\x12\x19.kubelab.v1.CreateRequest\x1a\x12.kubelab.v1.Object\x12\x37\n\x06Update\x12\x19.kubelab.v1.UpdateRequest\x1a\x12.kubelab.v1.Object\x12<\n\x05\x41pply\x12\x18.kubelab.v1.ApplyRequest\x1a\x19.kubelab.v1.ApplyResponse\x12G\n\x0b\x41pplyStream\x12\x16.kubelab.v1.ApplyChunk\x1a\x1c.kubelab.v1.ApplyChunkResult(\x01\x30\x01\x12\x31\n\x03Get\x12\x16.kubelab.v1.GetRequest\x1a\x12.kubelab.v1.Object\x12\x39\n\x04List\x12\x17.kubelab.v1.ListRequest\x1a\x18.kubelab.v1.ListResponse\x12\x37\n\x06\x44\x65lete\x12\x19.kubelab.v1.DeleteRequest\x1a\x12.kubelab.v1.Object\x12;\n\x05Watch\x12\x18.kubelab.v1.WatchRequest\x1a\x16.kubelab.v1.WatchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kubelab/v1/api.proto\x12\nkubelab.v1\x1a\x17kubelab/v1/access.proto\x1a\x18kubelab/v1/objects.proto\"\xa8\x04\n\x06Object\x12&\n\x07service\x18\x01 \x01(\x0b\x32\x13.kubelab.v1.ServiceH\x00\x12\x1e\n\x03pod\x18\x02 \x01(\x0b\x32\x0f.kubelab.v1.PodH\x00\x12,\n\ndeployment\x18\x03 \x01(\x0b\x32\x16.kubelab.v1.DeploymentH\x00\x12\x33\n\x0e\x65ndpoint_slice\x18\x04 \x01(\x0b\x32\x19.kubelab.v1.EndpointSliceH\x00\x12 \n\x04node\x18\x05 \x01(\x0b\x32\x10.kubelab.v1.NodeH\x00\x12*\n\tnamespace\x18\x06 \x01(\x0b\x32\x15.kubelab.v1.NamespaceH\x00\x12\"\n\x05\x65vent\x18\x07 \x01(\x0b\x32\x11.kubelab.v1.EventH\x00\x12\x35\n\x0fservice_account\x18\x08 \x01(\x0b\x32\x1a.kubelab.v1.ServiceAccountH\x00\x12 \n\x04role\x18\t \x01(\x0b\x32\x10.kubelab.v1.RoleH\x00\x12/\n\x0c\x63luster_role\x18\n \x01(\x0b\x32\x17.kubelab.v1.ClusterRoleH\x00\x12/\n\x0crole_binding\x18\x0b \x01(\x0b\x32\x17.kubelab.v1.RoleBindingH\x00\x12>\n\x14\x63luster_role_binding\x18\x0c \x01(\x0b\x32\x1e.kubelab.v1.ClusterRoleBindingH\x00\x42\x06\n\x04kind\":\n\tObjectKey\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"3\n\rCreateRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"3\n\rUpdateRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"2\n\x0c\x41pplyRequest\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\"C\n\rApplyResponse\x12\"\n\x06object\x18\x01 \x01(\x0b\x32\x12.kubelab.v1.Object\x12\x0e\n\x06result\x18\x02 \x01(\t\"1\n\nApplyChunk\x12#\n\x07objects\x18\x01 \x03(\x0b\x32\x12.kubelab.v1.Object\"<\n\x10\x41pplyChunkResult\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.kubelab.v1.ApplyResult\"Y\n\x0b\x41pplyResult\x12+\n\x08response\x18\x01 \x01(\x0b\x32\x19.kubelab.v1.ApplyResponse\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"0\n\nGetRequest\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.kubelab.v1.ObjectKey\"\x8f\x01\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x03\x12 \n\x0e\x63ontinue_token\x18\x05 \x01(\tR\x08\x63ontinue\x12\x16\n\x0e\x66ield_selector\x18\x06 \x01(\t\"m\n\x0cListResponse\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.kubelab.v1.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12 \n\x0e\x63ontinue_token\x18\x03 \x01(\tR\x08\x63ontinue\"\x89\x01\n\rDeleteRequest\x12\"\n\x03key\x18\x01 \x01(\x0b\x32\x15.kubelab.v1.ObjectKey\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12!\n\x14grace_period_seconds\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_grace_period_seconds\"y\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x05 \x01(\t\"X\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\"\n\x06object\x18\x02 \x01(\x0b\x32\x12.kubelab.v1.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t2\xe2\x03\n\x03\x41pi\x12\x37\n\x06\x43reate\x12\x19.kubelab.v1.CreateRequest\x1a\x12.kubelab.v1.Object\x12\x37\n\x06Update\x12\x19.kubelab.v1.UpdateRequest\x1a\x12.kubelab.v1.Object\x12<\n\x05\x41pply\x12\x18.kubelab.v1.ApplyRequest\x1a\x19.kubelab.v1.ApplyResponse\x12G\n\x0b\x41pplyStream\x12\x16.kubelab.v1.ApplyChunk\x1a\x1c.kubelab.v1.ApplyChunkResult(\x01\x30\x01\x12\x31\n\x03Get\x12\x16.kubelab.v1.GetRequest\x1a\x12.kubelab.v1.Object\x12\x39\n\x04List\x12\x17.kubelab.v1.ListRequest\x1a\x18.kubelab.v1.ListResponse\x12\x37\n\x06\x44\x65lete\x12\x19.kubelab.v1.DeleteRequest\x1a\x12.kubelab.v1.Object\x12;\n\x05Watch\x12\x18.kubelab.v1.WatchRequest\x1a\x16.kubelab.v1.WatchEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kubelab.v1.api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OBJECT']._serialized_start=63
-  _globals['_OBJECT']._serialized_end=364
-  _globals['_OBJECTKEY']._serialized_start=366
-  _globals['_OBJECTKEY']._serialized_end=424
-  _globals['_CREATEREQUEST']._serialized_start=426
-  _globals['_CREATEREQUEST']._serialized_end=477
-  _globals['_UPDATEREQUEST']._serialized_start=479
-  _globals['_UPDATEREQUEST']._serialized_end=530
-  _globals['_APPLYREQUEST']._serialized_start=532
-  _globals['_APPLYREQUEST']._serialized_end=582
-  _globals['_APPLYRESPONSE']._serialized_start=584
-  _globals['_APPLYRESPONSE']._serialized_end=651
-  _globals['_APPLYCHUNK']._serialized_start=653
-  _globals['_APPLYCHUNK']._serialized_end=702
-  _globals['_APPLYCHUNKRESULT']._serialized_start=704
-  _globals['_APPLYCHUNKRESULT']._serialized_end=764
-  _globals['_APPLYRESULT']._serialized_start=766
-  _globals['_APPLYRESULT']._serialized_end=855
-  _globals['_GETREQUEST']._serialized_start=857
-  _globals['_GETREQUEST']._serialized_end=905
-  _globals['_LISTREQUEST']._serialized_start=908
-  _globals['_LISTREQUEST']._serialized_end=1051
-  _globals['_LISTRESPONSE']._serialized_start=1053
-  _globals['_LISTRESPONSE']._serialized_end=1162
-  _globals['_DELETEREQUEST']._serialized_start=1165
-  _globals['_DELETEREQUEST']._serialized_end=1302
-  _globals['_WATCHREQUEST']._serialized_start=1304
-  _globals['_WATCHREQUEST']._serialized_end=1425
-  _globals['_WATCHEVENT']._serialized_start=1427
-  _globals['_WATCHEVENT']._serialized_end=1515
-  _globals['_API']._serialized_start=1518
-  _globals['_API']._serialized_end=2000
+  _globals['_OBJECT']._serialized_start=88
+  _globals['_OBJECT']._serialized_end=640
+  _globals['_OBJECTKEY']._serialized_start=642
+  _globals['_OBJECTKEY']._serialized_end=700
+  _globals['_CREATEREQUEST']._serialized_start=702
+  _globals['_CREATEREQUEST']._serialized_end=753
+  _globals['_UPDATEREQUEST']._serialized_start=755
+  _globals['_UPDATEREQUEST']._serialized_end=806
+  _globals['_APPLYREQUEST']._serialized_start=808
+  _globals['_APPLYREQUEST']._serialized_end=858
+  _globals['_APPLYRESPONSE']._serialized_start=860
+  _globals['_APPLYRESPONSE']._serialized_end=927
+  _globals['_APPLYCHUNK']._serialized_start=929
+  _globals['_APPLYCHUNK']._serialized_end=978
+  _globals['_APPLYCHUNKRESULT']._serialized_start=980
+  _globals['_APPLYCHUNKRESULT']._serialized_end=1040
+  _globals['_APPLYRESULT']._serialized_start=1042
+  _globals['_APPLYRESULT']._serialized_end=1131
+  _globals['_GETREQUEST']._serialized_start=1133
+  _globals['_GETREQUEST']._serialized_end=1181
+  _globals['_LISTREQUEST']._serialized_start=1184
+  _globals['_LISTREQUEST']._serialized_end=1327
+  _globals['_LISTRESPONSE']._serialized_start=1329
+  _globals['_LISTRESPONSE']._serialized_end=1438
+  _globals['_DELETEREQUEST']._serialized_start=1441
+  _globals['_DELETEREQUEST']._serialized_end=1578
+  _globals['_WATCHREQUEST']._serialized_start=1580
+  _globals['_WATCHREQUEST']._serialized_end=1701
+  _globals['_WATCHEVENT']._serialized_start=1703
+  _globals['_WATCHEVENT']._serialized_end=1791
+  _globals['_API']._serialized_start=1794
+  _globals['_API']._serialized_end=2276
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from kubelab.v1 import access_pb2 as _access_pb2
 from kubelab.v1 import objects_pb2 as _objects_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -8,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Object(_message.Message):
-    __slots__ = ("service", "pod", "deployment", "endpoint_slice", "node", "namespace", "event")
+    __slots__ = ("service", "pod", "deployment", "endpoint_slice", "node", "namespace", "event", "service_account", "role", "cluster_role", "role_binding", "cluster_role_binding")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +17,11 @@ class Object(_message.Message):
     NODE_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ROLE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_BINDING_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ROLE_BINDING_FIELD_NUMBER: _ClassVar[int]
     service: _objects_pb2.Service
     pod: _objects_pb2.Pod
     deployment: _objects_pb2.Deployment
@@ -23,7 +29,12 @@ class Object(_message.Message):
     node: _objects_pb2.Node
     namespace: _objects_pb2.Namespace
     event: _objects_pb2.Event
-    def __init__(self, service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., pod: _Optional[_Union[_objects_pb2.Pod, _Mapping]] = ..., deployment: _Optional[_Union[_objects_pb2.Deployment, _Mapping]] = ..., endpoint_slice: _Optional[_Union[_objects_pb2.EndpointSlice, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., namespace: _Optional[_Union[_objects_pb2.Namespace, _Mapping]] = ..., event: _Optional[_Union[_objects_pb2.Event, _Mapping]] = ...) -> None: ...
+    service_account: _access_pb2.ServiceAccount
+    role: _access_pb2.Role
+    cluster_role: _access_pb2.ClusterRole
+    role_binding: _access_pb2.RoleBinding
+    cluster_role_binding: _access_pb2.ClusterRoleBinding
+    def __init__(self, service: _Optional[_Union[_objects_pb2.Service, _Mapping]] = ..., pod: _Optional[_Union[_objects_pb2.Pod, _Mapping]] = ..., deployment: _Optional[_Union[_objects_pb2.Deployment, _Mapping]] = ..., endpoint_slice: _Optional[_Union[_objects_pb2.EndpointSlice, _Mapping]] = ..., node: _Optional[_Union[_objects_pb2.Node, _Mapping]] = ..., namespace: _Optional[_Union[_objects_pb2.Namespace, _Mapping]] = ..., event: _Optional[_Union[_objects_pb2.Event, _Mapping]] = ..., service_account: _Optional[_Union[_access_pb2.ServiceAccount, _Mapping]] = ..., role: _Optional[_Union[_access_pb2.Role, _Mapping]] = ..., cluster_role: _Optional[_Union[_access_pb2.ClusterRole, _Mapping]] = ..., role_binding: _Optional[_Union[_access_pb2.RoleBinding, _Mapping]] = ..., cluster_role_binding: _Optional[_Union[_access_pb2.ClusterRoleBinding, _Mapping]] = ...) -> None: ...
 
 class ObjectKey(_message.Message):
     __slots__ = ("kind", "namespace", "name")

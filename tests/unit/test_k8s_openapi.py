@@ -14,7 +14,7 @@ from services.apiserver.k8s.kubernetes_fields import KUBERNETES_ONLY
 from services.apiserver.rest.subresources_status import STATUS_KINDS
 from tests.unit.k8s_values import services
 
-GVS = ["api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"]
+GVS = ["api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1"]
 
 
 def test_the_index_points_at_each_document_by_its_hash() -> None:

@@ -5,7 +5,8 @@
 - `syntax`: the generic checks (DNS labels, qualified names, IPs, CIDRs, ports, int-or-string).
 - `meta`: what every kind shares (metadata, names, labels, protocols).
 - `services`, `pods` (Pod, Deployment), `cluster` (EndpointSlice, Node), `namespaces` (Namespace,
-  Event): the per-kind rules.
+  Event), `access` (ServiceAccount, Role, ClusterRole, RoleBinding, ClusterRoleBinding): the
+  per-kind rules.
 - `size`: the encoded size limit.
 
 This file imports nothing, so a module that needs one check (`syntax.is_port_num`) does not load

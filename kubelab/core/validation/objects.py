@@ -14,7 +14,8 @@ kind kubelab serves. The apiserver calls, in this order:
    65535, inclusive`), so the apiserver answers INVALID_ARGUMENT naming fields.
    That includes the encoded size (`size.MAX_OBJECT_BYTES`).
 3. On update, also `validate_update(info, old, new)`: only what may not change
-   (a Service's clusterIP, a Deployment's selector, a Pod's spec but images).
+   (a Service's clusterIP, a Deployment's selector, a Pod's spec but images, a
+   binding's roleRef).
 
 "Static" means decidable from the object alone: no store lookups, no ranges.
 Whether a clusterIP lies in the service CIDR, a nodePort in 30000-32767, or an
@@ -32,8 +33,8 @@ The generic syntax checks (`is_dns1123_label`, `is_qualified_name`,
 `is_port_name`, `is_cidr`, ...) are re-exported from
 `kubelab.core.validation.syntax` for other modules to reuse; the per-kind rules
 live in this package's modules `services`, `pods` (Pod, Deployment), `cluster`
-(EndpointSlice, Node), `namespaces` (Namespace, Event) and `meta` (what every
-kind shares).
+(EndpointSlice, Node), `namespaces` (Namespace, Event), `access` (ServiceAccount and
+the RBAC kinds) and `meta` (what every kind shares).
 """
 
 from __future__ import annotations
@@ -43,7 +44,17 @@ from typing import TypeAlias
 from google.protobuf.message import Message
 
 from kubelab.core.errors import FieldError
-from kubelab.core.kinds import DEFAULT_NAMESPACE, KindInfo
+from kubelab.core.kinds import DEFAULT_NAMESPACE, RBAC_KINDS, KindInfo
+from kubelab.core.validation.access import (
+    default_binding,
+    is_path_segment_name,
+    validate_binding_update,
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_role,
+    validate_role_binding,
+    validate_service_account,
+)
 from kubelab.core.validation.cluster import (
     validate_endpoint_slice,
     validate_endpoint_slice_update,
@@ -90,7 +101,7 @@ from kubelab.core.validation.syntax import (
     parse_int_or_string,
     parse_ip,
 )
-from kubelab.v1 import objects_pb2
+from kubelab.v1 import access_pb2, objects_pb2
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -129,6 +140,11 @@ _ApiObject: TypeAlias = (
     | objects_pb2.Node
     | objects_pb2.Namespace
     | objects_pb2.Event
+    | access_pb2.ServiceAccount
+    | access_pb2.Role
+    | access_pb2.ClusterRole
+    | access_pb2.RoleBinding
+    | access_pb2.ClusterRoleBinding
 )
 _API_TYPES = (
     objects_pb2.Service,
@@ -138,7 +154,13 @@ _API_TYPES = (
     objects_pb2.Node,
     objects_pb2.Namespace,
     objects_pb2.Event,
+    access_pb2.ServiceAccount,
+    access_pb2.Role,
+    access_pb2.ClusterRole,
+    access_pb2.RoleBinding,
+    access_pb2.ClusterRoleBinding,
 )
+_BINDINGS = (access_pb2.RoleBinding, access_pb2.ClusterRoleBinding)
 
 
 def _typed(info: KindInfo, obj: Message) -> _ApiObject:
@@ -166,6 +188,8 @@ def apply_defaults(info: KindInfo, obj: Message) -> None:
         default_deployment(typed)
     elif isinstance(typed, objects_pb2.Namespace):
         default_namespace(typed)
+    elif isinstance(typed, _BINDINGS):
+        default_binding(typed)
 
 
 def validate_object(info: KindInfo, obj: Message) -> list[FieldError]:
@@ -183,6 +207,16 @@ def validate_object(info: KindInfo, obj: Message) -> list[FieldError]:
         found = validate_namespace(typed)
     elif isinstance(typed, objects_pb2.Event):
         found = validate_event(typed)
+    elif isinstance(typed, access_pb2.ServiceAccount):
+        found = validate_service_account(typed)
+    elif isinstance(typed, access_pb2.Role):
+        found = validate_role(typed)
+    elif isinstance(typed, access_pb2.ClusterRole):
+        found = validate_cluster_role(typed)
+    elif isinstance(typed, access_pb2.RoleBinding):
+        found = validate_role_binding(typed)
+    elif isinstance(typed, access_pb2.ClusterRoleBinding):
+        found = validate_cluster_role_binding(typed)
     else:
         found = validate_node(typed)
     return found + validate_size(typed)
@@ -195,6 +229,8 @@ def validate_key(info: KindInfo, namespace: str, name: str) -> list[FieldError]:
         check = is_dns1035_label
     elif info.message is objects_pb2.Namespace:
         check = is_dns1123_label
+    elif info in RBAC_KINDS:
+        check = is_path_segment_name
     else:
         check = is_dns1123_subdomain
     found = names("metadata.name", name, check) if name else []
@@ -222,4 +258,6 @@ def validate_update(info: KindInfo, old: Message, new: Message) -> list[FieldErr
         found += validate_endpoint_slice_update(before, after)
     elif isinstance(before, objects_pb2.Node) and isinstance(after, objects_pb2.Node):
         found += validate_node_update(before, after)
+    elif isinstance(before, _BINDINGS) and isinstance(after, _BINDINGS):
+        found += validate_binding_update(before, after)
     return found

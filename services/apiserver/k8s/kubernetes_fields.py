@@ -1,7 +1,7 @@
 """Fields Kubernetes' types have that kubelab's schema does not.
 
 Generated once from the Go types of k8s.io/api (core/v1, apps/v1,
-discovery/v1, as of Kubernetes 1.37) and apimachinery's meta/v1: for each
+discovery/v1, rbac/v1, as of Kubernetes 1.37) and apimachinery's meta/v1: for each
 definition kubelab has, the JSON names Kubernetes declares there and kubelab
 does not (embedded structs such as ProbeHandler counted in). `openapi` uses
 it to tell a field kubelab ignores (`resources`, `imagePullPolicy`: real
@@ -141,4 +141,5 @@ KUBERNETES_ONLY: dict[str, tuple[str, ...]] = {
         "deprecatedTopology",
         "hints",
     ),
+    "ServiceAccount": ("imagePullSecrets",),
 }

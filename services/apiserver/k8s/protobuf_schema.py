@@ -1,7 +1,7 @@
 """The k8s.io/api protobuf messages `k8s_protobuf` decodes: field numbers -> JSON names.
 
 `SCHEMA` holds, per message, the fields as `generated.proto` numbers them (k8s.io/api
-core/v1 and apps/v1, apimachinery meta/v1, Kubernetes 1.37) with their JSON names and
+core/v1, apps/v1 and rbac/v1, apimachinery meta/v1, Kubernetes 1.37) with their JSON names and
 how to read them: a scalar type, a message of this table, `OPAQUE` (a field kubelab
 does not model: named, not decoded) or `DROP` (status, managedFields: not read).
 `presence` marks Go pointer fields (on the wire only when set, so a zero is kept);
@@ -280,6 +280,53 @@ SCHEMA: dict[str, dict[int, Field]] = {
     "SelfSubjectReview": {1: _f("metadata", "ObjectMeta"), 2: _f("status", DROP)},
 }
 
+# core/v1 ServiceAccount and rbac.authorization.k8s.io/v1 (`kubectl create serviceaccount`,
+# `kubectl create role|clusterrole|rolebinding|clusterrolebinding` send these).
+SCHEMA |= {
+    "ServiceAccount": {
+        1: _f("metadata", "ObjectMeta"),
+        2: _many("secrets", "ObjectReference"),
+        4: _f("automountServiceAccountToken", BOOL, presence=True),
+        **_opaque((3, "imagePullSecrets")),
+    },
+    "ObjectReference": {
+        1: _f("kind"),
+        2: _f("namespace"),
+        3: _f("name"),
+        4: _f("uid"),
+        5: _f("apiVersion"),
+        6: _f("resourceVersion"),
+        7: _f("fieldPath"),
+    },
+    "PolicyRule": {
+        1: _many("verbs"),
+        2: _many("apiGroups"),
+        3: _many("resources"),
+        4: _many("resourceNames"),
+        5: _many("nonResourceURLs"),
+    },
+    "AggregationRule": {1: _many("clusterRoleSelectors", "LabelSelector")},
+    "Role": {1: _f("metadata", "ObjectMeta"), 2: _many("rules", "PolicyRule")},
+    "ClusterRole": {
+        1: _f("metadata", "ObjectMeta"),
+        2: _many("rules", "PolicyRule"),
+        3: _f("aggregationRule", "AggregationRule"),
+    },
+    "Subject": {1: _f("kind"), 2: _f("apiGroup"), 3: _f("name"), 4: _f("namespace")},
+    "RoleRef": {1: _f("apiGroup"), 2: _f("kind"), 3: _f("name")},
+    "RoleBinding": {
+        1: _f("metadata", "ObjectMeta"),
+        2: _many("subjects", "Subject"),
+        3: _f("roleRef", "RoleRef"),
+    },
+    "ClusterRoleBinding": {
+        1: _f("metadata", "ObjectMeta"),
+        2: _many("subjects", "Subject"),
+        3: _f("roleRef", "RoleRef"),
+    },
+}
+_RBAC_V1 = "rbac.authorization.k8s.io/v1"
+
 # The kinds a protobuf body may carry: (apiVersion, kind) -> the message's name.
 KINDS = {
     ("v1", "Namespace"): "Namespace",
@@ -288,4 +335,9 @@ KINDS = {
     ("apps/v1", "Deployment"): "Deployment",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("v1", "ServiceAccount"): "ServiceAccount",
+    **{
+        (_RBAC_V1, kind): kind
+        for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    },
 }

@@ -54,7 +54,18 @@ TYPE_DESCRIPTIONS = {
 
 def field_descriptions(type_meta: Mapping[str, Any]) -> dict[str, str]:
     """FIELD_DESCRIPTIONS plus apiVersion/kind for the kinds that have messages."""
-    kinds = ("Service", "Pod", "Deployment", "EndpointSlice", "Node")
+    kinds = (
+        "Service",
+        "Pod",
+        "Deployment",
+        "EndpointSlice",
+        "Node",
+        "ServiceAccount",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+    )
     out = {f"{k}.{name}": decl.description for k in kinds for name, decl in type_meta.items()}
     return out | FIELD_DESCRIPTIONS
 

@@ -15,7 +15,8 @@ from typing import Literal, TypeAlias
 
 from google.protobuf.message import Message
 
-from kubelab.v1 import meta_pb2, objects_pb2
+from kubelab.v1 import access_pb2, meta_pb2, objects_pb2
+from services.apiserver.k8s import schema_access as access
 from services.apiserver.k8s import schema_descriptions as descriptions
 
 # ---------------------------------------------------------------- kinds
@@ -30,6 +31,7 @@ class KindDecl:
     message: type[Message] | None  # None: declared in DECLARED_STRUCTS below
 
 
+_RBAC_V1 = "rbac.authorization.k8s.io/v1"
 KINDS: tuple[KindDecl, ...] = (
     KindDecl("Service", "v1", "services", True, objects_pb2.Service),
     KindDecl("Pod", "v1", "pods", True, objects_pb2.Pod),
@@ -41,6 +43,13 @@ KINDS: tuple[KindDecl, ...] = (
     KindDecl("Deployment", "apps/v1", "deployments", True, objects_pb2.Deployment),
     KindDecl(
         "EndpointSlice", "discovery.k8s.io/v1", "endpointslices", True, objects_pb2.EndpointSlice
+    ),
+    KindDecl("ServiceAccount", "v1", "serviceaccounts", True, access_pb2.ServiceAccount),
+    KindDecl("Role", _RBAC_V1, "roles", True, access_pb2.Role),
+    KindDecl("ClusterRole", _RBAC_V1, "clusterroles", False, access_pb2.ClusterRole),
+    KindDecl("RoleBinding", _RBAC_V1, "rolebindings", True, access_pb2.RoleBinding),
+    KindDecl(
+        "ClusterRoleBinding", _RBAC_V1, "clusterrolebindings", False, access_pb2.ClusterRoleBinding
     ),
 )
 
@@ -91,11 +100,17 @@ def definition_name(short: str) -> str:
         return f"io.k8s.api.apps.v1.{short}"
     if short in _DISCOVERY:
         return f"io.k8s.api.discovery.v1.{short}"
+    if short in access.RBAC_DEFINITIONS:
+        return f"io.k8s.api.rbac.v1.{short}"
     return f"io.k8s.api.core.v1.{short}"
 
 
 def message_class(name: str) -> type[Message]:
-    found = getattr(objects_pb2, name, None) or getattr(meta_pb2, name, None)
+    found = (
+        getattr(objects_pb2, name, None)
+        or getattr(access_pb2, name, None)
+        or getattr(meta_pb2, name, None)
+    )
     if found is None:
         raise KeyError(f"no kubelab.v1 message {name}")
     return found  # type: ignore[no-any-return]
@@ -148,9 +163,11 @@ LISTS: dict[str, ListSpec] = {
     "NodeStatus.addresses": _keyed("type"),
     "NamespaceSpec.finalizers": ATOMIC,
     "NamespaceStatus.conditions": _keyed("type"),
+    **dict.fromkeys(access.ATOMIC_LISTS, ATOMIC),
+    **{key: _keyed("name") for key in access.MERGED_BY_NAME},
 }
 ATOMIC_MAPS = {"ServiceSpec.selector", "PodSpec.nodeSelector"}
-ATOMIC_STRUCTS = {"LabelSelector", "OwnerReference", "ObjectReference"}
+ATOMIC_STRUCTS = {"LabelSelector", "OwnerReference", "ObjectReference", *access.ATOMIC_STRUCTS}
 FIELD_STRATEGIES = {"DeploymentSpec.strategy": "retainKeys"}
 
 # ---------------------------------------------------------------- required fields
@@ -185,6 +202,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "Condition": ("type", "status", "lastTransitionTime", "reason", "message"),
     "LabelSelectorRequirement": ("key", "operator"),
     "OwnerReference": ("apiVersion", "kind", "name", "uid"),
+    **access.REQUIRED,
 }
 
 # ---------------------------------------------------------------- declared fields
@@ -354,5 +372,5 @@ EXTRA_FIELDS: dict[str, dict[str, Decl]] = {
 
 
 # Re-exported for `schema`, which reads every table from here.
-TYPE_DESCRIPTIONS = descriptions.TYPE_DESCRIPTIONS
-FIELD_DESCRIPTIONS = descriptions.field_descriptions(TYPE_META)
+TYPE_DESCRIPTIONS = descriptions.TYPE_DESCRIPTIONS | access.TYPE_DESCRIPTIONS
+FIELD_DESCRIPTIONS = descriptions.field_descriptions(TYPE_META) | access.FIELD_DESCRIPTIONS

@@ -56,6 +56,8 @@ SELECTABLE: Mapping[str, Mapping[str, Getter]] = {
     },
     kinds.DEPLOYMENTS.resource: _META,
     kinds.ENDPOINTSLICES.resource: _META,
+    kinds.SERVICEACCOUNTS.resource: _META,
+    **{info.resource: _META for info in kinds.RBAC_KINDS},
     kinds.NAMESPACES.resource: {
         **_META,
         "name": lambda o: str(o.metadata.name),

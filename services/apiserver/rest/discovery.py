@@ -31,7 +31,8 @@ VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update
 _NO_DELETE_COLLECTION = frozenset({"namespaces"})
 # Kubernetes puts these in the `all` category (`kubectl get all`).
 _IN_ALL = frozenset({"services", "pods", "deployments"})
-# kubectl's short names are the server's: Kubernetes gives EndpointSlices none.
+# kubectl's short names are the server's: Kubernetes gives EndpointSlices and the RBAC
+# kinds none.
 _SHORT_NAMES = {
     "services": ["svc"],
     "pods": ["po"],
@@ -39,6 +40,7 @@ _SHORT_NAMES = {
     "nodes": ["no"],
     "namespaces": ["ns"],
     "events": ["ev"],
+    "serviceaccounts": ["sa"],
 }
 
 

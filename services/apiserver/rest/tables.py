@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubelab.core import kinds, printing
+from kubelab.core import kinds, printing, printing_access
 from kubelab.core.kinds import ApiObject, KindInfo
-from kubelab.v1 import objects_pb2
+from kubelab.v1 import access_pb2, objects_pb2
 from services.apiserver.rest.convert import to_json
 from services.apiserver.rest.errors import bad_request
 
@@ -126,6 +126,10 @@ def event_cells(event: objects_pb2.Event, now: datetime) -> list[Any]:
     return ordered
 
 
+def service_account_cells(account: access_pb2.ServiceAccount, now: datetime) -> list[Any]:
+    return [len(account.secrets), printing.age(account.metadata.creation_timestamp, now)]
+
+
 @dataclass(frozen=True, slots=True)
 class KindTable:
     columns: tuple[Column, ...]  # NAME first, unless `named` is False
@@ -133,6 +137,22 @@ class KindTable:
     # Events have no leading NAME: their cells are every column (Name is a wide one).
     named: bool = True
 
+
+# Kubernetes' default table (no printer of its own): the creation time, RFC 3339.
+_ROLE_TABLE = KindTable(
+    (_NAME, Column("Created At", "date", _AGE.description)), printing_access.role_cells
+)
+_BINDING_TABLE = KindTable(
+    (
+        _NAME,
+        Column("Role", description="RoleRef can reference a Role or a ClusterRole."),
+        _AGE,
+        _wide("Users", "Users in the roleBinding"),
+        _wide("Groups", "Groups in the roleBinding"),
+        _wide("ServiceAccounts", "ServiceAccounts in the roleBinding"),
+    ),
+    printing_access.binding_cells,
+)
 
 TABLES: dict[str, KindTable] = {
     kinds.SERVICES.resource: KindTable(
@@ -223,6 +243,18 @@ TABLES: dict[str, KindTable] = {
         event_cells,
         named=False,
     ),
+    kinds.SERVICEACCOUNTS.resource: KindTable(
+        (
+            _NAME,
+            Column("Secrets", description="Secrets is a list of the secrets in the same namespace."),
+            _AGE,
+        ),
+        service_account_cells,
+    ),
+    kinds.ROLES.resource: _ROLE_TABLE,
+    kinds.CLUSTERROLES.resource: _ROLE_TABLE,
+    kinds.ROLEBINDINGS.resource: _BINDING_TABLE,
+    kinds.CLUSTERROLEBINDINGS.resource: _BINDING_TABLE,
 }
 
 INCLUDE_OBJECT = ("Metadata", "Object", "None")
