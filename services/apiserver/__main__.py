@@ -1,7 +1,7 @@
 """The apiserver process: `python -m services.apiserver --etcd 127.0.0.1:2379 --listen ...`.
 
-Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation and namespace
-views have synced and the system namespaces exist) and reflection; the
+Serves `kubelab.v1.Api`, gRPC health (SERVING once the allocation, namespace and RBAC
+views have synced and the system namespaces and default RBAC policy exist) and reflection; the
 Kubernetes HTTP API on --http-listen (`rest`, the same registry and the same watch
 cache behind both), both over TLS with client-certificate authentication and RBAC
 when given kube-apiserver's TLS flags (`tls`, `access`); optionally Prometheus
@@ -39,6 +39,8 @@ from services.apiserver.access import Access
 from services.apiserver.allocation_view import AllocationView
 from services.apiserver.live_views import LiveViews
 from services.apiserver.namespace_view import NamespaceView, ensure_system
+from services.apiserver.rbac_view import RbacView
+from services.apiserver.rbac_view import ensure_defaults as ensure_rbac_defaults
 from services.apiserver.registry import AllocationConfig, Registry
 from services.apiserver.rest import server as rest_server
 
@@ -115,7 +117,8 @@ async def run(args: argparse.Namespace) -> None:
         bookmark_interval=args.watch_bookmark_interval,
     )
     serving_tls = tls.from_args(args)
-    access = Access(serving_tls.client_ca) if serving_tls else None
+    rbac = RbacView(store, cache)
+    access = Access(serving_tls.client_ca, rbac=rbac) if serving_tls else None
     server = await start_server(
         args.listen,
         [servicer.register(registry, cache, access)],
@@ -144,7 +147,9 @@ async def run(args: argparse.Namespace) -> None:
     await view.start()
     await cache.start(kinds.ALL_KINDS)
     await namespaces.start()
+    await rbac.start()
     await ensure_system(registry.create)
+    await ensure_rbac_defaults(registry)
     await server.set_serving(True)
     log.info("serving", extra={"service_cidr": str(network), "node_ports": args.node_port_range})
 
@@ -161,6 +166,7 @@ async def run(args: argparse.Namespace) -> None:
         metrics.close()
     await view.stop()
     await namespaces.stop()
+    await rbac.stop()
     await store.close()
 
 

@@ -11,9 +11,11 @@ which RBAC's defaults let read only /version, /healthz and the like; everything 
 is a 403 in Kubernetes' words. A certificate refused after the handshake is a 401.
 
 Authorization is the pure chain of `services.apiserver.logic.node_authorizer.
-authorize_chain`: `system:masters`, then the Node authorizer, then RBAC. The RBAC
-objects are Kubernetes' bootstrap policy (`rbac_defaults.bootstrap_state`): the admin
-credential `kubelab up` writes into the kubeconfig is in `system:masters`.
+authorize_chain`: `system:masters`, then the Node authorizer, then RBAC. The RBAC state
+is read at every check from `rbac` (the apiserver's `RbacView`: Kubernetes' bootstrap
+policy with the stored Roles, ClusterRoles and bindings over it), or is a fixed `state`
+(the bootstrap policy alone when neither is given): the admin credential `kubelab up`
+writes into the kubeconfig is in `system:masters`.
 
 A verified certificate's identity is kept (by its DER bytes, until it expires), so a
 request on a kept-alive connection costs one dict lookup, not a signature check.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from kubelab.core import certs
 from services.apiserver.logic.node_authorizer import authorize_chain
@@ -61,17 +64,36 @@ def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+class RbacSource(Protocol):
+    """Where the current RBAC state is read (`services.apiserver.rbac_view.RbacView`)."""
+
+    @property
+    def state(self) -> RbacState: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    state: RbacState
+
+
 class Access:
     def __init__(
         self,
         client_ca: bytes,
         state: RbacState | None = None,
         clock: Callable[[], datetime.datetime] = _utc_now,
+        *,
+        rbac: RbacSource | None = None,
     ) -> None:
         self.client_ca = client_ca
-        self.state = state or bootstrap_state()
+        self._rbac: RbacSource = rbac or _Fixed(state or bootstrap_state())
         self._clock = clock
         self._known: dict[bytes, tuple[UserInfo, datetime.datetime]] = {}
+
+    @property
+    def state(self) -> RbacState:
+        """The RBAC state checks use now."""
+        return self._rbac.state
 
     def user_of_certificate(self, der: bytes | None) -> UserInfo:
         """The user a client certificate (DER) names; anonymous without one."""

@@ -48,7 +48,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -119,9 +119,11 @@ def _copy(obj: A) -> A:
 
 
 def _spec_or_none(obj: ApiObject) -> Message | None:
-    if isinstance(obj, objects_pb2.EndpointSlice | objects_pb2.Event) or not obj.HasField("spec"):
+    # EndpointSlices, Events, ServiceAccounts and the RBAC kinds have no spec.
+    if obj.DESCRIPTOR.fields_by_name.get("spec") is None or not obj.HasField("spec"):
         return None
-    return obj.spec
+    spec: Message = cast(Any, obj).spec
+    return spec
 
 
 def _same_content(a: ApiObject, b: ApiObject, subresource: str = "") -> bool:
@@ -474,14 +476,14 @@ class Registry:
 
 def _carry_status(current: ApiObject, new: ApiObject) -> None:
     """Updates replace what the user owns; status belongs to controllers and agents."""
-    if isinstance(current, objects_pb2.EndpointSlice | objects_pb2.Event) or isinstance(
-        new, objects_pb2.EndpointSlice | objects_pb2.Event
-    ):
-        return
-    if current.HasField("status"):
-        new.status.CopyFrom(current.status)  # type: ignore[arg-type]
+    if new.DESCRIPTOR.fields_by_name.get("status") is None:
+        return  # EndpointSlices, Events, ServiceAccounts, the RBAC kinds
+    source: Any = current  # a kind with status: a Service, Pod, Deployment, Node, Namespace
+    target: Any = new
+    if source.HasField("status"):
+        target.status.CopyFrom(source.status)
     else:
-        new.ClearField("status")
+        target.ClearField("status")
 
 
 def _with_status(current: ApiObject, new: ApiObject) -> ApiObject:

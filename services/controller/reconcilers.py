@@ -3,8 +3,9 @@
 Each reconciler lives in its own module and owns its queue and event handlers:
 EndpointSlices (`slices.py`), the scheduler (`scheduler.py`), Deployments
 (`deployments.py`), node lifecycle (`node_lifecycle.py`), pod garbage
-collection (`pod_gc.py`), LoadBalancers (`load_balancers.py`); the allocation
-repair (`repair.py`) is a periodic loop. This module builds them over shared
+collection (`pod_gc.py`), LoadBalancers (`load_balancers.py`), namespaces
+(`namespaces.py`), a `default` ServiceAccount per namespace (`serviceaccounts.py`); the
+allocation repair (`repair.py`) is a periodic loop. This module builds them over shared
 informers, and runs each reconciler's `sync` under the one worker loop
 (`kubelab.runtime.worker.Worker`: back-off, 15 retries then drop, metrics per
 reconciler). Nothing runs before every informer is synced (DESIGN §7a); a
@@ -48,6 +49,7 @@ from services.controller.node_lifecycle import NodeLifecycle
 from services.controller.pod_gc import PodGarbageCollector
 from services.controller.repair import repair_forever
 from services.controller.scheduler import Scheduler
+from services.controller.serviceaccounts import ServiceAccountsController
 from services.controller.slices import SliceController
 
 log = logging.getLogger("controller")
@@ -102,6 +104,7 @@ class Controllers:
         self.services = sources.objects(store, kinds.SERVICES)
         self.slices = sources.objects(store, kinds.ENDPOINTSLICES)
         self.namespaces = sources.objects(store, kinds.NAMESPACES)
+        self.service_accounts = sources.objects(store, kinds.SERVICEACCOUNTS)
         # One writer for the events of every reconciler, each recording as its component.
         self.events = EventSink(store)
         self.endpoints = SliceController(
@@ -169,6 +172,13 @@ class Controllers:
         self.namespace_deleter = NamespaceController(
             store, fence, namespaces=self.namespaces, pods=self.pods, clock=clock, timers=timers
         )
+        self.accounts = ServiceAccountsController(
+            store,
+            fence,
+            namespaces=self.namespaces,
+            accounts=self.service_accounts,
+            timers=timers,
+        )
         self.workers = [
             worker("endpointslices", self.endpoints.queue, self.endpoints.reconcile, kind="svc"),
             worker("scheduler", self.scheduler.queue, self.scheduler.sync, kind="obj"),
@@ -178,6 +188,7 @@ class Controllers:
             worker(
                 "namespaces", self.namespace_deleter.queue, self.namespace_deleter.sync, kind="obj"
             ),
+            worker("serviceaccounts", self.accounts.queue, self.accounts.sync, kind="ns"),
         ]
 
     def queues(self) -> list[WorkQueue[ObjectKey]]:
@@ -193,6 +204,7 @@ class Controllers:
             self.services,
             self.slices,
             self.namespaces,
+            self.service_accounts,
         )
         tasks = [asyncio.create_task(i.run(), name=f"informer {i.name}") for i in informers]
         try:
@@ -204,6 +216,7 @@ class Controllers:
             self.pod_gc.start()
             self.rollouts.start()
             self.namespace_deleter.start()
+            self.accounts.start()
             for key in self.services.cache:
                 self.endpoints.queue.add(key)
             tasks += [asyncio.create_task(w.run(), name=w.name) for w in self.workers]

@@ -304,6 +304,12 @@ def act(
         pytest.param(
             act(CONTROLLER, "create", "endpointslices", group="discovery.k8s.io"), id="slices"
         ),
+        pytest.param(act(CONTROLLER, "create", "serviceaccounts"), id="default-sa"),
+        pytest.param(act(CONTROLLER, "watch", "serviceaccounts", ns=""), id="sa-informer"),
+        pytest.param(
+            act(CONTROLLER, "delete", "rolebindings", group="rbac.authorization.k8s.io"),
+            id="ns-deleter-rolebindings",
+        ),
         pytest.param(act(DNS, "watch", "services", ns=""), id="dns-services"),
         pytest.param(
             act(DNS, "list", "endpointslices", group="discovery.k8s.io", ns=""), id="dns-slices"
@@ -329,7 +335,12 @@ def test_actors_may_do_what_their_code_does(attrs: Attributes) -> None:
             act(CONTROLLER, "update", "deployments", group="apps"), id="controller-no-spec"
         ),
         pytest.param(
-            act(CONTROLLER, "list", "roles", group="rbac.authorization.k8s.io"), id="no-rbac"
+            act(CONTROLLER, "create", "roles", group="rbac.authorization.k8s.io"),
+            id="controller-grants-nothing",
+        ),
+        pytest.param(
+            act(CONTROLLER, "delete", "clusterroles", group="rbac.authorization.k8s.io", ns=""),
+            id="controller-no-cluster-roles",
         ),
         pytest.param(act(DNS, "get", "services"), id="dns-only-lists"),
         pytest.param(act(DNS, "list", "pods"), id="dns-no-pods"),

@@ -133,9 +133,7 @@ def validate_role(role: access_pb2.Role) -> list[FieldError]:
 
 
 def validate_cluster_role(role: access_pb2.ClusterRole) -> list[FieldError]:
-    found = validate_object_meta(
-        role.metadata, namespaced=False, name_check=is_path_segment_name
-    )
+    found = validate_object_meta(role.metadata, namespaced=False, name_check=is_path_segment_name)
     found += _rules(role.rules, namespaced=False)
     if role.HasField("aggregation_rule"):
         selectors = role.aggregation_rule.cluster_role_selectors
@@ -172,9 +170,7 @@ def _subject(subject: access_pb2.Subject, *, namespaced: bool, path: str) -> lis
                 errors.invalid(f"{path}.name", subject.name, f"{what} name cannot be empty")
             )
         if subject.api_group != RBAC_GROUP:
-            found.append(
-                errors.not_supported(f"{path}.apiGroup", subject.api_group, (RBAC_GROUP,))
-            )
+            found.append(errors.not_supported(f"{path}.apiGroup", subject.api_group, (RBAC_GROUP,)))
     else:
         found.append(
             errors.not_supported(f"{path}.kind", subject.kind, (SERVICE_ACCOUNT, USER, GROUP))
@@ -232,6 +228,4 @@ def validate_binding_update(
 
 
 def validate_service_account(account: access_pb2.ServiceAccount) -> list[FieldError]:
-    return validate_object_meta(
-        account.metadata, namespaced=True, name_check=is_dns1123_subdomain
-    )
+    return validate_object_meta(account.metadata, namespaced=True, name_check=is_dns1123_subdomain)

@@ -39,6 +39,7 @@ the RBAC kinds) and `meta` (what every kind shares).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeAlias
 
 from google.protobuf.message import Message
@@ -225,6 +226,7 @@ def validate_object(info: KindInfo, obj: Message) -> list[FieldError]:
 def validate_key(info: KindInfo, namespace: str, name: str) -> list[FieldError]:
     """The name and namespace rules alone, for the apiserver to check before it
     reads the store by them: a 5 MB name must not become an etcd request."""
+    check: Callable[[str], list[str]]
     if info.message is objects_pb2.Service:
         check = is_dns1035_label
     elif info.message is objects_pb2.Namespace:

@@ -98,8 +98,7 @@ FIELD_DESCRIPTIONS: Final = {
     "PolicyRule.nonResourceURLs": "NonResourceURLs is a set of partial urls that a user "
     "should have access to. *s are allowed, but only as the full, final step in the path.",
     "RoleBinding.subjects": "Subjects holds references to the objects the role applies to.",
-    "ClusterRoleBinding.subjects": "Subjects holds references to the objects the role "
-    "applies to.",
+    "ClusterRoleBinding.subjects": "Subjects holds references to the objects the role applies to.",
     "RoleBinding.roleRef": "RoleRef can reference a Role in the current namespace or a "
     "ClusterRole in the global namespace. This field is immutable.",
     "ClusterRoleBinding.roleRef": "RoleRef can only reference a ClusterRole in the global "

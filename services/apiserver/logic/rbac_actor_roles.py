@@ -46,6 +46,7 @@ CLOUD_STUB_USER = "system:kubelab:cloud-stub"
 DNS_SUBJECT = Subject(SERVICE_ACCOUNT, "kube-dns", "kube-system")
 
 _CORE, _APPS, _DISCOVERY = "", "apps", "discovery.k8s.io"
+_RBAC = "rbac.authorization.k8s.io"
 
 CONTROLLER_ROLE = ClusterRole(
     "system:kube-controller-manager",
@@ -74,6 +75,11 @@ CONTROLLER_ROLE = ClusterRole(
         PolicyRule(("get", "list", "watch", "delete"), (_APPS,), ("deployments",)),
         # The Deployment controller writes replicas counts and conditions.
         PolicyRule(("update",), (_APPS,), ("deployments/status",)),
+        # serviceaccounts: the serviceaccounts controller's informer and its `default`
+        # in every namespace; the namespace deleter deletes them.
+        PolicyRule(("list", "watch", "create", "delete"), (_CORE,), ("serviceaccounts",)),
+        # The namespace deleter lists and deletes a namespace's roles and bindings.
+        PolicyRule(("list", "delete"), (_RBAC,), ("roles", "rolebindings")),
         # The EndpointSlice controller owns every slice; the namespace deleter lists
         # them with the rest.
         PolicyRule(

@@ -3,7 +3,7 @@
 Kubernetes' counterpart is plugin/pkg/auth/authorizer/rbac/bootstrappolicy (policy.go;
 its rendering in testdata/cluster-roles.yaml). Its roles are kept as they are, cut to
 the resources kubelab serves (core: namespaces, services(/status), endpoints (read
-only), pods(/status, /log), nodes, events; apps: deployments(/scale, /status);
+only), pods(/status, /log), nodes, events, serviceaccounts; apps: deployments(/scale, /status);
 discovery.k8s.io: endpointslices; rbac.authorization.k8s.io; the self-reviews `kubectl
 auth can-i` and `whoami` create):
 
@@ -93,13 +93,15 @@ KUBERNETES_CLUSTER_ROLES: tuple[ClusterRole, ...] = (
     _role(
         "system:aggregate-to-edit",
         PolicyRule(WRITE, (_CORE,), ("pods",)),
-        PolicyRule(WRITE, (_CORE,), ("events", "services")),
+        PolicyRule(WRITE, (_CORE,), ("serviceaccounts", "services", "events")),
         PolicyRule(WRITE, (_APPS,), ("deployments", "deployments/scale")),
         labels={AGGREGATE_TO_EDIT: "true"},
     ),
     _role(
         "system:aggregate-to-view",
-        PolicyRule(READ, (_CORE,), ("endpoints", "pods", "services", "services/status")),
+        PolicyRule(
+            READ, (_CORE,), ("pods", "serviceaccounts", "services", "services/status", "endpoints")
+        ),
         PolicyRule(READ, (_CORE,), ("events", "pods/log", "pods/status")),
         # Reading the namespace at namespace scope: which namespaces one may use.
         PolicyRule(READ, (_CORE,), ("namespaces",)),

@@ -246,7 +246,9 @@ TABLES: dict[str, KindTable] = {
     kinds.SERVICEACCOUNTS.resource: KindTable(
         (
             _NAME,
-            Column("Secrets", description="Secrets is a list of the secrets in the same namespace."),
+            Column(
+                "Secrets", description="Secrets is a list of the secrets in the same namespace."
+            ),
             _AGE,
         ),
         service_account_cells,

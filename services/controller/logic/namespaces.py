@@ -31,6 +31,9 @@ CONTENT_KINDS: tuple[KindInfo, ...] = (
     kinds.SERVICES,
     kinds.PODS,
     kinds.ENDPOINTSLICES,
+    kinds.ROLEBINDINGS,
+    kinds.ROLES,
+    kinds.SERVICEACCOUNTS,
     kinds.EVENTS,
 )
 
