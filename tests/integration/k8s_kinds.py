@@ -61,6 +61,25 @@ def labels_but_case(obj: Json) -> dict[str, str]:
     return {k: v for k, v in labels_of(obj).items() if k != CASE}
 
 
+RBAC = "rbac.authorization.k8s.io"
+
+
+def rule(verb: str, resource: str) -> Json:
+    return {"verbs": [verb], "apiGroups": [""], "resources": [resource]}
+
+
+def rules_of(obj: Json) -> list[tuple[list[str], list[str]]]:
+    return [(r["verbs"], r.get("resources", [])) for r in obj["rules"]]
+
+
+def user(name: str) -> Json:
+    return {"kind": "User", "name": name, "apiGroup": RBAC}
+
+
+def subjects_of(obj: Json) -> list[tuple[str, str, str]]:
+    return [(s["kind"], s["name"], s.get("namespace", "")) for s in obj["subjects"]]
+
+
 @dataclass(frozen=True)
 class Kind:
     id: str  # also the resource, which a delete's Status names
@@ -210,6 +229,68 @@ KINDS = [
         read_shows=lambda o: (o["status"]["phase"], o["spec"]["finalizers"]),
         read_expected=("Active", ["kubernetes"]),
         deleted="object",
+    ),
+    Kind(
+        "serviceaccounts",
+        client.CoreV1Api,
+        "namespaced_service_account",
+        lambda name: {"secrets": [{"name": "a"}], "automountServiceAccountToken": False},
+        # Kubernetes merges `secrets` by name (the patch's items first, as its
+        # normalizeElementOrder puts them).
+        {"secrets": [{"name": "b"}]},
+        lambda o: [s["name"] for s in o["secrets"]],
+        ["b", "a"],
+        read_shows=lambda o: o["automountServiceAccountToken"],
+        read_expected=False,
+        deleted="object",
+    ),
+    Kind(
+        "roles",
+        client.RbacAuthorizationV1Api,
+        "namespaced_role",
+        lambda name: {"rules": [rule("get", "pods"), rule("list", "services")]},
+        # Kubernetes' rules list is atomic: a strategic merge replaces it whole.
+        {"rules": [rule("watch", "pods")]},
+        rules_of,
+        [(["watch"], ["pods"])],
+    ),
+    Kind(
+        "clusterroles",
+        client.RbacAuthorizationV1Api,
+        "cluster_role",
+        lambda name: {
+            "rules": [rule("get", "nodes"), {"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]
+        },
+        {"rules": [rule("list", "nodes")]},
+        rules_of,
+        [(["list"], ["nodes"])],
+    ),
+    Kind(
+        "rolebindings",
+        client.RbacAuthorizationV1Api,
+        "namespaced_role_binding",
+        lambda name: {
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"},
+            "subjects": [user("alice"), {"kind": "ServiceAccount", "name": "ci"}],
+        },
+        # Subjects are atomic too; the roleRef stays (it cannot change).
+        {"subjects": [user("carol")]},
+        subjects_of,
+        [("User", "carol", "")],
+        read_shows=lambda o: [s.get("apiGroup", "") for s in o["subjects"]],
+        read_expected=[RBAC, ""],  # defaulted by kind, as rbac/v1 does
+    ),
+    Kind(
+        "clusterrolebindings",
+        client.RbacAuthorizationV1Api,
+        "cluster_role_binding",
+        lambda name: {
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": NS}],
+        },
+        {"subjects": [user("carol"), {"kind": "Group", "name": "devs", "apiGroup": RBAC}]},
+        subjects_of,
+        [("User", "carol", ""), ("Group", "devs", "")],
     ),
 ]
 

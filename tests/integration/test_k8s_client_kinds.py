@@ -6,14 +6,15 @@ One table row per kind drives the client's own methods (`create_namespaced_servi
 namespace and across all); replace at the resourceVersion read (and the same version
 again refused, 409); a merge patch; a json-patch; a strategic merge patch using the
 kind's Kubernetes merge keys (Service ports by `port`, containers by `name`), or for a
-kind whose lists Kubernetes replaces whole (EndpointSlice) showing that, or for a kind
+kind whose lists Kubernetes replaces whole (EndpointSlice, a Role's rules, a binding's
+subjects) showing that, or for a kind
 with no list (Namespace, Node, Event) strategic merge's own `$patch: replace`; the
 kind's subresources (`/status`, a Deployment's `/scale`); delete, whose reply the client
 parses as the type its API names; and a watch from before the create, which replays
 ADDED, a MODIFIED per change and DELETED.
 
 Kinds kubelab's actors usually write are open to users, because Kubernetes lets an
-authorized user write them too and kubelab has no authorization yet: a Node registered
+authorized user write them too (this cluster's apiserver runs without authorization): a Node registered
 by hand (Kubernetes' "manual node administration") is stored and shown NotReady
 (Unknown) since no node agent holds its lease, and nothing is scheduled on it; an
 EndpointSlice without the `endpointslice.kubernetes.io/managed-by` label is the user's
@@ -233,6 +234,22 @@ BAD = [
         "involvedObject.namespace",
         id="event-other-namespace",
     ),
+    pytest.param(
+        "namespaced_role_binding",
+        {"metadata": {"name": "bad-binding"}, "roleRef": {"kind": "Secret", "name": "x"}},
+        "roleRef.kind",
+        id="binding-of-a-secret",
+    ),
+    pytest.param(
+        "cluster_role_binding",
+        {
+            "metadata": {"name": "bad-binding"},
+            "roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "ci"}],
+        },
+        "subjects[0].namespace",
+        id="account-without-namespace",
+    ),
 ]
 
 
@@ -241,7 +258,8 @@ def test_bad_objects_of_the_kinds_actors_write_are_422(
     api_client: Any, stem: str, body: Json, field_path: str
 ) -> None:
     """A Node, EndpointSlice or Event a user writes is validated like one an actor
-    writes: a 422 Invalid whose causes name the field, and nothing is stored."""
+    writes, and a binding as Kubernetes validates it: a 422 Invalid whose causes name the
+    field, and nothing is stored."""
     kind = next(k for k in KINDS if k.stem == stem)
     calls = Calls(kind, api_client)
     with pytest.raises(ApiException) as refused:

@@ -133,7 +133,7 @@ def success_status(info: KindInfo, name: str, uid: str) -> dict[str, Any]:
 # Kubernetes' does. Typed clients read what Kubernetes' API description names: the
 # Python client's `delete_namespaced_pod` a V1Pod (a Status would not parse), its
 # `delete_namespaced_deployment` any object; `kubectl delete --wait` reads either.
-RETURNS_DELETED_OBJECT = frozenset({"services", "pods", "namespaces"})
+RETURNS_DELETED_OBJECT = frozenset({"services", "pods", "namespaces", "serviceaccounts"})
 
 
 def delete_answer(info: KindInfo, deleted: dict[str, Any]) -> dict[str, Any]:
