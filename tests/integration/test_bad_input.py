@@ -31,6 +31,7 @@ from kubelab.core.validation.namespaces import SYSTEM_NAMESPACES
 from kubelab.testing import badinput
 from kubelab.testing.processes import ApiServerProcess, NodeAgentProcess
 from kubelab.v1 import api_pb2, objects_pb2
+from services.apiserver.logic.rbac_bootstrap import default_objects
 
 pytestmark = pytest.mark.integration
 
@@ -270,8 +271,9 @@ async def test_bad_input_never_meets_a_server_fault(
         assert await _stored(api, refused - accepted) == set()
         assert await _stored(api, accepted) == accepted
         assert await _stored(api, applied) == applied
-        # And nothing else was stored, under any key: the node and the system namespaces
-        # were there before (events are what the node agent says of accepted pods).
+        # And nothing else was stored, under any key: the node, the system namespaces and
+        # the default RBAC policy were there before (events are what the node agent says
+        # of accepted pods).
         everything = {
             _key(obj)
             for info in kinds.ALL_KINDS
@@ -279,6 +281,9 @@ async def test_bad_input_never_meets_a_server_fault(
             for obj in (await api.list(info.resource))[0]
         }
         system = {("namespaces", "", name) for name in SYSTEM_NAMESPACES}
+        roles, bindings = default_objects()
+        system |= {("clusterroles", "", role.metadata.name) for role in roles}
+        system |= {("clusterrolebindings", "", b.metadata.name) for b in bindings}
         assert everything - accepted - applied == {("nodes", "", node.name), *system}
 
         raw = await _raw(apiserver.address, node.address)

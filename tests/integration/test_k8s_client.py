@@ -273,7 +273,7 @@ def test_discovery_answers_in_the_form_asked(apiserver: ApiServerProcess) -> Non
     assert code == 200
     assert headers["Content-Type"] == aggregated
     groups = {item["metadata"]["name"] for item in json.loads(answer)["items"]}
-    assert groups == {"apps", "discovery.k8s.io"}
+    assert groups == {"apps", "discovery.k8s.io", "rbac.authorization.k8s.io"}
 
     code, headers, answer = raw(apiserver, "GET", "/apis", headers={"Accept": "application/json"})
     assert headers["Content-Type"].startswith("application/json")

@@ -14,9 +14,9 @@ parses as the type its API names; and a watch from before the create, which repl
 ADDED, a MODIFIED per change and DELETED.
 
 Kinds kubelab's actors usually write are open to users, because Kubernetes lets an
-authorized user write them too (this cluster's apiserver runs without authorization): a Node registered
-by hand (Kubernetes' "manual node administration") is stored and shown NotReady
-(Unknown) since no node agent holds its lease, and nothing is scheduled on it; an
+authorized user write them too (this cluster's apiserver runs without authorization): a
+Node registered by hand (Kubernetes' "manual node administration") is stored and shown
+NotReady (Unknown) since no node agent holds its lease, and nothing is scheduled on it; an
 EndpointSlice without the `endpointslice.kubernetes.io/managed-by` label is the user's
 (custom endpoints), which the controller leaves alone as Kubernetes' does; an Event may
 be reported by any component. Bad input for those kinds is a 422 naming the field, never

@@ -131,6 +131,10 @@ def test_version_and_api_resources(kubectl: Kubectl) -> None:
     assert ["nodes", "no", "v1", "false", "Node"] in table
     assert ["deployments", "deploy", "apps/v1", "true", "Deployment"] in table
     assert ["endpointslices", "discovery.k8s.io/v1", "true", "EndpointSlice"] in table
+    assert ["serviceaccounts", "sa", "v1", "true", "ServiceAccount"] in table
+    rbac = "rbac.authorization.k8s.io/v1"
+    assert ["rolebindings", rbac, "true", "RoleBinding"] in table
+    assert ["clusterroles", rbac, "false", "ClusterRole"] in table
 
 
 def test_create_get_and_delete_a_service(

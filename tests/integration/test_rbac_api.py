@@ -7,7 +7,9 @@ rolebinding`; alice may then list services there, not in another namespace, and 
 delete (Kubernetes' 403 words); once the binding is deleted she is refused again within
 the issue's 1 s. The apiserver wrote Kubernetes' default roles at start, which `kubectl get
 clusterroles` lists; with the controller running, every namespace gets a `default`
-ServiceAccount, and a Role of the user's own grants what it says.
+ServiceAccount; a Role of the user's own grants what it says, a ClusterRoleBinding made
+through gRPC grants everywhere; `kubectl explain`, server-side apply and strict field
+validation know the kinds, and a binding's roleRef cannot change.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from kubelab.lab.kubeconfig import write_kubeconfig
 from kubelab.pki import Pair, Pki, ensure_pki, kubeconfig_auth
 from kubelab.testing.processes import ApiServerProcess, ControllerProcess, EtcdServer
 from kubelab.testing.wait import until
-from kubelab.v1 import meta_pb2, objects_pb2
+from kubelab.v1 import access_pb2, meta_pb2, objects_pb2
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +96,19 @@ class Kubectl:
         done = self.run(*args)
         assert done.returncode == 1, done.stdout
         return done.stderr.strip()
+
+
+ROLE_YAML = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: from-yaml
+  namespace: team
+rules:
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "watch"]
+"""
 
 
 def service(name: str, namespace: str) -> objects_pb2.Service:
@@ -231,6 +246,37 @@ def test_the_default_roles_are_stored_and_a_users_role_grants_what_it_says(
         'Error from server (Forbidden): pods is forbidden: User "alice" cannot list resource '
         '"pods" in API group "" in the namespace "team"'
     )
+
+    # The gRPC front serves the same kinds: a ClusterRoleBinding made there grants everywhere.
+    async def bind_everywhere() -> None:
+        binding = access_pb2.ClusterRoleBinding()
+        binding.metadata.name = "alice-everywhere"
+        binding.role_ref.kind, binding.role_ref.name = "ClusterRole", "view"
+        binding.subjects.add(kind="User", name="alice")
+        async with Client(secure.address, timeout=5, credentials=secure.credentials()) as api:
+            created = await api.create(binding)
+        assert created.subjects[0].api_group == "rbac.authorization.k8s.io"
+
+    asyncio.run(bind_everywhere())
+    asyncio.run(
+        until(
+            "alice listing team's pods",
+            lambda: asyncio.to_thread(as_alice.run, "get", "pods", "-n", "team"),
+            lambda done: done.returncode == 0,
+        )
+    )
+
+    explained = admin.ok("explain", "rolebinding.roleRef")
+    assert "RoleRef can reference a Role in the current namespace" in explained
+    assert "kind\t<string> -required-" in explained
+    manifest = tmp_path / "role.yaml"
+    manifest.write_text(ROLE_YAML)
+    applied = admin.ok("apply", "--server-side", "-f", str(manifest))
+    assert applied.strip() == "role.rbac.authorization.k8s.io/from-yaml serverside-applied"
+    manifest.write_text(ROLE_YAML.replace("rules:", "rulez:"))
+    typo = admin.refused("apply", "-f", str(manifest))
+    assert 'unknown field "rulez"' in typo, typo
+
     changed = admin.run(
         "patch", "rolebinding", "r", "-n", "team", "--type=merge",
         "-p", '{"roleRef":{"kind":"ClusterRole","name":"edit"}}',
