@@ -325,6 +325,8 @@ APISERVER = ProcessSpec(
         layout.config.node_port_range,
         *layout.config.serving_tls("apiserver"),
         *layout.config.client_tls("kubelet", "apiserver-kubelet-client"),
+        *("--service-account-key-file", str(layout.config.pki_dir / "sa.pub")),
+        *("--service-account-signing-key-file", str(layout.config.pki_dir / "sa.key")),
     ),
     ready=lambda layout: grpc_serving(
         layout.address(API.name), "", layout.config.admin_credentials()

@@ -248,6 +248,8 @@ class ApiServerProcess(ActorProcess):
                 *("--tls-cert-file", str(self.pki.apiserver.cert)),
                 *("--tls-private-key-file", str(self.pki.apiserver.key)),
                 *("--client-ca-file", str(self.pki.ca.cert)),
+                *("--service-account-key-file", str(self.pki.sa_pub)),
+                *("--service-account-signing-key-file", str(self.pki.sa_key)),
             ]
         return [
             *("--listen", "127.0.0.1:0"),

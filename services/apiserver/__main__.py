@@ -18,8 +18,9 @@ import ipaddress
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
-from kubelab.core import kinds
+from kubelab.core import certs, kinds, sa_tokens
 from kubelab.core.allocators import (
     DEFAULT_NODE_PORT_RANGE,
     DEFAULT_SERVICE_CIDR,
@@ -35,7 +36,7 @@ from kubelab.rpc.server import start_server
 from kubelab.runtime.loop import run_actor
 from kubelab.store import EVENT_TTL, Store
 from services.apiserver import servicer, watch_cache, watch_window
-from services.apiserver.access import Access
+from services.apiserver.access import Access, TokenKeys
 from services.apiserver.allocation_view import AllocationView
 from services.apiserver.live_views import LiveViews
 from services.apiserver.namespace_view import NamespaceView, ensure_system
@@ -43,6 +44,7 @@ from services.apiserver.rbac_view import RbacView
 from services.apiserver.rbac_view import ensure_defaults as ensure_rbac_defaults
 from services.apiserver.registry import AllocationConfig, Registry
 from services.apiserver.rest import server as rest_server
+from services.apiserver.rest.token_request import ServiceAccountTokens
 
 log = logging.getLogger("apiserver")
 
@@ -95,7 +97,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-level", default=None)
     tls.add_flags(parser)
     tls.add_client_flags(parser, "kubelet", "the node agents (logs)")
+    parser.add_argument(
+        "--service-account-key-file", type=Path, help="verifies ServiceAccount tokens (sa.pub)"
+    )
+    parser.add_argument("--service-account-signing-key-file", type=Path, help="signs them (sa.key)")
+    parser.add_argument("--service-account-issuer", default=sa_tokens.ISSUER)
     return parser.parse_args(argv)
+
+
+def service_account_keys(args: argparse.Namespace) -> tuple[TokenKeys | None, Any]:
+    """What checks ServiceAccount tokens and what signs them (kube-apiserver's flags)."""
+    keys, signing = None, None
+    try:
+        if args.service_account_key_file:
+            public = certs.load_public_key(args.service_account_key_file.read_bytes())
+            keys = TokenKeys(public, args.service_account_issuer, (args.service_account_issuer,))
+        if args.service_account_signing_key_file:
+            signing = certs.load_key(args.service_account_signing_key_file.read_bytes())
+    except OSError as err:
+        raise ValueError(f"cannot read a service account key: {err}") from None
+    return keys, signing
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -118,14 +139,22 @@ async def run(args: argparse.Namespace) -> None:
     )
     serving_tls = tls.from_args(args)
     rbac = RbacView(store, cache)
-    access = Access(serving_tls.client_ca, rbac=rbac) if serving_tls else None
+    token_keys, signing = service_account_keys(args)
+    access = (
+        Access(serving_tls.client_ca, rbac=rbac, tokens=token_keys, accounts=rbac)
+        if serving_tls
+        else None
+    )
     server = await start_server(
         args.listen,
         [servicer.register(registry, cache, access)],
         [servicer.SERVICE_NAME],
         serving_tls.grpc_credentials() if serving_tls else None,
     )
-    http = rest_server.RestServer(registry, cache, access, tls.client_from_args(args, "kubelet"))
+    tokens = ServiceAccountTokens(store, signing, args.service_account_issuer) if signing else None
+    http = rest_server.RestServer(
+        registry, cache, access, tls.client_from_args(args, "kubelet"), tokens
+    )
     http_address = await http.start(
         args.http_listen, serving_tls.http_context() if serving_tls else None
     )

@@ -26,9 +26,9 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from kubelab.core import certs
+from kubelab.core import certs, sa_tokens
 from services.apiserver.logic.node_authorizer import authorize_chain
 from services.apiserver.logic.rbac import (
     ANONYMOUS_USER,
@@ -71,6 +71,23 @@ class RbacSource(Protocol):
     def state(self) -> RbacState: ...
 
 
+class AccountSource(Protocol):
+    """Which ServiceAccounts exist now, by uid (`RbacView` keeps them too)."""
+
+    def account_uid(self, namespace: str, name: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKeys:
+    """How ServiceAccount tokens are checked: the key that signed them (sa.pub), the
+    issuer and the audiences this apiserver answers to (kube-apiserver's
+    --service-account-key-file, --service-account-issuer, --api-audiences)."""
+
+    public_key: Any
+    issuer: str = sa_tokens.ISSUER
+    audiences: tuple[str, ...] = sa_tokens.DEFAULT_AUDIENCES
+
+
 @dataclass(frozen=True, slots=True)
 class _Fixed:
     state: RbacState
@@ -84,9 +101,13 @@ class Access:
         clock: Callable[[], datetime.datetime] = _utc_now,
         *,
         rbac: RbacSource | None = None,
+        tokens: TokenKeys | None = None,
+        accounts: AccountSource | None = None,
     ) -> None:
         self.client_ca = client_ca
         self._rbac: RbacSource = rbac or _Fixed(state or bootstrap_state())
+        self._tokens = tokens
+        self._accounts = accounts
         self._clock = clock
         self._known: dict[bytes, tuple[UserInfo, datetime.datetime]] = {}
 
@@ -114,6 +135,27 @@ class Access:
             self._known.clear()
         self._known[der] = (user, certs.load_cert(der).not_valid_after_utc)
         return user
+
+    def user_of_token(self, token: str) -> UserInfo:
+        """The ServiceAccount a bearer token names, as Kubernetes' service-account token
+        authenticator checks it: signed by sa.key, for this apiserver's audiences, in its
+        lifetime, and its ServiceAccount still there with the uid it was issued for."""
+        if self._tokens is None or self._accounts is None:
+            raise Unauthenticated("no token authenticator")
+        keys = self._tokens
+        try:
+            found = sa_tokens.verify(
+                token, keys.public_key, keys.audiences, self._clock(), issuer=keys.issuer
+            )
+        except (sa_tokens.TokenRefused, ValueError) as err:
+            raise Unauthenticated(str(err)) from None
+        uid = self._accounts.account_uid(found.namespace, found.name)
+        if uid is None:
+            raise Unauthenticated(f'serviceaccounts "{found.name}" not found')
+        if uid != found.uid:
+            raise Unauthenticated(f"service account UID ({uid}) does not match claim ({found.uid})")
+        extra = tuple((key, tuple(values)) for key, values in sorted(found.extra.items()))
+        return UserInfo(found.username, found.groups, extra)
 
     def decide(self, attrs: Attributes) -> Decision:
         return authorize_chain(attrs, self.state)

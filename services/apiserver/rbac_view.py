@@ -9,6 +9,8 @@ a burst of changes costs one rebuild and a deleted binding stops granting as soo
 event arrives (milliseconds; the issue asks for 1 s). Until its informers have synced the
 view answers with the bootstrap policy alone, as an apiserver that has read nothing yet.
 A watcher the cache ends for falling behind relists, as any informer after a compaction.
+ServiceAccounts are held the same way (`account_uid`): a bearer token authenticates only
+while its account exists with the uid it was issued for.
 
 `ensure_defaults` is Kubernetes' RBAC PostStartHook: each default ClusterRole and
 ClusterRoleBinding is created when missing and reconciled when present
@@ -62,6 +64,12 @@ class RbacView:
         }
         for informer in self._informers.values():
             informer.on_change(self._changed)
+        # ServiceAccounts: whether a token's account still exists (`account_uid`).
+        self._accounts: Informer[ObjectKey, ApiObject] = Informer(
+            "serviceaccounts",
+            self._lister(kinds.SERVICEACCOUNTS),
+            self._watcher(kinds.SERVICEACCOUNTS),
+        )
         self._state = bootstrap_state()
         self._stale = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -94,10 +102,9 @@ class RbacView:
 
     async def start(self) -> None:
         """Run the informers; return once each has listed."""
-        self._tasks = [
-            asyncio.create_task(i.run(), name=f"rbac-{i.name}") for i in self._informers.values()
-        ]
-        for informer in self._informers.values():
+        everyone = [*self._informers.values(), self._accounts]
+        self._tasks = [asyncio.create_task(i.run(), name=f"rbac-{i.name}") for i in everyone]
+        for informer in everyone:
             await informer.synced.wait()
         self._stale = True
 
@@ -105,6 +112,11 @@ class RbacView:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def account_uid(self, namespace: str, name: str) -> str | None:
+        """The uid of ServiceAccount namespace/name, None when there is none."""
+        found = self._accounts.cache.get(ObjectKey((namespace, name)))
+        return str(found.metadata.uid) if found is not None else None
 
     def _objects(self, info: KindInfo) -> list[Any]:
         return list(self._informers[info].cache.values())

@@ -33,6 +33,7 @@ from kubelab.credentials import Credentials
 from kubelab.lab.kubeconfig import write_kubeconfig
 from kubelab.pki import Pair, Pki, ensure_pki, kubeconfig_auth
 from kubelab.testing.processes import ApiServerProcess, EtcdServer
+from kubelab.testing.wait import until_blocking
 from kubelab.v1 import objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -283,3 +284,65 @@ def test_kubectl_auth_can_i_whoami_and_impersonation(
         'Error from server (Forbidden): users "kubernetes-admin" is forbidden: User "alice" '
         'cannot impersonate resource "users" in API group "" at the cluster scope'
     )
+
+
+def test_a_service_account_token_from_kubectl_create_token(
+    secure: ApiServerProcess, pki: Pki, tmp_path: Path
+) -> None:
+    """The issue's walk: a ServiceAccount, a token for it, a RoleBinding of `view`; the
+    token lists but cannot delete; a too-short duration is refused in Kubernetes' words;
+    deleting the account revokes its token."""
+
+    def admin(*args: str) -> subprocess.CompletedProcess[str]:
+        return _kubectl(tmp_path / "admin", secure.http_url, pki, pki.admin, *args)
+
+    # A kubeconfig with the cluster's CA and no certificate: only the token speaks.
+    home = tmp_path / "token"
+    home.mkdir()
+    ca_only = kubeconfig_auth(pki.ca.cert, pki.admin)
+    config = write_kubeconfig(home, secure.http_url, type(ca_only)(ca_only.cluster, {}))
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KUBECONFIG": str(config)}
+
+    def with_token(token: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(KUBECTL), f"--token={token}", *args],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    _grpc(secure, secure.credentials(), lambda c: c.create(shop()))
+    assert admin("create", "serviceaccount", "ci").returncode == 0
+    short = admin("create", "token", "ci", "--duration=1m")
+    assert short.returncode == 1
+    assert short.stderr.strip() == (
+        'error: failed to create token: TokenRequest.authentication.k8s.io "ci" is invalid: '
+        "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 "
+        "minutes"
+    )
+    issued = admin("create", "token", "ci", "--duration=10m")
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    assert admin("create", "rolebinding", "ci-view", "--clusterrole=view",
+                 "--serviceaccount=default:ci").returncode == 0  # fmt: skip
+
+    def lists() -> bool:
+        return with_token(token, "get", "svc", "-o", "name").stdout.split() == ["service/shop"]
+
+    until_blocking("the token lists services", lists, timeout=10, interval=0.1)
+    refused = with_token(token, "delete", "svc", "shop")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        'Error from server (Forbidden): services "shop" is forbidden: User '
+        '"system:serviceaccount:default:ci" cannot delete resource "services" in API group "" '
+        'in the namespace "default"'
+    )
+    whoami = with_token(token, "auth", "whoami")
+    assert "system:serviceaccount:default:ci" in whoami.stdout, whoami.stderr
+
+    assert admin("delete", "serviceaccount", "ci").returncode == 0
+
+    def revoked() -> bool:
+        gone = with_token(token, "get", "svc")
+        return gone.returncode == 1 and "Unauthorized" in gone.stderr
+
+    until_blocking("the deleted account's token is refused", revoked, timeout=10, interval=0.1)
+    assert _grpc(secure, secure.credentials(), _names) == ["shop"]

@@ -278,6 +278,18 @@ SCHEMA: dict[str, dict[int, Field]] = {
     },
     "NonResourceAttributes": {1: _f("path"), 2: _f("verb")},
     "SelfSubjectReview": {1: _f("metadata", "ObjectMeta"), 2: _f("status", DROP)},
+    # `kubectl create token` (authentication.k8s.io/v1 TokenRequest).
+    "TokenRequest": {
+        1: _f("metadata", "ObjectMeta"),
+        2: _f("spec", "TokenRequestSpec"),
+        3: _f("status", DROP),
+    },
+    "TokenRequestSpec": {
+        1: _many("audiences"),
+        3: _f("boundObjectRef", "BoundObjectReference", presence=True),
+        4: _f("expirationSeconds", INT, presence=True),
+    },
+    "BoundObjectReference": {1: _f("kind"), 2: _f("apiVersion"), 3: _f("name"), 4: _f("uid")},
 }
 
 # core/v1 ServiceAccount and rbac.authorization.k8s.io/v1 (`kubectl create serviceaccount`,
@@ -335,6 +347,7 @@ KINDS = {
     ("apps/v1", "Deployment"): "Deployment",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
     ("v1", "ServiceAccount"): "ServiceAccount",
     **{
         (_RBAC_V1, kind): kind

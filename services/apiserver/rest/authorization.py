@@ -15,7 +15,7 @@ from aiohttp import web
 from services.apiserver.access import Access, Unauthenticated
 from services.apiserver.k8s.endpoints_mirror import RESOURCE as ENDPOINTS
 from services.apiserver.logic import request_attributes, reviews
-from services.apiserver.logic.rbac import Attributes, UserInfo
+from services.apiserver.logic.rbac import ANONYMOUS, Attributes, UserInfo
 from services.apiserver.logic.status_messages import forbidden_details
 from services.apiserver.rest import convert, endpoints_wire, protobuf_body
 from services.apiserver.rest.errors import ApiError, bad_request
@@ -36,7 +36,11 @@ def user_of(request: web.Request, access: Access) -> UserInfo:
     if isinstance(tls, ssl.SSLObject):
         der = tls.getpeercert(binary_form=True)
     try:
+        # Kubernetes' order: the client certificate, then a bearer token.
         requester = access.user_of_certificate(der)
+        token = _bearer(request)
+        if requester.name == ANONYMOUS and token:
+            requester = access.user_of_token(token)
     except Unauthenticated:
         raise _UNAUTHORIZED from None
     try:
@@ -47,6 +51,11 @@ def user_of(request: web.Request, access: Access) -> UserInfo:
         raise bad_request(str(err)) from None
     request[_USER_KEY] = user
     return user
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _refusal(access: Access) -> Callable[[Attributes], str | None]:

@@ -57,6 +57,7 @@ from services.apiserver.rest.logs import PodLogs
 from services.apiserver.rest.resources import Resources
 from services.apiserver.rest.routing import Discovery, Target
 from services.apiserver.rest.scale import DeploymentScale
+from services.apiserver.rest.token_request import ServiceAccountTokens
 from services.apiserver.watch_cache import WatchCache
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class RestServer:
         cache: WatchCache | None = None,
         access: Access | None = None,
         kubelet: Credentials | None = None,
+        tokens: ServiceAccountTokens | None = None,
     ) -> None:
         # None: no authentication nor authorization (an apiserver started without TLS).
         self.access = access
@@ -114,6 +116,8 @@ class RestServer:
             ("pods", "log"): PodLogs(registry.store, views, kubelet).handle,
             ("deployments", "scale"): DeploymentScale(registry).handle,
         }
+        if tokens is not None:  # an apiserver with the cluster's sa.key
+            self.subresources[("serviceaccounts", "token")] = tokens.handle
         self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self.runner: web.AppRunner | None = None

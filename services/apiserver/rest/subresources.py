@@ -28,6 +28,9 @@ class Subresource:
 SUBRESOURCES = (
     Subresource("pods", "log", "", "v1", "Pod", ("get",)),
     Subresource("deployments", "scale", "autoscaling", "v1", "Scale", ("get", "patch", "update")),
+    Subresource(
+        "serviceaccounts", "token", "authentication.k8s.io", "v1", "TokenRequest", ("create",)
+    ),
     # `subresources_status`: the kind itself, only its status written.
     Subresource("services", "status", "", "v1", "Service", ("get", "patch", "update")),
     Subresource("pods", "status", "", "v1", "Pod", ("get", "patch", "update")),
