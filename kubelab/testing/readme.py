@@ -48,8 +48,8 @@ _CHANGES = re.compile(
     r"\bkube(lab|ctl)\s+(apply|create|delete|label|annotate|scale|patch|replace|set|up|down)\b"
     r"|\bmake\b|\bkill\b|-X\s*POST"
 )
-# Output that says the command failed, as kubelab words it.
-_FAILURE = re.compile(r'^(error:|The \w+ "[^"]*" is invalid)')
+# Output that says the command failed, as kubelab and kubectl word it.
+_FAILURE = re.compile(r'^(error:|Error from server \(|The \w+ "[^"]*" is invalid)')
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ def test_kinds(text: str, lang: str, kind: str, watches: bool, changes: bool) ->
         (("service/shop created",), False),
         (("error: nope.default.svc.cluster.local.: no such name (NXDOMAIN)",), True),
         (('The Service "bad" is invalid: spec.ports[0].nodePort: Invalid value',), True),
+        (('Error from server (Forbidden): services "shop" is forbidden: User "x"',), True),
         (("shop-lb   LoadBalancer   <pending>",), False),
     ],
 )
