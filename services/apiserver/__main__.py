@@ -37,6 +37,7 @@ from kubelab.runtime.loop import run_actor
 from kubelab.store import EVENT_TTL, Store
 from services.apiserver import servicer, watch_cache, watch_window
 from services.apiserver.access import Access, TokenKeys
+from services.apiserver.admission import EscalationCheck
 from services.apiserver.allocation_view import AllocationView
 from services.apiserver.live_views import LiveViews
 from services.apiserver.namespace_view import NamespaceView, ensure_system
@@ -145,6 +146,8 @@ async def run(args: argparse.Namespace) -> None:
         if serving_tls
         else None
     )
+    if access is not None:
+        registry.admit = EscalationCheck(access)
     server = await start_server(
         args.listen,
         [servicer.register(registry, cache, access)],

@@ -94,6 +94,8 @@ _CAS_PAUSE_MAX = 0.05
 A = TypeVar("A", bound=Message)
 Change = Callable[[ApiObject], ApiObject]
 FieldsHook = Callable[[ApiObject | None, ApiObject], None]
+# (current or None, new): raises to refuse the write (an admission step).
+AdmitHook = Callable[[ApiObject | None, ApiObject], None]
 # Kubernetes' generateName alphabet: no vowels (no accidental words), no look-alikes.
 
 
@@ -167,8 +169,12 @@ class Registry:
         *,
         namespaces: NamespaceView | None = None,
         rng: random.Random | None = None,
+        admit: AdmitHook | None = None,
     ) -> None:
         self.store = store
+        # Admission after validation, before storage (`services.apiserver.admission`:
+        # RBAC's escalation prevention for the request's user); None: none.
+        self.admit = admit
         self.view = view
         self.allocation = allocation
         # None: every namespace is taken to exist (tests of the registry alone).
@@ -295,6 +301,8 @@ class Registry:
         ):
             await self.namespaces.admit_create(info.resource, meta.name, meta.namespace)
         self._check(info, new, validation.validate_object(info, new))
+        if self.admit is not None:
+            self.admit(None, new)
         if dry_run:
             dry: ApiObject = new
             return dry
@@ -366,6 +374,8 @@ class Registry:
             found = validation.validate_update(info, current, new)
             found += validation.validate_object(info, new)
             self._check(info, new, found)
+            if self.admit is not None:
+                self.admit(current, new)
             try:
                 written = new if dry_run else await self._write(info, new, current)
             except ConflictError:

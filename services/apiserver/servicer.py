@@ -49,6 +49,7 @@ from kubelab.rpc.errors import Context, Status, answer, capped, internal_status,
 from kubelab.store import AlreadyExistsError
 from kubelab.v1 import api_pb2, api_pb2_grpc
 from services.apiserver.access import Access, Forbidden, Unauthenticated
+from services.apiserver.admission import REQUEST_USER
 from services.apiserver.live_views import LiveViews
 from services.apiserver.logic import field_selectors, request_attributes, request_keys
 from services.apiserver.logic.rbac import UserInfo
@@ -175,7 +176,9 @@ class ApiServicer(api_pb2_grpc.ApiServicer):
         """The caller's user (its TLS client certificate; anonymous without one)."""
         assert self.access is not None
         pem = list(context.auth_context().get("x509_pem_cert", ()))
-        return self.access.user_of_certificate(pem[0] if pem else None)
+        user = self.access.user_of_certificate(pem[0] if pem else None)
+        REQUEST_USER.set(user)  # for admission in the registry (escalation checks)
+        return user
 
     def _check(
         self,

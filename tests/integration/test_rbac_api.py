@@ -32,7 +32,7 @@ from kubelab.credentials import Credentials
 from kubelab.lab.kubeconfig import write_kubeconfig
 from kubelab.pki import Pair, Pki, ensure_pki, kubeconfig_auth
 from kubelab.testing.processes import ApiServerProcess, ControllerProcess, EtcdServer
-from kubelab.testing.wait import until
+from kubelab.testing.wait import until, until_blocking
 from kubelab.v1 import access_pb2, meta_pb2, objects_pb2
 
 pytestmark = pytest.mark.integration
@@ -283,3 +283,46 @@ def test_the_default_roles_are_stored_and_a_users_role_grants_what_it_says(
     )  # fmt: skip
     assert changed.returncode == 1
     assert "roleRef: Invalid value" in changed.stderr and "cannot change roleRef" in changed.stderr
+
+
+def test_a_namespace_admin_cannot_grant_what_they_do_not_hold(
+    secure: ApiServerProcess, pki: Pki, alice: Pair, tmp_path: Path
+) -> None:
+    """RBAC's escalation prevention: alice, `admin` of namespace team, may hand out roles
+    within her own rights there, and is refused, in Kubernetes' words, a binding of
+    cluster-admin and a Role with rights she lacks; nothing of those is stored."""
+    admin = Kubectl(tmp_path / "admin", secure.http_url, pki, pki.admin)
+    as_alice = Kubectl(tmp_path / "alice", secure.http_url, pki, alice)
+    admin.ok("create", "namespace", "team")
+    admin.ok(
+        "create", "rolebinding", "alice-admin", "--clusterrole=admin", "--user=alice", "-n", "team"
+    )
+
+    def may_bind_view() -> bool:
+        done = as_alice.run(
+            "create", "rolebinding", "bob-view", "--clusterrole=view", "--user=bob", "-n", "team"
+        )
+        return done.returncode == 0
+
+    until_blocking("alice hands out view in team", may_bind_view, timeout=10, interval=0.1)
+    escalating = as_alice.refused(
+        "create", "rolebinding", "alice-root", "--clusterrole=cluster-admin", "--user=alice",
+        "-n", "team",
+    )  # fmt: skip
+    assert escalating.startswith(
+        'error: failed to create rolebinding: rolebindings.rbac.authorization.k8s.io "alice-root" '
+        'is forbidden: user "alice" (groups=["system:authenticated"]) is attempting to grant RBAC '
+        "permissions not currently held:\n"
+    ), escalating
+    assert '{APIGroups:["*"], Resources:["*"], Verbs:["*"]}' in escalating
+    too_much = as_alice.refused(
+        "create", "role", "nodes-reader", "--verb=get", "--resource=nodes", "-n", "team"
+    )
+    assert 'Resources:["nodes"], Verbs:["get"]}' in too_much, too_much
+    as_alice.ok("create", "role", "pod-reader", "--verb=get", "--resource=pods", "-n", "team")
+    stored = admin.ok("get", "roles,rolebindings", "-n", "team", "-o", "name").split()
+    assert sorted(stored) == [
+        "role.rbac.authorization.k8s.io/pod-reader",
+        "rolebinding.rbac.authorization.k8s.io/alice-admin",
+        "rolebinding.rbac.authorization.k8s.io/bob-view",
+    ]

@@ -273,6 +273,9 @@ class RbacState:
 
     _cluster: Mapping[_Key, tuple[_Grant, ...]]
     _namespaced: Mapping[tuple[str, _Key], tuple[_Grant, ...]]
+    # The roles themselves, for what a binding would grant (escalation checks).
+    _role_rules: Mapping[tuple[str, str], tuple[PolicyRule, ...]] = field(default_factory=dict)
+    _cluster_rules: Mapping[str, tuple[PolicyRule, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -322,7 +325,17 @@ class RbacState:
         return cls(
             {k: tuple(v) for k, v in cluster.items()},
             {k: tuple(v) for k, v in namespaced.items()},
+            role_rules,
+            cluster_rules,
         )
+
+    def referenced_rules(self, ref: RoleRef, namespace: str) -> tuple[PolicyRule, ...] | None:
+        """The rules of the role `ref` names (a Role in `namespace`), None when missing."""
+        if ref.kind == ROLE:
+            return self._role_rules.get((namespace, ref.name))
+        if ref.kind == CLUSTER_ROLE:
+            return self._cluster_rules.get(ref.name)
+        return None
 
     def _grants_for(self, user: UserInfo, namespace: str) -> Iterator[_Grant]:
         """The bindings naming `user` that count in `namespace`, lazily, in the order

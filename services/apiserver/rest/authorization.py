@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from services.apiserver.access import Access, Unauthenticated
+from services.apiserver.admission import REQUEST_USER
 from services.apiserver.k8s.endpoints_mirror import RESOURCE as ENDPOINTS
 from services.apiserver.logic import request_attributes, reviews
 from services.apiserver.logic.rbac import ANONYMOUS, Attributes, UserInfo
@@ -50,6 +51,7 @@ def user_of(request: web.Request, access: Access) -> UserInfo:
     except reviews.ReviewError as err:
         raise bad_request(str(err)) from None
     request[_USER_KEY] = user
+    REQUEST_USER.set(user)  # for admission in the registry (escalation checks)
     return user
 
 
