@@ -183,6 +183,15 @@ def test_http_serves_the_admin_and_answers_others_with_kubernetes_statuses(
     )
     assert body["details"] == {"kind": "services"}
 
+    # A resource that is not there: not found for the admin, forbidden for the others
+    # (authorization comes first, as in Kubernetes).
+    assert _https(secure, "/api/v1/widgets", pki.admin)[0] == 404
+    code, body = _https(secure, "/api/v1/widgets", None)
+    assert code == 403, body
+    assert body["message"] == (
+        'widgets is forbidden: User "system:anonymous" cannot list resource "widgets" in API '
+        'group "" at the cluster scope'
+    )
     # What Kubernetes lets anyone read: the version.
     code, body = _https(secure, "/version", None)
     assert code == 200 and "gitVersion" in body

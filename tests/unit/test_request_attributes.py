@@ -10,6 +10,7 @@ from services.apiserver.logic.request_attributes import (
     field_terms,
     grpc_attributes,
     path_attributes,
+    path_request,
     rest_attributes,
 )
 
@@ -104,3 +105,32 @@ def test_a_cluster_scoped_kind_has_no_namespace_and_a_list_can_name_one_object()
 )
 def test_field_selector_terms(selector: str, terms: tuple[tuple[str, str], ...]) -> None:
     assert field_terms(selector) == terms
+
+
+@pytest.mark.parametrize(
+    ("path", "wanted"),
+    [
+        ("/api/v1/widgets", Attributes(ALICE, "list", resource="widgets")),
+        (
+            "/api/v1/namespaces/shop/widgets/w/x",
+            Attributes(
+                ALICE, "get", namespace="shop", resource="widgets", name="w", subresource="x"
+            ),
+        ),
+        (
+            "/apis/example.com/v1/namespaces/shop/things",
+            Attributes(ALICE, "list", namespace="shop", api_group="example.com", resource="things"),
+        ),
+        (
+            "/api/v1/namespaces/shop",
+            Attributes(ALICE, "get", namespace="shop", resource="namespaces", name="shop"),
+        ),
+        (
+            "/apis/example.com",
+            Attributes(ALICE, "get", resource_request=False, path="/apis/example.com"),
+        ),
+        ("/metrics", Attributes(ALICE, "get", resource_request=False, path="/metrics")),
+    ],
+)  # fmt: skip
+def test_any_path_as_kubernetes_request_info_reads_it(path: str, wanted: Attributes) -> None:
+    assert path_request(ALICE, "GET", path, {}) == wanted

@@ -119,3 +119,34 @@ def grpc_attributes(
         name=name,
         field_selector=terms,
     )
+
+
+def path_request(user: UserInfo, method: str, path: str, query: Mapping[str, str]) -> Attributes:
+    """Any path as Kubernetes' RequestInfoFactory reads it, whether or not kubelab serves
+    it: under /api/VERSION and /apis/GROUP/VERSION a resource request (namespace, resource,
+    name, subresource by position), anything else a path. The apiserver authorizes a
+    request before it knows whether the resource exists, so a caller without rights is
+    refused (403) where one with them is told it is not found (404)."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        group, rest = parts[1], parts[3:]
+    else:
+        return path_attributes(user, method, path)
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    elif rest[0] == "namespaces" and len(rest) == 2:
+        # A Namespace itself: /api/v1/namespaces/NAME
+        return rest_attributes(
+            user, method, resource="namespaces", group=group, namespace=rest[1],
+            name=rest[1], subresource="", query=query,
+        )  # fmt: skip
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    return rest_attributes(
+        user, method, resource=resource, group=group, namespace=namespace, name=name,
+        subresource=subresource, query=query,
+    )  # fmt: skip

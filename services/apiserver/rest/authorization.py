@@ -107,6 +107,17 @@ def endpoints(request: web.Request, access: Access, target: endpoints_wire.Targe
     )
 
 
+def unrouted(request: web.Request, access: Access) -> None:
+    """A path kubelab does not serve: authorized as Kubernetes would read it first, so
+    only a caller who could use it learns it is not there."""
+    check(
+        access,
+        request_attributes.path_request(
+            user_of(request, access), request.method, request.path, request.query
+        ),
+    )
+
+
 def path(request: web.Request, access: Access) -> None:
     check(
         access,

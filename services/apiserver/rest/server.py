@@ -202,7 +202,12 @@ class RestServer:
             if access is not None:
                 authorization.endpoints(request, access, mirrored)
             return await self.endpoints.handle(request, mirrored)
-        found = routing.parse(request.rel_url.raw_path)
+        try:
+            found = routing.parse(request.rel_url.raw_path)
+        except ApiError as err:
+            if err.code == 404 and access is not None:
+                authorization.unrouted(request, access)  # 403 for those without rights
+            raise
         if isinstance(found, Discovery):
             if access is not None:
                 authorization.path(request, access)
