@@ -153,11 +153,8 @@ async def review(request: web.Request, access: Access | None, found: reviews.Rev
         )
     if found.resource == reviews.SUBJECT_REVIEW:
         return reviews.subject_answer(user)
-    raw = await request.read()
-    media = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if media == protobuf_body.PROTOBUF:
-        raw = protobuf_body.as_json(raw)  # kubectl's typed clients send protobuf
-    body = convert.parse_json(raw)
+    content_type = request.headers.get("Content-Type", "")
+    body = convert.parse_json(protobuf_body.json_bytes(await request.read(), content_type))
     try:
         asked = reviews.access_attributes(user, body)
     except reviews.ReviewError as err:

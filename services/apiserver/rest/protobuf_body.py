@@ -17,10 +17,24 @@ from __future__ import annotations
 
 from services.apiserver.k8s import k8s_protobuf
 from services.apiserver.rest import convert
-from services.apiserver.rest.errors import ApiError, bad_request
+from services.apiserver.rest.errors import ApiError, bad_request, unsupported_media_type
 from services.apiserver.rest.routing import Target
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+JSON = "application/json"
+
+
+def json_bytes(raw: bytes, content_type: str, target: Target | None = None) -> bytes:
+    """A request body as JSON bytes, whichever of the two forms kubectl sends it in (a
+    resource's write names its `target`); any other media type is a 415."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == PROTOBUF:
+        return as_json(raw, target)
+    if media not in ("", JSON):
+        raise unsupported_media_type(content_type, (JSON, PROTOBUF))
+    return raw
 
 
 def _unsupported(why: str) -> ApiError:

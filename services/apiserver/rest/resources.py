@@ -57,7 +57,6 @@ from services.apiserver.rest.errors import (
     bad_request,
     delete_answer,
     method_not_allowed,
-    unsupported_media_type,
 )
 from services.apiserver.rest.options import ListOptions, bookmark, list_options
 from services.apiserver.rest.routing import Target
@@ -278,12 +277,7 @@ class Resources:
 
     async def _body(self, request: web.Request, target: Target) -> bytes:
         content_type = request.headers.get("Content-Type", "")
-        media = content_type.split(";", 1)[0].strip().lower()
-        if media == protobuf_body.PROTOBUF:
-            return protobuf_body.as_json(await request.read(), target)
-        if media not in ("", JSON):
-            raise unsupported_media_type(content_type, (JSON, protobuf_body.PROTOBUF))
-        return await request.read()
+        return protobuf_body.json_bytes(await request.read(), content_type, target)
 
     async def _decoded(
         self, request: web.Request, target: Target, options_kind: str

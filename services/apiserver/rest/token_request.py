@@ -46,11 +46,8 @@ class ServiceAccountTokens:
             raise method_not_allowed(request.method)
         namespace, name = target.namespace, target.name
         request_keys.check_key(kinds.SERVICEACCOUNTS.resource, namespace, name)
-        raw = await request.read()
-        media = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-        if media == protobuf_body.PROTOBUF:
-            raw = protobuf_body.as_json(raw)  # kubectl's typed client sends protobuf
-        body = convert.parse_json(raw)
+        content_type = request.headers.get("Content-Type", "")
+        body = convert.parse_json(protobuf_body.json_bytes(await request.read(), content_type))
         try:
             wanted = token_requests.asked(body, name)
         except token_requests.TokenRequestInvalid as err:
