@@ -39,6 +39,12 @@ class Credentials:
         )
 
 
+def from_files(ca: Path, cert: Path, key: Path) -> Credentials:
+    """Credentials from PEM files (a PKI's CA and one of its pairs); OSError when one
+    cannot be read."""
+    return Credentials(ca.read_bytes(), cert.read_bytes(), key.read_bytes())
+
+
 def kubeconfig_path() -> Path:
     listed = os.environ.get("KUBECONFIG", "")
     first = next((p for p in listed.split(os.pathsep) if p), "")

@@ -28,7 +28,7 @@ from kubelab import pki
 from kubelab.core import allocators, lb_pool
 from kubelab.core.allocators import ClusterIPAllocator, PortRange
 from kubelab.core.lb_pool import LbPool
-from kubelab.credentials import Credentials
+from kubelab.credentials import Credentials, from_files
 from kubelab.etcd_process import EtcdConfig
 from kubelab.lab.errors import LabError
 from kubelab.lab.probes import dns_answering, etcd_healthy, grpc_serving
@@ -141,11 +141,7 @@ class LabConfig:
     def admin_credentials(self) -> Credentials:
         """The admin's (`system:masters`): the kubeconfig's, the launcher's probes'."""
         directory = self.pki_dir
-        return Credentials(
-            (directory / "ca.crt").read_bytes(),
-            (directory / "admin.crt").read_bytes(),
-            (directory / "admin.key").read_bytes(),
-        )
+        return from_files(directory / "ca.crt", directory / "admin.crt", directory / "admin.key")
 
     @property
     def nodes_dir(self) -> Path:

@@ -95,13 +95,12 @@ def client_from_args(args: argparse.Namespace, server: str) -> Credentials | Non
             f"--{server}-client-certificate, --{server}-client-key and "
             f"--{server}-certificate-authority go together"
         )
-    from kubelab.credentials import Credentials
+    from kubelab.credentials import from_files
 
     try:
-        ca, cert, key = (Path(f).read_bytes() for f in files)
+        return from_files(*(Path(f) for f in files))
     except OSError as err:
         raise ValueError(f"cannot read a TLS file: {err}") from None
-    return Credentials(ca, cert, key)
 
 
 def from_args(args: argparse.Namespace) -> ServingTls | None:

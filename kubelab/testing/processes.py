@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from kubelab.credentials import Credentials
+from kubelab.credentials import Credentials, from_files
 from kubelab.etcd_process import EtcdConfig
 from kubelab.lab.specs import actor_argv
 from kubelab.pki import Pair, Pki
@@ -234,9 +234,7 @@ class ApiServerProcess(ActorProcess):
         if self.pki is None:
             return None
         chosen = pair or self.pki.admin
-        return Credentials(
-            self.pki.ca.cert.read_bytes(), chosen.cert.read_bytes(), chosen.key.read_bytes()
-        )
+        return from_files(self.pki.ca.cert, chosen.cert, chosen.key)
 
     def health_credentials(self) -> Credentials | None:
         return self.credentials()
